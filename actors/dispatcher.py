@@ -1,0 +1,164 @@
+"""The dispatcher actor: moves ready tasks from the queue to the pools, within three bounds.
+
+Bounds: per-type in-flight, global in-flight, and the LLM gateway's slots (times an
+oversubscription factor, since sub-agents also spend time in tools). Work beyond them waits in
+the queue (DuckDB), not in memory. It learns of pool deaths through ``watch`` calls and gives
+their tasks back to the queue at once; expired leases are reclaimed on a timer as a backstop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter, defaultdict
+from typing import Any
+
+import structlog
+
+from actors.handles import Handle
+from core.errors import ActorGone
+from core.schemas import Assignment, PoolStatus, StepOutcome
+from core.settings import Settings
+
+_log = structlog.get_logger("maos.dispatcher")
+
+
+class Dispatcher:
+    def __init__(self, settings: Settings, store: Handle, pools: dict[str, list[Handle]], master: Handle,
+                 gateway_slots: int, tick_s: float = 0.05, oversubscribe: int = 2) -> None:
+        self._settings = settings
+        self._store = store
+        self._pools = pools
+        self._owners = {agent: [h.name for h in hs] for agent, hs in pools.items()}
+        self._by_owner = {h.name: h for hs in pools.values() for h in hs}
+        self._master = master
+        self._global_limit = min(settings.max_in_flight, gateway_slots * oversubscribe)
+        self._tick = tick_s
+        self._in_flight: dict[str, tuple[str, str]] = {}  # task id -> (agent, owner)
+        self._goals: dict[str, str] = {}
+        self._wake = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._watchers: list[asyncio.Task[None]] = []
+        self._started = asyncio.Event()
+        self.dispatched = 0
+
+    async def start(self) -> dict[str, Any]:
+        """Recover from whatever the previous app left, then start dispatching."""
+        if self._loop_task is not None:
+            return {"recovered": 0}
+        counts = await self._store.call("queue_counts")
+        # Tasks running under owners that are not this app's pools belonged to a dead app.
+        reclaimed, finished = await self._store.call("reclaim_foreign", list(self._by_owner))
+        for run in await self._store.call("runs_by_status", ["planning"]):
+            self._master.fire("resume", run.id)
+        for run_id in set(finished) | set(await self._store.call("unfinished_runs_with_no_open_tasks")):
+            self._master.fire("finalize", run_id)
+        loop = asyncio.get_running_loop()
+        self._loop_task = loop.create_task(self._run())
+        for owner, handle in self._by_owner.items():
+            self._watchers.append(loop.create_task(self._watch(owner, handle)))
+        self._started.set()
+        _log.info("dispatcher.started", queue=counts, reclaimed=len(reclaimed), pools=len(self._by_owner))
+        return {"recovered": len(reclaimed)}
+
+    async def wake(self) -> None:
+        self._wake.set()
+
+    async def _run(self) -> None:
+        last_reclaim = time.monotonic()
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), self._tick)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                if time.monotonic() - last_reclaim > min(1.0, self._settings.lease_s / 3):
+                    last_reclaim = time.monotonic()
+                    await self._reclaim(None)
+                await self._dispatch()
+            except Exception:
+                _log.exception("dispatcher.tick_failed")
+                await asyncio.sleep(0.5)
+
+    def _limits(self) -> dict[str, int]:
+        per_type = Counter(agent for agent, _ in self._in_flight.values())
+        room = self._global_limit - len(self._in_flight)
+        if room <= 0:
+            return {}
+        return {a: min(self._settings.per_type_in_flight - per_type[a], room) for a in self._pools}
+
+    async def _dispatch(self) -> None:
+        while True:
+            limits = {a: n for a, n in self._limits().items() if n > 0}
+            if not limits:
+                return
+            claimed = await self._store.call("claim", limits, self._owners, self._settings.lease_s)
+            if not claimed:
+                return
+            by_owner: dict[str, list[Assignment]] = defaultdict(list)
+            for task, owner, context in claimed:
+                self._in_flight[task.id] = (task.agent, owner)
+                by_owner[owner].append(Assignment(task=task, attempt=task.attempts, lease_owner=owner, context=context))
+            missing = {a.task.run_id for batch in by_owner.values() for a in batch} - set(self._goals)
+            if missing:
+                self._goals.update(await self._store.call("run_goals", sorted(missing)))
+            for owner, batch in by_owner.items():
+                goals = {a.task.run_id: self._goals.get(a.task.run_id, "") for a in batch}
+                self._by_owner[owner].fire("run", batch, goals)
+            self.dispatched += len(claimed)
+            if sum(limits.values()) > len(claimed):
+                return  # the queue had less than we could take
+
+    async def report(self, owner: str, outcomes: list[StepOutcome]) -> None:
+        """Outcomes from a pool: committed before this returns, so the pool may forget them."""
+        _, finished = await self._store.call("complete", outcomes)
+        for o in outcomes:
+            self._in_flight.pop(o.task_id, None)
+        self._finish(finished)
+        self._wake.set()
+
+    def _finish(self, run_ids: list[str]) -> None:
+        for run_id in run_ids:
+            self._goals.pop(run_id, None)
+            self._master.fire("finalize", run_id)
+
+    async def _reclaim(self, owners: list[str] | None) -> None:
+        ids, finished = await self._store.call("reclaim", owners)
+        if ids:
+            _log.warning("dispatcher.reclaimed", tasks=len(ids), owners=owners)
+        for tid in ids:
+            self._in_flight.pop(tid, None)
+        if owners is not None:
+            for tid, (_, owner) in list(self._in_flight.items()):
+                if owner in owners:
+                    self._in_flight.pop(tid, None)
+        self._finish(finished)
+        if ids:
+            self._wake.set()
+
+    async def _watch(self, owner: str, handle: Handle) -> None:
+        while True:
+            try:
+                await handle.call("watch")
+            except ActorGone as exc:
+                _log.warning("pool.died", owner=owner, error=str(exc))
+                await self._reclaim([owner])
+                await asyncio.sleep(0.2)  # the runtime restarts it; watch the new one
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                _log.exception("pool.watch_failed", owner=owner)
+                await asyncio.sleep(1.0)
+
+    async def status(self) -> list[PoolStatus]:
+        ready = await self._store.call("ready_by_agent")
+        per_type = Counter(agent for agent, _ in self._in_flight.values())
+        return [PoolStatus(agent=a, actors=len(hs), in_flight=per_type[a], ready=ready.get(a, 0))
+                for a, hs in sorted(self._pools.items())]
+
+    async def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    async def ping(self) -> bool:
+        return True

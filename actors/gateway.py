@@ -1,0 +1,169 @@
+"""The LLM gateway actor: owns concurrency toward the LLM server.
+
+At most ``slots`` requests are at the server; the rest wait here, interactive requests (chat,
+planning, summaries) ahead of background sub-agent work. Transient errors are retried with
+exponential backoff. Every call's model, tokens and latency go to ``agent_runs``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import random
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import structlog
+
+from actors.handles import Handle
+from core.errors import LLMError, LLMUnavailable
+from core.schemas import ChatRequest, ChatResponse, Priority, StreamChunk
+from core.settings import Settings, apply_litellm_environment
+from integrations.llm.backend import Backend, probe
+
+_log = structlog.get_logger("maos.gateway")
+_RANK: dict[Priority, int] = {"interactive": 0, "background": 1}
+
+
+class PrioritySlots:
+    """A semaphore whose waiters are served by priority, then arrival."""
+
+    def __init__(self, slots: int) -> None:
+        self.free = slots
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+
+    @property
+    def waiting(self) -> int:
+        return sum(1 for _, _, f in self._waiters if not f.done())
+
+    async def acquire(self, priority: Priority) -> None:
+        if self.free > 0 and not self._waiters:
+            self.free -= 1
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (_RANK[priority], next(self._seq), fut))
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.release()  # we were handed the slot just as we were cancelled
+            raise
+
+    def release(self) -> None:
+        while self._waiters:
+            _, _, fut = heapq.heappop(self._waiters)
+            if not fut.done():
+                fut.set_result(None)
+                return
+        self.free += 1
+
+
+class LLMGateway:
+    """Plain class; the runtime makes it an actor (``num_cpus=0``: it waits on I/O)."""
+
+    def __init__(self, settings: Settings, backend: Backend, store: Handle | None, slots: int | None = None) -> None:
+        apply_litellm_environment(backend.base_url if backend.provider == "ollama" else None)
+        from integrations.llm import client  # litellm is imported here and nowhere else
+
+        self._client = client
+        self._settings = settings
+        self._backend = backend
+        self._store = store
+        self._slots = PrioritySlots(slots if slots is not None else settings.llm_slots)
+        self._in_flight = 0
+        self._records: list[dict[str, Any]] = []
+        self._recorder: asyncio.Task[None] | None = None
+        self._rng = random.Random()
+
+    async def chat(self, req: ChatRequest) -> ChatResponse:
+        queued_at = time.perf_counter()
+        await self._slots.acquire(req.priority)
+        queued_ms = (time.perf_counter() - queued_at) * 1000
+        self._in_flight += 1
+        try:
+            resp = await self._with_retries(req)
+        except LLMError as exc:
+            self._record(req, None, queued_ms, (time.perf_counter() - queued_at) * 1000, str(exc))
+            raise
+        finally:
+            self._in_flight -= 1
+            self._slots.release()
+        resp = resp.model_copy(update={"queued_ms": queued_ms, "latency_ms": (time.perf_counter() - queued_at) * 1000})
+        self._record(req, resp, queued_ms, resp.latency_ms, None)
+        return resp
+
+    async def _with_retries(self, req: ChatRequest) -> ChatResponse:
+        delay = self._settings.llm_retry_backoff_s
+        for attempt in range(self._settings.llm_retries + 1):
+            try:
+                return await self._client.complete(self._backend, req, self._settings.llm_timeout_s)
+            except LLMError as exc:
+                if not exc.transient or attempt == self._settings.llm_retries:
+                    raise
+                _log.warning("llm.retry", attempt=attempt + 1, error=str(exc), task_id=req.task_id)
+                await asyncio.sleep(delay * (0.5 + self._rng.random()))
+                delay *= 2
+        raise LLMUnavailable("unreachable")  # pragma: no cover - loop always returns or raises
+
+    async def stream(self, req: ChatRequest, flush_s: float = 0.05) -> AsyncIterator[StreamChunk]:
+        """Stream text in coalesced chunks: the first delta at once, then every ``flush_s``."""
+        await self._slots.acquire(req.priority)
+        self._in_flight += 1
+        started = time.perf_counter()
+        buf: list[str] = []
+        last = 0.0
+        first = True
+        try:
+            async for delta in self._client.stream(self._backend, req, self._settings.llm_timeout_s):
+                buf.append(delta)
+                now = time.perf_counter()
+                if first or now - last >= flush_s:
+                    yield StreamChunk(text="".join(buf))
+                    buf, last, first = [], now, False
+            yield StreamChunk(text="".join(buf), done=True)
+        finally:
+            self._in_flight -= 1
+            self._slots.release()
+            self._records.append(self._row(req, None, 0.0, (time.perf_counter() - started) * 1000, None))
+
+    def _row(self, req: ChatRequest, resp: ChatResponse | None, queued_ms: float, latency_ms: float, error: str | None) -> dict[str, Any]:
+        return {
+            "run_id": req.run_id, "task_id": req.task_id, "agent": req.agent,
+            "model": self._backend.model_for(req.role),
+            "tokens_in": resp.tokens_in if resp else 0, "tokens_out": resp.tokens_out if resp else 0,
+            "latency_ms": latency_ms, "queued_ms": queued_ms, "ok": error is None, "error": error,
+            "created_at": time.time(),
+        }
+
+    def _record(self, req: ChatRequest, resp: ChatResponse | None, queued_ms: float, latency_ms: float, error: str | None) -> None:
+        if self._store is None:
+            return
+        self._records.append(self._row(req, resp, queued_ms, latency_ms, error))
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.get_running_loop().create_task(self._flush_records())
+
+    async def _flush_records(self) -> None:
+        assert self._store is not None
+        while self._records:
+            await asyncio.sleep(0.05)
+            batch, self._records = self._records, []
+            try:
+                await self._store.call("record_llm_calls", batch)
+            except Exception as exc:  # accounting must never break a call; keep and retry
+                _log.warning("gateway.record_failed", error=str(exc), rows=len(batch))
+                self._records = batch + self._records
+                await asyncio.sleep(1.0)
+
+    async def health(self) -> dict[str, Any]:
+        models = await probe(self._backend.base_url, self._backend.provider)
+        return {
+            "provider": self._backend.provider, "base_url": self._backend.base_url,
+            "models": {"planner": self._backend.planner_model, "worker": self._backend.worker_model},
+            "reachable": models is not None, "in_flight": self._in_flight, "waiting": self._slots.waiting,
+        }
+
+    async def ping(self) -> bool:
+        return True

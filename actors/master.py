@@ -1,0 +1,161 @@
+"""The master agent: a chat message becomes a validated plan; finished runs get a summary.
+
+``submit`` answers at once with the run; planning happens in the background. An invalid plan
+goes back to the model with the error, a bounded number of times, then the run fails with that
+error. While the LLM server is unreachable the run waits, with the reason visible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import structlog
+
+from actors.agents import all_specs
+from actors.agents.prompts import render
+from actors.handles import Handle
+from core.errors import ActorGone, LLMError, LLMUnavailable, PlanError
+from core.plan import parse_plan, plan_schema, validate_plan
+from core.schemas import ChatMessage, ChatRequest, Plan, Run, RunView
+from core.settings import Settings
+
+_log = structlog.get_logger("maos.master")
+_EMBEDDED_MAX_STEPS = 4  # a 135M model under a grammar needs tight bounds
+
+
+class MasterAgent:
+    def __init__(self, settings: Settings, store: Handle, gateway: Handle, dispatcher: Handle | None = None,
+                 embedded: bool = False) -> None:
+        self._settings = settings
+        self._store = store
+        self._gateway = gateway
+        self._dispatcher = dispatcher
+        self._small = embedded
+        self._max_steps = min(settings.max_plan_steps, _EMBEDDED_MAX_STEPS) if embedded else settings.max_plan_steps
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._finalizing: set[str] = set()
+
+    async def attach(self, dispatcher: Handle) -> None:
+        self._dispatcher = dispatcher
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def submit(self, message: str, user_id: str, conversation_id: str | None = None) -> Run:
+        """Record the request and start planning; returns the run at once."""
+        if not message.strip():
+            raise PlanError("the message is empty")
+        run = await self._store.call("create_run", message, user_id, conversation_id)
+        self._spawn(self._plan_and_enqueue(run.id, message))
+        return run
+
+    async def resume(self, run_id: str) -> None:
+        """Plan again a run whose planning was cut off by a restart."""
+        view: RunView | None = await self._store.call("get_run", run_id)
+        if view is not None and view.run.status == "planning":
+            self._spawn(self._plan_and_enqueue(run_id, view.run.message))
+
+    async def _plan_and_enqueue(self, run_id: str, message: str) -> None:
+        delay = 1.0
+        started = time.time()
+        while True:
+            try:
+                plan = await self.plan(message, run_id=run_id)
+                break
+            except PlanError as exc:
+                _log.warning("run.plan_failed", run_id=run_id, error=str(exc))
+                await self._store.call("finish_run", run_id, "failed", None, str(exc))
+                return
+            except (LLMUnavailable, ActorGone) as exc:
+                if time.time() - started > self._settings.run_deadline_s:
+                    await self._store.call("finish_run", run_id, "failed", None, str(exc))
+                    return
+                _log.warning("run.plan_waiting", run_id=run_id, error=str(exc))
+                await self._store.call("note_run_error", run_id, f"waiting: {exc}")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 15.0)
+            except LLMError as exc:
+                await self._store.call("finish_run", run_id, "failed", None, str(exc))
+                return
+        await self._store.call("enqueue_plan", run_id, plan, self._settings.max_attempts)
+        _log.info("run.planned", run_id=run_id, steps=len(plan.steps))
+        if self._dispatcher is not None:
+            self._dispatcher.fire("wake")
+
+    async def plan(self, message: str, memory: str = "(none yet)", run_id: str | None = None) -> Plan:
+        specs = all_specs()
+        names = [s.name for s in specs]
+        agents = "\n".join(f"- {s.name}: {s.description}" for s in specs)
+        messages = [
+            ChatMessage(role="system", content=render("plan", agents=agents, memory=memory)),
+            ChatMessage(role="user", content=message),
+        ]
+        schema = plan_schema(names, self._max_steps, small_model=self._small)
+        error = ""
+        attempts = 1 + self._settings.plan_repairs
+        for _ in range(attempts):
+            resp = await self._gateway.call("chat", ChatRequest(
+                messages=messages, role="planner", priority="interactive", json_schema=schema,
+                schema_name="Plan", run_id=run_id, agent="master",
+                temperature=0.0 if self._small else None, max_tokens=400 if self._small else None,
+            ))
+            try:
+                return validate_plan(parse_plan(resp.message.content), names, self._settings.budget)
+            except PlanError as exc:
+                error = exc.message
+                messages += [
+                    ChatMessage(role="assistant", content=resp.message.content),
+                    ChatMessage(role="user", content=f"That plan is invalid: {error}. Answer again with corrected JSON only."),
+                ]
+        raise PlanError(f"the model gave no valid plan in {attempts} attempts; last error: {error}", attempts)
+
+    async def finalize(self, run_id: str) -> None:
+        """Summarize a run whose tasks are all final, and end it."""
+        if run_id in self._finalizing:
+            return
+        self._finalizing.add(run_id)
+        try:
+            view: RunView | None = await self._store.call("get_run", run_id)
+            if view is None or view.run.status in ("done", "failed") or any(
+                t.status not in ("done", "dead", "blocked") for t in view.tasks
+            ):
+                return
+            await self._store.call("set_run_status", run_id, "summarizing")
+            summary = await self._summarize(view)
+            ok = all(t.status == "done" for t in view.tasks)
+            failed = [t for t in view.tasks if t.status != "done"]
+            error = None if ok else f"{len(failed)} of {len(view.tasks)} steps did not finish: " + ", ".join(
+                f"{t.step_id} ({t.status}: {t.error})" for t in failed[:5])
+            await self._store.call("finish_run", run_id, "done" if ok else "failed", summary, error)
+            _log.info("run.finished", run_id=run_id, ok=ok, steps=len(view.tasks))
+        finally:
+            self._finalizing.discard(run_id)
+
+    async def _summarize(self, view: RunView) -> str:
+        lines = [f"Request: {view.run.message}"]
+        budget = 6000
+        for t in view.tasks:
+            text = (t.result or t.error or "")[:300]
+            line = f"- {t.step_id} [{t.agent}, {t.status}]: {text}"
+            budget -= len(line)
+            if budget < 0:
+                lines.append(f"- … and {len(view.tasks) - len(lines) + 1} more steps")
+                break
+            lines.append(line)
+        req = ChatRequest(messages=[ChatMessage(role="system", content=render("summary")),
+                                    ChatMessage(role="user", content="\n".join(lines))],
+                          role="planner", priority="interactive", run_id=view.run.id, agent="master", max_tokens=400)
+        try:
+            resp = await self._gateway.call("chat", req)
+            if resp.message.content.strip():
+                return resp.message.content.strip()
+        except (LLMError, ActorGone) as exc:
+            _log.warning("run.summary_fallback", run_id=view.run.id, error=str(exc))
+        done = sum(t.status == "done" for t in view.tasks)
+        return f"{done} of {len(view.tasks)} steps finished. (The model could not write a summary.)"
+
+    async def ping(self) -> bool:
+        return True

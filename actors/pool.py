@@ -1,0 +1,114 @@
+"""A sub-agent pool actor: many sub-agents of one type as coroutines in one process.
+
+The dispatcher hands it claimed tasks (``run``); outcomes go back to the dispatcher in
+batches every few milliseconds; leases of running tasks are renewed while they run.
+A pool that dies is noticed through ``watch`` and its tasks are retried elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+
+from actors.agents import get as get_spec
+from actors.handles import Handle
+from actors.subagent import run_subagent
+from core.schemas import Assignment, StepOutcome
+from core.settings import Settings
+
+_log = structlog.get_logger("maos.pool")
+
+
+class _StoreForTools:
+    """The Store handle seen through the ToolStore protocol."""
+
+    def __init__(self, store: Handle) -> None:
+        self._store = store
+
+    async def read(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        return await self._store.call("read", sql, params)
+
+    async def write(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        return await self._store.call("write", sql, params)
+
+
+class SubAgentPool:
+    def __init__(self, agent: str, owner: str, settings: Settings, gateway: Handle, store: Handle,
+                 dispatcher: Handle, report_interval_s: float = 0.005) -> None:
+        self.agent = agent
+        self.owner = owner
+        self._spec = get_spec(agent)
+        self._settings = settings
+        self._gateway = gateway
+        self._store = store
+        self._tool_store = _StoreForTools(store)
+        self._dispatcher = dispatcher
+        self._interval = report_interval_s
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._outbox: list[StepOutcome] = []
+        self._reporter: asyncio.Task[None] | None = None
+        self._renewer: asyncio.Task[None] | None = None
+        self._forever: asyncio.Future[None] | None = None
+        self.completed = 0
+
+    async def run(self, assignments: list[Assignment], goals: dict[str, str]) -> int:
+        """Start one sub-agent per assignment; returns at once."""
+        loop = asyncio.get_running_loop()
+        if self._renewer is None:
+            self._renewer = loop.create_task(self._renew_leases())
+        for a in assignments:
+            if a.task.id in self._running:
+                continue
+            self._running[a.task.id] = loop.create_task(self._one(a, goals.get(a.task.run_id, "")))
+        return len(assignments)
+
+    async def _one(self, a: Assignment, goal: str) -> None:
+        try:
+            outcome = await run_subagent(a, self._spec, self._gateway, self._tool_store, self._settings.user_id,
+                                         goal, self._settings.max_turns)
+        except Exception as exc:  # a bug in a tool or the loop: fail the step visibly, keep the pool alive
+            _log.exception("subagent.crashed", task_id=a.task.id, agent=self.agent)
+            outcome = StepOutcome(task_id=a.task.id, attempt=a.attempt, ok=False, error=f"sub-agent crashed: {exc!r}")
+        self._outbox.append(outcome)
+        if self._reporter is None or self._reporter.done():
+            self._reporter = asyncio.get_running_loop().create_task(self._report())
+
+    async def _report(self) -> None:
+        while self._outbox:
+            await asyncio.sleep(self._interval)
+            batch, self._outbox = self._outbox, []
+            try:
+                await self._dispatcher.call("report", self.owner, batch)
+            except Exception as exc:  # dispatcher restarting: keep the outcomes and try again
+                _log.warning("pool.report_failed", owner=self.owner, error=str(exc), outcomes=len(batch))
+                self._outbox = batch + self._outbox
+                await asyncio.sleep(0.5)
+                continue
+            for o in batch:
+                self._running.pop(o.task_id, None)
+            self.completed += len(batch)
+
+    async def _renew_leases(self) -> None:
+        period = self._settings.lease_s / 3
+        while True:
+            await asyncio.sleep(period)
+            ids = list(self._running)
+            if ids:
+                try:
+                    await self._store.call("renew_leases", ids, self._settings.lease_s)
+                except Exception as exc:
+                    _log.warning("pool.renew_failed", owner=self.owner, error=str(exc))
+
+    async def watch(self) -> None:
+        """Never returns while the pool lives: the dispatcher awaits it to learn of a death."""
+        if self._forever is None:
+            self._forever = asyncio.get_running_loop().create_future()
+        await self._forever
+
+    async def stats(self) -> dict[str, Any]:
+        return {"agent": self.agent, "owner": self.owner, "in_flight": len(self._running), "completed": self.completed}
+
+    async def ping(self) -> bool:
+        return True

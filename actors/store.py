@@ -1,0 +1,318 @@
+"""The Store actor: sole owner of the DuckDB file. Writes are group-committed.
+
+Every write is a function of the connection queued with a future; a flusher runs all queued
+writes in one transaction every few milliseconds and resolves the futures only after COMMIT,
+so an acknowledged write is a committed one. If a batch fails, it is rolled back and each
+write is retried alone, so one bad write fails only its own caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import duckdb
+
+from actors import queue
+from actors._migrations import migrate
+from core.events import publish
+from core.schemas import Plan, Run, RunView, StepOutcome, TaskRecord
+
+T = TypeVar("T")
+_RUN_COLUMNS = "id, conversation_id, user_id, message, status, plan, summary, error, created_at, updated_at, finished_at"
+
+
+def _row_to_run(row: tuple[Any, ...]) -> Run:
+    rid, conv, user, message, status, plan, summary, error, created, updated, finished = row
+    return Run(
+        id=rid, conversation_id=conv, user_id=user, message=message, status=status,
+        plan=Plan.model_validate_json(plan) if plan else None, summary=summary, error=error,
+        created_at=created, updated_at=updated, finished_at=finished,
+    )
+
+
+class Store:
+    """DuckDB owner. Plain class; the runtime makes it an actor."""
+
+    def __init__(self, db_path: str, commit_interval_s: float = 0.002, retry: queue.RetryPolicy | None = None) -> None:
+        if db_path != ":memory:":
+            Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+        self._conn = duckdb.connect(db_path)
+        migrate(self._conn)
+        self._interval = commit_interval_s
+        self._retry = retry if retry is not None else queue.RetryPolicy()
+        self._rng = random.Random()
+        self._pending: list[tuple[Callable[[duckdb.DuckDBPyConnection], Any], asyncio.Future[Any]]] = []
+        self._wake: asyncio.Event | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        self.commits = 0
+
+    # --- group commit ---------------------------------------------------------------------
+
+    async def _submit(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        if self._flusher is None or self._flusher.done():
+            self._wake = asyncio.Event()
+            self._flusher = loop.create_task(self._flush_loop())
+        fut: asyncio.Future[T] = loop.create_future()
+        self._pending.append((fn, fut))
+        assert self._wake is not None
+        self._wake.set()
+        return await fut
+
+    async def _flush_loop(self) -> None:
+        assert self._wake is not None
+        while True:
+            await self._wake.wait()
+            await asyncio.sleep(self._interval)  # let concurrent writers join the batch
+            self._wake.clear()
+            batch, self._pending = self._pending, []
+            if batch:
+                self._commit(batch)
+
+    def _commit(self, batch: list[tuple[Callable[[duckdb.DuckDBPyConnection], Any], asyncio.Future[Any]]]) -> None:
+        results: list[Any] = []
+        try:
+            self._conn.execute("BEGIN TRANSACTION")
+            for fn, _ in batch:
+                results.append(fn(self._conn))
+            self._conn.execute("COMMIT")
+            self.commits += 1
+        except Exception as exc:
+            self._conn.execute("ROLLBACK")
+            if len(batch) > 1:
+                for item in batch:
+                    self._commit([item])
+            elif not batch[0][1].done():
+                batch[0][1].set_exception(exc)
+            return
+        for (_, fut), result in zip(batch, results, strict=True):
+            if not fut.done():
+                fut.set_result(result)
+        for result in results:
+            if isinstance(result, queue.Transition):
+                publish(result.events)
+
+    async def flush(self) -> None:
+        """Wait until every write queued so far is committed."""
+        await self._submit(lambda conn: None)
+
+    # --- generic access for tools ----------------------------------------------------------
+
+    async def read(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        return self._conn.execute(sql, params or []).fetchall()
+
+    async def write(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        def run(conn: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
+            cur = conn.execute(sql, params or [])
+            return cur.fetchall() if cur.description else []
+
+        return await self._submit(run)
+
+    # --- runs ------------------------------------------------------------------------------
+
+    async def create_run(self, message: str, user_id: str, conversation_id: str | None = None) -> Run:
+        now = time.time()
+        run_id = uuid.uuid4().hex[:12]
+        conv = conversation_id if conversation_id is not None else uuid.uuid4().hex[:12]
+
+        def run(conn: duckdb.DuckDBPyConnection) -> None:
+            conn.execute(
+                "INSERT INTO conversations VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET updated_at = excluded.updated_at",
+                [conv, user_id, message[:80], now, now],
+            )
+            conn.execute(
+                "INSERT INTO messages VALUES (?, ?, 'user', ?, ?, ?)", [uuid.uuid4().hex, conv, message, run_id, now]
+            )
+            conn.execute(
+                f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, 'planning', NULL, NULL, NULL, ?, ?, NULL)",
+                [run_id, conv, user_id, message, now, now],
+            )
+
+        await self._submit(run)
+        return Run(id=run_id, conversation_id=conv, user_id=user_id, message=message, status="planning",
+                   created_at=now, updated_at=now)
+
+    async def enqueue_plan(self, run_id: str, plan: Plan, max_attempts: int) -> None:
+        """Store the plan and queue its steps, in one transaction."""
+        def run(conn: duckdb.DuckDBPyConnection) -> queue.Transition:
+            now = time.time()
+            conn.execute(
+                "UPDATE runs SET plan = ?, status = 'running', error = NULL, updated_at = ? WHERE id = ?",
+                [plan.model_dump_json(), now, run_id],
+            )
+            return queue.enqueue_plan(conn, run_id, plan, max_attempts, now)
+
+        await self._submit(run)
+
+    async def set_run_status(self, run_id: str, status: str) -> None:
+        await self.write("UPDATE runs SET status = ?, updated_at = ? WHERE id = ?", [status, time.time(), run_id])
+
+    async def note_run_error(self, run_id: str, error: str) -> None:
+        """Show why a run is stuck (e.g. waiting for the LLM server) without ending it."""
+        await self.write("UPDATE runs SET error = ?, updated_at = ? WHERE id = ?", [error, time.time(), run_id])
+
+    async def finish_run(self, run_id: str, status: str, summary: str | None, error: str | None) -> None:
+        """End a run; its summary (or error) becomes the assistant's message in the conversation."""
+        def run(conn: duckdb.DuckDBPyConnection) -> None:
+            now = time.time()
+            row = conn.execute(
+                "UPDATE runs SET status = ?, summary = ?, error = ?, finished_at = ?, updated_at = ? "
+                "WHERE id = ? RETURNING conversation_id",
+                [status, summary, error, now, now, run_id],
+            ).fetchone()
+            if row is not None:
+                text = summary if summary is not None else f"The run failed: {error}"
+                conn.execute(
+                    "INSERT INTO messages VALUES (?, ?, 'assistant', ?, ?, ?)", [uuid.uuid4().hex, row[0], text, run_id, now]
+                )
+
+        await self._submit(run)
+
+    async def get_run(self, run_id: str) -> RunView | None:
+        row = self._conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", [run_id]).fetchone()
+        if row is None:
+            return None
+        tasks = self._conn.execute(
+            f"SELECT {queue.TASK_COLUMNS} FROM tasks WHERE run_id = ? ORDER BY seq", [run_id]
+        ).fetchall()
+        return RunView(run=_row_to_run(row), tasks=[queue.row_to_task(t) for t in tasks])
+
+    async def runs_by_status(self, statuses: list[str]) -> list[Run]:
+        rows = self._conn.execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE status IN (SELECT unnest(?)) ORDER BY created_at", [statuses]
+        ).fetchall()
+        return [_row_to_run(r) for r in rows]
+
+    async def unfinished_runs_with_no_open_tasks(self) -> list[str]:
+        rows = self._conn.execute(
+            "SELECT r.id FROM runs r WHERE r.status IN ('running', 'summarizing') AND NOT EXISTS "
+            "(SELECT 1 FROM tasks t WHERE t.run_id = r.id AND t.status NOT IN ('done', 'dead', 'blocked'))"
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    # --- queue -----------------------------------------------------------------------------
+
+    async def claim(
+        self, limits: dict[str, int], owners: dict[str, list[str]], lease_s: float
+    ) -> list[tuple[TaskRecord, str, str]]:
+        """Claim due tasks; returns (task, lease owner, results of its dependencies as context)."""
+        def run(conn: duckdb.DuckDBPyConnection) -> queue.Transition:
+            return queue.claim(conn, limits, owners, lease_s, time.time())
+
+        claimed = (await self._submit(run)).claimed
+        with_deps = [t for t, _ in claimed if t.depends_on]
+        context: dict[str, str] = {}
+        if with_deps:
+            wanted = [f"{t.run_id}:{d}" for t in with_deps for d in t.depends_on]
+            rows = self._conn.execute(
+                "SELECT id, step_id, agent, result FROM tasks WHERE id IN (SELECT unnest(?))", [wanted]
+            ).fetchall()
+            by_id = {r[0]: f"[{r[1]} · {r[2]}] {r[3] or ''}" for r in rows}
+            for t in with_deps:
+                context[t.id] = "\n".join(by_id.get(f"{t.run_id}:{d}", "") for d in t.depends_on)
+        return [(t, owner, context.get(t.id, "")) for t, owner in claimed]
+
+    async def complete(self, outcomes: list[StepOutcome]) -> tuple[list[str], list[str]]:
+        """Record outcomes; returns (accepted task ids, runs with nothing left to do)."""
+        def run(conn: duckdb.DuckDBPyConnection) -> queue.Transition:
+            return queue.complete(conn, outcomes, self._retry, self._rng, time.time())
+
+        t = await self._submit(run)
+        return sorted(t.accepted), sorted(t.finished_runs)
+
+    async def renew_leases(self, task_ids: list[str], lease_s: float) -> None:
+        until = time.time() + lease_s
+        await self._submit(lambda conn: queue.renew_leases(conn, task_ids, until))
+
+    async def reclaim(self, owners: list[str] | None) -> tuple[list[str], list[str]]:
+        """Fail the running tasks of dead workers (or expired leases); returns (task ids, finished runs)."""
+        def run(conn: duckdb.DuckDBPyConnection) -> queue.Transition:
+            return queue.reclaim(conn, owners, self._retry, self._rng, time.time())
+
+        t = await self._submit(run)
+        return sorted(t.accepted), sorted(t.finished_runs)
+
+    async def reclaim_foreign(self, keep: list[str]) -> tuple[list[str], list[str]]:
+        """At start-up: fail and retry running tasks leased to workers this app does not have."""
+        def run(conn: duckdb.DuckDBPyConnection) -> queue.Transition:
+            return queue.reclaim(conn, None, self._retry, self._rng, time.time(), keep=keep)
+
+        t = await self._submit(run)
+        return sorted(t.accepted), sorted(t.finished_runs)
+
+    async def run_goals(self, run_ids: list[str]) -> dict[str, str]:
+        rows = self._conn.execute("SELECT id, plan FROM runs WHERE id IN (SELECT unnest(?))", [run_ids]).fetchall()
+        return {rid: Plan.model_validate_json(plan).goal for rid, plan in rows if plan}
+
+    async def requeue(self, task_id: str) -> bool:
+        def run(conn: duckdb.DuckDBPyConnection) -> queue.Transition:
+            now = time.time()
+            t = queue.requeue(conn, task_id, now)
+            if t.accepted:
+                t.merge(queue.settle_runs(conn, [task_id.split(":", 1)[0]], now))
+                conn.execute(
+                    "UPDATE runs SET status = 'running', finished_at = NULL, updated_at = ? WHERE id = ?",
+                    [now, task_id.split(":", 1)[0]],
+                )
+            return t
+
+        return bool((await self._submit(run)).accepted)
+
+    async def list_tasks(
+        self, status: str | None = None, run_id: str | None = None, limit: int = 100
+    ) -> list[TaskRecord]:
+        where, params = [], []
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        if run_id is not None:
+            where.append("run_id = ?")
+            params.append(run_id)
+        sql = f"SELECT {queue.TASK_COLUMNS} FROM tasks"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = self._conn.execute(sql + " ORDER BY updated_at DESC LIMIT ?", [*params, limit]).fetchall()
+        return [queue.row_to_task(r) for r in rows]
+
+    async def get_task(self, task_id: str) -> TaskRecord | None:
+        row = self._conn.execute(f"SELECT {queue.TASK_COLUMNS} FROM tasks WHERE id = ?", [task_id]).fetchone()
+        return queue.row_to_task(row) if row else None
+
+    async def queue_counts(self) -> dict[str, int]:
+        return queue.counts(self._conn)
+
+    async def ready_by_agent(self) -> dict[str, int]:
+        rows = self._conn.execute(
+            "SELECT agent, count(*) FROM tasks WHERE status IN ('ready', 'failed') GROUP BY agent"
+        ).fetchall()
+        return dict(rows)
+
+    async def open_task_count(self) -> int:
+        return queue.open_tasks(self._conn)
+
+    async def record_llm_calls(self, calls: list[dict[str, Any]]) -> None:
+        """Insert one agent_runs row per LLM call (model, tokens, latency)."""
+        if not calls:
+            return
+        keys = ["id", "run_id", "task_id", "agent", "model", "tokens_in", "tokens_out", "latency_ms", "queued_ms", "ok", "error", "created_at"]
+        columns = [[c.get(k) for c in calls] for k in keys]
+        columns[0] = [uuid.uuid4().hex for _ in calls]
+        sql = (
+            "INSERT INTO agent_runs (id, run_id, task_id, agent, model, tokens_in, tokens_out, latency_ms, queued_ms, ok, error, created_at, kind) "
+            "SELECT *, 'llm' FROM (SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
+            "unnest(?::VARCHAR[]), unnest(?::INTEGER[]), unnest(?::INTEGER[]), unnest(?::DOUBLE[]), unnest(?::DOUBLE[]), "
+            "unnest(?::BOOLEAN[]), unnest(?::VARCHAR[]), unnest(?::DOUBLE[]))"
+        )
+        await self._submit(lambda conn: conn.execute(sql, columns) and None)
+
+    async def ping(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._conn.close()

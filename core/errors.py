@@ -1,0 +1,78 @@
+"""One small tree of program errors. Every error pickles: constructors pass all args up."""
+
+from __future__ import annotations
+
+
+class MaosError(Exception):
+    """Base of every error the program raises on purpose."""
+
+
+class ConfigError(MaosError):
+    """Settings that cannot work (bad value, missing file)."""
+
+
+class PlanError(MaosError):
+    """The model's plan failed validation after every repair attempt."""
+
+    def __init__(self, message: str, attempts: int = 0) -> None:
+        super().__init__(message, attempts)
+        self.message = message
+        self.attempts = attempts
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class LLMError(MaosError):
+    """A call to the LLM server failed."""
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message, transient)
+        self.message = message
+        self.transient = transient
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class LLMUnavailable(LLMError):
+    """The LLM server cannot be reached (connection refused, 503 past retries)."""
+
+    def __init__(self, message: str, transient: bool = True) -> None:
+        super().__init__(message, transient)
+
+
+class BudgetExceeded(MaosError):
+    """A run or step went past one of its limits."""
+
+
+class NotFound(MaosError):
+    """An id that names nothing."""
+
+
+class QueueFull(MaosError):
+    """The queue is past its bound; try again later."""
+
+    def __init__(self, message: str, retry_after_s: float = 5.0) -> None:
+        super().__init__(message, retry_after_s)
+        self.message = message
+        self.retry_after_s = retry_after_s
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ToolError(MaosError):
+    """A tool failed in a way the model may fix; goes back to it as an observation."""
+
+
+class ActorGone(MaosError):
+    """A runtime actor died or could not be reached."""
+
+    def __init__(self, message: str, name: str = "") -> None:
+        super().__init__(message, name)
+        self.message = message
+        self.name = name
+
+    def __str__(self) -> str:
+        return self.message

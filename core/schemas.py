@@ -1,0 +1,210 @@
+"""Every message that crosses a process or HTTP boundary.
+
+All models forbid extra fields; unions carry a ``kind`` tag. Timestamps are Unix seconds (float).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+TaskStatus = Literal["pending", "ready", "running", "failed", "done", "dead", "blocked"]
+TERMINAL_TASK_STATUSES: frozenset[str] = frozenset({"done", "dead", "blocked"})
+RunStatus = Literal["planning", "running", "summarizing", "done", "failed"]
+Priority = Literal["interactive", "background"]
+ModelRole = Literal["planner", "worker"]
+Provider = Literal["ollama", "lmstudio", "openai", "embedded"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- the plan -------------------------------------------------------------------------------
+
+
+class PlanStep(_Model):
+    id: str = Field(description="Short step id, unique in the plan, e.g. 's1'.", min_length=1, max_length=40)
+    agent: str = Field(description="Sub-agent type that carries out the step.")
+    instruction: str = Field(description="What the sub-agent must do, self-contained.", min_length=1)
+    depends_on: list[str] = Field(default_factory=list, description="Ids of steps that must finish first.")
+
+
+class Plan(_Model):
+    goal: str = Field(description="The user's goal in one sentence.")
+    steps: list[PlanStep] = Field(description="Steps to carry out; independent steps run in parallel.")
+
+
+# --- LLM traffic ----------------------------------------------------------------------------
+
+
+class ToolCall(_Model):
+    id: str = Field(description="Id the model gave the call (echoed in the tool result).")
+    name: str = Field(description="Tool name.")
+    arguments: dict[str, Any] = Field(default_factory=dict, description="Arguments as parsed JSON.")
+
+
+class ChatMessage(_Model):
+    role: Literal["system", "user", "assistant", "tool"] = Field(description="Speaker.")
+    content: str = Field("", description="Text content.")
+    tool_calls: list[ToolCall] = Field(default_factory=list, description="Calls made by the assistant.")
+    tool_call_id: str | None = Field(None, description="For role=tool: the call this answers.")
+    name: str | None = Field(None, description="For role=tool: the tool's name.")
+
+
+class ToolSpec(_Model):
+    name: str = Field(description="Tool name the model calls.")
+    description: str = Field(description="What the tool does (from its docstring).")
+    parameters: dict[str, Any] = Field(description="JSON schema of the arguments (derived).")
+
+
+class ChatRequest(_Model):
+    kind: Literal["chat"] = "chat"
+    messages: list[ChatMessage] = Field(description="Conversation so far.")
+    role: ModelRole = Field("worker", description="Which configured model answers.")
+    priority: Priority = Field("background", description="Interactive calls jump the queue.")
+    json_schema: dict[str, Any] | None = Field(None, description="Constrain output to this schema.")
+    schema_name: str | None = Field(None, description="Name of json_schema.")
+    tools: list[ToolSpec] = Field(default_factory=list, description="Tools the model may call.")
+    max_tokens: int | None = Field(None, description="Cap on output tokens.")
+    temperature: float | None = Field(None, description="Sampling temperature; None = server default.")
+    run_id: str | None = Field(None, description="Run this call belongs to (for agent_runs).")
+    task_id: str | None = Field(None, description="Task this call belongs to (for agent_runs).")
+    agent: str | None = Field(None, description="Agent type or 'master' (for agent_runs).")
+
+
+class ChatResponse(_Model):
+    kind: Literal["chat_response"] = "chat_response"
+    message: ChatMessage = Field(description="The assistant's message.")
+    model: str = Field(description="Model that answered.")
+    tokens_in: int = Field(0, description="Prompt tokens.")
+    tokens_out: int = Field(0, description="Completion tokens.")
+    latency_ms: float = Field(0.0, description="Wall time of the call, queueing included.")
+    queued_ms: float = Field(0.0, description="Time spent waiting for a gateway slot.")
+
+
+class StreamChunk(_Model):
+    kind: Literal["chunk"] = "chunk"
+    text: str = Field(description="Text since the previous chunk (coalesced tokens).")
+    done: bool = Field(False, description="True on the last chunk.")
+
+
+# --- queue ----------------------------------------------------------------------------------
+
+
+class TaskRecord(_Model):
+    id: str = Field(description="Task id: '<run_id>:<step_id>'.")
+    run_id: str = Field(description="Run the task belongs to.")
+    step_id: str = Field(description="Step id in the plan.")
+    agent: str = Field(description="Sub-agent type.")
+    instruction: str = Field(description="What the sub-agent must do.")
+    depends_on: list[str] = Field(default_factory=list, description="Step ids that must finish first.")
+    status: TaskStatus = Field(description="Queue state.")
+    attempts: int = Field(0, description="Attempts started so far.")
+    max_attempts: int = Field(3, description="Attempt limit before the task goes dead.")
+    error: str | None = Field(None, description="Last error.")
+    result: str | None = Field(None, description="Final output of the sub-agent.")
+    idempotency_key: str = Field(description="Key side effects of this task are recorded under.")
+    created_at: float = Field(description="When the task was queued.")
+    updated_at: float = Field(description="Last state change.")
+    ready_at: float | None = Field(None, description="When it last became ready.")
+    started_at: float | None = Field(None, description="When the last attempt started.")
+    finished_at: float | None = Field(None, description="When it reached a final state.")
+    next_attempt_at: float | None = Field(None, description="For failed tasks: when it retries.")
+
+
+class Assignment(_Model):
+    """A claimed task handed to a pool: the attempt number fences late completions."""
+
+    kind: Literal["assignment"] = "assignment"
+    task: TaskRecord = Field(description="The task, as claimed.")
+    attempt: int = Field(description="Attempt number this assignment runs.")
+    lease_owner: str = Field(description="Pool actor holding the lease.")
+    context: str = Field("", description="Results of the steps it depends on.")
+
+
+class StepOutcome(_Model):
+    kind: Literal["step_outcome"] = "step_outcome"
+    task_id: str = Field(description="Task id.")
+    attempt: int = Field(description="Attempt that produced it.")
+    ok: bool = Field(description="True when the sub-agent gave a final answer.")
+    result: str | None = Field(None, description="Final answer when ok.")
+    error: str | None = Field(None, description="Why it failed when not ok.")
+    retryable: bool = Field(True, description="False: go dead at once.")
+    wait: bool = Field(False, description="True: the LLM is unavailable; retry without spending an attempt.")
+    tokens_in: int = Field(0, description="Tokens in over the whole run.")
+    tokens_out: int = Field(0, description="Tokens out over the whole run.")
+    turns: int = Field(0, description="LLM turns taken.")
+
+
+class Run(_Model):
+    id: str = Field(description="Run id.")
+    conversation_id: str = Field(description="Conversation the message belongs to.")
+    user_id: str = Field(description="Who asked.")
+    message: str = Field(description="The request.")
+    status: RunStatus = Field(description="Run state.")
+    plan: Plan | None = Field(None, description="The validated plan.")
+    summary: str | None = Field(None, description="Final summary written to the conversation.")
+    error: str | None = Field(None, description="Why the run failed.")
+    created_at: float = Field(description="When it was asked.")
+    updated_at: float = Field(description="Last change.")
+    finished_at: float | None = Field(None, description="When it ended.")
+
+
+class RunView(_Model):
+    """A run with its tasks: what `maos ask --json` prints."""
+
+    kind: Literal["run_view"] = "run_view"
+    run: Run = Field(description="The run.")
+    tasks: list[TaskRecord] = Field(default_factory=list, description="Its tasks in plan order.")
+
+
+class Draft(_Model):
+    """An outbound action drafted by a sub-agent, waiting for the integrations (never sent here)."""
+
+    id: str = Field(description="Draft id.")
+    task_id: str = Field(description="Task that drafted it.")
+    channel: Literal["email", "calendar", "text", "call"] = Field(description="Kind of action.")
+    target: str = Field(description="Recipient, attendee list or number.")
+    subject: str = Field("", description="Subject or title.")
+    body: str = Field("", description="Body, agenda or script.")
+    status: Literal["draft"] = Field("draft", description="Always 'draft' until an integration sends it.")
+    created_at: float = Field(description="When drafted.")
+
+
+# --- events ---------------------------------------------------------------------------------
+
+TaskEventKind = Literal["planned", "ready", "running", "retried", "done", "failed", "dead", "blocked", "requeued"]
+
+
+class TaskEvent(_Model):
+    kind: Literal["task_event"] = "task_event"
+    event: TaskEventKind = Field(description="Lifecycle change.")
+    run_id: str = Field(description="Run id.")
+    task_id: str = Field(description="Task id.")
+    agent: str = Field(description="Agent type.")
+    attempt: int = Field(0, description="Attempt number.")
+    at: float = Field(description="When.")
+    error: str | None = Field(None, description="Error for failed/dead (no bodies).")
+
+
+class PoolStatus(_Model):
+    agent: str = Field(description="Agent type.")
+    actors: int = Field(description="Pool actors alive.")
+    in_flight: int = Field(description="Sub-agents running now.")
+    ready: int = Field(description="Tasks waiting in the queue for this type.")
+
+
+class SystemStatus(_Model):
+    kind: Literal["system_status"] = "system_status"
+    ray_address: str = Field(description="Ray cluster address.")
+    ray_nodes: int = Field(description="Alive Ray nodes.")
+    llm_provider: str = Field(description="Backend answering.")
+    llm_base_url: str = Field(description="Its base URL.")
+    llm_models: dict[str, str] = Field(description="Model per role.")
+    llm_reachable: bool = Field(description="Whether it answered just now.")
+    llm_in_flight: int = Field(description="Requests at the LLM server now.")
+    llm_waiting: int = Field(description="Requests queued for a slot.")
+    pools: list[PoolStatus] = Field(description="One per agent type.")
+    queue: dict[str, int] = Field(description="Task count per status.")

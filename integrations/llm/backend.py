@@ -1,0 +1,201 @@
+"""Which LLM server answers: Ollama, LM Studio, an OpenAI-compatible URL, or the embedded model.
+
+``auto`` asks Ollama, then LM Studio, and falls back to the embedded model. Explicit providers
+use ``llm_base_url`` or the provider's usual address. Nothing here imports litellm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import structlog
+
+from core.errors import ConfigError
+from core.schemas import ModelRole, Provider
+from core.settings import Settings
+
+ProbeKind = Literal["ollama", "openai"]
+
+EMBEDDED_MODEL = "smollm2-135m-instruct"
+
+_log = structlog.get_logger("maos.llm.backend")
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A resolved LLM server and the model each role uses on it."""
+
+    provider: Provider
+    base_url: str
+    planner_model: str
+    worker_model: str
+    api_key: str | None = field(default=None, repr=False)
+
+    def model_for(self, role: ModelRole) -> str:
+        return self.planner_model if role == "planner" else self.worker_model
+
+    def litellm_model(self, role: ModelRole) -> str:
+        prefix = "ollama_chat" if self.provider == "ollama" else "openai"
+        return f"{prefix}/{self.model_for(role)}"
+
+    def litellm_api_base(self) -> str:
+        base = self.base_url.rstrip("/")
+        if self.provider == "ollama" or base.endswith("/v1"):
+            return base
+        return f"{base}/v1"
+
+
+def _openai_root(url: str) -> str:
+    """``http://host:1234`` or ``http://host:1234/v1`` → the URL ``/models`` hangs off."""
+    base = url.rstrip("/")
+    return base if base.endswith("/v1") else f"{base}/v1"
+
+
+def _redact(url: str) -> str:
+    """The URL without any ``user:password@`` part (safe to log)."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port is not None else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+async def probe(
+    url: str,
+    provider: ProbeKind | Provider,
+    timeout_s: float = 1.0,
+    api_key: str | None = None,
+) -> list[str] | None:
+    """Models the server at ``url`` lists, or None when it does not answer properly.
+
+    Ollama: ``GET {url}/api/tags`` → names. Anything else speaks OpenAI: ``GET {url}/v1/models``
+    → ids. Never raises.
+    """
+    if provider == "ollama":
+        endpoint, list_key, id_key = f"{url.rstrip('/')}/api/tags", "models", "name"
+    else:
+        endpoint, list_key, id_key = f"{_openai_root(url)}/models", "data", "id"
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key is not None else None
+    try:
+        async with httpx.AsyncClient(timeout=timeout_s) as client:
+            response = await client.get(endpoint, headers=headers)
+        if response.status_code != 200:
+            return None
+        entries = response.json()[list_key]
+        return [str(entry[id_key]) for entry in entries]
+    except Exception:  # unreachable, timed out, not JSON, wrong shape: all mean "no"
+        return None
+
+
+def _pick_models(
+    settings: Settings, provider: Provider, base_url: str, listed: list[str] | None
+) -> tuple[str, str]:
+    if settings.llm_model is not None:
+        planner = settings.llm_model
+        if listed is not None and not _listed(planner, listed):
+            _log.warning(
+                "llm_model_not_listed", provider=provider, model=planner, listed=len(listed)
+            )
+    elif listed:
+        planner = listed[0]
+    elif listed is None:
+        raise ConfigError(
+            f"{provider} at {_redact(base_url)} does not answer, so no model can be chosen; "
+            "start it, or name the model with MAOS_LLM_MODEL"
+        )
+    else:
+        hint = " (e.g. `ollama pull llama3.2`)" if provider == "ollama" else ""
+        raise ConfigError(
+            f"{provider} at {_redact(base_url)} lists no models; load one{hint} "
+            "or name it with MAOS_LLM_MODEL"
+        )
+    worker = settings.llm_worker_model if settings.llm_worker_model is not None else planner
+    return planner, worker
+
+
+def _listed(model: str, listed: list[str]) -> bool:
+    return model in listed or f"{model}:latest" in listed
+
+
+def _api_key(settings: Settings) -> str | None:
+    return settings.llm_api_key.get_secret_value() if settings.llm_api_key is not None else None
+
+
+async def _server_backend(settings: Settings, provider: Provider, base_url: str) -> Backend:
+    api_key = None if provider == "ollama" else _api_key(settings)
+    listed = await probe(base_url, provider, api_key=api_key)
+    if listed is None:
+        _log.warning("llm_server_not_answering", provider=provider, base_url=_redact(base_url))
+    planner, worker = _pick_models(settings, provider, base_url, listed)
+    return Backend(provider, base_url.rstrip("/"), planner, worker, api_key)
+
+
+async def _embedded_backend(
+    settings: Settings, start_embedded: Callable[[], str] | None
+) -> Backend:
+    if start_embedded is None:
+        raise ConfigError(
+            "no LLM server answered (Ollama at MAOS_OLLAMA_URL, LM Studio at MAOS_LMSTUDIO_URL) "
+            "and the embedded model cannot be started here"
+        )
+    base_url = (await asyncio.to_thread(start_embedded)).rstrip("/")
+    listed = await probe(base_url, "embedded")
+    model = listed[0] if listed else EMBEDDED_MODEL
+    if settings.llm_model is not None or settings.llm_worker_model is not None:
+        # Those name models on Ollama or LM Studio; the embedded server runs exactly one.
+        _log.info("llm_model_ignored_for_embedded", model=model)
+    return Backend("embedded", base_url, model, model, None)
+
+
+async def _choose(settings: Settings, start_embedded: Callable[[], str] | None) -> Backend:
+    provider = settings.llm_provider
+    if provider == "embedded":
+        return await _embedded_backend(settings, start_embedded)
+    if provider == "openai":
+        if settings.llm_base_url is None:
+            raise ConfigError("llm_provider 'openai' needs the server's URL in MAOS_LLM_BASE_URL")
+        return await _server_backend(settings, "openai", settings.llm_base_url)
+    if provider == "ollama":
+        url = settings.llm_base_url if settings.llm_base_url is not None else settings.ollama_url
+        return await _server_backend(settings, "ollama", url)
+    if provider == "lmstudio":
+        url = settings.llm_base_url if settings.llm_base_url is not None else settings.lmstudio_url
+        return await _server_backend(settings, "lmstudio", url)
+
+    # auto: ask both at once; the first that answers with a model wins, in order.
+    lmstudio_key = _api_key(settings)
+    ollama, lmstudio = await asyncio.gather(
+        probe(settings.ollama_url, "ollama"),
+        probe(settings.lmstudio_url, "lmstudio", api_key=lmstudio_key),
+    )
+    candidates: tuple[tuple[Provider, str, list[str] | None, str | None], ...] = (
+        ("ollama", settings.ollama_url, ollama, None),
+        ("lmstudio", settings.lmstudio_url, lmstudio, lmstudio_key),
+    )
+    for name, url, listed, key in candidates:
+        if listed:
+            planner, worker = _pick_models(settings, name, url, listed)
+            return Backend(name, url.rstrip("/"), planner, worker, key)
+        _log.info("llm_backend_skipped", provider=name, base_url=_redact(url),
+                  reason="no answer" if listed is None else "no models")  # fmt: skip
+    return await _embedded_backend(settings, start_embedded)
+
+
+async def resolve(settings: Settings, start_embedded: Callable[[], str] | None = None) -> Backend:
+    """The backend for ``settings.llm_provider``; ``start_embedded`` returns the embedded base URL."""
+    backend = await _choose(settings, start_embedded)
+    _log.info(
+        "llm_backend",
+        provider=backend.provider,
+        setting=settings.llm_provider,
+        base_url=_redact(backend.base_url),
+        planner_model=backend.planner_model,
+        worker_model=backend.worker_model,
+    )
+    return backend

@@ -1,0 +1,132 @@
+"""The one LLM boundary: the only module that imports litellm.
+
+Import it only where LLM calls are made (the gateway actor): ``import litellm`` costs 2-3 s
+and ~190 MB. :func:`core.settings.apply_litellm_environment` must run first.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import litellm
+
+from core.errors import LLMError, LLMUnavailable
+from core.schemas import ChatMessage, ChatRequest, ChatResponse, ToolCall
+from integrations.llm.backend import Backend
+
+litellm.suppress_debug_info = True
+litellm.drop_params = True
+litellm.telemetry = False
+
+_UNAVAILABLE = (litellm.APIConnectionError, litellm.ServiceUnavailableError, litellm.BadGatewayError)
+_TRANSIENT = (*_UNAVAILABLE, litellm.RateLimitError, litellm.Timeout)
+
+
+def _message_dict(m: ChatMessage) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": m.role, "content": m.content}
+    if m.tool_calls:
+        out["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
+            for c in m.tool_calls
+        ]
+    if m.tool_call_id is not None:
+        out["tool_call_id"] = m.tool_call_id
+    if m.name is not None:
+        out["name"] = m.name
+    return out
+
+
+def request_kwargs(backend: Backend, req: ChatRequest, timeout_s: float) -> dict[str, Any]:
+    """litellm keyword arguments for one request (pure; tested without a server)."""
+    kwargs: dict[str, Any] = {
+        "model": backend.litellm_model(req.role),
+        "api_base": backend.litellm_api_base(),
+        "messages": [_message_dict(m) for m in req.messages],
+        "timeout": timeout_s,
+        "num_retries": 0,
+    }
+    if backend.provider != "ollama":
+        kwargs["api_key"] = backend.api_key if backend.api_key is not None else "none"
+    if req.json_schema is not None:
+        kwargs["response_format"] = structured_format(backend, req.json_schema, req.schema_name or "output")
+    if req.tools:
+        kwargs["tools"] = [
+            {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
+            for t in req.tools
+        ]
+    if req.max_tokens is not None:
+        kwargs["max_tokens"] = req.max_tokens
+    if req.temperature is not None:
+        kwargs["temperature"] = req.temperature
+    return kwargs
+
+
+def structured_format(backend: Backend, schema: dict[str, Any], name: str) -> dict[str, Any]:
+    """OpenAI-style response_format; litellm turns it into Ollama's ``format`` for ollama_chat."""
+    if backend.provider == "embedded":
+        # llama-cpp-python's server applies a grammar from json_object + schema.
+        return {"type": "json_object", "schema": schema}
+    return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
+
+
+def classify(exc: Exception, base_url: str) -> LLMError:
+    """Map a litellm exception to the program's errors, naming the server, never the prompt."""
+    name = type(exc).__name__
+    detail = str(exc).splitlines()[0][:200] if str(exc) else name
+    if isinstance(exc, _UNAVAILABLE):
+        return LLMUnavailable(f"LLM server at {base_url} is unreachable or busy ({name}): {detail}")
+    if isinstance(exc, _TRANSIENT):
+        return LLMError(f"LLM server at {base_url} answered a transient error ({name}): {detail}", transient=True)
+    return LLMError(f"LLM call to {base_url} failed ({name}): {detail}", transient=False)
+
+
+def _parse_tool_calls(raw: Any) -> list[ToolCall]:
+    calls = []
+    for i, c in enumerate(raw or []):
+        fn = c.function if hasattr(c, "function") else c["function"]
+        name = fn.name if hasattr(fn, "name") else fn["name"]
+        args = fn.arguments if hasattr(fn, "arguments") else fn.get("arguments")
+        if isinstance(args, str):
+            try:
+                parsed = json.loads(args) if args.strip() else {}
+            except json.JSONDecodeError:
+                parsed = {"_unparsed": args}
+        else:
+            parsed = dict(args or {})
+        cid = getattr(c, "id", None) or f"call_{i}"
+        calls.append(ToolCall(id=cid, name=name, arguments=parsed if isinstance(parsed, dict) else {"value": parsed}))
+    return calls
+
+
+async def complete(backend: Backend, req: ChatRequest, timeout_s: float) -> ChatResponse:
+    """One non-streaming call. Raises LLMError (``transient`` set) or LLMUnavailable."""
+    started = time.perf_counter()
+    try:
+        resp = await litellm.acompletion(**request_kwargs(backend, req, timeout_s))
+    except Exception as exc:
+        raise classify(exc, backend.base_url) from None
+    choice = resp.choices[0]
+    msg = choice.message
+    usage = getattr(resp, "usage", None)
+    return ChatResponse(
+        message=ChatMessage(role="assistant", content=msg.content or "", tool_calls=_parse_tool_calls(msg.tool_calls)),
+        model=backend.model_for(req.role),
+        tokens_in=int(getattr(usage, "prompt_tokens", 0) or 0),
+        tokens_out=int(getattr(usage, "completion_tokens", 0) or 0),
+        latency_ms=(time.perf_counter() - started) * 1000,
+    )
+
+
+async def stream(backend: Backend, req: ChatRequest, timeout_s: float) -> AsyncIterator[str]:
+    """Stream text deltas (for text a person watches)."""
+    try:
+        resp = await litellm.acompletion(**request_kwargs(backend, req, timeout_s), stream=True)
+        async for chunk in resp:
+            delta = chunk.choices[0].delta.content if chunk.choices else None
+            if delta:
+                yield delta
+    except Exception as exc:
+        raise classify(exc, backend.base_url) from None

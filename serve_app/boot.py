@@ -1,0 +1,89 @@
+"""Bringing the app up from an entry point: settings → backend → Ray → actors.
+
+The embedded model server, when the backend needs it, belongs to the process that booted the
+app and stops with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+import structlog
+
+from actors import runtime
+from core.settings import Settings
+from integrations.llm.backend import Backend, resolve
+from integrations.llm.embedded import EmbeddedServer
+
+_log = structlog.get_logger("maos.boot")
+
+
+@dataclass
+class Booted:
+    app: runtime.App
+    owned: bool  # this process started the app (and stops it)
+    embedded: EmbeddedServer | None = None
+    started_at: float = field(default_factory=time.time)
+
+    def close(self) -> None:
+        if self.owned:
+            runtime.kill_app(self.app)
+            runtime.shutdown_ray()
+        if self.embedded is not None:
+            self.embedded.stop()
+
+
+def resolve_backend(settings: Settings) -> tuple[Backend, EmbeddedServer | None]:
+    holder: list[EmbeddedServer] = []
+
+    def start_embedded() -> str:
+        server = EmbeddedServer(settings.embedded_model_path, port=settings.embedded_port, n_ctx=settings.embedded_ctx)
+        holder.append(server)
+        return server.start()
+
+    backend = asyncio.run(resolve(settings, start_embedded))
+    _log.info("llm.backend", provider=backend.provider, base_url=backend.base_url,
+              planner=backend.planner_model, worker=backend.worker_model)
+    return backend, (holder[0] if holder else None)
+
+
+def attach_or_start(settings: Settings) -> Booted:
+    """Use the app running on this data directory if there is one, else start one here."""
+    address = runtime.app_address(settings)
+    if address is not None:
+        runtime.init_ray(settings, address)
+        app = runtime.connect(settings, _placeholder_backend(settings, address))
+        if app is not None:
+            health = app.gateways[0].get("health", timeout=10)
+            app.backend = Backend(provider=health["provider"], base_url=health["base_url"],
+                                  planner_model=health["models"]["planner"], worker_model=health["models"]["worker"],
+                                  api_key=None)
+            return Booted(app=app, owned=False)
+        runtime.shutdown_ray()
+    backend, embedded = resolve_backend(settings)
+    try:
+        runtime.init_ray(settings)
+        app = runtime.start_app(settings, backend)
+    except BaseException:
+        if embedded is not None:
+            embedded.stop()
+        raise
+    return Booted(app=app, owned=True, embedded=embedded)
+
+
+def _placeholder_backend(settings: Settings, address: str) -> Backend:
+    return Backend(provider="ollama", base_url="", planner_model="", worker_model="", api_key=None)
+
+
+def probe_backend(settings: Settings) -> str:
+    """Which backend ``auto`` would pick now, without starting the embedded model."""
+    def not_started() -> str:
+        return "(embedded model: starts with the app)"
+
+    try:
+        backend = asyncio.run(resolve(settings, not_started))
+    except Exception as exc:
+        return f"llm: cannot resolve a backend: {exc}"
+    return f"llm: {backend.provider} at {backend.base_url} · planner {backend.planner_model} · worker {backend.worker_model}"

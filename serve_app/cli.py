@@ -1,0 +1,247 @@
+"""The ``maos`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from typing import Any
+
+from core.logging import configure
+from core.schemas import RunView, TaskRecord
+from core.settings import Settings
+
+_SYMBOL = {"pending": "·", "ready": "○", "running": "◐", "failed": "↻", "done": "✔", "dead": "✖", "blocked": "⊘"}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="maos", description="Master Agent OS")
+    sub = parser.add_subparsers(dest="command", required=True)
+    ask = sub.add_parser("ask", help="ask the master agent to do something; shows the plan and live progress")
+    ask.add_argument("message")
+    ask.add_argument("--json", action="store_true", help="print the finished run as one JSON object")
+    ask.add_argument("--conversation", default=None, help="continue this conversation")
+    sub.add_parser("status", help="Ray, LLM backend, pools, queue depth")
+    tasks = sub.add_parser("tasks", help="list tasks")
+    tasks.add_argument("--status", default=None)
+    tasks.add_argument("--run", default=None)
+    tasks.add_argument("--limit", type=int, default=50)
+    tasks.add_argument("--json", action="store_true")
+    dead = sub.add_parser("dead", help="list dead tasks with their last error")
+    dead.add_argument("--json", action="store_true")
+    retry = sub.add_parser("retry", help="requeue a dead task")
+    retry.add_argument("task_id")
+    serve = sub.add_parser("serve", help="start the app and its HTTP server")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    dev = sub.add_parser("dev", help="developer tools").add_subparsers(dest="tool", required=True)
+    sim = dev.add_parser("sim-llm", help="run the simulated LLM server (a test tool)")
+    sim.add_argument("rest", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+
+    if args.command == "dev":
+        from integrations.llm import sim_server
+
+        sim_server.main(args.rest)
+        return
+    settings = Settings()
+    configure(settings.log_level, settings.log_format)
+    handler = {"ask": _ask, "status": _status, "tasks": _tasks, "dead": _dead, "retry": _retry, "serve": _serve}
+    sys.exit(handler[args.command](settings, args))
+
+
+# --- ask ---------------------------------------------------------------------------------------
+
+
+def _ask(settings: Settings, args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from serve_app.boot import attach_or_start
+
+    console = Console(stderr=args.json)
+    with console.status("starting Master Agent OS…"):
+        booted = attach_or_start(settings)
+    try:
+        app = booted.app
+        console.print(f"[dim]LLM: {app.backend.provider} · {app.backend.planner_model} at {app.backend.base_url}[/dim]")
+        run = app.master.get("submit", args.message, settings.user_id, args.conversation, timeout=60)
+        view = _follow(app, run.id, console, quiet=False)
+    finally:
+        booted.close()
+    if args.json:
+        print(json.dumps(run_json(view), indent=2))
+    return 0 if view.run.status == "done" else 1
+
+
+def _follow(app: Any, run_id: str, console: Any, quiet: bool) -> RunView:
+    from rich.live import Live
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    plan_shown = False
+    progress = Progress(TextColumn("{task.description}"), BarColumn(bar_width=20), TextColumn("{task.fields[state]}"),
+                        console=console, transient=False)
+    bars: dict[str, Any] = {}
+    many = False
+    with Live(progress, console=console, refresh_per_second=8):
+        while True:
+            view: RunView = app.store.get("get_run", run_id, timeout=30)
+            if view.run.plan is not None and not plan_shown:
+                plan_shown = True
+                console.print(f"[bold]Plan[/bold] ({len(view.run.plan.steps)} steps): {view.run.plan.goal}")
+                many = len(view.tasks) > 12
+                if many:
+                    bars["all"] = progress.add_task("all steps", total=len(view.tasks), state="")
+                else:
+                    for t in view.tasks:
+                        deps = f" ← {', '.join(t.depends_on)}" if t.depends_on else ""
+                        console.print(f"  {t.step_id} [{t.agent}] {t.instruction[:90]}{deps}")
+                        bars[t.id] = progress.add_task(f"{t.step_id} {t.agent:<9}", total=1, state=t.status)
+            if view.run.status == "planning" and view.run.error:
+                console.print(f"[yellow]{view.run.error}[/yellow]")
+            if many:
+                counts: dict[str, int] = {}
+                for t in view.tasks:
+                    counts[t.status] = counts.get(t.status, 0) + 1
+                final = counts.get("done", 0) + counts.get("dead", 0) + counts.get("blocked", 0)
+                progress.update(bars["all"], completed=final, state=" ".join(f"{k}:{v}" for k, v in sorted(counts.items())))
+            else:
+                for t in view.tasks:
+                    progress.update(bars[t.id], completed=1 if t.status in ("done", "dead", "blocked") else 0,
+                                    state=_task_state(t))
+            if view.run.status in ("done", "failed"):
+                break
+            time.sleep(0.2)
+    if view.run.summary:
+        console.print(f"\n[bold]Result[/bold]\n{view.run.summary}")
+    if view.run.error:
+        console.print(f"\n[red]{view.run.error}[/red]")
+    return view
+
+
+def _task_state(t: TaskRecord) -> str:
+    state = f"{_SYMBOL.get(t.status, '?')} {t.status}"
+    if t.attempts > 1:
+        state += f" (attempt {t.attempts})"
+    if t.status in ("failed", "dead", "blocked") and t.error:
+        state += f": {t.error[:80]}"
+    elif t.status == "ready" and t.error:
+        state += f": {t.error[:80]}"
+    return state
+
+
+def run_json(view: RunView) -> dict[str, Any]:
+    return {
+        "run_id": view.run.id,
+        "conversation_id": view.run.conversation_id,
+        "status": view.run.status,
+        "goal": view.run.plan.goal if view.run.plan else None,
+        "plan": [s.model_dump() for s in view.run.plan.steps] if view.run.plan else [],
+        "steps": [
+            {"id": t.step_id, "task_id": t.id, "agent": t.agent, "status": t.status, "attempts": t.attempts,
+             "depends_on": t.depends_on, "result": t.result, "error": t.error}
+            for t in view.tasks
+        ],
+        "summary": view.run.summary,
+        "error": view.run.error,
+    }
+
+
+# --- queue inspection: through the running app, or straight from the DuckDB file ---------------
+
+
+def _store(settings: Settings) -> Any:
+    """A synchronous view of the Store: the running app's actor, else the file opened here."""
+    from actors import runtime
+
+    address = runtime.app_address(settings)
+    if address is not None:
+        runtime.init_ray(settings, address)
+        app = runtime.connect(settings, None)  # type: ignore[arg-type]
+        if app is not None:
+            return _Sync(lambda m, *a: app.store.get(m, *a, timeout=30))
+    from actors.store import Store
+
+    store = Store(str(settings.db_path))
+    return _Sync(lambda m, *a: asyncio.run(getattr(store, m)(*a)))
+
+
+class _Sync:
+    def __init__(self, call: Any) -> None:
+        self._call = call
+
+    def __getattr__(self, method: str) -> Any:
+        return lambda *a: self._call(method, *a)
+
+
+def _print_tasks(tasks: list[TaskRecord], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps([t.model_dump() for t in tasks], indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("task", "agent", "status", "attempts", "error / result")
+    for t in tasks:
+        table.add_row(t.id, t.agent, t.status, str(t.attempts), (t.error or t.result or "")[:70])
+    Console().print(table)
+
+
+def _tasks(settings: Settings, args: argparse.Namespace) -> int:
+    _print_tasks(_store(settings).list_tasks(args.status, args.run, args.limit), args.json)
+    return 0
+
+
+def _dead(settings: Settings, args: argparse.Namespace) -> int:
+    _print_tasks(_store(settings).list_tasks("dead", None, 1000), args.json)
+    return 0
+
+
+def _retry(settings: Settings, args: argparse.Namespace) -> int:
+    store = _store(settings)
+    if store.requeue(args.task_id):
+        print(f"requeued {args.task_id}")
+        return 0
+    task = store.get_task(args.task_id)
+    print(f"cannot retry {args.task_id}: " + ("no such task" if task is None else f"it is {task.status}, not dead"),
+          file=sys.stderr)
+    return 2
+
+
+def _status(settings: Settings, args: argparse.Namespace) -> int:
+    from actors import runtime
+
+    address = runtime.app_address(settings)
+    if address is None:
+        from serve_app.boot import probe_backend
+
+        print("app: not running (start it with `make run` or `maos serve`)")
+        print(probe_backend(settings))
+        return 0
+    runtime.init_ray(settings, address)
+    app = runtime.connect(settings, None)  # type: ignore[arg-type]
+    if app is None:
+        print("app: not running")
+        return 0
+    health = app.gateways[0].get("health", timeout=10)
+    pools = app.dispatcher.get("status", timeout=10)
+    counts = app.store.get("queue_counts", timeout=10)
+    print(f"ray: {address} ({runtime.cluster_nodes()} node(s))")
+    print(f"llm: {health['provider']} at {health['base_url']} · planner {health['models']['planner']} · "
+          f"worker {health['models']['worker']} · {'reachable' if health['reachable'] else 'UNREACHABLE'} · "
+          f"in flight {health['in_flight']}, waiting {health['waiting']}")
+    print("queue: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "empty"))
+    for p in pools:
+        print(f"pool {p.agent:<9} actors {p.actors} · in flight {p.in_flight} · ready {p.ready}")
+    return 0
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    from serve_app.server import serve
+
+    return serve(settings, args.host, args.port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""``maos serve``: the runtime actors plus a Ray Serve HTTP app on 127.0.0.1:8000."""
+
+from __future__ import annotations
+
+import functools
+import signal
+import threading
+
+import structlog
+from ray import serve as ray_serve
+
+from core.settings import Settings
+from serve_app.api import build_api
+from serve_app.boot import attach_or_start
+
+_log = structlog.get_logger("maos.serve")
+
+
+def serve_http(settings: Settings, host: str, port: int) -> None:
+    """Deploy the API as a Serve app (the ASGI app is built on the replica: it cannot be pickled)."""
+    ray_serve.start(http_options={"host": host, "port": port})
+    ingress = ray_serve.ingress(functools.partial(build_api, settings))
+
+    class Api:
+        pass
+
+    deployment = ray_serve.deployment(name="api", ray_actor_options={"num_cpus": 0}, max_ongoing_requests=1000)(
+        ingress(Api)
+    )
+    ray_serve.run(deployment.bind(), name="maos", route_prefix="/")
+
+
+def serve(settings: Settings, host: str | None, port: int | None) -> int:
+    host = host if host is not None else settings.host
+    port = port if port is not None else settings.port
+    booted = attach_or_start(settings)
+    if not booted.owned:
+        print(f"Master Agent OS is already running for {settings.data_dir}")
+        return 1
+    try:
+        serve_http(settings, host, port)
+        b = booted.app.backend
+        print(f"Master Agent OS is running: http://{host}:{port}/", flush=True)
+        print(f"  API docs  http://{host}:{port}/docs", flush=True)
+        print("  Ray dashboard  http://127.0.0.1:8265", flush=True)
+        print(f"  LLM  {b.provider} · {b.planner_model} at {b.base_url}", flush=True)
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        stop.wait()
+    finally:
+        try:
+            ray_serve.shutdown()
+        finally:
+            booted.close()
+    return 0

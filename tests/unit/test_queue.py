@@ -1,0 +1,134 @@
+"""Queue state transitions and migrations on :memory:, through the Store (no Ray)."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from actors._migrations import MIGRATIONS, migrate
+from actors.queue import RetryPolicy
+from actors.store import Store
+from core.schemas import Plan, PlanStep, StepOutcome
+
+
+def test_migrations_apply_in_order_once() -> None:
+    conn = duckdb.connect(":memory:")
+    assert migrate(conn) == [v for v, _, _ in sorted(MIGRATIONS)]
+    assert migrate(conn) == []
+    tables = {r[0] for r in conn.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    for name in ("users", "sessions", "oauth_credentials", "conversations", "messages", "tasks",
+                 "agent_runs", "memory_entries", "audit_log", "runs", "schema_migrations"):
+        assert name in tables
+
+
+def _plan() -> Plan:
+    return Plan(goal="g", steps=[
+        PlanStep(id="a", agent="leads", instruction="find"),
+        PlanStep(id="b", agent="email", instruction="mail", depends_on=["a"]),
+        PlanStep(id="c", agent="writing", instruction="sum", depends_on=["b"]),
+        PlanStep(id="d", agent="writing", instruction="other"),
+    ])
+
+
+async def _started(store: Store) -> str:
+    run = await store.create_run("hello", "u1")
+    await store.enqueue_plan(run.id, _plan(), max_attempts=2)
+    return run.id
+
+
+OWNERS = {a: [f"{a}/0"] for a in ("leads", "email", "writing")}
+
+
+async def test_dependencies_gate_readiness_and_run_finishes() -> None:
+    store = Store(":memory:", retry=RetryPolicy(base_s=0, max_s=0))
+    run_id = await _started(store)
+    claimed = await store.claim({"leads": 10, "email": 10, "writing": 10}, OWNERS, 30)
+    assert sorted(t.step_id for t, _, _ in claimed) == ["a", "d"]
+    accepted, finished = await store.complete(
+        [StepOutcome(task_id=t.id, attempt=t.attempts, ok=True, result=f"r-{t.step_id}") for t, _, _ in claimed]
+    )
+    assert len(accepted) == 2 and finished == []
+    (b, owner, ctx), = await store.claim({"leads": 10, "email": 10, "writing": 10}, OWNERS, 30)
+    assert b.step_id == "b" and owner == "email/0" and "r-a" in ctx
+    await store.complete([StepOutcome(task_id=b.id, attempt=1, ok=True, result="r-b")])
+    (c, _, _), = await store.claim({"writing": 10}, OWNERS, 30)
+    _, finished = await store.complete([StepOutcome(task_id=c.id, attempt=1, ok=True, result="r-c")])
+    assert finished == [run_id]
+    view = await store.get_run(run_id)
+    assert view is not None and {t.status for t in view.tasks} == {"done"}
+
+
+async def test_late_completion_of_an_old_attempt_is_refused() -> None:
+    store = Store(":memory:", retry=RetryPolicy(base_s=0, max_s=0))
+    await _started(store)
+    claimed = await store.claim({"leads": 1}, OWNERS, 30)
+    task = claimed[0][0]
+    ids, _ = await store.reclaim(["leads/0"])  # its worker died
+    assert ids == [task.id]
+    (again, _, _), = await store.claim({"leads": 1}, OWNERS, 30)
+    assert again.attempts == 2
+    stale, _ = await store.complete([StepOutcome(task_id=task.id, attempt=1, ok=True, result="old")])
+    assert stale == []
+    fresh, _ = await store.complete([StepOutcome(task_id=task.id, attempt=2, ok=True, result="new")])
+    assert fresh == [task.id]
+    assert (await store.get_task(task.id)).result == "new"  # type: ignore[union-attr]
+
+
+async def test_attempt_limit_then_dead_blocks_dependents_and_retry_requeues() -> None:
+    store = Store(":memory:", retry=RetryPolicy(base_s=0, max_s=0))
+    run_id = await _started(store)
+    for attempt in (1, 2):
+        (t, _, _), = await store.claim({"leads": 1}, OWNERS, 30)
+        assert t.attempts == attempt
+        await store.complete([StepOutcome(task_id=t.id, attempt=attempt, ok=False, error="boom")])
+    a = await store.get_task(f"{run_id}:a")
+    assert a is not None and a.status == "dead" and a.error == "boom" and a.attempts == 2
+    assert (await store.get_task(f"{run_id}:b")).status == "blocked"  # type: ignore[union-attr]
+    assert (await store.get_task(f"{run_id}:c")).status == "blocked"  # type: ignore[union-attr]
+    assert await store.claim({"leads": 1}, OWNERS, 30) == []
+    assert await store.requeue(a.id)
+    assert (await store.get_task(f"{run_id}:b")).status == "pending"  # type: ignore[union-attr]
+    (t, _, _), = await store.claim({"leads": 1}, OWNERS, 30)
+    assert t.id == a.id and t.attempts == 1
+
+
+async def test_waiting_for_the_llm_refunds_the_attempt() -> None:
+    store = Store(":memory:", retry=RetryPolicy(base_s=0, max_s=0, wait_s=0))
+    await _started(store)
+    (t, _, _), = await store.claim({"leads": 1}, OWNERS, 30)
+    await store.complete([StepOutcome(task_id=t.id, attempt=1, ok=False, wait=True, error="LLM down")])
+    again = await store.get_task(t.id)
+    assert again is not None and again.status == "ready" and again.attempts == 0
+    assert again.error is not None and again.error.startswith("waiting:")
+
+
+async def test_expired_lease_is_reclaimed() -> None:
+    store = Store(":memory:", retry=RetryPolicy(base_s=0, max_s=0))
+    await _started(store)
+    (t, _, _), = await store.claim({"leads": 1}, OWNERS, lease_s=-1)
+    ids, _ = await store.reclaim(None)
+    assert ids == [t.id]
+    assert (await store.get_task(t.id)).status == "failed"  # type: ignore[union-attr]
+
+
+async def test_a_bad_write_fails_alone_in_its_batch() -> None:
+    import asyncio
+
+    store = Store(":memory:")
+    good = store.write("INSERT INTO users VALUES ('u1', 'n', NULL, 0)")
+    bad = store.write("INSERT INTO no_such_table VALUES (1)")
+    results = await asyncio.gather(good, bad, return_exceptions=True)
+    assert not isinstance(results[0], BaseException) and isinstance(results[1], duckdb.Error)
+    assert await store.read("SELECT id FROM users") == [("u1",)]
+
+
+@pytest.mark.parametrize("n", [1, 300])
+async def test_fanout_enqueue_and_claim_respects_limits(n: int) -> None:
+    store = Store(":memory:")
+    run = await store.create_run("x", "u")
+    plan = Plan(goal="g", steps=[PlanStep(id=f"s{i}", agent="email", instruction="i") for i in range(n)])
+    await store.enqueue_plan(run.id, plan, 3)
+    claimed = await store.claim({"email": 100}, {"email": ["e/0", "e/1"]}, 30)
+    assert len(claimed) == min(n, 100)
+    assert {o for _, o, _ in claimed} == ({"e/0", "e/1"} if n > 1 else {"e/0"})
+    assert (await store.queue_counts()).get("running") == min(n, 100)
