@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import random
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -323,7 +324,7 @@ def _record_subagent_runs(conn: duckdb.DuckDBPyConnection, outcomes: list[StepOu
         "unnest(?) AS tout, unnest(?) AS ok, unnest(?::VARCHAR[]) AS err) v",
         [
             now,
-            [f"{o.task_id}#{o.attempt}" for o in outcomes], [o.task_id for o in outcomes],
+            [uuid.uuid4().hex for _ in outcomes], [o.task_id for o in outcomes],
             [o.attempt for o in outcomes], [o.tokens_in for o in outcomes], [o.tokens_out for o in outcomes],
             [o.ok for o in outcomes], [o.error for o in outcomes],
         ],

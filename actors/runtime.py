@@ -19,7 +19,7 @@ from typing import Any
 
 import ray
 import structlog
-from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError
 
 from actors.agents import names as agent_names
 from actors.dispatcher import Dispatcher
@@ -28,7 +28,7 @@ from actors.master import MasterAgent
 from actors.pool import SubAgentPool
 from actors.queue import RetryPolicy
 from actors.store import Store
-from core.errors import ActorGone
+from core.errors import ActorGone, MaosError
 from core.logging import configure
 from core.settings import Settings
 from integrations.llm.backend import Backend
@@ -49,6 +49,11 @@ class RayHandle:
             return await getattr(self.actor, method).remote(*args, **kwargs)
         except _GONE as exc:
             raise ActorGone(f"actor '{self.name}' is gone: {type(exc).__name__}", self.name) from None
+        except RayTaskError as exc:
+            # The program's own errors cross as themselves, without Ray's traceback in the message.
+            if isinstance(exc.cause, MaosError):
+                raise exc.cause from None
+            raise
 
     def fire(self, method: str, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
         ref = getattr(self.actor, method).remote(*args, **kwargs)

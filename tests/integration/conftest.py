@@ -79,7 +79,8 @@ def wait_run(app: runtime.App, run_id: str, timeout_s: float = 120.0,
         if until is None and view.run.status in ("done", "failed"):
             return view
         time.sleep(0.1)
-    raise AssertionError(f"run {run_id} did not finish in {timeout_s} s; last: {view.run if view else None}")
+    tasks = [(t.step_id, t.status, t.attempts, t.error) for t in view.tasks] if view else []
+    raise AssertionError(f"run {run_id} did not finish in {timeout_s} s; last: {view.run if view else None}; tasks: {tasks}")
 
 
 def ask(app: runtime.App, message: str) -> str:

@@ -96,7 +96,7 @@ def test_a_model_that_never_gives_a_valid_plan_fails_clearly(make_app, sim: SimH
 
 
 def test_llm_server_down_steps_wait_with_a_clear_error_then_finish(make_app, sim: SimHandle) -> None:
-    app = make_app()
+    app = make_app(llm_timeout_s=5)
     run_id = ask(app, "[fanout 6] [slow 0.3] tidy each record")
     wait_run(app, run_id, until=lambda v: any(t.status == "running" for t in v.tasks))
     sim.stop()
