@@ -1,0 +1,36 @@
+"""The master agent plans with the real embedded SmolLM2 (no Ollama, no LM Studio)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from actors.agents import names
+from actors.gateway import LLMGateway
+from actors.handles import LocalHandle
+from actors.master import MasterAgent
+from core.settings import Settings
+from integrations.llm.backend import resolve
+from integrations.llm.embedded import EmbeddedServer
+
+
+@pytest.mark.slow
+async def test_master_gets_a_schema_valid_plan_from_the_embedded_model(tmp_path: Path) -> None:
+    closed = "http://127.0.0.1:9"
+    settings = Settings(data_dir=tmp_path, llm_provider="auto", ollama_url=closed, lmstudio_url=closed)
+    server = EmbeddedServer(log_dir=tmp_path)
+    try:
+        backend = await resolve(settings, server.start)
+        assert backend.provider == "embedded"
+        os.environ.pop("OLLAMA_API_BASE", None)
+        gateway = LocalHandle(LLMGateway(settings, backend, store=None))
+        master = MasterAgent(settings, store=LocalHandle(object()), gateway=gateway, embedded=True)
+        for request in ("follow up with every lead tagged webinar and draft a summary for the team",
+                        "book a review call with Dana next week"):
+            plan = await master.plan(request)
+            assert 1 <= len(plan.steps) <= 4
+            assert all(step.agent in names() for step in plan.steps)
+    finally:
+        server.stop()
