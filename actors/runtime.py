@@ -87,7 +87,7 @@ def _with_logging(cls: type, settings: Settings) -> type:
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         configure(level, "json" if fmt == "auto" else fmt)
-        cls.__init__(self, *args, **kwargs)
+        cls.__init__(self, *args, **kwargs)  # type: ignore[misc]  # the wrapped class's own constructor
 
     return type(cls.__name__, (cls,), {"__init__": __init__, "__module__": cls.__module__})
 
@@ -150,22 +150,22 @@ def start_app(settings: Settings, backend: Backend) -> App:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     epoch = uuid.uuid4().hex[:6]
     retry = RetryPolicy(base_s=settings.retry_base_s, max_s=settings.retry_max_s)
-    store_cls = ray.remote(_with_logging(Store, settings))
+    store_cls: Any = ray.remote(_with_logging(Store, settings))
     store = RayHandle(store_cls.options(**_options("store", settings)).remote(str(settings.db_path.resolve()), retry=retry), "store")
     n_gw = settings.gateway_replicas
     per_gw = max(1, -(-settings.llm_slots // n_gw))
-    gw_cls = ray.remote(_with_logging(LLMGateway, settings))
+    gw_cls: Any = ray.remote(_with_logging(LLMGateway, settings))
     gateways = [
         RayHandle(gw_cls.options(**_options(f"gateway-{i}", settings)).remote(settings, backend, store, per_gw), f"gateway-{i}")
         for i in range(n_gw)
     ]
-    master_cls = ray.remote(_with_logging(MasterAgent, settings))
+    master_cls: Any = ray.remote(_with_logging(MasterAgent, settings))
     master = RayHandle(master_cls.options(**_options("master", settings)).remote(
         settings, store, gateways[0], None, backend.provider == "embedded"), "master")
     dispatcher_name = "dispatcher"
     # Pools find the dispatcher by name (it is created below; the lookup happens on first report).
     dispatcher_ref = _LazyHandle(dispatcher_name, settings.namespace)
-    pool_cls = ray.remote(_with_logging(SubAgentPool, settings))
+    pool_cls: Any = ray.remote(_with_logging(SubAgentPool, settings))
     pools: dict[str, list[RayHandle]] = {}
     k = 0
     for agent in agent_names():
@@ -176,7 +176,7 @@ def start_app(settings: Settings, backend: Backend) -> App:
                 agent, owner, settings, gateways[k % n_gw], store, dispatcher_ref)
             pools[agent].append(RayHandle(actor, owner))
             k += 1
-    disp_cls = ray.remote(_with_logging(Dispatcher, settings))
+    disp_cls: Any = ray.remote(_with_logging(Dispatcher, settings))
     dispatcher = RayHandle(disp_cls.options(**_options(dispatcher_name, settings)).remote(
         settings, store, pools, master, settings.llm_slots), dispatcher_name)
     ray.get(master.actor.attach.remote(dispatcher))

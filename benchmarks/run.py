@@ -1,0 +1,264 @@
+"""`make bench`: the runtime against the simulated LLM server, with a plain-asyncio baseline.
+
+Prints a table and writes JSON to benchmarks/results/. Figures are medians over repeats where
+a run is cheap enough to repeat; ratios compare against a baseline measured in the same run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def _start_sim(ttft_ms: float, token_ms: float, reply_tokens: int) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "integrations.llm.sim_server", "--port", "0", "--ttft-ms", str(ttft_ms),
+         "--token-ms", str(token_ms), "--reply-tokens", str(reply_tokens), "--slots", "5000"],
+        stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    return proc, line.strip().rsplit(" ", 1)[-1]
+
+
+def _sim_log(base: str, clear: bool = True) -> list[dict[str, Any]]:
+    import httpx
+
+    return list(httpx.get(f"{base}/_sim/log", params={"clear": "1"} if clear else {}, timeout=30).json())
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def _rss_of(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
+
+
+# --- baseline: the same sub-agent turns with plain asyncio and the same litellm client ---------
+
+
+async def _baseline(base: str, n: int) -> float:
+    from actors.agents import get, render_subagent_prompt, tools_for
+    from core.schemas import ChatMessage, ChatRequest
+    from integrations.llm import client
+    from integrations.llm.backend import Backend
+
+    backend = Backend(provider="ollama", base_url=base, planner_model="sim-model", worker_model="sim-model")
+    spec = get("writing")
+    tools = [t.spec() for t in tools_for(spec)]
+
+    async def one(i: int) -> None:
+        msgs = [ChatMessage(role="system", content=render_subagent_prompt(spec, task_id=f"b:{i}", goal="g", context="")),
+                ChatMessage(role="user", content=f"Handle item {i} of {n}: write a note")]
+        r = await client.complete(backend, ChatRequest(messages=msgs, tools=tools), 120)
+        msgs.append(r.message)
+        for call in r.message.tool_calls:
+            msgs.append(ChatMessage(role="tool", content="ok: saved", tool_call_id=call.id, name=call.name))
+        await client.complete(backend, ChatRequest(messages=msgs, tools=tools), 120)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(n)))
+    return time.perf_counter() - started
+
+
+# --- the system -------------------------------------------------------------------------------
+
+
+def _fanout(app: Any, base: str, n: int) -> dict[str, Any]:
+    _sim_log(base)
+    sampling: dict[str, Any] = {"peak": 0, "in_flight": 0}
+    pids = _app_pids(app)
+    idle = sum(_rss_of(p) for p in pids)
+    run = app.master.get("submit", f"[fanout {n}] write a note for each account", "bench", None, timeout=60)
+    while True:
+        view = app.store.get("get_run", run.id, timeout=60)
+        in_flight = sum(t.status == "running" for t in view.tasks)
+        rss = sum(_rss_of(p) for p in pids)
+        if rss > sampling["peak"]:
+            sampling.update(peak=rss, in_flight=max(sampling["in_flight"], in_flight))
+        sampling["in_flight"] = max(sampling["in_flight"], in_flight)
+        if view.run.status in ("done", "failed"):
+            break
+        time.sleep(0.1)
+    assert view.run.status == "done", view.run.error
+    log = _sim_log(base)
+    first_req: dict[str, float] = {}
+    for r in log:
+        tid = r.get("task_id")
+        if tid and (tid not in first_req or r["t_received"] < first_req[tid]):
+            first_req[tid] = r["t_received"]
+    claim_to_server = [(first_req[t.id] - t.started_at) * 1000 for t in view.tasks if t.id in first_req and t.started_at]
+    ready_to_server = [(first_req[t.id] - t.ready_at) * 1000 for t in view.tasks if t.id in first_req and t.ready_at]
+    first_ready = min(t.ready_at for t in view.tasks if t.ready_at)
+    last_done = max(t.finished_at for t in view.tasks if t.finished_at)
+    steps_wall = last_done - first_ready
+    return {
+        "steps": n, "all_done": all(t.status == "done" for t in view.tasks),
+        "run_wall_s": view.run.finished_at - view.run.created_at if view.run.finished_at else None,
+        "steps_wall_s": steps_wall, "steps_per_s": n / steps_wall,
+        "dispatch_claim_to_server_ms_p50": _pct(claim_to_server, 0.5), "dispatch_claim_to_server_ms_p99": _pct(claim_to_server, 0.99),
+        "ready_to_server_ms_p50": _pct(ready_to_server, 0.5), "ready_to_server_ms_p99": _pct(ready_to_server, 0.99),
+        "peak_rss_mb": sampling["peak"] / 2**20, "idle_rss_mb": idle / 2**20,
+        "kb_per_in_flight": (sampling["peak"] - idle) / 1024 / max(1, sampling["in_flight"]),
+        "max_in_flight": sampling["in_flight"],
+    }
+
+
+def _app_pids(app: Any) -> list[int]:
+    import ray
+
+    pids = []
+    for h in [*app.gateways, *(h for hs in app.pools.values() for h in hs)]:
+        pids.append(ray.get(h.actor.__ray_call__.remote(lambda self: os.getpid())))
+    return pids
+
+
+async def _ttft(app: Any, base: str, repeats: int = 5) -> dict[str, float]:
+    from core.schemas import ChatMessage, ChatRequest
+    from integrations.llm import client
+
+    req = ChatRequest(messages=[ChatMessage(role="user", content="say hello")], role="planner", priority="interactive")
+    direct, via = [], []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        async for _ in client.stream(app.backend, req, 60):
+            direct.append((time.perf_counter() - t) * 1000)
+            break
+        t = time.perf_counter()
+        async for _ in app.gateways[0].stream("stream", req):
+            via.append((time.perf_counter() - t) * 1000)
+            break
+        await asyncio.sleep(1.2)  # let the rest of the stream drain: measure idle
+    return {"direct_ms": statistics.median(direct), "via_gateway_ms": statistics.median(via),
+            "added_ms": statistics.median(via) - statistics.median(direct)}
+
+
+# --- store ------------------------------------------------------------------------------------
+
+
+async def _store_bench(n: int = 5000) -> dict[str, float]:
+    import duckdb
+
+    from actors.store import Store
+    from core.schemas import Plan, PlanStep, StepOutcome
+
+    tmp = Path(tempfile.mkdtemp())
+    store = Store(str(tmp / "s.duckdb"))
+    run = await store.create_run("bench", "u")
+    await store.enqueue_plan(run.id, Plan(goal="g", steps=[PlanStep(id=f"s{i}", agent="email", instruction="x") for i in range(n)]), 3)
+    started = time.perf_counter()
+
+    async def worker() -> int:
+        moved = 0
+        while True:
+            claimed = await store.claim({"email": 50}, {"email": ["e/0"]}, 30)
+            if not claimed:
+                return moved
+            await store.complete([StepOutcome(task_id=t.id, attempt=t.attempts, ok=True, result="r") for t, _, _ in claimed])
+            moved += 2 * len(claimed)
+
+    moved = sum(await asyncio.gather(*(worker() for _ in range(8))))
+    store_rate = moved / (time.perf_counter() - started)
+    store.close()
+    conn = duckdb.connect(str(tmp / "plain.duckdb"))
+    conn.execute("CREATE TABLE t (id TEXT PRIMARY KEY, status TEXT, attempts INT)")
+    conn.execute("INSERT INTO t SELECT 'k' || i, 'ready', 0 FROM range(?) r(i)", [1000])
+    started = time.perf_counter()
+    for i in range(1000):
+        conn.execute("UPDATE t SET status = 'running', attempts = attempts + 1 WHERE id = ?", [f"k{i}"])
+    plain_rate = 1000 / (time.perf_counter() - started)
+    return {"store_transitions_per_s": store_rate, "plain_autocommit_per_s": plain_rate, "ratio": store_rate / plain_rate}
+
+
+def _cold_start(base: str) -> float:
+    data = Path(tempfile.mkdtemp()) / "data"
+    env = {**os.environ, "MAOS_DATA_DIR": str(data), "MAOS_LLM_PROVIDER": "ollama", "MAOS_LLM_BASE_URL": base,
+           "MAOS_LLM_MODEL": "sim-model", "OLLAMA_API_BASE": base, "MAOS_RAY_NUM_CPUS": "2"}
+    t0 = time.time()
+    out = subprocess.run([sys.executable, "-m", "serve_app.cli", "ask", "--json", "[fanout 8] write a note"],
+                         env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    import duckdb
+
+    conn = duckdb.connect(str(data / "maos.duckdb"), read_only=True)
+    first = conn.execute("SELECT min(started_at) FROM tasks").fetchone()[0]
+    return float(first - t0)
+
+
+def main() -> None:
+    from actors import runtime
+    from core.settings import Settings
+    from integrations.llm.backend import Backend
+
+    sizes = [int(s) for s in os.environ.get("BENCH_SIZES", "100,300,1000").split(",")]
+    results: dict[str, Any] = {"machine": {"cores": os.cpu_count()}, "sizes": {}}
+    sim, base = _start_sim(ttft_ms=200, token_ms=50, reply_tokens=20)
+    os.environ["OLLAMA_API_BASE"] = base
+    try:
+        print("store…", flush=True)
+        results["store"] = asyncio.run(_store_bench())
+        print("cold start…", flush=True)
+        results["cold_start_to_first_step_s"] = _cold_start(base)
+        settings = Settings(data_dir=Path(tempfile.mkdtemp()) / "data", llm_provider="ollama", llm_base_url=base,
+                            llm_model="sim-model", llm_slots=2000, max_in_flight=1000, per_type_in_flight=1000,
+                            namespace=f"bench{uuid.uuid4().hex[:6]}", log_level="WARNING", ray_num_cpus=2)
+        backend = Backend(provider="ollama", base_url=base, planner_model="sim-model", worker_model="sim-model")
+        runtime.init_ray(settings)
+        app = runtime.start_app(settings, backend)
+        print("ttft…", flush=True)
+        results["ttft"] = asyncio.run(_ttft(app, base))
+        for n in sizes:
+            print(f"fanout {n}…", flush=True)
+            base_s = asyncio.run(_baseline(base, n))
+            sys_r = _fanout(app, base, n)
+            sys_r["baseline_wall_s"] = base_s
+            sys_r["ratio_vs_baseline"] = sys_r["steps_wall_s"] / base_s
+            results["sizes"][n] = sys_r
+        runtime.kill_app(app)
+        runtime.shutdown_ray()
+    finally:
+        sim.terminate()
+    _print(results)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"runtime-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps(results, indent=2, default=str))
+    print(f"wrote {out}")
+
+
+def _print(r: dict[str, Any]) -> None:
+    print("\nfanout | steps/s | steps wall s | baseline s | ratio | claim→server p50/p99 ms | ready→server p50/p99 ms | KB/in-flight | peak MB")
+    for n, s in r["sizes"].items():
+        print(f"{n:>6} | {s['steps_per_s']:7.1f} | {s['steps_wall_s']:12.2f} | {s['baseline_wall_s']:10.2f} | {s['ratio_vs_baseline']:5.2f} | "
+              f"{s['dispatch_claim_to_server_ms_p50']:7.1f} / {s['dispatch_claim_to_server_ms_p99']:7.1f} | "
+              f"{s['ready_to_server_ms_p50']:7.1f} / {s['ready_to_server_ms_p99']:7.1f} | {s['kb_per_in_flight']:8.1f} | {s['peak_rss_mb']:7.0f}")
+    t = r["ttft"]
+    print(f"TTFT: direct {t['direct_ms']:.1f} ms, via gateway {t['via_gateway_ms']:.1f} ms, added {t['added_ms']:.1f} ms")
+    s = r["store"]
+    print(f"Store: {s['store_transitions_per_s']:.0f} committed transitions/s vs plain auto-commit {s['plain_autocommit_per_s']:.0f}/s ({s['ratio']:.1f}x)")
+    print(f"maos ask cold start to first step running: {r['cold_start_to_first_step_s']:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
