@@ -31,8 +31,12 @@ def _start_sim(ttft_ms: float, token_ms: float, reply_tokens: int) -> tuple[subp
          "--token-ms", str(token_ms), "--reply-tokens", str(reply_tokens), "--slots", "5000"],
         stdout=subprocess.PIPE, text=True, cwd=ROOT)
     assert proc.stdout is not None
-    line = proc.stdout.readline()
-    return proc, line.strip().rsplit(" ", 1)[-1]
+    base = proc.stdout.readline().strip().rsplit(" ", 1)[-1]
+    import httpx
+
+    # Replies are timed as reply_tokens long, the plan of a 1,000-step fanout included.
+    httpx.post(f"{base}/_sim/config", json={"timed_tokens_cap": reply_tokens}, timeout=10).raise_for_status()
+    return proc, base
 
 
 def _sim_log(base: str, clear: bool = True) -> list[dict[str, Any]]:
@@ -212,6 +216,9 @@ def main() -> None:
     from core.settings import Settings
     from integrations.llm.backend import Backend
 
+    from core.logging import configure
+
+    configure("WARNING", "json")
     sizes = [int(s) for s in os.environ.get("BENCH_SIZES", "100,300,1000").split(",")]
     results: dict[str, Any] = {"machine": {"cores": os.cpu_count()}, "sizes": {}}
     sim, base = _start_sim(ttft_ms=200, token_ms=50, reply_tokens=20)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import signal
 import threading
+from typing import Any
 
 import structlog
 from ray import serve as ray_serve
@@ -19,7 +19,10 @@ _log = structlog.get_logger("maos.serve")
 def serve_http(settings: Settings, host: str, port: int) -> None:
     """Deploy the API as a Serve app (the ASGI app is built on the replica: it cannot be pickled)."""
     ray_serve.start(http_options={"host": host, "port": port})
-    ingress = ray_serve.ingress(functools.partial(build_api, settings))
+    def builder() -> Any:
+        return build_api(settings)
+
+    ingress = ray_serve.ingress(builder)
 
     class Api:
         pass

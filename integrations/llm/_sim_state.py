@@ -28,6 +28,7 @@ class SimConfig:
     model: str = "sim-model"
     log_bodies: bool = False  # keep each request body in its log record ("body")
     log_max: int = 100_000  # oldest records are dropped beyond this
+    timed_tokens_cap: int = 0  # >0: at most this many tokens are timed per reply (long plans stay quick)
 
     def __post_init__(self) -> None:
         self.update(**dataclasses.asdict(self))  # coerce and check the values given

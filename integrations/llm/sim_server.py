@@ -200,7 +200,8 @@ class SimLLMServer:
     async def _whole(self, req: SimRequest, reply: Reply, seq: int, record: dict[str, Any]) -> web.Response:
         cfg = self.config
         n = len(reply.tokens())
-        delay = cfg.ttft_ms / 1000 + reply.slow_s + (n - 1) * cfg.token_ms / 1000
+        timed = min(n, cfg.timed_tokens_cap) if cfg.timed_tokens_cap > 0 else n
+        delay = cfg.ttft_ms / 1000 + reply.slow_s + (timed - 1) * cfg.token_ms / 1000
         if delay > 0:
             await asyncio.sleep(delay)
         record["tokens_out"] = n
