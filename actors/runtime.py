@@ -30,7 +30,7 @@ from actors.queue import RetryPolicy
 from actors.store import Store
 from core.errors import ActorGone, MaosError
 from core.logging import configure
-from core.settings import Settings
+from core.settings import Settings, apply_ray_environment
 from integrations.llm.backend import Backend
 
 _log = structlog.get_logger("maos.runtime")
@@ -98,6 +98,7 @@ def _with_logging(cls: type, settings: Settings) -> type:
 def init_ray(settings: Settings, address: str | None = None) -> str:
     """Join the cluster at ``address`` (or RAY_ADDRESS), else start a local one. Returns its address."""
     if not ray.is_initialized():
+        apply_ray_environment()
         target = address if address is not None else settings.ray_address
         env = {"env_vars": {"LITELLM_LOCAL_MODEL_COST_MAP": "True"}}
         if target is not None:

@@ -213,10 +213,9 @@ def _cold_start(base: str) -> float:
 
 def main() -> None:
     from actors import runtime
+    from core.logging import configure
     from core.settings import Settings
     from integrations.llm.backend import Backend
-
-    from core.logging import configure
 
     configure("WARNING", "json")
     sizes = [int(s) for s in os.environ.get("BENCH_SIZES", "100,300,1000").split(",")]

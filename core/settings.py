@@ -94,3 +94,10 @@ def litellm_environment(api_base: str | None) -> dict[str, str]:
 def apply_litellm_environment(api_base: str | None) -> None:
     """Set :func:`litellm_environment` in this process (call before importing litellm)."""
     os.environ.update(litellm_environment(api_base))
+
+
+def apply_ray_environment() -> None:
+    """Before starting or joining Ray: no usage stats; no token auth, so that `maos` in another
+    terminal can join the local cluster the app started (it is the app's own, on this machine)."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")

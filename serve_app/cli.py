@@ -77,6 +77,7 @@ def _ask(settings: Settings, args: argparse.Namespace) -> int:
 
 def _follow(app: Any, run_id: str, console: Any, quiet: bool) -> RunView:
     from rich.live import Live
+    from rich.markup import escape
     from rich.progress import BarColumn, Progress, TextColumn
 
     plan_shown = False
@@ -89,17 +90,17 @@ def _follow(app: Any, run_id: str, console: Any, quiet: bool) -> RunView:
             view: RunView = app.store.get("get_run", run_id, timeout=30)
             if view.run.plan is not None and not plan_shown:
                 plan_shown = True
-                console.print(f"[bold]Plan[/bold] ({len(view.run.plan.steps)} steps): {view.run.plan.goal}")
+                console.print(f"[bold]Plan[/bold] ({len(view.run.plan.steps)} steps): {escape(view.run.plan.goal)}")
                 many = len(view.tasks) > 12
                 if many:
                     bars["all"] = progress.add_task("all steps", total=len(view.tasks), state="")
                 else:
                     for t in view.tasks:
                         deps = f" ← {', '.join(t.depends_on)}" if t.depends_on else ""
-                        console.print(f"  {t.step_id} [{t.agent}] {t.instruction[:90]}{deps}")
+                        console.print(escape(f"  {t.step_id} [{t.agent}] {t.instruction[:90]}{deps}"))
                         bars[t.id] = progress.add_task(f"{t.step_id} {t.agent:<9}", total=1, state=t.status)
             if view.run.status == "planning" and view.run.error:
-                console.print(f"[yellow]{view.run.error}[/yellow]")
+                console.print(f"[yellow]{escape(view.run.error)}[/yellow]")
             if many:
                 counts: dict[str, int] = {}
                 for t in view.tasks:
@@ -114,9 +115,9 @@ def _follow(app: Any, run_id: str, console: Any, quiet: bool) -> RunView:
                 break
             time.sleep(0.2)
     if view.run.summary:
-        console.print(f"\n[bold]Result[/bold]\n{view.run.summary}")
+        console.print(f"\n[bold]Result[/bold]\n{escape(view.run.summary)}")
     if view.run.error:
-        console.print(f"\n[red]{view.run.error}[/red]")
+        console.print(f"\n[red]{escape(view.run.error)}[/red]")
     return view
 
 
