@@ -21,7 +21,7 @@ from typing import Any
 
 import duckdb
 
-from core.schemas import TERMINAL_TASK_STATUSES, Plan, StepOutcome, TaskEvent, TaskRecord
+from core.schemas import Plan, StepOutcome, TaskEvent, TaskRecord
 
 TASK_COLUMNS = (
     "id, run_id, step_id, agent, instruction, depends_on, status, attempts, max_attempts, error, "
@@ -404,7 +404,3 @@ def counts(conn: duckdb.DuckDBPyConnection) -> dict[str, int]:
 def open_tasks(conn: duckdb.DuckDBPyConnection) -> int:
     row = conn.execute(f"SELECT count(*) FROM tasks WHERE status NOT IN {_TERMINAL_SQL}").fetchone()
     return int(row[0]) if row else 0
-
-
-def is_terminal(status: str) -> bool:
-    return status in TERMINAL_TASK_STATUSES
