@@ -39,7 +39,6 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._watchers: list[asyncio.Task[None]] = []
-        self._started = asyncio.Event()
         self.dispatched = 0
 
     async def start(self) -> dict[str, Any]:
@@ -57,7 +56,6 @@ class Dispatcher:
         self._loop_task = loop.create_task(self._run())
         for owner, handle in self._by_owner.items():
             self._watchers.append(loop.create_task(self._watch(owner, handle)))
-        self._started.set()
         _log.info("dispatcher.started", queue=counts, reclaimed=len(reclaimed), pools=len(self._by_owner))
         return {"recovered": len(reclaimed)}
 

@@ -395,12 +395,3 @@ def requeue(conn: duckdb.DuckDBPyConnection, task_id: str, now: float) -> Transi
     if others:
         out.merge(_block_dependents(conn, [(r, t) for r, t in others], now))
     return out
-
-
-def counts(conn: duckdb.DuckDBPyConnection) -> dict[str, int]:
-    return dict(conn.execute("SELECT status, count(*) FROM tasks GROUP BY status").fetchall())
-
-
-def open_tasks(conn: duckdb.DuckDBPyConnection) -> int:
-    row = conn.execute(f"SELECT count(*) FROM tasks WHERE status NOT IN {_TERMINAL_SQL}").fetchone()
-    return int(row[0]) if row else 0

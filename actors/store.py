@@ -285,7 +285,7 @@ class Store:
         return queue.row_to_task(row) if row else None
 
     async def queue_counts(self) -> dict[str, int]:
-        return queue.counts(self._conn)
+        return dict(self._conn.execute("SELECT status, count(*) FROM tasks GROUP BY status").fetchall())
 
     async def ready_by_agent(self) -> dict[str, int]:
         rows = self._conn.execute(
@@ -294,7 +294,10 @@ class Store:
         return dict(rows)
 
     async def open_task_count(self) -> int:
-        return queue.open_tasks(self._conn)
+        row = self._conn.execute(
+            "SELECT count(*) FROM tasks WHERE status NOT IN ('done', 'dead', 'blocked')"
+        ).fetchone()
+        return int(row[0]) if row else 0
 
     async def record_llm_calls(self, calls: list[dict[str, Any]]) -> None:
         """Insert one agent_runs row per LLM call (model, tokens, latency)."""

@@ -18,6 +18,8 @@ from integrations.llm.backend import Backend, resolve
 from integrations.llm.embedded import EmbeddedServer
 
 _log = structlog.get_logger("maos.boot")
+# Replaced by what the running app's gateway reports, right after connecting.
+_UNKNOWN_BACKEND = Backend(provider="ollama", base_url="", planner_model="", worker_model="", api_key=None)
 
 
 @dataclass
@@ -54,7 +56,7 @@ def attach_or_start(settings: Settings) -> Booted:
     address = runtime.app_address(settings)
     if address is not None:
         runtime.init_ray(settings, address)
-        app = runtime.connect(settings, _placeholder_backend(settings, address))
+        app = runtime.connect(settings, _UNKNOWN_BACKEND)
         if app is not None:
             health = app.gateways[0].get("health", timeout=10)
             app.backend = Backend(provider=health["provider"], base_url=health["base_url"],
@@ -71,10 +73,6 @@ def attach_or_start(settings: Settings) -> Booted:
             embedded.stop()
         raise
     return Booted(app=app, owned=True, embedded=embedded)
-
-
-def _placeholder_backend(settings: Settings, address: str) -> Backend:
-    return Backend(provider="ollama", base_url="", planner_model="", worker_model="", api_key=None)
 
 
 def probe_backend(settings: Settings) -> str:
