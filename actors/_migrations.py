@@ -82,6 +82,19 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        3,
+        "run event log (SSE) and settings saved from the UI",
+        """
+        CREATE TABLE run_events (
+            run_id TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, occurred_at DOUBLE NOT NULL,
+            body TEXT NOT NULL, PRIMARY KEY (run_id, seq)
+        );
+        CREATE TABLE settings_overrides (
+            name TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at DOUBLE NOT NULL
+        );
+        """,
+    ),
 ]
 
 

@@ -33,6 +33,7 @@ class Dispatcher:
         self._by_owner = {h.name: h for hs in pools.values() for h in hs}
         self._master = master
         self._global_limit = min(settings.max_in_flight, gateway_slots * oversubscribe)
+        self._oversubscribe = oversubscribe
         self._tick = tick_s
         self._in_flight: dict[str, tuple[str, str]] = {}  # task id -> (agent, owner)
         self._goals: dict[str, str] = {}
@@ -60,6 +61,12 @@ class Dispatcher:
         return {"recovered": len(reclaimed)}
 
     async def wake(self) -> None:
+        self._wake.set()
+
+    async def configure(self, settings: Settings, gateway_slots: int) -> None:
+        """New in-flight limits; tasks already running finish under the old ones."""
+        self._settings = settings
+        self._global_limit = min(settings.max_in_flight, gateway_slots * self._oversubscribe)
         self._wake.set()
 
     async def _run(self) -> None:
@@ -157,6 +164,9 @@ class Dispatcher:
 
     async def in_flight(self) -> int:
         return len(self._in_flight)
+
+    async def in_flight_by_agent(self) -> dict[str, int]:
+        return dict(Counter(agent for agent, _ in self._in_flight.values()))
 
     async def ping(self) -> bool:
         return True

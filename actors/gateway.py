@@ -32,6 +32,7 @@ class PrioritySlots:
 
     def __init__(self, slots: int) -> None:
         self.free = slots
+        self.size = slots
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
 
@@ -51,6 +52,14 @@ class PrioritySlots:
             if fut.done() and not fut.cancelled():
                 self.release()  # we were handed the slot just as we were cancelled
             raise
+
+    def resize(self, slots: int) -> None:
+        """Change the number of slots; a shrink takes effect as requests finish."""
+        self.free += slots - self.size
+        self.size = slots
+        while self.free > 0 and any(not f.done() for _, _, f in self._waiters):
+            self.free -= 1
+            self.release()
 
     def release(self) -> None:
         while self._waiters:
@@ -109,25 +118,41 @@ class LLMGateway:
         raise LLMUnavailable("unreachable")  # pragma: no cover - loop always returns or raises
 
     async def stream(self, req: ChatRequest, flush_s: float = 0.05) -> AsyncIterator[StreamChunk]:
-        """Stream text in coalesced chunks: the first delta at once, then every ``flush_s``."""
+        """Stream text in coalesced chunks: the first delta at once, then every ``flush_s``.
+
+        A transient error before the first delta is retried like ``chat``; after it, it is raised
+        (the caller has shown part of the text)."""
+        queued_at = time.perf_counter()
         await self._slots.acquire(req.priority)
+        queued_ms = (time.perf_counter() - queued_at) * 1000
         self._in_flight += 1
-        started = time.perf_counter()
         buf: list[str] = []
         last = 0.0
         first = True
+        error: str | None = None
+        delay = self._settings.llm_retry_backoff_s
         try:
-            async for delta in self._client.stream(self._backend, req, self._settings.llm_timeout_s):
-                buf.append(delta)
-                now = time.perf_counter()
-                if first or now - last >= flush_s:
-                    yield StreamChunk(text="".join(buf))
-                    buf, last, first = [], now, False
+            for attempt in range(self._settings.llm_retries + 1):
+                try:
+                    async for delta in self._client.stream(self._backend, req, self._settings.llm_timeout_s):
+                        buf.append(delta)
+                        now = time.perf_counter()
+                        if first or now - last >= flush_s:
+                            yield StreamChunk(text="".join(buf))
+                            buf, last, first = [], now, False
+                    break
+                except LLMError as exc:
+                    if not first or not exc.transient or attempt == self._settings.llm_retries:
+                        error = str(exc)
+                        raise
+                    _log.warning("llm.retry", attempt=attempt + 1, error=str(exc), run_id=req.run_id)
+                    await asyncio.sleep(delay * (0.5 + self._rng.random()))
+                    delay *= 2
             yield StreamChunk(text="".join(buf), done=True)
         finally:
             self._in_flight -= 1
             self._slots.release()
-            self._records.append(self._row(req, None, 0.0, (time.perf_counter() - started) * 1000, None))
+            self._record(req, None, queued_ms, (time.perf_counter() - queued_at) * 1000, error)
 
     def _row(self, req: ChatRequest, resp: ChatResponse | None, queued_ms: float, latency_ms: float, error: str | None) -> dict[str, Any]:
         return {
@@ -156,6 +181,14 @@ class LLMGateway:
                 _log.warning("gateway.record_failed", error=str(exc), rows=len(batch))
                 self._records = batch + self._records
                 await asyncio.sleep(1.0)
+
+    async def configure(self, settings: Settings, backend: Backend, slots: int) -> None:
+        """Apply new settings: another server or model, or a different number of slots."""
+        apply_litellm_environment(backend.base_url if backend.provider == "ollama" else None)
+        self._settings = settings
+        self._backend = backend
+        self._slots.resize(slots)
+        _log.info("gateway.configured", provider=backend.provider, slots=slots)
 
     async def health(self) -> dict[str, Any]:
         models = await probe(self._backend.base_url, self._backend.provider)

@@ -41,6 +41,24 @@ class MasterAgent:
     async def attach(self, dispatcher: Handle) -> None:
         self._dispatcher = dispatcher
 
+    async def configure(self, settings: Settings, embedded: bool | None = None) -> None:
+        """Apply new settings (budgets, attempts, features) to the runs planned from now on."""
+        if embedded is not None:
+            self._small = embedded
+        self._settings = settings
+        self._max_steps = min(settings.max_plan_steps, _EMBEDDED_MAX_STEPS) if self._small else settings.max_plan_steps
+
+    async def _ask(self, req: ChatRequest, phase: str) -> str:
+        """The model's reply; streamed into the run's events as it is written when streaming is on."""
+        if not self._settings.stream_replies or req.run_id is None:
+            return (await self._gateway.call("chat", req)).message.content  # type: ignore[no-any-return]
+        parts: list[str] = []
+        async for chunk in self._gateway.stream("stream", req):
+            if chunk.text:
+                parts.append(chunk.text)
+                await self._store.call("append_tokens", req.run_id, phase, chunk.text)
+        return "".join(parts)
+
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
@@ -98,20 +116,22 @@ class MasterAgent:
         schema = plan_schema(names, self._max_steps, small_model=self._small)
         error = ""
         attempts = 1 + self._settings.plan_repairs
-        for _ in range(attempts):
-            resp = await self._gateway.call("chat", ChatRequest(
+        for attempt in range(attempts):
+            text = await self._ask(ChatRequest(
                 messages=messages, role="planner", priority="interactive", json_schema=schema,
                 schema_name="Plan", run_id=run_id, agent="master",
                 temperature=0.0 if self._small else None, max_tokens=400 if self._small else None,
-            ))
+            ), "plan")
             try:
-                return validate_plan(parse_plan(resp.message.content), names, self._settings.budget)
+                return validate_plan(parse_plan(text), names, self._settings.budget)
             except PlanError as exc:
                 error = exc.message
                 messages += [
-                    ChatMessage(role="assistant", content=resp.message.content),
+                    ChatMessage(role="assistant", content=text),
                     ChatMessage(role="user", content=f"That plan is invalid: {error}. Answer again with corrected JSON only."),
                 ]
+                if run_id is not None and attempt + 1 < attempts:
+                    await self._store.call("note_run_error", run_id, f"plan invalid, asking again: {error}")
         raise PlanError(f"the model gave no valid plan in {attempts} attempts; last error: {error}", attempts)
 
     async def finalize(self, run_id: str) -> None:
@@ -137,6 +157,8 @@ class MasterAgent:
             self._finalizing.discard(run_id)
 
     async def _summarize(self, view: RunView) -> str:
+        if not self._settings.write_summaries:
+            return _listing(view)
         lines = [f"Request: {view.run.message}"]
         budget = 6000
         for t in view.tasks:
@@ -151,13 +173,24 @@ class MasterAgent:
                                     ChatMessage(role="user", content="\n".join(lines))],
                           role="planner", priority="interactive", run_id=view.run.id, agent="master", max_tokens=400)
         try:
-            resp = await self._gateway.call("chat", req)
-            if resp.message.content.strip():
-                return resp.message.content.strip()
+            text = await self._ask(req, "summary")
+            if text.strip():
+                return text.strip()
         except (LLMError, ActorGone) as exc:
             _log.warning("run.summary_fallback", run_id=view.run.id, error=str(exc))
-        done = sum(t.status == "done" for t in view.tasks)
-        return f"{done} of {len(view.tasks)} steps finished. (The model could not write a summary.)"
+        return _listing(view) + "\n(The model could not write a summary.)"
 
     async def ping(self) -> bool:
         return True
+
+
+def _listing(view: RunView) -> str:
+    """A summary without the model: how many steps finished, and each step's first line."""
+    done = sum(t.status == "done" for t in view.tasks)
+    lines = [f"{done} of {len(view.tasks)} steps finished."]
+    for t in view.tasks[:50]:
+        first = (t.result or t.error or "").strip().splitlines()
+        lines.append(f"- {t.step_id} ({t.agent}, {t.status}): {first[0][:200] if first else ''}")
+    if len(view.tasks) > 50:
+        lines.append(f"- … and {len(view.tasks) - 50} more")
+    return "\n".join(lines)

@@ -101,6 +101,10 @@ class SubAgentPool:
                 except Exception as exc:
                     _log.warning("pool.renew_failed", owner=self.owner, error=str(exc))
 
+    async def configure(self, settings: Settings) -> None:
+        """New limits (turns per sub-agent) for the sub-agents started from now on."""
+        self._settings = settings
+
     async def watch(self) -> None:
         """Never returns while the pool lives: the dispatcher awaits it to learn of a death."""
         if self._forever is None:

@@ -110,6 +110,19 @@ def init_ray(settings: Settings, address: str | None = None) -> str:
     return str(ray.get_runtime_context().gcs_address)
 
 
+def dashboard_url() -> str | None:
+    """The Ray dashboard's URL, when the cluster runs one."""
+    from ray._private.worker import get_dashboard_url
+
+    try:
+        url = get_dashboard_url()
+    except Exception:  # no dashboard in this cluster
+        return None
+    if not url:
+        return None
+    return url if url.startswith("http") else f"http://{url}"
+
+
 def cluster_nodes() -> int:
     return sum(1 for n in ray.nodes() if n.get("Alive"))
 
@@ -240,9 +253,11 @@ def connect(settings: Settings, backend: Backend) -> App | None:
         gateways = [RayHandle(get(f"gateway-{i}"), f"gateway-{i}") for i in range(settings.gateway_replicas)]
         master = RayHandle(get("master"), "master")
         dispatcher = RayHandle(get("dispatcher"), "dispatcher")
+        pools = {agent: [RayHandle(get(f"pool-{agent}-{i}"), f"pool-{agent}-{i}") for i in range(settings.pool_actors)]
+                 for agent in agent_names()}
     except ValueError:
         return None
-    return App(settings, backend, store, gateways, master, dispatcher, {})
+    return App(settings, backend, store, gateways, master, dispatcher, pools)
 
 
 def kill_app(app: App) -> None:

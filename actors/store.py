@@ -18,10 +18,23 @@ from typing import Any, TypeVar
 
 import duckdb
 
+from actors import _conversations as conversations
 from actors import queue
+from actors._events import EventLog
 from actors._migrations import migrate
+from core.errors import NotFound
 from core.events import publish
-from core.schemas import Plan, Run, RunView, StepOutcome, TaskRecord
+from core.schemas import (
+    AgentPoolView,
+    ConversationSummary,
+    ConversationView,
+    Plan,
+    Run,
+    RunEvent,
+    RunView,
+    StepOutcome,
+    TaskRecord,
+)
 
 T = TypeVar("T")
 _RUN_COLUMNS = "id, conversation_id, user_id, message, status, plan, summary, error, created_at, updated_at, finished_at"
@@ -50,6 +63,7 @@ class Store:
         self._pending: list[tuple[Callable[[duckdb.DuckDBPyConnection], Any], asyncio.Future[Any]]] = []
         self._wake: asyncio.Event | None = None
         self._flusher: asyncio.Task[None] | None = None
+        self._events = EventLog()
         self.commits = 0
 
     # --- group commit ---------------------------------------------------------------------
@@ -80,17 +94,22 @@ class Store:
         try:
             self._conn.execute("BEGIN TRANSACTION")
             for fn, _ in batch:
-                results.append(fn(self._conn))
+                result = fn(self._conn)
+                if isinstance(result, queue.Transition):
+                    self._events.append_task_events(self._conn, result.events)
+                results.append(result)
             self._conn.execute("COMMIT")
             self.commits += 1
         except Exception as exc:
             self._conn.execute("ROLLBACK")
+            self._events.rolled_back()
             if len(batch) > 1:
                 for item in batch:
                     self._commit([item])
             elif not batch[0][1].done():
                 batch[0][1].set_exception(exc)
             return
+        self._events.committed()
         for (_, fut), result in zip(batch, results, strict=True):
             if not fut.done():
                 fut.set_result(result)
@@ -123,8 +142,9 @@ class Store:
 
         def run(conn: duckdb.DuckDBPyConnection) -> None:
             conn.execute(
-                "INSERT INTO conversations VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET updated_at = excluded.updated_at",
-                [conv, user_id, message[:80], now, now],
+                "INSERT INTO conversations VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET updated_at = excluded.updated_at, "
+                "title = CASE WHEN conversations.title = '' THEN excluded.title ELSE conversations.title END",
+                [conv, user_id, conversations.title_of(message), now, now],
             )
             conn.execute(
                 "INSERT INTO messages VALUES (?, ?, 'user', ?, ?, ?)", [uuid.uuid4().hex, conv, message, run_id, now]
@@ -133,6 +153,7 @@ class Store:
                 f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, 'planning', NULL, NULL, NULL, ?, ?, NULL)",
                 [run_id, conv, user_id, message, now, now],
             )
+            self._events.append(conn, [RunEvent(kind="status", run_id=run_id, at=now, status="planning")])
 
         await self._submit(run)
         return Run(id=run_id, conversation_id=conv, user_id=user_id, message=message, status="planning",
@@ -146,16 +167,44 @@ class Store:
                 "UPDATE runs SET plan = ?, status = 'running', error = NULL, updated_at = ? WHERE id = ?",
                 [plan.model_dump_json(), now, run_id],
             )
+            self._events.append(conn, [RunEvent(kind="plan", run_id=run_id, at=now, plan=plan),
+                                       RunEvent(kind="status", run_id=run_id, at=now, status="running")])
             return queue.enqueue_plan(conn, run_id, plan, max_attempts, now)
 
         await self._submit(run)
 
     async def set_run_status(self, run_id: str, status: str) -> None:
-        await self.write("UPDATE runs SET status = ?, updated_at = ? WHERE id = ?", [status, time.time(), run_id])
+        def run(conn: duckdb.DuckDBPyConnection) -> None:
+            now = time.time()
+            conn.execute("UPDATE runs SET status = ?, updated_at = ? WHERE id = ?", [status, now, run_id])
+            self._events.append(conn, [RunEvent(kind="status", run_id=run_id, at=now, status=status)])
+
+        await self._submit(run)
 
     async def note_run_error(self, run_id: str, error: str) -> None:
         """Show why a run is stuck (e.g. waiting for the LLM server) without ending it."""
-        await self.write("UPDATE runs SET error = ?, updated_at = ? WHERE id = ?", [error, time.time(), run_id])
+        def run(conn: duckdb.DuckDBPyConnection) -> None:
+            now = time.time()
+            row = conn.execute("UPDATE runs SET error = ?, updated_at = ? WHERE id = ? RETURNING status",
+                               [error, now, run_id]).fetchone()
+            if row is not None:
+                self._events.append(conn, [RunEvent(kind="status", run_id=run_id, at=now, status=row[0], error=error)])
+
+        await self._submit(run)
+
+    async def append_tokens(self, run_id: str, phase: str, text: str) -> None:
+        """A chunk of the master's reply as the model writes it."""
+        now = time.time()
+        ev = RunEvent(kind="token", run_id=run_id, at=now, phase=phase, text=text)  # type: ignore[arg-type]
+        await self._submit(lambda conn: self._events.append(conn, [ev]))
+
+    async def run_events(self, run_id: str, after: int = 0, wait_s: float = 0.0, limit: int = 1000) -> list[RunEvent]:
+        """Events of a run after ``after``; with ``wait_s``, wait that long for the next ones."""
+        events = EventLog.read(self._conn, run_id, after, limit)
+        if events or wait_s <= 0:
+            return events
+        await self._events.wait(run_id, wait_s)
+        return EventLog.read(self._conn, run_id, after, limit)
 
     async def finish_run(self, run_id: str, status: str, summary: str | None, error: str | None) -> None:
         """End a run; its summary (or error) becomes the assistant's message in the conversation."""
@@ -171,6 +220,10 @@ class Store:
                 conn.execute(
                     "INSERT INTO messages VALUES (?, ?, 'assistant', ?, ?, ?)", [uuid.uuid4().hex, row[0], text, run_id, now]
                 )
+                self._events.append(conn, [
+                    *([RunEvent(kind="summary", run_id=run_id, at=now, text=summary)] if summary is not None else []),
+                    RunEvent(kind="end", run_id=run_id, at=now, status=status, error=error),
+                ])
 
         await self._submit(run)
 
@@ -260,25 +313,55 @@ class Store:
                     "UPDATE runs SET status = 'running', finished_at = NULL, updated_at = ? WHERE id = ?",
                     [now, task_id.split(":", 1)[0]],
                 )
+                self._events.append(conn, [RunEvent(kind="status", run_id=task_id.split(":", 1)[0], at=now,
+                                                    status="running")])
             return t
 
         return bool((await self._submit(run)).accepted)
 
     async def list_tasks(
-        self, status: str | None = None, run_id: str | None = None, limit: int = 100
+        self, status: str | None = None, run_id: str | None = None, limit: int = 100, agent: str | None = None,
+        q: str | None = None, since: float | None = None, until: float | None = None,
     ) -> list[TaskRecord]:
-        where, params = [], []
-        if status is not None:
-            where.append("status = ?")
-            params.append(status)
-        if run_id is not None:
-            where.append("run_id = ?")
-            params.append(run_id)
-        sql = f"SELECT {queue.TASK_COLUMNS} FROM tasks"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        rows = self._conn.execute(sql + " ORDER BY updated_at DESC LIMIT ?", [*params, limit]).fetchall()
+        sql, params = conversations.task_filter(status, run_id, agent, q, since, until)
+        rows = self._conn.execute(
+            f"SELECT {queue.TASK_COLUMNS} FROM tasks {sql} ORDER BY updated_at DESC LIMIT ?", [*params, limit]
+        ).fetchall()
         return [queue.row_to_task(r) for r in rows]
+
+    # --- conversations ---------------------------------------------------------------------
+
+    async def create_conversation(self, user_id: str, title: str | None) -> ConversationSummary:
+        now = time.time()
+        conv = uuid.uuid4().hex[:12]
+        await self.write("INSERT INTO conversations VALUES (?, ?, ?, ?, ?)", [conv, user_id, title or "", now, now])
+        return ConversationSummary(id=conv, title=title or "", created_at=now, updated_at=now)
+
+    async def list_conversations(self, q: str | None = None, since: float | None = None, until: float | None = None,
+                                 status: str | None = None, agent: str | None = None,
+                                 limit: int = 50) -> list[ConversationSummary]:
+        return conversations.search(self._conn, q, since, until, status, agent, limit)
+
+    async def get_conversation(self, conversation_id: str) -> ConversationView:
+        view = conversations.load(self._conn, conversation_id)
+        if view is None:
+            raise NotFound(f"no conversation '{conversation_id}'")
+        runs = self._conn.execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE conversation_id = ? ORDER BY created_at", [conversation_id]
+        ).fetchall()
+        return view.model_copy(update={"runs": [_row_to_run(r) for r in runs]})
+
+    async def agent_stats(self, descriptions: dict[str, str], actors: dict[str, list[str]],
+                          in_flight: dict[str, int]) -> list[AgentPoolView]:
+        return conversations.agent_stats(self._conn, descriptions, actors, in_flight, time.time())
+
+    # --- settings saved from the UI --------------------------------------------------------
+
+    async def settings_overrides(self) -> dict[str, Any]:
+        return conversations.read_overrides(self._conn)
+
+    async def save_settings_overrides(self, values: dict[str, Any]) -> None:
+        await self._submit(lambda conn: conversations.write_overrides(conn, values, time.time()))
 
     async def get_task(self, task_id: str) -> TaskRecord | None:
         row = self._conn.execute(f"SELECT {queue.TASK_COLUMNS} FROM tasks WHERE id = ?", [task_id]).fetchone()

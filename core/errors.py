@@ -76,3 +76,7 @@ class ActorGone(MaosError):
 
     def __str__(self) -> str:
         return self.message
+
+
+class Conflict(MaosError):
+    """A valid request for something not in a state that allows it (retrying a task that is not dead)."""

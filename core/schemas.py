@@ -208,3 +208,137 @@ class SystemStatus(_Model):
     llm_waiting: int = Field(description="Requests queued for a slot.")
     pools: list[PoolStatus] = Field(description="One per agent type.")
     queue: dict[str, int] = Field(description="Task count per status.")
+
+
+# --- run events (the SSE stream) ------------------------------------------------------------
+
+RunEventKind = Literal["status", "token", "plan", "task", "summary", "end"]
+
+
+class RunEvent(_Model):
+    """One entry of a run's event log; ``seq`` is the SSE id (a reconnect resumes after it)."""
+
+    kind: RunEventKind = Field(description="status: run state; token: reply text; plan; task: a step's "
+                                            "state; summary: the final answer; end: nothing more follows.")
+    run_id: str = Field(description="Run id.")
+    seq: int = Field(0, description="Position in the run's log, from 1; set when stored.")
+    at: float = Field(description="When it happened.")
+    status: str | None = Field(None, description="Run state (status/end) or task state (task).")
+    text: str | None = Field(None, description="Token text, summary, or a finished step's result.")
+    phase: Literal["plan", "summary"] | None = Field(None, description="For tokens: which reply they belong to.")
+    plan: Plan | None = Field(None, description="For plan events: the validated plan.")
+    task_id: str | None = Field(None, description="For task events: the task.")
+    step_id: str | None = Field(None, description="For task events: the plan step.")
+    agent: str | None = Field(None, description="For task events: the agent type.")
+    attempt: int | None = Field(None, description="For task events: the attempt number.")
+    error: str | None = Field(None, description="Why a step or run failed, or why it waits.")
+
+
+# --- conversations --------------------------------------------------------------------------
+
+
+class Message(_Model):
+    id: str = Field(description="Message id.")
+    role: Literal["user", "assistant"] = Field(description="Who wrote it.")
+    content: str = Field(description="Text.")
+    run_id: str | None = Field(None, description="Run the message started or ended.")
+    created_at: float = Field(description="When written.")
+
+
+class ConversationSummary(_Model):
+    id: str = Field(description="Conversation id.")
+    title: str = Field(description="Title (the first request, shortened).")
+    created_at: float = Field(description="When started.")
+    updated_at: float = Field(description="Last activity.")
+    runs: int = Field(0, description="Requests made in it.")
+    last_status: RunStatus | None = Field(None, description="State of its latest run.")
+    agents: list[str] = Field(default_factory=list, description="Agent types its plans used.")
+
+
+class ConversationView(_Model):
+    kind: Literal["conversation"] = "conversation"
+    conversation: ConversationSummary = Field(description="The conversation.")
+    messages: list[Message] = Field(default_factory=list, description="Messages, oldest first.")
+    runs: list[Run] = Field(default_factory=list, description="Its runs, oldest first.")
+
+
+class NewConversation(_Model):
+    title: str | None = Field(None, max_length=200, description="Title; default: the first message.")
+
+
+class PostMessage(_Model):
+    message: str = Field(min_length=1, max_length=20_000, description="What the user wants done.")
+
+
+class RunAccepted(_Model):
+    kind: Literal["run_accepted"] = "run_accepted"
+    run_id: str = Field(description="Run started for the message.")
+    conversation_id: str = Field(description="Conversation it belongs to.")
+    status: RunStatus = Field(description="Run state (planning at first).")
+    events_url: str = Field(description="Server-Sent Events stream of the run.")
+
+
+# --- agents ---------------------------------------------------------------------------------
+
+
+class AgentPoolView(_Model):
+    agent: str = Field(description="Agent type.")
+    description: str = Field(description="What the type does (what the planner reads).")
+    actors: list[str] = Field(description="Pool actors (names) serving the type.")
+    in_flight: int = Field(description="Sub-agents running now.")
+    queued: int = Field(description="Tasks waiting (ready or retrying).")
+    done_last_minute: int = Field(description="Tasks finished in the last 60 s.")
+    dead: int = Field(description="Dead letters of this type.")
+
+
+class AgentsView(_Model):
+    kind: Literal["agents"] = "agents"
+    pools: list[AgentPoolView] = Field(description="One per agent type.")
+    in_flight: int = Field(description="Sub-agents running now, all types.")
+    queued: int = Field(description="Tasks waiting, all types.")
+    dead: list[TaskRecord] = Field(description="Dead letters, newest first.")
+    dashboard_url: str | None = Field(None, description="The Ray dashboard.")
+
+
+# --- settings -------------------------------------------------------------------------------
+
+
+class EditableSettings(_Model):
+    """The settings a person may change from the UI or API; every field optional on update."""
+
+    llm_provider: Literal["auto", "ollama", "lmstudio", "openai", "embedded"] | None = Field(
+        None, description="auto: Ollama, else LM Studio, else embedded.")
+    llm_base_url: str | None = Field(None, max_length=500, pattern=r"^https?://\S+$", description="Server base URL.")
+    llm_model: str | None = Field(None, min_length=1, max_length=200, description="Planner model.")
+    llm_worker_model: str | None = Field(None, min_length=1, max_length=200, description="Sub-agent model.")
+    llm_slots: int | None = Field(None, ge=1, le=100_000, description="Requests the LLM server runs at once.")
+    max_in_flight: int | None = Field(None, ge=1, le=100_000, description="Sub-agents at once, all types.")
+    per_type_in_flight: int | None = Field(None, ge=1, le=100_000, description="Sub-agents at once per type.")
+    queue_bound: int | None = Field(None, ge=1, le=10_000_000, description="Open tasks past which runs are refused.")
+    max_attempts: int | None = Field(None, ge=1, le=20, description="Attempts before a task goes dead.")
+    max_plan_steps: int | None = Field(None, ge=1, le=100_000, description="Most steps in one plan.")
+    max_turns: int | None = Field(None, ge=1, le=100, description="Most LLM turns per sub-agent.")
+    max_run_tokens: int | None = Field(None, ge=1, description="Most tokens per run.")
+    run_deadline_s: float | None = Field(None, gt=0, le=7 * 86400, description="Wall-clock limit of a run.")
+    stream_replies: bool | None = Field(None, description="Stream the master's replies token by token.")
+    write_summaries: bool | None = Field(None, description="Have the model summarize each finished run.")
+
+
+class SettingsView(_Model):
+    kind: Literal["settings"] = "settings"
+    values: EditableSettings = Field(description="Current values (all set).")
+    applied: list[str] = Field(default_factory=list, description="Fields just changed and in effect now.")
+    restart_required: list[str] = Field(default_factory=list, description="Fields saved, in effect at next start.")
+
+
+class ConnectionTest(_Model):
+    provider: Literal["ollama", "lmstudio", "openai", "embedded"] = Field(description="Server kind.")
+    base_url: str = Field(max_length=500, pattern=r"^https?://\S+$", description="Server base URL.")
+    model: str | None = Field(None, max_length=200, description="Model that must be there (optional).")
+
+
+class ConnectionResult(_Model):
+    ok: bool = Field(description="The server answered (and has the model, when one was named).")
+    models: list[str] = Field(default_factory=list, description="Models the server lists.")
+    latency_ms: float = Field(0.0, description="Time to answer.")
+    error: str | None = Field(None, description="Why not, when not ok.")

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     max_run_tokens: int = Field(2_000_000, ge=1, description="Most tokens per run.")
     run_deadline_s: float = Field(3600.0, gt=0, description="Wall-clock limit of one run.")
 
+    # Features
+    stream_replies: bool = Field(True, description="Stream the master's replies (plan, summary) token by token.")
+    write_summaries: bool = Field(True, description="Have the model summarize each finished run.")
+
     # Runtime
     ray_address: str | None = Field(
         None,

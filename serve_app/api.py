@@ -1,132 +1,109 @@
-"""The HTTP API (FastAPI), built inside the Serve replica by :func:`build_api`.
+"""The HTTP app (FastAPI), built inside the Serve replica by :func:`build_api`.
 
-It reaches the runtime through the app's named actors, so the replica can run on any node.
+``/api`` is the API, ``/docs`` its OpenAPI page, ``/metrics`` Prometheus, ``/health`` and
+``/ready`` the probes, and ``/`` the web UI (a Gradio app talking to this same API). Every
+error is JSON with a ``detail`` that names the field or the thing; none is a bare 500.
 """
 
 from __future__ import annotations
 
+import time
+import uuid
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Query
-from fastapi.responses import JSONResponse, RedirectResponse
-from pydantic import BaseModel, ConfigDict, Field
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from core.errors import ActorGone, PlanError, QueueFull
-from core.schemas import RunView, SystemStatus, TaskRecord, TaskStatus
+from core.errors import (
+    ActorGone,
+    ConfigError,
+    Conflict,
+    LLMUnavailable,
+    MaosError,
+    NotFound,
+    PlanError,
+    QueueFull,
+)
 from core.settings import Settings
+from serve_app.access import RuntimeAccess
+from serve_app.admin_routes import build_admin_routes
+from serve_app.metrics import HttpMetrics
+from serve_app.routes import build_work_routes
+
+_log = structlog.get_logger("maos.api")
+_STATUS: list[tuple[type[MaosError], int]] = [
+    (NotFound, 404), (Conflict, 409), (QueueFull, 429), (ActorGone, 503), (LLMUnavailable, 503),
+    (ConfigError, 422), (PlanError, 422),
+]
 
 
-class AskRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    message: str = Field(min_length=1, max_length=20_000, description="What the user wants done.")
-    conversation_id: str | None = Field(None, description="Continue this conversation.")
+def _field_errors(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body",)) or "body"
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts)
 
 
-class AskAccepted(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    run_id: str = Field(description="Run started for the message.")
-    conversation_id: str = Field(description="Conversation it belongs to.")
-    status: str = Field(description="Run state (planning at first).")
+def install_error_handlers(api: FastAPI, rt: RuntimeAccess) -> None:
+    @api.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = [{"field": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg", "")} for e in exc.errors()]
+        return JSONResponse({"detail": _field_errors(exc), "errors": fields}, status_code=422)
+
+    @api.exception_handler(MaosError)
+    async def _program(_: Request, exc: MaosError) -> JSONResponse:
+        code = next((c for kind, c in _STATUS if isinstance(exc, kind)), 400)
+        headers = {}
+        if isinstance(exc, QueueFull):
+            headers["Retry-After"] = str(max(1, int(exc.retry_after_s)))
+        if isinstance(exc, ActorGone):
+            rt.forget()
+            headers["Retry-After"] = "5"
+        return JSONResponse({"detail": str(exc)}, status_code=code, headers=headers)
+
+    @api.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @api.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception) -> JSONResponse:
+        error_id = uuid.uuid4().hex[:8]
+        _log.error("http.unhandled", error_id=error_id, path=request.url.path, error_type=type(exc).__name__,
+                   exc_info=exc)
+        return JSONResponse({"detail": f"internal error {error_id} ({type(exc).__name__}); it is in the server log"},
+                            status_code=500)
 
 
-def build_api(settings: Settings) -> FastAPI:
-    from actors import runtime
+def build_api(settings: Settings, dashboard_url: str | None = None, with_ui: bool = True) -> FastAPI:
+    rt = RuntimeAccess(settings, dashboard_url)
+    api = FastAPI(title="Master Agent OS", version="0.2.0",
+                  description="Chat with the master agent; watch its plan and sub-agents work.")
+    install_error_handlers(api, rt)
+    metrics = HttpMetrics()
 
-    api = FastAPI(title="Master Agent OS", version="0.1.0")
-    state: dict[str, Any] = {}
+    @api.middleware("http")
+    async def _timing(request: Request, call_next: Any) -> Response:
+        started = time.perf_counter()
+        response: Response = await call_next(request)
+        route = request.scope.get("route")
+        metrics.observe(request.method, getattr(route, "path", "other"), response.status_code,
+                        time.perf_counter() - started)
+        return response  # noqa: RET504
 
-    def app() -> runtime.App:
-        if "app" not in state:
-            found = runtime.connect(settings, None)  # type: ignore[arg-type]
-            if found is None:
-                raise HTTPException(503, "the runtime actors are not running")
-            state["app"] = found
-        return state["app"]  # type: ignore[no-any-return]
+    api.include_router(build_work_routes(rt))
+    api.include_router(build_admin_routes(rt, metrics))
 
-    @api.exception_handler(ActorGone)
-    async def _gone(_: Any, exc: ActorGone) -> JSONResponse:
-        state.pop("app", None)
-        return JSONResponse({"detail": f"runtime unavailable: {exc}"}, status_code=503, headers={"Retry-After": "5"})
+    if with_ui:
+        from ui import mount_ui
 
-    @api.get("/", include_in_schema=False)
-    async def index() -> RedirectResponse:
-        return RedirectResponse("/docs")
-
-    @api.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @api.get("/ready")
-    async def ready() -> JSONResponse:
-        reasons = []
-        try:
-            await app().store.call("ping")
-        except Exception as exc:
-            reasons.append(f"store: {exc}")
-        try:
-            h = await app().gateways[0].call("health")
-            if not h["reachable"]:
-                reasons.append(f"llm: {h['provider']} at {h['base_url']} is not answering")
-        except Exception as exc:
-            reasons.append(f"gateway: {exc}")
-        body = {"ready": not reasons, "reasons": reasons}
-        return JSONResponse(body, status_code=200 if not reasons else 503)
-
-    @api.post("/api/runs", status_code=202, response_model=AskAccepted)
-    async def ask(req: AskRequest) -> AskAccepted:
-        a = app()
-        open_tasks = await a.store.call("open_task_count")
-        if open_tasks >= settings.queue_bound:
-            raise QueueFull(f"the queue holds {open_tasks} open tasks (bound {settings.queue_bound})", 10)
-        try:
-            run = await a.master.call("submit", req.message, settings.user_id, req.conversation_id)
-        except PlanError as exc:
-            raise HTTPException(422, str(exc)) from None
-        return AskAccepted(run_id=run.id, conversation_id=run.conversation_id, status=run.status)
-
-    @api.exception_handler(QueueFull)
-    async def _full(_: Any, exc: QueueFull) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=429, headers={"Retry-After": str(int(exc.retry_after_s))})
-
-    @api.get("/api/runs/{run_id}", response_model=RunView)
-    async def get_run(run_id: str) -> RunView:
-        view = await app().store.call("get_run", run_id)
-        if view is None:
-            raise HTTPException(404, f"no run '{run_id}'")
-        return view  # type: ignore[no-any-return]
-
-    @api.get("/api/tasks", response_model=list[TaskRecord])
-    async def list_tasks(status: TaskStatus | None = None, run_id: str | None = None,
-                         limit: int = Query(100, ge=1, le=10_000)) -> list[TaskRecord]:
-        return await app().store.call("list_tasks", status, run_id, limit)  # type: ignore[no-any-return]
-
-    @api.get("/api/tasks/{task_id}", response_model=TaskRecord)
-    async def get_task(task_id: str) -> TaskRecord:
-        task = await app().store.call("get_task", task_id)
-        if task is None:
-            raise HTTPException(404, f"no task '{task_id}'")
-        return task  # type: ignore[no-any-return]
-
-    @api.post("/api/tasks/{task_id}/retry", response_model=TaskRecord)
-    async def retry(task_id: str) -> TaskRecord:
-        a = app()
-        if not await a.store.call("requeue", task_id):
-            task = await a.store.call("get_task", task_id)
-            if task is None:
-                raise HTTPException(404, f"no task '{task_id}'")
-            raise HTTPException(409, f"task '{task_id}' is {task.status}; only dead tasks can be retried")
-        a.dispatcher.fire("wake")
-        return await a.store.call("get_task", task_id)  # type: ignore[no-any-return]
-
-    @api.get("/api/status", response_model=SystemStatus)
-    async def status() -> SystemStatus:
-        a = app()
-        h = await a.gateways[0].call("health")
-        return SystemStatus(
-            ray_address=runtime.current_address(), ray_nodes=runtime.cluster_nodes(), llm_provider=h["provider"],
-            llm_base_url=h["base_url"], llm_models=h["models"], llm_reachable=h["reachable"],
-            llm_in_flight=h["in_flight"], llm_waiting=h["waiting"],
-            pools=await a.dispatcher.call("status"), queue=await a.store.call("queue_counts"),
-        )
+        mount_ui(api, settings)
+    else:
+        @api.get("/", include_in_schema=False)
+        async def index() -> RedirectResponse:
+            return RedirectResponse("/docs")
 
     return api

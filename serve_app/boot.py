@@ -16,6 +16,7 @@ from actors import runtime
 from core.settings import Settings
 from integrations.llm.backend import Backend, resolve
 from integrations.llm.embedded import EmbeddedServer
+from serve_app.live_settings import with_saved
 
 _log = structlog.get_logger("maos.boot")
 # Replaced by what the running app's gateway reports, right after connecting.
@@ -25,6 +26,7 @@ _UNKNOWN_BACKEND = Backend(provider="ollama", base_url="", planner_model="", wor
 @dataclass
 class Booted:
     app: runtime.App
+    settings: Settings  # with the values saved from the UI on top
     owned: bool  # this process started the app (and stops it)
     embedded: EmbeddedServer | None = None
     started_at: float = field(default_factory=time.time)
@@ -54,6 +56,8 @@ def resolve_backend(settings: Settings) -> tuple[Backend, EmbeddedServer | None]
 def attach_or_start(settings: Settings) -> Booted:
     """Use the app running on this data directory if there is one, else start one here."""
     address = runtime.app_address(settings)
+    if address is None:
+        settings = with_saved(settings)
     if address is not None:
         runtime.init_ray(settings, address)
         app = runtime.connect(settings, _UNKNOWN_BACKEND)
@@ -62,7 +66,7 @@ def attach_or_start(settings: Settings) -> Booted:
             app.backend = Backend(provider=health["provider"], base_url=health["base_url"],
                                   planner_model=health["models"]["planner"], worker_model=health["models"]["worker"],
                                   api_key=None)
-            return Booted(app=app, owned=False)
+            return Booted(app=app, settings=settings, owned=False)
         runtime.shutdown_ray()
     backend, embedded = resolve_backend(settings)
     try:
@@ -72,7 +76,7 @@ def attach_or_start(settings: Settings) -> Booted:
         if embedded is not None:
             embedded.stop()
         raise
-    return Booted(app=app, owned=True, embedded=embedded)
+    return Booted(app=app, settings=settings, owned=True, embedded=embedded)
 
 
 def probe_backend(settings: Settings) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 import structlog
 from ray import serve as ray_serve
 
+from actors import runtime
 from core.settings import Settings
 from serve_app.api import build_api
 from serve_app.boot import attach_or_start
@@ -16,11 +17,12 @@ from serve_app.boot import attach_or_start
 _log = structlog.get_logger("maos.serve")
 
 
-def serve_http(settings: Settings, host: str, port: int) -> None:
+def serve_http(settings: Settings, host: str, port: int, dashboard_url: str | None = None) -> None:
     """Deploy the API as a Serve app (the ASGI app is built on the replica: it cannot be pickled)."""
     ray_serve.start(http_options={"host": host, "port": port})
+
     def builder() -> Any:
-        return build_api(settings)
+        return build_api(settings, dashboard_url)
 
     ingress = ray_serve.ingress(builder)
 
@@ -41,11 +43,13 @@ def serve(settings: Settings, host: str | None, port: int | None) -> int:
         print(f"Master Agent OS is already running for {settings.data_dir}")
         return 1
     try:
-        serve_http(settings, host, port)
+        dashboard = runtime.dashboard_url()
+        serve_http(booted.settings, host, port, dashboard)
         b = booted.app.backend
         print(f"Master Agent OS is running: http://{host}:{port}/", flush=True)
-        print(f"  API docs  http://{host}:{port}/docs", flush=True)
-        print("  Ray dashboard  http://127.0.0.1:8265", flush=True)
+        print(f"  API        http://{host}:{port}/api  (docs: http://{host}:{port}/docs)", flush=True)
+        print(f"  Metrics    http://{host}:{port}/metrics", flush=True)
+        print(f"  Ray dashboard  {dashboard or '(not running in this cluster)'}", flush=True)
         print(f"  LLM  {b.provider} · {b.planner_model} at {b.base_url}", flush=True)
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):

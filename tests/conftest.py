@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+pytest_plugins = ["tests._cluster"]
+
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 # Guard: anything that falls back to a default LLM address hits a closed local port.
 os.environ.setdefault("OLLAMA_API_BASE", "http://127.0.0.1:9")

@@ -1,53 +1,25 @@
-"""Integration tier: one local Ray for the whole session, a simulated LLM server, apps on temp dirs."""
+"""Integration tier: apps on temp dirs in the session's Ray, against the simulated LLM server."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import ray
 
 from actors import runtime
 from core.schemas import RunView
-from core.settings import Settings
 from integrations.llm.backend import resolve
-from integrations.llm.sim_server import SimConfig, SimHandle, sim_llm_in_thread
-
-
-@pytest.fixture(scope="session")
-def ray_session() -> Iterator[None]:
-    ray.init(num_cpus=2, namespace="maos-test", include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"LITELLM_LOCAL_MODEL_COST_MAP": "True"}})
-    yield
-    ray.shutdown()
-
-
-@pytest.fixture(scope="session")
-def sim() -> Iterator[SimHandle]:
-    with sim_llm_in_thread(SimConfig()) as handle:
-        yield handle
+from integrations.llm.sim_server import SimHandle
+from tests._cluster import app_settings
 
 
 @pytest.fixture(autouse=True)
-def _fresh_sim(sim: SimHandle, monkeypatch: pytest.MonkeyPatch) -> None:
-    sim.update(ttft_ms=0, token_ms=0, reply_tokens=20, slots=1000, overflow="queue", fail_next=0, fail_rate=0)
-    sim.clear()
-    monkeypatch.setenv("OLLAMA_API_BASE", sim.base_url)
-
-
-def app_settings(data_dir: Path, base_url: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = dict(
-        data_dir=data_dir, llm_provider="ollama", llm_base_url=base_url, llm_model="sim-model",
-        llm_slots=1000, llm_retries=2, llm_retry_backoff_s=0.05, retry_base_s=0.05, retry_max_s=0.2,
-        lease_s=30.0, namespace=f"t{uuid.uuid4().hex[:8]}", log_format="json", log_level="WARNING",
-    )
-    values.update(overrides)
-    return Settings(**values)
+def _fresh_sim(fresh_sim: SimHandle) -> None:
+    pass
 
 
 @pytest.fixture

@@ -1,0 +1,134 @@
+"""Read models over the Store's tables: conversation search, task filters, per-agent figures,
+and the settings saved from the UI. Pure functions of a DuckDB connection."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import duckdb
+
+from core.schemas import AgentPoolView, ConversationSummary, ConversationView, Message
+
+_TITLE_CHARS = 80
+
+
+def title_of(message: str) -> str:
+    """A conversation's title from its first request: one line, shortened at a word."""
+    line = " ".join(message.split())
+    if len(line) <= _TITLE_CHARS:
+        return line
+    return line[:_TITLE_CHARS].rsplit(" ", 1)[0] + "…"
+
+
+def _like(q: str) -> str:
+    escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+_SUMMARY = """
+    SELECT c.id, c.title, c.created_at, c.updated_at,
+           (SELECT count(*) FROM runs r WHERE r.conversation_id = c.id) AS runs,
+           (SELECT r.status FROM runs r WHERE r.conversation_id = c.id ORDER BY r.created_at DESC LIMIT 1) AS last_status,
+           (SELECT list(DISTINCT t.agent ORDER BY t.agent) FROM tasks t JOIN runs r ON t.run_id = r.id
+             WHERE r.conversation_id = c.id) AS agents
+    FROM conversations c
+"""
+
+
+def _summary(row: tuple[Any, ...]) -> ConversationSummary:
+    cid, title, created, updated, runs, last_status, agents = row
+    return ConversationSummary(id=cid, title=title or "", created_at=created, updated_at=updated, runs=int(runs),
+                               last_status=last_status, agents=list(agents or []))
+
+
+def search(conn: duckdb.DuckDBPyConnection, q: str | None, since: float | None, until: float | None,
+           status: str | None, agent: str | None, limit: int) -> list[ConversationSummary]:
+    """Newest first. ``q`` matches the title or any message (case-insensitive); ``since``/``until``
+    bound the last activity; ``status`` is the latest run's; ``agent`` any step's type."""
+    where: list[str] = []
+    params: list[Any] = []
+    if q:
+        where.append("(c.title ILIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id "
+                     "AND m.content ILIKE ? ESCAPE '\\'))")
+        params += [_like(q), _like(q)]
+    if since is not None:
+        where.append("c.updated_at >= ?")
+        params.append(since)
+    if until is not None:
+        where.append("c.updated_at <= ?")
+        params.append(until)
+    if agent is not None:
+        where.append("EXISTS (SELECT 1 FROM tasks t JOIN runs r ON t.run_id = r.id WHERE r.conversation_id = c.id "
+                     "AND t.agent = ?)")
+        params.append(agent)
+    sql = _SUMMARY + (" WHERE " + " AND ".join(where) if where else "")
+    if status is not None:
+        sql = f"SELECT * FROM ({sql}) WHERE last_status = ?"
+        params.append(status)
+    rows = conn.execute(f"{sql} ORDER BY updated_at DESC LIMIT ?", [*params, limit]).fetchall()
+    return [_summary(r) for r in rows]
+
+
+def load(conn: duckdb.DuckDBPyConnection, conversation_id: str) -> ConversationView | None:
+    row = conn.execute(_SUMMARY + " WHERE c.id = ?", [conversation_id]).fetchone()
+    if row is None:
+        return None
+    messages = conn.execute(
+        "SELECT id, role, content, run_id, created_at FROM messages WHERE conversation_id = ? ORDER BY created_at",
+        [conversation_id],
+    ).fetchall()
+    return ConversationView(
+        conversation=_summary(row),
+        messages=[Message(id=m[0], role=m[1], content=m[2], run_id=m[3], created_at=m[4]) for m in messages],
+    )
+
+
+def task_filter(status: str | None, run_id: str | None, agent: str | None, q: str | None,
+                since: float | None, until: float | None) -> tuple[str, list[Any]]:
+    """A WHERE clause over ``tasks`` (``since``/``until`` bound the last change)."""
+    where: list[str] = []
+    params: list[Any] = []
+    for column, value in (("status", status), ("run_id", run_id), ("agent", agent)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if q:
+        where.append("(instruction ILIKE ? ESCAPE '\\' OR result ILIKE ? ESCAPE '\\')")
+        params += [_like(q), _like(q)]
+    if since is not None:
+        where.append("updated_at >= ?")
+        params.append(since)
+    if until is not None:
+        where.append("updated_at <= ?")
+        params.append(until)
+    return ("WHERE " + " AND ".join(where) if where else ""), params
+
+
+def agent_stats(conn: duckdb.DuckDBPyConnection, descriptions: dict[str, str], actors: dict[str, list[str]],
+                in_flight: dict[str, int], now: float) -> list[AgentPoolView]:
+    rows = conn.execute(
+        "SELECT agent, count(*) FILTER (WHERE status IN ('ready', 'failed')), count(*) FILTER (WHERE status = 'dead'), "
+        "count(*) FILTER (WHERE status = 'done' AND finished_at >= ?) FROM tasks GROUP BY agent",
+        [now - 60.0],
+    ).fetchall()
+    by_agent = {r[0]: (int(r[1]), int(r[2]), int(r[3])) for r in rows}
+    return [
+        AgentPoolView(agent=a, description=descriptions[a], actors=actors.get(a, []), in_flight=in_flight.get(a, 0),
+                      queued=by_agent.get(a, (0, 0, 0))[0], dead=by_agent.get(a, (0, 0, 0))[1],
+                      done_last_minute=by_agent.get(a, (0, 0, 0))[2])
+        for a in sorted(descriptions)
+    ]
+
+
+def read_overrides(conn: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    return {name: json.loads(value) for name, value in conn.execute("SELECT name, value FROM settings_overrides").fetchall()}
+
+
+def write_overrides(conn: duckdb.DuckDBPyConnection, values: dict[str, Any], now: float) -> None:
+    for name, value in values.items():
+        conn.execute(
+            "INSERT INTO settings_overrides VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET value = excluded.value, "
+            "updated_at = excluded.updated_at",
+            [name, json.dumps(value), now],
+        )

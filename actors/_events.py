@@ -1,0 +1,90 @@
+"""The run event log behind the SSE stream: ordered per run, written in the writer's transaction.
+
+Each run's events are numbered from 1 (the SSE id). Numbers come from a counter the Store keeps
+in memory (it is the only writer), loaded from the table on a run's first event after a start.
+A rolled-back batch leaves a gap in the numbers, never a repeat, so "everything after id N"
+stays exact for a reconnecting client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+import duckdb
+
+from core.schemas import RunEvent, TaskEvent
+
+RESULT_EXCERPT = 2000  # characters of a finished step's result carried in its event
+
+
+class EventLog:
+    def __init__(self) -> None:
+        self._seq: dict[str, int] = {}
+        self._touched: set[str] = set()
+        self._waiters: dict[str, asyncio.Event] = {}
+
+    def append(self, conn: duckdb.DuckDBPyConnection, events: Iterable[RunEvent]) -> None:
+        """Number and insert events (inside the caller's transaction)."""
+        rows: list[tuple[str, int, str, float, str]] = []
+        for ev in events:
+            seq = self._next(conn, ev.run_id)
+            stored = ev.model_copy(update={"seq": seq})
+            rows.append((ev.run_id, seq, ev.kind, ev.at, stored.model_dump_json(exclude_none=True)))
+            self._touched.add(ev.run_id)
+        if rows:
+            columns = [list(c) for c in zip(*rows, strict=True)]
+            conn.execute(
+                "INSERT INTO run_events SELECT unnest(?::VARCHAR[]), unnest(?::INTEGER[]), unnest(?::VARCHAR[]), "
+                "unnest(?::DOUBLE[]), unnest(?::VARCHAR[])",
+                columns,
+            )
+
+    def append_task_events(self, conn: duckdb.DuckDBPyConnection, events: list[TaskEvent]) -> None:
+        """Queue transitions as ``task`` events; a finished step carries an excerpt of its result."""
+        if not events:
+            return
+        ids = sorted({e.task_id for e in events})
+        rows = conn.execute(
+            "SELECT id, step_id, result FROM tasks WHERE id IN (SELECT unnest(?))", [ids]
+        ).fetchall()
+        info = {r[0]: (r[1], r[2]) for r in rows}
+        self.append(conn, (
+            RunEvent(kind="task", run_id=e.run_id, at=e.at, status=e.event, task_id=e.task_id,
+                     step_id=info.get(e.task_id, ("", None))[0], agent=e.agent, attempt=e.attempt, error=e.error,
+                     text=(info.get(e.task_id, ("", None))[1] or "")[:RESULT_EXCERPT] if e.event == "done" else None)
+            for e in events if e.event != "planned"  # the plan event lists every step already
+        ))
+
+    def _next(self, conn: duckdb.DuckDBPyConnection, run_id: str) -> int:
+        if run_id not in self._seq:
+            row = conn.execute("SELECT coalesce(max(seq), 0) FROM run_events WHERE run_id = ?", [run_id]).fetchone()
+            self._seq[run_id] = int(row[0]) if row else 0
+        self._seq[run_id] += 1
+        return self._seq[run_id]
+
+    def committed(self) -> None:
+        """Wake the readers of every run that got events in the batch just committed."""
+        for run_id in self._touched:
+            waiter = self._waiters.pop(run_id, None)
+            if waiter is not None:
+                waiter.set()
+        self._touched.clear()
+
+    def rolled_back(self) -> None:
+        self._touched.clear()
+
+    @staticmethod
+    def read(conn: duckdb.DuckDBPyConnection, run_id: str, after: int, limit: int) -> list[RunEvent]:
+        rows = conn.execute(
+            "SELECT body FROM run_events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?", [run_id, after, limit]
+        ).fetchall()
+        return [RunEvent.model_validate_json(r[0]) for r in rows]
+
+    async def wait(self, run_id: str, timeout_s: float) -> None:
+        """Until the next commit that adds events to ``run_id``, or the timeout."""
+        waiter = self._waiters.setdefault(run_id, asyncio.Event())
+        try:
+            await asyncio.wait_for(waiter.wait(), timeout_s)
+        except TimeoutError:
+            pass

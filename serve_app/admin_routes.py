@@ -1,0 +1,96 @@
+"""Operations routes: probes, status, agents, settings, metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+
+from actors import runtime
+from actors.agents import all_specs
+from core.schemas import (
+    AgentPoolView,
+    AgentsView,
+    ConnectionResult,
+    ConnectionTest,
+    EditableSettings,
+    SettingsView,
+    SystemStatus,
+)
+from serve_app.access import RuntimeAccess
+from serve_app.live_settings import test_connection
+from serve_app.metrics import HttpMetrics
+
+
+def build_admin_routes(rt: RuntimeAccess, metrics: HttpMetrics) -> APIRouter:
+    r = APIRouter()
+
+    @r.get("/health", tags=["probes"])
+    async def health() -> dict[str, str]:
+        """Liveness: the HTTP app answers."""
+        return {"status": "ok"}
+
+    @r.get("/ready", tags=["probes"])
+    async def ready() -> JSONResponse:
+        """Readiness: the Store and the gateway answer, and the LLM server is reachable; else the reasons."""
+        reasons = []
+        try:
+            await rt.store("ping")
+        except Exception as exc:
+            rt.forget()
+            reasons.append(f"store: {exc}")
+        try:
+            h = await rt.llm()
+            if not h["reachable"]:
+                reasons.append(f"llm: {h['provider']} at {h['base_url']} is not answering")
+        except Exception as exc:
+            reasons.append(f"gateway: {exc}")
+        return JSONResponse({"ready": not reasons, "reasons": reasons}, status_code=200 if not reasons else 503)
+
+    @r.get("/api/status", response_model=SystemStatus, tags=["agents"])
+    async def status() -> SystemStatus:
+        app = await rt.app()
+        h = await rt.llm()
+        return SystemStatus(
+            ray_address=runtime.current_address(), ray_nodes=runtime.cluster_nodes(), llm_provider=h["provider"],
+            llm_base_url=h["base_url"], llm_models=h["models"], llm_reachable=h["reachable"],
+            llm_in_flight=h["in_flight"], llm_waiting=h["waiting"],
+            pools=await app.dispatcher.call("status"), queue=await app.store.call("queue_counts"),
+        )
+
+    async def pools() -> list[AgentPoolView]:
+        app = await rt.app()
+        in_flight = await app.dispatcher.call("in_flight_by_agent")
+        return await app.store.call(  # type: ignore[no-any-return]
+            "agent_stats", {s.name: s.description for s in all_specs()},
+            {agent: [h.name for h in hs] for agent, hs in app.pools.items()}, in_flight)
+
+    @r.get("/api/agents", response_model=AgentsView, tags=["agents"])
+    async def agents() -> AgentsView:
+        """Pools with their actors, sub-agents in flight, queue depth and throughput per type, dead letters."""
+        views = await pools()
+        dead = await rt.store("list_tasks", "dead", None, 200)
+        return AgentsView(pools=views, in_flight=sum(p.in_flight for p in views), queued=sum(p.queued for p in views),
+                          dead=dead, dashboard_url=rt.dashboard_url)
+
+    @r.get("/api/settings", response_model=SettingsView, tags=["settings"])
+    async def get_settings() -> SettingsView:
+        await rt.app()  # loads what was saved
+        return rt.live.view()
+
+    @r.patch("/api/settings", response_model=SettingsView, tags=["settings"])
+    async def update_settings(body: EditableSettings) -> SettingsView:
+        """Change some settings: validated, saved, applied now where possible (else named in restart_required)."""
+        app = await rt.app()
+        return await rt.live.update(app, body, await rt.backend())
+
+    @r.post("/api/settings/test-connection", response_model=ConnectionResult, tags=["settings"])
+    async def test_llm(body: ConnectionTest) -> ConnectionResult:
+        """Does this LLM server answer, and does it have the model?"""
+        return await test_connection(body)
+
+    @r.get("/metrics", tags=["probes"])
+    async def prometheus() -> Response:
+        body = metrics.render(await rt.store("queue_counts"), await pools(), await rt.llm())
+        return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    return r

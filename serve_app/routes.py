@@ -1,0 +1,146 @@
+"""Work routes: conversations, messages (which start runs), run event streams, tasks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
+
+from core.errors import ConfigError, Conflict, NotFound
+from core.schemas import (
+    ConversationSummary,
+    ConversationView,
+    NewConversation,
+    PostMessage,
+    RunAccepted,
+    RunEvent,
+    RunStatus,
+    RunView,
+    TaskRecord,
+    TaskStatus,
+)
+from serve_app.access import RuntimeAccess
+
+KEEPALIVE_S = 15.0
+
+
+def sse(event: RunEvent) -> str:
+    """One Server-Sent Event: the id is the event's place in the run's log."""
+    return f"id: {event.seq}\nevent: {event.kind}\ndata: {event.model_dump_json(exclude_none=True)}\n\n"
+
+
+def build_work_routes(rt: RuntimeAccess) -> APIRouter:
+    r = APIRouter(prefix="/api")
+
+    async def start_run(message: str, conversation_id: str | None) -> RunAccepted:
+        await rt.check_room()
+        app = await rt.app()
+        run = await app.master.call("submit", message, rt.live.settings.user_id, conversation_id)
+        return RunAccepted(run_id=run.id, conversation_id=run.conversation_id, status=run.status,
+                           events_url=f"/api/runs/{run.id}/events")
+
+    # --- conversations ---------------------------------------------------------------------
+
+    @r.post("/conversations", status_code=201, response_model=ConversationSummary, tags=["conversations"])
+    async def create_conversation(body: NewConversation) -> ConversationSummary:
+        return await rt.store("create_conversation", rt.live.settings.user_id, body.title)  # type: ignore[no-any-return]
+
+    @r.get("/conversations", response_model=list[ConversationSummary], tags=["conversations"])
+    async def list_conversations(
+        q: str | None = Query(None, max_length=200, description="Text in the title or any message."),
+        since: float | None = Query(None, description="Last activity at or after (Unix seconds)."),
+        until: float | None = Query(None, description="Last activity at or before (Unix seconds)."),
+        status: RunStatus | None = Query(None, description="State of the latest run."),
+        agent: str | None = Query(None, max_length=40, description="An agent type any step used."),
+        limit: int = Query(50, ge=1, le=1000),
+    ) -> list[ConversationSummary]:
+        return await rt.store("list_conversations", q, since, until, status, agent, limit)  # type: ignore[no-any-return]
+
+    @r.get("/conversations/{conversation_id}", response_model=ConversationView, tags=["conversations"])
+    async def get_conversation(conversation_id: str) -> ConversationView:
+        return await rt.store("get_conversation", conversation_id)  # type: ignore[no-any-return]
+
+    @r.post("/conversations/{conversation_id}/messages", status_code=202, response_model=RunAccepted,
+            tags=["conversations"])
+    async def post_message(conversation_id: str, body: PostMessage) -> RunAccepted:
+        """Start a run for the message; returns at once with the run's event stream."""
+        await rt.store("get_conversation", conversation_id)  # 404 for an unknown id
+        return await start_run(body.message, conversation_id)
+
+    @r.post("/runs", status_code=202, response_model=RunAccepted, tags=["runs"])
+    async def ask(body: PostMessage) -> RunAccepted:
+        """Start a run in a new conversation."""
+        return await start_run(body.message, None)
+
+    # --- runs ------------------------------------------------------------------------------
+
+    @r.get("/runs/{run_id}", response_model=RunView, tags=["runs"])
+    async def get_run(run_id: str) -> RunView:
+        view = await rt.store("get_run", run_id)
+        if view is None:
+            raise NotFound(f"no run '{run_id}'")
+        return view  # type: ignore[no-any-return]
+
+    @r.get("/runs/{run_id}/events", tags=["runs"], response_class=StreamingResponse,
+           responses={200: {"content": {"text/event-stream": {}}, "description": "RunEvent per SSE event."}})
+    async def run_events(
+        run_id: str, request: Request,
+        last_event_id: str | None = Header(None, description="Resume after this event (set by EventSource)."),
+        after: int = Query(0, ge=0, description="Resume after this event id (for clients that cannot set headers)."),
+    ) -> StreamingResponse:
+        """The run's events as Server-Sent Events, from the first (or after Last-Event-ID) to ``end``."""
+        if await rt.store("get_run", run_id) is None:
+            raise NotFound(f"no run '{run_id}'")
+        start = after
+        if last_event_id is not None:
+            if not last_event_id.strip().isdigit():
+                raise ConfigError(f"Last-Event-ID: expected an event id (a number), got '{last_event_id[:40]}'")
+            start = int(last_event_id)
+
+        async def stream() -> AsyncIterator[str]:
+            cursor = start
+            while not await request.is_disconnected():
+                events: list[RunEvent] = await rt.store("run_events", run_id, cursor, KEEPALIVE_S)
+                if not events:
+                    yield ": keep-alive\n\n"
+                    continue
+                for ev in events:
+                    cursor = ev.seq
+                    yield sse(ev)
+                    if ev.kind == "end":
+                        return
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    # --- tasks -----------------------------------------------------------------------------
+
+    @r.get("/tasks", response_model=list[TaskRecord], tags=["tasks"])
+    async def list_tasks(
+        status: TaskStatus | None = None, run_id: str | None = None,
+        agent: str | None = Query(None, max_length=40), q: str | None = Query(None, max_length=200),
+        since: float | None = None, until: float | None = None, limit: int = Query(100, ge=1, le=10_000),
+    ) -> list[TaskRecord]:
+        return await rt.store("list_tasks", status, run_id, limit, agent, q, since, until)  # type: ignore[no-any-return]
+
+    @r.get("/tasks/{task_id}", response_model=TaskRecord, tags=["tasks"])
+    async def get_task(task_id: str) -> TaskRecord:
+        task = await rt.store("get_task", task_id)
+        if task is None:
+            raise NotFound(f"no task '{task_id}'")
+        return task  # type: ignore[no-any-return]
+
+    @r.post("/tasks/{task_id}/retry", response_model=TaskRecord, tags=["tasks"])
+    async def retry(task_id: str) -> TaskRecord:
+        """Put a dead task back in the queue (its blocked dependents with it)."""
+        app = await rt.app()
+        if not await app.store.call("requeue", task_id):
+            task = await app.store.call("get_task", task_id)
+            if task is None:
+                raise NotFound(f"no task '{task_id}'")
+            raise Conflict(f"task '{task_id}' is {task.status}; only dead tasks can be retried")
+        app.dispatcher.fire("wake")
+        return await app.store.call("get_task", task_id)  # type: ignore[no-any-return]
+
+    return r

@@ -1,0 +1,51 @@
+"""Fixtures shared by the integration and e2e tiers: one local Ray per test session, one
+simulated LLM server, and settings for apps on temporary directories."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import ray
+
+from core.settings import Settings
+from integrations.llm.sim_server import SimConfig, SimHandle, sim_llm_in_thread
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[None]:
+    ray.init(num_cpus=2, namespace="maos-test", include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"LITELLM_LOCAL_MODEL_COST_MAP": "True"}})
+    yield
+    from ray import serve
+
+    serve.shutdown()
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def sim() -> Iterator[SimHandle]:
+    with sim_llm_in_thread(SimConfig()) as handle:
+        yield handle
+
+
+@pytest.fixture
+def fresh_sim(sim: SimHandle, monkeypatch: pytest.MonkeyPatch) -> SimHandle:
+    """The shared simulated server with default knobs, and litellm pointed at it."""
+    sim.update(ttft_ms=0, token_ms=0, reply_tokens=20, slots=1000, overflow="queue", fail_next=0, fail_rate=0)
+    sim.clear()
+    monkeypatch.setenv("OLLAMA_API_BASE", sim.base_url)
+    return sim
+
+
+def app_settings(data_dir: Path, base_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = dict(
+        data_dir=data_dir, llm_provider="ollama", llm_base_url=base_url, llm_model="sim-model",
+        llm_slots=1000, llm_retries=2, llm_retry_backoff_s=0.05, retry_base_s=0.05, retry_max_s=0.2,
+        lease_s=30.0, namespace=f"t{uuid.uuid4().hex[:8]}", log_format="json", log_level="WARNING",
+    )
+    values.update(overrides)
+    return Settings(**values)

@@ -1,0 +1,71 @@
+"""E2E tier: the product as people reach it — the Serve HTTP app (API and web UI) on a free port,
+in the session's Ray, against the simulated LLM server."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from actors import runtime
+from integrations.llm.backend import resolve
+from integrations.llm.sim_server import SimHandle
+from serve_app.server import serve_http
+from tests._cluster import app_settings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Served:
+    base_url: str
+    app: runtime.App
+
+
+@pytest.fixture(scope="session")
+def served(ray_session: None, sim: SimHandle, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """The whole product on one app: runtime actors plus the Serve deployment with API and UI."""
+    settings = app_settings(tmp_path_factory.mktemp("served") / "data", sim.base_url, retry_base_s=0.05,
+                            max_attempts=2)
+    backend = asyncio.run(resolve(settings))
+    app = runtime.start_app(settings, backend)
+    port = free_port()
+    serve_http(settings, "127.0.0.1", port)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/ready", timeout=10).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    else:
+        raise AssertionError(f"the Serve app at {base} never became ready")
+    yield Served(base, app)
+    from ray import serve
+
+    serve.shutdown()
+    runtime.kill_app(app)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_sim(fresh_sim: SimHandle) -> None:
+    pass
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    path = Path(__file__).resolve().parents[1] / "artifacts"
+    path.mkdir(exist_ok=True)
+    return path
