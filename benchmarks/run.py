@@ -219,10 +219,21 @@ def main() -> None:
 
     configure("WARNING", "json")
     sizes = [int(s) for s in os.environ.get("BENCH_SIZES", "100,300,1000").split(",")]
+    parts = set(os.environ.get("BENCH_PARTS", "runtime,http").split(","))
     results: dict[str, Any] = {"machine": {"cores": os.cpu_count()}, "sizes": {}}
     sim, base = _start_sim(ttft_ms=200, token_ms=50, reply_tokens=20)
     os.environ["OLLAMA_API_BASE"] = base
     try:
+        if "http" in parts:
+            from benchmarks.http_bench import run_http
+
+            print("http…", flush=True)
+            http_settings = Settings(data_dir=Path(tempfile.mkdtemp()) / "data", llm_provider="ollama",
+                                     llm_base_url=base, llm_model="sim-model", llm_slots=2000,
+                                     namespace=f"bench{uuid.uuid4().hex[:6]}", log_level="WARNING", ray_num_cpus=2)
+            results["http"] = run_http(http_settings, base)
+        if "runtime" not in parts:
+            return _finish(results)
         print("store…", flush=True)
         results["store"] = asyncio.run(_store_bench())
         print("cold start…", flush=True)
@@ -246,7 +257,16 @@ def main() -> None:
         runtime.shutdown_ray()
     finally:
         sim.terminate()
-    _print(results)
+    _finish(results)
+
+
+def _finish(results: dict[str, Any]) -> None:
+    if results["sizes"]:
+        _print(results)
+    if "http" in results:
+        from benchmarks.http_bench import print_http
+
+        print_http(results["http"])
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"runtime-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(results, indent=2, default=str))

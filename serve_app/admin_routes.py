@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from actors import runtime
@@ -23,6 +23,12 @@ from serve_app.metrics import HttpMetrics
 
 def build_admin_routes(rt: RuntimeAccess, metrics: HttpMetrics) -> APIRouter:
     r = APIRouter()
+
+    @r.get("/api", tags=["probes"])
+    async def index(request: Request) -> dict[str, object]:
+        """Where things are: the docs, and every API path."""
+        paths = sorted({p for route in request.app.routes if (p := getattr(route, "path", "")).startswith("/api/")})
+        return {"docs": "/docs", "openapi": "/openapi.json", "metrics": "/metrics", "paths": paths}
 
     @r.get("/health", tags=["probes"])
     async def health() -> dict[str, str]:

@@ -78,7 +78,9 @@ def install_error_handlers(api: FastAPI, rt: RuntimeAccess) -> None:
                             status_code=500)
 
 
-def build_api(settings: Settings, dashboard_url: str | None = None, with_ui: bool = True) -> FastAPI:
+def build_api(settings: Settings, dashboard_url: str | None = None, api_base: str | None = None) -> FastAPI:
+    """The ASGI app. ``api_base`` is where the web UI reaches this API (the Serve proxy on this
+    node); without it there is no UI and ``/`` leads to the API docs."""
     rt = RuntimeAccess(settings, dashboard_url)
     api = FastAPI(title="Master Agent OS", version="0.2.0",
                   description="Chat with the master agent; watch its plan and sub-agents work.")
@@ -97,10 +99,10 @@ def build_api(settings: Settings, dashboard_url: str | None = None, with_ui: boo
     api.include_router(build_work_routes(rt))
     api.include_router(build_admin_routes(rt, metrics))
 
-    if with_ui:
+    if api_base is not None:
         from ui import mount_ui
 
-        mount_ui(api, settings)
+        mount_ui(api, settings, api_base, dashboard_url)
     else:
         @api.get("/", include_in_schema=False)
         async def index() -> RedirectResponse:

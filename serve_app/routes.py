@@ -11,6 +11,7 @@ from core.errors import ConfigError, Conflict, NotFound
 from core.schemas import (
     ConversationSummary,
     ConversationView,
+    Draft,
     NewConversation,
     PostMessage,
     RunAccepted,
@@ -113,6 +114,18 @@ def build_work_routes(rt: RuntimeAccess) -> APIRouter:
 
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    @r.get("/runs/{run_id}/drafts", response_model=list[Draft], tags=["runs"])
+    async def run_drafts(run_id: str) -> list[Draft]:
+        """Emails, events, texts and calls the run's sub-agents drafted (drafts: nothing was sent)."""
+        if await rt.store("get_run", run_id) is None:
+            raise NotFound(f"no run '{run_id}'")
+        return await rt.store("list_drafts", run_id)  # type: ignore[no-any-return]
+
+    @r.get("/drafts", response_model=list[Draft], tags=["runs"])
+    async def drafts(limit: int = Query(200, ge=1, le=5000)) -> list[Draft]:
+        """The outbox: every draft, newest first."""
+        return await rt.store("list_drafts", None, limit)  # type: ignore[no-any-return]
 
     # --- tasks -----------------------------------------------------------------------------
 

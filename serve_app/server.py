@@ -12,6 +12,7 @@ from ray import serve as ray_serve
 from actors import runtime
 from core.settings import Settings
 from serve_app.api import build_api
+from ui import UI_ENV
 from serve_app.boot import attach_or_start
 
 _log = structlog.get_logger("maos.serve")
@@ -21,15 +22,20 @@ def serve_http(settings: Settings, host: str, port: int, dashboard_url: str | No
     """Deploy the API as a Serve app (the ASGI app is built on the replica: it cannot be pickled)."""
     ray_serve.start(http_options={"host": host, "port": port})
 
+    loopback = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    api_base = f"http://{loopback}:{port}"
+
     def builder() -> Any:
-        return build_api(settings, dashboard_url)
+        return build_api(settings, dashboard_url, api_base)
 
     ingress = ray_serve.ingress(builder)
 
     class Api:
         pass
 
-    deployment = ray_serve.deployment(name="api", ray_actor_options={"num_cpus": 0}, max_ongoing_requests=1000)(
+    # Every open SSE stream (run events, the UI's queue) holds one of these: keep it high.
+    deployment = ray_serve.deployment(name="api", ray_actor_options={"num_cpus": 0, "runtime_env": {"env_vars": UI_ENV}},
+                                      max_ongoing_requests=1000)(
         ingress(Api)
     )
     ray_serve.run(deployment.bind(), name="maos", route_prefix="/")

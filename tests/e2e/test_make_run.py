@@ -1,0 +1,62 @@
+"""`make run` as a new user types it: a fresh data directory, no LLM server, the embedded defaults."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.e2e.conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_make_run_comes_up_ready_on_a_fresh_data_directory(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAOS_", "RAY_", "OLLAMA_"))}
+    env.update({
+        "MAOS_DATA_DIR": str(tmp_path / "data"), "MAOS_PORT": str(port), "MAOS_RAY_NUM_CPUS": "2",
+        # Nothing answers here, whatever runs on this machine: `auto` must fall back to the embedded model.
+        "MAOS_OLLAMA_URL": f"http://127.0.0.1:{free_port()}", "MAOS_LMSTUDIO_URL": f"http://127.0.0.1:{free_port()}",
+    })
+    log = (tmp_path / "make-run.log").open("w+")
+    proc = subprocess.Popen(["make", "run"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300
+        ready = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                ready = httpx.get(f"{base}/ready", timeout=10)
+                if ready.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        log.seek(0)
+        output = log.read()
+        assert ready is not None and ready.status_code == 200, f"not ready: {ready and ready.text}\n{output[-4000:]}"
+        assert ready.json() == {"ready": True, "reasons": []}
+        assert f"{base}/" in output and f"{base}/docs" in output and f"{base}/metrics" in output
+        assert "Ray dashboard" in output and "embedded" in output
+        status = httpx.get(f"{base}/api/status", timeout=30).json()
+        assert status["llm_provider"] == "embedded" and status["llm_reachable"] is True
+        page = httpx.get(f"{base}/", timeout=30, follow_redirects=True)
+        assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+    try:  # Ctrl-C stops the whole app: nothing answers on the port any more
+        httpx.get(f"{base}/health", timeout=5)
+        raise AssertionError("the app still answers after make run was interrupted")
+    except httpx.TransportError:
+        pass
