@@ -12,8 +12,8 @@ from ray import serve as ray_serve
 from actors import runtime
 from core.settings import Settings
 from serve_app.api import build_api
-from ui import UI_ENV
 from serve_app.boot import attach_or_start
+from ui import UI_ENV
 
 _log = structlog.get_logger("maos.serve")
 
