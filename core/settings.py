@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     namespace: str = Field("maos", description="Ray namespace of the app's named actors.")
     host: str = Field("127.0.0.1", description="HTTP bind address.")
     port: int = Field(8000, ge=1, le=65535, description="HTTP port.")
+    api_token: SecretStr | None = Field(
+        None, description="Login for the API and UI; required when the HTTP bind is not loopback.")
     user_id: str = Field("local", description="User for CLI requests.")
     log_level: str = Field("INFO", description="Log level.")
     log_format: Literal["auto", "json", "console"] = Field("auto", description="auto: JSON unless a terminal.")

@@ -27,7 +27,7 @@ def build_admin_routes(rt: RuntimeAccess, metrics: HttpMetrics) -> APIRouter:
     @r.get("/api", tags=["probes"])
     async def index(request: Request) -> dict[str, object]:
         """Where things are: the docs, and every API path."""
-        paths = sorted({p for route in request.app.routes if (p := getattr(route, "path", "")).startswith("/api/")})
+        paths = sorted(p for p in request.app.openapi()["paths"] if p.startswith("/api/"))
         return {"docs": "/docs", "openapi": "/openapi.json", "metrics": "/metrics", "paths": paths}
 
     @r.get("/health", tags=["probes"])

@@ -30,6 +30,7 @@ from core.errors import (
 from core.settings import Settings
 from serve_app.access import RuntimeAccess
 from serve_app.admin_routes import build_admin_routes
+from serve_app.auth import require_token
 from serve_app.metrics import HttpMetrics
 from serve_app.routes import build_work_routes
 
@@ -96,6 +97,8 @@ def build_api(settings: Settings, dashboard_url: str | None = None, api_base: st
                         time.perf_counter() - started)
         return response  # noqa: RET504
 
+    if settings.api_token is not None:
+        require_token(api, settings.api_token.get_secret_value())
     api.include_router(build_work_routes(rt))
     api.include_router(build_admin_routes(rt, metrics))
 

@@ -9,6 +9,7 @@ import sys
 import time
 from typing import Any
 
+from core.errors import ConfigError
 from core.logging import configure
 from core.schemas import RunView, TaskRecord
 from core.settings import Settings
@@ -49,7 +50,12 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings()
     configure(settings.log_level, settings.log_format)
     handler = {"ask": _ask, "status": _status, "tasks": _tasks, "dead": _dead, "retry": _retry, "serve": _serve}
-    sys.exit(handler[args.command](settings, args))
+    try:
+        code = handler[args.command](settings, args)
+    except ConfigError as exc:
+        print(f"maos: {exc}", file=sys.stderr)
+        code = 2
+    sys.exit(code)
 
 
 # --- ask ---------------------------------------------------------------------------------------

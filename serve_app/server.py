@@ -12,6 +12,7 @@ from ray import serve as ray_serve
 from actors import runtime
 from core.settings import Settings
 from serve_app.api import build_api
+from serve_app.auth import check_bind
 from serve_app.boot import attach_or_start
 from ui import UI_ENV
 
@@ -44,6 +45,7 @@ def serve_http(settings: Settings, host: str, port: int, dashboard_url: str | No
 def serve(settings: Settings, host: str | None, port: int | None) -> int:
     host = host if host is not None else settings.host
     port = port if port is not None else settings.port
+    check_bind(settings, host)
     booted = attach_or_start(settings)
     if not booted.owned:
         print(f"Master Agent OS is already running for {settings.data_dir}")

@@ -173,7 +173,7 @@ def test_settings_round_trip_are_saved_and_applied(served: Served, sim: SimHandl
         assert client.post("/api/settings/test-connection", json={"provider": "x", "base_url": "y"}).status_code == 422
 
 
-def test_history_agents_probes_and_metrics(served: Served) -> None:
+def test_history_agents_probes_and_metrics(served: Served, sim: SimHandle) -> None:
     with httpx.Client(base_url=served.base_url, timeout=60) as client:
         accepted = post_message(client, "[fanout 3] find the webinar leads from Tuesday")
         list(read_events(client, accepted["events_url"]))
@@ -196,6 +196,15 @@ def test_history_agents_probes_and_metrics(served: Served) -> None:
 
         assert client.get("/health").json() == {"status": "ok"}
         assert client.get("/ready").json() == {"ready": True, "reasons": []}
+        sim.stop()
+        try:
+            down = client.get("/ready")
+            assert down.status_code == 503 and down.json()["reasons"] == [
+                f"llm: ollama at {sim.base_url} is not answering"]
+            assert client.get("/health").status_code == 200  # alive, just not ready
+        finally:
+            sim.start()
+        assert client.get("/ready").status_code == 200
         metrics = client.get("/metrics")
         assert metrics.status_code == 200
         assert 'maos_tasks{status="done"}' in metrics.text and "maos_http_request_seconds_bucket" in metrics.text
