@@ -109,8 +109,9 @@ def build_work_routes(rt: RuntimeAccess) -> APIRouter:
                 for ev in events:
                     cursor = ev.seq
                     yield sse(ev)
-                    if ev.kind == "end":
-                        return
+                # The stream ends at an end event, unless the run went on after it (a dead step retried).
+                if events[-1].kind == "end" and not await rt.store("run_events", run_id, cursor, 0.0, 1):
+                    return
 
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -1,0 +1,212 @@
+"""The Blocks app: a sidebar with the pages and the LLM in use, the pages, and their wiring.
+
+Imported only inside the Serve replica (gradio is heavy and the builder is pickled).
+"""
+
+from __future__ import annotations
+
+import typing
+from typing import Any
+
+import gradio as gr
+
+from core.schemas import EditableSettings
+from ui import views
+from ui.chat import ChatHandlers
+from ui.client import ApiClient
+from ui.pages import ANY, RUN_STATUSES, SETTING_FIELDS, TASK_STATUSES, PageHandlers, table
+from ui.render import plan_html
+
+PAGES = {"chat": "Chat", "history": "History", "agents": "Agents", "integrations": "Integrations",
+         "settings": "Settings"}
+SECTIONS = {
+    "LLM server": ["llm_provider", "llm_base_url", "llm_model", "llm_worker_model", "llm_slots"],
+    "Capacity": ["max_in_flight", "per_type_in_flight", "queue_bound", "max_attempts"],
+    "Budgets": ["max_plan_steps", "max_turns", "max_run_tokens", "run_deadline_s"],
+    "Features": ["stream_replies", "write_summaries"],
+}
+STATUS_EVERY_S = 3.0
+AGENTS_EVERY_S = 2.0
+QUIET: dict[str, Any] = {"api_visibility": "private", "show_progress": "hidden"}
+
+
+def setting_input(name: str) -> gr.components.Component:
+    """A form field for one EditableSettings field, chosen by its type."""
+    info = EditableSettings.model_fields[name]
+    kinds = [a for a in typing.get_args(info.annotation) if a is not type(None)]
+    kind = kinds[0] if kinds else str
+    common: dict[str, Any] = {"label": name.replace("_", " ").capitalize().replace("Llm", "LLM"),
+                              "info": info.description, "elem_id": f"set-{name}"}
+    if typing.get_origin(kind) is typing.Literal:
+        return gr.Dropdown(choices=list(typing.get_args(kind)), **common)
+    if kind is bool:
+        return gr.Checkbox(**common)
+    if kind in (int, float):
+        return gr.Number(precision=0 if kind is int else None, **common)
+    return gr.Textbox(**common)
+
+
+def build_blocks(client: ApiClient, dashboard_url: str | None) -> gr.Blocks:
+    chat, pages = ChatHandlers(client), PageHandlers(client)
+    with gr.Blocks(title="Master Agent OS") as demo:
+        conversation = gr.State(None)
+        found_ids = gr.State([])
+        picked = gr.State(None)
+        saved = gr.State({})
+
+        with gr.Sidebar(label="Master Agent OS", open=True, width=240, elem_id="sidebar"):
+            gr.Markdown("### Master Agent OS")
+            nav = {key: gr.Button(label, elem_id=f"nav-{key}", elem_classes="nav-btn", size="sm",
+                                  variant="primary" if key == "chat" else "secondary") for key, label in PAGES.items()}
+            llm_badge = gr.HTML(views.sidebar_llm(None, "checking…"), elem_id="sidebar-llm")
+
+        with gr.Column(visible=True, elem_id="page-chat") as chat_page:
+            with gr.Row(equal_height=False):
+                with gr.Column(scale=3):
+                    chatbot = gr.Chatbot(elem_id="chatbot", height=600, show_label=False, feedback_options=None,
+                                         buttons=["copy", "copy_all"],
+                                         placeholder="Ask the master agent for something. It plans the work; "
+                                                     "sub-agents carry it out in parallel.")
+                    with gr.Row(elem_id="chat-input-row"):
+                        message = gr.Textbox(elem_id="chat-input", label="Message", show_label=False, scale=6,
+                                             max_lines=6,
+                                             container=False,
+                                             placeholder="e.g. follow up with every lead tagged webinar",
+                                             autofocus=True)
+                        send = gr.Button("Send", elem_id="chat-send", variant="primary", scale=0, min_width=100)
+                        new_chat = gr.Button("New chat", elem_id="chat-new", scale=0, min_width=130)
+                with gr.Column(scale=2):
+                    plan = gr.HTML(plan_html(None), elem_id="plan")
+                    drafts = gr.HTML("", elem_id="drafts")
+
+        with gr.Column(visible=False, elem_id="page-history") as history_page:
+            gr.Markdown("## History")
+            with gr.Tab("Conversations", elem_id="history-tab-conversations"):
+                with gr.Row():
+                    h_q = gr.Textbox(label="Search", placeholder="words in a title or a message", scale=3,
+                                     elem_id="history-q")
+                    h_status = gr.Dropdown(RUN_STATUSES, value=ANY, label="Status", elem_id="history-status")
+                    h_agent = gr.Dropdown([ANY], value=ANY, label="Agent type", elem_id="history-agent")
+                    h_when = gr.Dropdown(list(views.DATE_RANGES), value="Any time", label="When",
+                                         elem_id="history-when")
+                    h_go = gr.Button("Search", elem_id="history-search", variant="primary", scale=0, min_width=100)
+                h_note = gr.Markdown(elem_id="history-note")
+                h_table = gr.Dataframe(table(views.CONVERSATION_HEADERS, []), interactive=False, wrap=True,
+                                       elem_id="history-results", max_height=320,
+                                       column_widths=["46%", "9%", "7%", "24%", "14%"])
+                h_continue = gr.Button("Continue in Chat", elem_id="history-continue", interactive=False,
+                                       variant="primary", size="sm")
+                h_record = gr.HTML("", elem_id="history-record")
+            with gr.Tab("Tasks", elem_id="history-tab-tasks"):
+                with gr.Row():
+                    t_q = gr.Textbox(label="Search", placeholder="words in an instruction, output or error",
+                                     scale=3, elem_id="tasks-q")
+                    t_status = gr.Dropdown(TASK_STATUSES, value=ANY, label="Status", elem_id="tasks-status")
+                    t_agent = gr.Dropdown([ANY], value=ANY, label="Agent type", elem_id="tasks-agent")
+                    t_when = gr.Dropdown(list(views.DATE_RANGES), value="Any time", label="When",
+                                         elem_id="tasks-when")
+                    t_go = gr.Button("Search", elem_id="tasks-search", variant="primary", scale=0, min_width=100)
+                t_note = gr.Markdown(elem_id="tasks-note")
+                t_table = gr.Dataframe(table(views.TASK_HEADERS, []), interactive=False, wrap=True,
+                                       elem_id="tasks-results", max_height=480,
+                                       column_widths=["14%", "8%", "9%", "7%", "7%", "28%", "27%"])
+
+        with gr.Column(visible=False, elem_id="page-agents") as agents_page:
+            gr.Markdown("## Agents")
+            a_totals = gr.Markdown(elem_id="agents-totals")
+            a_pools = gr.Dataframe(table(views.POOL_HEADERS, []), interactive=False, elem_id="agents-pools",
+                                   column_widths=["20%", "16%", "16%", "16%", "16%", "16%"])
+            gr.Markdown("### Dead letters")
+            a_dead = gr.Dataframe(table(views.DEAD_HEADERS, []), interactive=False, wrap=True, elem_id="agents-dead",
+                                  column_widths=["18%", "10%", "9%", "45%", "18%"])
+            with gr.Row():
+                a_pick = gr.Dropdown([], label="Dead task to retry", allow_custom_value=True, scale=3,
+                                     elem_id="agents-retry-pick")
+                a_retry = gr.Button("Retry", elem_id="agents-retry", scale=0, min_width=100)
+            a_result = gr.Markdown(elem_id="agents-retry-result")
+            gr.Markdown(f"[Open the Ray dashboard]({dashboard_url}) for actors, nodes and logs." if dashboard_url
+                        else "The Ray dashboard is not running in this cluster.", elem_id="agents-dashboard")
+
+        with gr.Column(visible=False, elem_id="page-integrations") as integrations_page:
+            gr.Markdown("## Integrations\n### LLM backend")
+            integrations = gr.HTML(views.integrations_html(None, "checking…"), elem_id="integrations-llm")
+            gr.Markdown("### Google accounts\nGmail, Calendar and Drive are not connected yet: "
+                        "connecting Google accounts comes with its own issue.", elem_id="integrations-google")
+
+        with gr.Column(visible=False, elem_id="page-settings") as settings_page:
+            gr.Markdown("## Settings")
+            fields: dict[str, gr.components.Component] = {}
+            rest = [n for n in SETTING_FIELDS if not any(n in names for names in SECTIONS.values())]
+            for title, names in [*SECTIONS.items(), *([("Other", rest)] if rest else [])]:
+                gr.Markdown(f"### {title}")
+                with gr.Row():
+                    for name in names:
+                        fields[name] = setting_input(name)
+                if title == "LLM server":
+                    with gr.Row():
+                        s_test = gr.Button("Test connection", elem_id="settings-test", scale=0, min_width=160)
+                        s_test_result = gr.Markdown(elem_id="settings-test-result")
+            with gr.Row():
+                s_save = gr.Button("Save", elem_id="settings-save", variant="primary", scale=0, min_width=120)
+                s_reload = gr.Button("Reload", elem_id="settings-reload", scale=0, min_width=120)
+            s_result = gr.Markdown(elem_id="settings-result")
+
+        status_timer = gr.Timer(STATUS_EVERY_S)
+        agents_timer = gr.Timer(AGENTS_EVERY_S, active=False)
+
+        # --- wiring ---------------------------------------------------------------------------
+        page_columns = [chat_page, history_page, agents_page, integrations_page, settings_page]
+        switch_outputs: list[Any] = [*page_columns, *nav.values(), agents_timer]
+
+        def show(key: str) -> Any:
+            def switch() -> list[Any]:
+                return ([gr.Column(visible=k == key) for k in PAGES]
+                        + [gr.Button(variant="primary" if k == key else "secondary") for k in PAGES]
+                        + [gr.Timer(active=key == "agents")])
+            return switch
+
+        history_inputs = [h_q, h_status, h_agent, h_when]
+        history_outputs = [h_table, found_ids, h_note]
+        agents_outputs = [a_pools, a_totals, a_dead, a_pick]
+        settings_outputs = [*(fields[n] for n in SETTING_FIELDS), saved, s_result]
+        for key, button in nav.items():
+            switched = button.click(show(key), None, switch_outputs, queue=False, api_visibility="private")
+            if key == "history":
+                switched.then(pages.search, history_inputs, history_outputs, **QUIET)
+            elif key == "agents":
+                switched.then(pages.agents, None, agents_outputs, **QUIET)
+            elif key == "settings":
+                switched.then(pages.load_settings, None, settings_outputs, **QUIET)
+
+        opened = h_continue.click(show("chat"), None, switch_outputs, queue=False, api_visibility="private").then(
+            chat.open, [picked], [chatbot, conversation, plan, drafts], **QUIET)
+        chat_io: dict[str, Any] = {"inputs": [message, chatbot, conversation],
+                                   "outputs": [chatbot, message, conversation, plan, drafts],
+                                   "api_visibility": "private", "cancels": [opened]}
+        submitted = [message.submit(chat.submit, **chat_io, show_progress="hidden"),
+                     send.click(chat.submit, **chat_io, show_progress="hidden")]
+        new_chat.click(lambda: ([], None, plan_html(None), "", ""), None, [chatbot, conversation, plan, drafts, message],
+                       cancels=[opened, *submitted], api_visibility="private")
+
+        h_go.click(pages.search, history_inputs, history_outputs, api_visibility="private")
+        h_q.submit(pages.search, history_inputs, history_outputs, api_visibility="private")
+        h_table.select(pages.select, [found_ids], [h_record, picked, h_continue], api_visibility="private")
+        task_inputs = [t_q, t_status, t_agent, t_when]
+        t_go.click(pages.tasks, task_inputs, [t_table, t_note], api_visibility="private")
+        t_q.submit(pages.tasks, task_inputs, [t_table, t_note], api_visibility="private")
+
+        agents_timer.tick(pages.agents, None, agents_outputs, **QUIET)
+        a_retry.click(pages.retry, [a_pick], [a_result], api_visibility="private").then(
+            pages.agents, None, agents_outputs, **QUIET)
+
+        status_timer.tick(pages.status, None, [llm_badge, integrations], **QUIET)
+        demo.load(pages.status, None, [llm_badge, integrations], **QUIET)
+        demo.load(pages.agent_choices, None, [h_agent, t_agent], **QUIET)
+
+        s_save.click(pages.save_settings, [*(fields[n] for n in SETTING_FIELDS), saved], [saved, s_result],
+                     api_visibility="private")
+        s_reload.click(pages.load_settings, None, settings_outputs, api_visibility="private")
+        s_test.click(pages.test_connection, [fields["llm_provider"], fields["llm_base_url"], fields["llm_model"]],
+                     [s_test_result], api_visibility="private")
+    demo.queue(default_concurrency_limit=64)
+    return demo

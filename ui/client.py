@@ -1,0 +1,186 @@
+"""The UI's only way to the runtime: the HTTP API, through an async httpx client.
+
+Responses are parsed into the API's own pydantic models; an error answer becomes
+:class:`ApiError` carrying the API's ``detail`` (which names the field or the thing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterable
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, TypeAdapter
+
+from core.schemas import (
+    AgentsView,
+    ConnectionResult,
+    ConversationSummary,
+    ConversationView,
+    Draft,
+    RunAccepted,
+    RunEvent,
+    RunView,
+    SettingsView,
+    SystemStatus,
+    TaskRecord,
+)
+
+M = TypeVar("M", bound=BaseModel)
+_CONVERSATIONS = TypeAdapter(list[ConversationSummary])
+_TASKS = TypeAdapter(list[TaskRecord])
+_DRAFTS = TypeAdapter(list[Draft])
+
+
+class ApiError(Exception):
+    """The API answered with an error (or could not be reached: ``status`` 0)."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(status, detail)
+        self.status = status
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return self.detail if self.status == 0 else f"{self.detail} (HTTP {self.status})"
+
+
+def parse_sse(lines: Iterable[str]) -> Iterable[RunEvent]:
+    """Server-Sent Event lines to run events (comments such as keep-alives are skipped)."""
+    data: list[str] = []
+    for line in lines:
+        if line == "":
+            if data:
+                yield RunEvent.model_validate_json("\n".join(data))
+            data = []
+        elif line.startswith("data:"):
+            data.append(line[5:].lstrip(" "))
+
+
+def _detail(resp: httpx.Response) -> str:
+    try:
+        detail = resp.json().get("detail")
+    except (ValueError, AttributeError):
+        detail = None
+    if detail is None:
+        return resp.text[:300] or resp.reason_phrase
+    return detail if isinstance(detail, str) else json.dumps(detail)
+
+
+class ApiClient:
+    """Typed calls to the Master Agent OS HTTP API at ``base_url``."""
+
+    def __init__(self, base_url: str, token: str | None = None, transport: httpx.AsyncBaseTransport | None = None,
+                 retry_delay_s: float = 0.5, max_reconnects: int = 20) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._transport = transport
+        self._http: httpx.AsyncClient | None = None
+        self.retry_delay_s = retry_delay_s
+        self.max_reconnects = max_reconnects
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        if self._http is None:  # made on first use, in the event loop that serves the UI
+            self._http = httpx.AsyncClient(base_url=self.base_url, transport=self._transport, headers=self._headers,
+                                           timeout=httpx.Timeout(30.0, connect=5.0))
+        return self._http
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    async def _call(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            resp = await self.http.request(method, path, json=body, params=query)
+        except httpx.HTTPError as exc:
+            raise ApiError(0, f"the API at {self.base_url} did not answer ({type(exc).__name__})") from exc
+        if resp.status_code >= 400:
+            raise ApiError(resp.status_code, _detail(resp))
+        return resp.json()
+
+    # --- conversations and runs ---------------------------------------------------------------
+
+    async def create_conversation(self, title: str | None = None) -> ConversationSummary:
+        return ConversationSummary.model_validate(await self._call("POST", "/api/conversations", {"title": title}))
+
+    async def list_conversations(self, q: str | None = None, since: float | None = None, until: float | None = None,
+                                 status: str | None = None, agent: str | None = None,
+                                 limit: int = 50) -> list[ConversationSummary]:
+        params = {"q": q, "since": since, "until": until, "status": status, "agent": agent, "limit": limit}
+        return _CONVERSATIONS.validate_python(await self._call("GET", "/api/conversations", params=params))
+
+    async def get_conversation(self, conversation_id: str) -> ConversationView:
+        return ConversationView.model_validate(await self._call("GET", f"/api/conversations/{conversation_id}"))
+
+    async def post_message(self, conversation_id: str, message: str) -> RunAccepted:
+        body = await self._call("POST", f"/api/conversations/{conversation_id}/messages", {"message": message})
+        return RunAccepted.model_validate(body)
+
+    async def get_run(self, run_id: str) -> RunView:
+        return RunView.model_validate(await self._call("GET", f"/api/runs/{run_id}"))
+
+    async def run_drafts(self, run_id: str) -> list[Draft]:
+        return _DRAFTS.validate_python(await self._call("GET", f"/api/runs/{run_id}/drafts"))
+
+    async def run_events(self, run_id: str, after: int = 0) -> AsyncIterator[RunEvent]:
+        """Follow the run's events to ``end``. A dropped stream is reopened with ``Last-Event-ID``
+        set to the last event seen, so nothing is missed or repeated."""
+        last, failures = after, 0
+        while True:
+            try:
+                headers = {"Accept": "text/event-stream", "Last-Event-ID": str(last)}
+                async with self.http.stream("GET", f"/api/runs/{run_id}/events", headers=headers,
+                                            timeout=httpx.Timeout(60.0, connect=5.0)) as resp:
+                    if resp.status_code >= 400:
+                        await resp.aread()
+                        raise ApiError(resp.status_code, _detail(resp))
+                    buffered: list[str] = []
+                    async for line in resp.aiter_lines():
+                        buffered.append(line)
+                        if line != "":
+                            continue
+                        for event in parse_sse(buffered):
+                            last, failures = event.seq, 0
+                            yield event
+                            if event.kind == "end":
+                                return
+                        buffered = []
+            except httpx.HTTPError:
+                pass
+            failures += 1  # dropped, or closed before ``end``: reopen after the last event seen
+            if failures > self.max_reconnects:
+                raise ApiError(0, f"lost the event stream of run {run_id} after event {last}")
+            await asyncio.sleep(min(5.0, self.retry_delay_s * failures))
+
+    async def list_tasks(self, q: str | None = None, status: str | None = None, agent: str | None = None,
+                         run_id: str | None = None, since: float | None = None, until: float | None = None,
+                         limit: int = 100) -> list[TaskRecord]:
+        params = {"q": q, "status": status, "agent": agent, "run_id": run_id, "since": since, "until": until,
+                  "limit": limit}
+        return _TASKS.validate_python(await self._call("GET", "/api/tasks", params=params))
+
+    async def retry_task(self, task_id: str) -> TaskRecord:
+        return TaskRecord.model_validate(await self._call("POST", f"/api/tasks/{task_id}/retry"))
+
+    # --- operations ---------------------------------------------------------------------------
+
+    async def agents(self) -> AgentsView:
+        return AgentsView.model_validate(await self._call("GET", "/api/agents"))
+
+    async def status(self) -> SystemStatus:
+        return SystemStatus.model_validate(await self._call("GET", "/api/status"))
+
+    async def get_settings(self) -> SettingsView:
+        return SettingsView.model_validate(await self._call("GET", "/api/settings"))
+
+    async def update_settings(self, changes: dict[str, Any]) -> SettingsView:
+        """PATCH only ``changes``; the API validates them (a bad value is an ApiError naming the field)."""
+        return SettingsView.model_validate(await self._call("PATCH", "/api/settings", changes))
+
+    async def test_connection(self, provider: str, base_url: str, model: str | None) -> ConnectionResult:
+        body = {"provider": provider, "base_url": base_url, "model": model}
+        return ConnectionResult.model_validate(await self._call("POST", "/api/settings/test-connection", body))

@@ -1,0 +1,102 @@
+"""A run as the chat page sees it: its event stream folded into state (pure, no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from core.schemas import Plan, RunEvent, TaskRecord
+
+ACTIVE_RUN_STATUSES = frozenset({"planning", "running", "summarizing"})
+
+
+@dataclass
+class StepProgress:
+    """One plan step: its latest state, attempts and timing."""
+
+    step_id: str
+    agent: str
+    instruction: str
+    status: str = "pending"
+    attempts: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    output: str | None = None
+    error: str | None = None
+
+    def seconds(self, now: float) -> float | None:
+        if self.started_at is None:
+            return None
+        return (self.finished_at if self.finished_at is not None else now) - self.started_at
+
+
+@dataclass
+class RunProgress:
+    """Everything the events of one run said so far; ``last_seq`` is where a reconnect resumes."""
+
+    run_id: str
+    status: str = "planning"
+    last_seq: int = 0
+    plan_chars: int = 0
+    goal: str | None = None
+    steps: dict[str, StepProgress] = field(default_factory=dict)
+    summary: str = ""
+    final_summary: str | None = None
+    error: str | None = None
+    ended: bool = False
+
+    def apply(self, event: RunEvent) -> None:
+        if event.seq and event.seq <= self.last_seq:
+            return  # seen already (a replay after a reconnect)
+        self.last_seq = event.seq or self.last_seq
+        if event.kind in ("status", "end") and event.status is not None:
+            self.status = event.status
+            if event.error:
+                self.error = event.error
+            self.ended = self.ended or event.kind == "end"
+        elif event.kind == "token" and event.text:
+            if event.phase == "summary":
+                self.summary += event.text
+            else:
+                self.plan_chars += len(event.text)
+        elif event.kind == "plan" and event.plan is not None:
+            self.set_plan(event.plan)
+        elif event.kind == "task" and event.step_id:
+            self._task(event)
+        elif event.kind == "summary" and event.text is not None:
+            self.final_summary = event.text
+
+    def set_plan(self, plan: Plan) -> None:
+        self.goal = plan.goal
+        for s in plan.steps:
+            self.steps.setdefault(s.id, StepProgress(s.id, s.agent, s.instruction))
+
+    def _task(self, event: RunEvent) -> None:
+        assert event.step_id is not None
+        step = self.steps.setdefault(event.step_id, StepProgress(event.step_id, event.agent or "?", ""))
+        step.status = event.status or step.status
+        if event.attempt:
+            step.attempts = max(step.attempts, event.attempt)
+        if step.status == "running":
+            step.started_at, step.finished_at = event.at, None
+        elif step.status in ("done", "dead", "blocked", "failed"):
+            step.finished_at = event.at
+        if step.status == "done":
+            step.output, step.error = event.text, None
+        elif event.error:
+            step.error = event.error
+
+    def absorb_tasks(self, tasks: list[TaskRecord]) -> None:
+        """Fill in full results and timings from the task table (the events carry excerpts)."""
+        for t in tasks:
+            step = self.steps.setdefault(t.step_id, StepProgress(t.step_id, t.agent, t.instruction))
+            step.status, step.attempts = t.status, t.attempts
+            step.started_at, step.finished_at = t.started_at, t.finished_at
+            step.output, step.error = t.result, t.error
+
+    @property
+    def active(self) -> bool:
+        return not self.ended and self.status in ACTIVE_RUN_STATUSES
+
+    def counts(self) -> tuple[int, int]:
+        """(steps done, steps in the plan)."""
+        return sum(1 for s in self.steps.values() if s.status == "done"), len(self.steps)

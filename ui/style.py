@@ -1,0 +1,52 @@
+"""The UI's stylesheet (passed to ``mount_gradio_app``; Gradio 6 takes theme and CSS there)."""
+
+from __future__ import annotations
+
+CSS = """
+.gradio-container { max-width: 100% !important; }
+#sidebar .llm-badge { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 8px 10px;
+  font-size: 13px; line-height: 1.4; margin-top: 8px; }
+#sidebar .llm-badge[data-reachable="true"] .llm-state { color: #15803d; font-weight: 600; }
+#sidebar .llm-badge[data-reachable="false"] .llm-state { color: #b91c1c; font-weight: 600; }
+#sidebar .llm-provider { text-transform: uppercase; letter-spacing: .04em; font-size: 11px; opacity: .75; }
+#sidebar .llm-model { font-family: var(--font-mono); font-size: 12px; word-break: break-all; }
+#chat-send, #chat-new, #settings-test, #settings-save, #settings-reload, #history-search, #tasks-search,
+#agents-retry { white-space: nowrap; }
+.nav-btn { justify-content: flex-start !important; }
+.plan, .drafts { border: 1px solid var(--border-color-primary); border-radius: 10px; padding: 10px 12px;
+  background: var(--background-fill-secondary); font-size: 14px; }
+.drafts { margin-top: 10px; }
+.plan-empty { opacity: .7; }
+.plan-head { display: flex; justify-content: space-between; align-items: baseline; margin-bottom: 6px; }
+.plan-count { font-size: 12px; opacity: .75; }
+.plan-goal { font-style: italic; margin: 2px 0 8px; opacity: .85; }
+.plan details { border-top: 1px solid var(--border-color-primary); padding: 4px 0; }
+.plan summary, .drafts summary { cursor: pointer; display: flex; gap: 8px; align-items: baseline; list-style: none; }
+.plan summary::-webkit-details-marker { display: none; }
+.plan .sym { width: 1.2em; text-align: center; font-weight: 700; }
+.plan .step[data-status="done"] .sym { color: #15803d; }
+.plan .step[data-status="running"] .sym { color: #2563eb; }
+.plan .step[data-status="dead"] .sym, .plan .step[data-status="failed"] .sym,
+.plan .step[data-status="retried"] .sym { color: #b91c1c; }
+.plan .agent { font-family: var(--font-mono); font-size: 12px; padding: 0 6px; border-radius: 6px;
+  background: var(--background-fill-primary); border: 1px solid var(--border-color-primary); }
+.plan summary { flex-wrap: wrap; row-gap: 2px; }
+.plan .instr { order: 3; flex-basis: 100%; padding-left: calc(1.2em + 8px); font-size: 13px; opacity: .9;
+  overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.plan details[open] .instr { display: none; }
+.plan .meta { margin-left: auto; font-size: 12px; opacity: .75; white-space: nowrap; }
+.step-body { padding: 4px 0 6px 1.8em; }
+.step-instr { font-size: 13px; opacity: .85; margin-bottom: 4px; }
+.step-label { font-size: 11px; text-transform: uppercase; letter-spacing: .04em; opacity: .7; }
+.step-out, .step-err, .record pre { white-space: pre-wrap; word-break: break-word; font-size: 12px;
+  margin: 2px 0 6px; padding: 6px 8px; border-radius: 6px; background: var(--background-fill-primary); }
+.step-err { color: #b91c1c; }
+.badge { font-size: 11px; padding: 0 6px; border-radius: 6px; background: #fef3c7; color: #92400e; }
+.record h4 { margin: 12px 0 4px; }
+.rec-meta, .rec-when { font-size: 12px; opacity: .75; }
+.rec-msg { margin: 6px 0; }
+.rec-table { border-collapse: collapse; font-size: 12px; width: 100%; margin: 4px 0 8px; }
+.rec-table th, .rec-table td { border: 1px solid var(--border-color-primary); padding: 3px 6px; text-align: left;
+  vertical-align: top; }
+.integ th { width: 180px; }
+"""
