@@ -91,7 +91,7 @@ async def _chat(client: httpx.AsyncClient, message: str) -> dict[str, float]:
     """Post a message and follow its events: ms to the first event, the first token, and the end."""
     t = time.perf_counter()
     accepted = (await client.post("/api/runs", json={"message": message})).json()
-    marks: dict[str, float] = {}
+    marks: dict[str, float] = {"accepted_ms": (time.perf_counter() - t) * 1000}
     async with client.stream("GET", accepted["events_url"]) as resp:
         async for line in resp.aiter_lines():
             if not line.startswith("event: "):
@@ -123,6 +123,8 @@ async def first_events(base: str, sim_base: str, repeats: int = 7, chats: int = 
         "idle_first_token_ms": idle_first, "idle_first_token_beyond_model_ms": idle_first - model,
         "chats": chats, "crowd_first_token_p50_ms": _p(crowd_first, 0.5), "crowd_first_token_p95_ms": _p(crowd_first, 0.95),
         "crowd_first_token_p95_beyond_model_ms": _p(crowd_first, 0.95) - model, "crowd_all_done_s": crowd_wall,
+        "crowd_accepted_p95_ms": _p([m["accepted_ms"] for m in crowd], 0.95),
+        "crowd_first_event_p95_ms": _p([m["first_event_ms"] for m in crowd], 0.95),
     }
 
 
@@ -182,5 +184,6 @@ def print_http(r: dict[str, Any]) -> None:
           f"= model's {s['model_first_token_ms']:.0f} ms + {s['idle_first_token_beyond_model_ms']:.0f} ms")
     print(f"{s['chats']} chats at once: first token p50 {s['crowd_first_token_p50_ms']:.0f} ms, "
           f"p95 {s['crowd_first_token_p95_ms']:.0f} ms (+{s['crowd_first_token_p95_beyond_model_ms']:.0f} ms beyond the model); "
-          f"all done in {s['crowd_all_done_s']:.1f} s")
+          f"all done in {s['crowd_all_done_s']:.1f} s; p95 accepted {s['crowd_accepted_p95_ms']:.0f} ms, "
+          f"first event {s['crowd_first_event_p95_ms']:.0f} ms")
     print(f"Idle footprint: {f['processes']} processes, PSS {f['pss_sum_mb']:.0f} MB (RSS sum {f['rss_sum_mb']:.0f} MB)")

@@ -30,16 +30,17 @@ def test_make_run_comes_up_ready_on_a_fresh_data_directory(tmp_path: Path) -> No
     try:
         deadline = time.monotonic() + 300
         ready = None
+        output = ""
         while time.monotonic() < deadline and proc.poll() is None:
+            log.seek(0)
+            output = log.read()
             try:
                 ready = httpx.get(f"{base}/ready", timeout=10)
-                if ready.status_code == 200:
+                if ready.status_code == 200 and "Ray dashboard" in output:  # ready, and the URLs printed
                     break
             except httpx.HTTPError:
                 pass
             time.sleep(0.5)
-        log.seek(0)
-        output = log.read()
         assert ready is not None and ready.status_code == 200, f"not ready: {ready and ready.text}\n{output[-4000:]}"
         assert ready.json() == {"ready": True, "reasons": []}
         assert f"{base}/" in output and f"{base}/docs" in output and f"{base}/metrics" in output
