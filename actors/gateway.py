@@ -19,12 +19,13 @@ import structlog
 
 from actors.handles import Handle
 from core.errors import LLMError, LLMUnavailable
-from core.schemas import ChatRequest, ChatResponse, Priority, StreamChunk
+from core.schemas import ChatMessage, ChatRequest, ChatResponse, Priority, StreamChunk
 from core.settings import Settings, apply_litellm_environment
 from integrations.llm.backend import Backend, probe
 
 _log = structlog.get_logger("maos.gateway")
 _RANK: dict[Priority, int] = {"interactive": 0, "background": 1}
+_TOKEN_FLUSH_S = 0.02  # live reply text goes to the Store at most this often (batched over all streams)
 
 
 class PrioritySlots:
@@ -86,6 +87,9 @@ class LLMGateway:
         self._records: list[dict[str, Any]] = []
         self._recorder: asyncio.Task[None] | None = None
         self._rng = random.Random()
+        self._tokens: list[tuple[str, str, str]] = []  # (run id, phase, text) waiting for the Store
+        self._token_lock = asyncio.Lock()
+        self._token_flusher: asyncio.Task[None] | None = None
 
     async def chat(self, req: ChatRequest) -> ChatResponse:
         queued_at = time.perf_counter()
@@ -108,6 +112,8 @@ class LLMGateway:
         delay = self._settings.llm_retry_backoff_s
         for attempt in range(self._settings.llm_retries + 1):
             try:
+                if req.stream_phase is not None and req.run_id is not None and self._store is not None:
+                    return await self._streamed(req)
                 return await self._client.complete(self._backend, req, self._settings.llm_timeout_s)
             except LLMError as exc:
                 if not exc.transient or attempt == self._settings.llm_retries:
@@ -116,6 +122,52 @@ class LLMGateway:
                 await asyncio.sleep(delay * (0.5 + self._rng.random()))
                 delay *= 2
         raise LLMUnavailable("unreachable")  # pragma: no cover - loop always returns or raises
+
+    async def _streamed(self, req: ChatRequest) -> ChatResponse:
+        """A call whose text goes into the run's event log as it is written (the first chunk at once,
+        then batched with every other stream's every ``_TOKEN_FLUSH_S``); returns the whole reply once
+        all of it is committed there. A transient error before the first chunk is retried by the caller;
+        one after it is not (the text is already shown)."""
+        assert req.run_id is not None and req.stream_phase is not None
+        started = time.perf_counter()
+        parts: list[str] = []
+        try:
+            async for delta in self._client.stream(self._backend, req, self._settings.llm_timeout_s):
+                parts.append(delta)
+                self._tokens.append((req.run_id, req.stream_phase, delta))
+                if self._token_flusher is None or self._token_flusher.done():
+                    self._token_flusher = asyncio.get_running_loop().create_task(self._flush_tokens_soon())
+        except LLMError as exc:
+            if parts:  # not retried here: the text so far is already shown
+                raise type(exc)(f"{exc} (after part of the reply was streamed)", False) from None
+            raise
+        finally:
+            await self._flush_tokens()
+        return ChatResponse(message=ChatMessage(role="assistant", content="".join(parts)),
+                            model=self._backend.model_for(req.role), latency_ms=(time.perf_counter() - started) * 1000)
+
+    async def _flush_tokens_soon(self) -> None:
+        while self._tokens:
+            await self._flush_tokens()
+            await asyncio.sleep(_TOKEN_FLUSH_S)
+
+    async def _flush_tokens(self) -> None:
+        """Send what is buffered; returns once everything buffered before the call is committed."""
+        assert self._store is not None
+        async with self._token_lock:
+            batch, self._tokens = self._tokens, []
+            if not batch:
+                return
+            merged: list[tuple[str, str, str]] = []  # consecutive pieces of one stream become one event
+            for run_id, phase, text in batch:
+                if merged and merged[-1][0] == run_id and merged[-1][1] == phase:
+                    merged[-1] = (run_id, phase, merged[-1][2] + text)
+                else:
+                    merged.append((run_id, phase, text))
+            try:
+                await self._store.call("append_tokens", merged)
+            except Exception as exc:  # the reply still returns whole; only its live view has a gap
+                _log.warning("gateway.tokens_not_recorded", error=str(exc), chunks=len(merged))
 
     async def stream(self, req: ChatRequest, flush_s: float = 0.05) -> AsyncIterator[StreamChunk]:
         """Stream text in coalesced chunks: the first delta at once, then every ``flush_s``.

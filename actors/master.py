@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 
@@ -48,16 +48,11 @@ class MasterAgent:
         self._settings = settings
         self._max_steps = min(settings.max_plan_steps, _EMBEDDED_MAX_STEPS) if self._small else settings.max_plan_steps
 
-    async def _ask(self, req: ChatRequest, phase: str) -> str:
-        """The model's reply; streamed into the run's events as it is written when streaming is on."""
-        if not self._settings.stream_replies or req.run_id is None:
-            return (await self._gateway.call("chat", req)).message.content  # type: ignore[no-any-return]
-        parts: list[str] = []
-        async for chunk in self._gateway.stream("stream", req):
-            if chunk.text:
-                parts.append(chunk.text)
-                await self._store.call("append_tokens", req.run_id, phase, chunk.text)
-        return "".join(parts)
+    async def _ask(self, req: ChatRequest, phase: Literal["plan", "summary"]) -> str:
+        """The model's reply; with streaming on, the gateway writes it into the run's events as it comes."""
+        if self._settings.stream_replies and req.run_id is not None:
+            req = req.model_copy(update={"stream_phase": phase})
+        return (await self._gateway.call("chat", req)).message.content  # type: ignore[no-any-return]
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)

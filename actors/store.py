@@ -193,11 +193,12 @@ class Store:
 
         await self._submit(run)
 
-    async def append_tokens(self, run_id: str, phase: str, text: str) -> None:
-        """A chunk of the master's reply as the model writes it."""
+    async def append_tokens(self, chunks: list[tuple[str, str, str]]) -> None:
+        """Chunks of the master's replies as the model writes them: (run id, phase, text), in order."""
         now = time.time()
-        ev = RunEvent(kind="token", run_id=run_id, at=now, phase=phase, text=text)  # type: ignore[arg-type]
-        await self._submit(lambda conn: self._events.append(conn, [ev]))
+        events = [RunEvent(kind="token", run_id=run_id, at=now, phase=phase, text=text)  # type: ignore[arg-type]
+                  for run_id, phase, text in chunks]
+        await self._submit(lambda conn: self._events.append(conn, events))
 
     async def run_events(self, run_id: str, after: int = 0, wait_s: float = 0.0, limit: int = 1000) -> list[RunEvent]:
         """Events of a run after ``after``; with ``wait_s``, wait that long for the next ones."""

@@ -62,18 +62,42 @@ def _plain_uvicorn() -> str:
     return f"http://127.0.0.1:{port}"
 
 
+def _bare_serve_app() -> None:
+    """Serve's own floor: a bare FastAPI no-op deployment in the same Serve instance, at /_bare."""
+    from fastapi import FastAPI
+    from ray import serve
+
+    def builder() -> FastAPI:
+        api = FastAPI()
+
+        @api.get("/health")
+        async def health() -> dict[str, str]:
+            return {"status": "ok"}
+
+        return api
+
+    class Bare:
+        pass
+
+    deployment = serve.deployment(name="bare", ray_actor_options={"num_cpus": 0}, max_ongoing_requests=1000)(
+        serve.ingress(builder)(Bare))
+    serve.run(deployment.bind(), name="bare", route_prefix="/_bare")
+
+
 def overhead(base: str, rounds: int = 5, n: int = 200) -> dict[str, float]:
     floor = _plain_uvicorn()
-    serve_p50, serve_p99, plain_p50 = [], [], []
+    _bare_serve_app()
+    ours, bare, plain = [], [], []
+    p99 = []
     for _ in range(rounds):
         via = _latencies(f"{base}/health", n)
-        plain = _latencies(f"{floor}/health", n)
-        serve_p50.append(_p(via, 0.5))
-        serve_p99.append(_p(via, 0.99))
-        plain_p50.append(_p(plain, 0.5))
-    return {"serve_p50_ms": statistics.median(serve_p50), "serve_p99_ms": statistics.median(serve_p99),
-            "plain_uvicorn_p50_ms": statistics.median(plain_p50),
-            "added_p50_ms": statistics.median(serve_p50) - statistics.median(plain_p50)}
+        ours.append(_p(via, 0.5))
+        p99.append(_p(via, 0.99))
+        bare.append(_p(_latencies(f"{base}/_bare/health", n), 0.5))
+        plain.append(_p(_latencies(f"{floor}/health", n), 0.5))
+    return {"serve_p50_ms": statistics.median(ours), "serve_p99_ms": statistics.median(p99),
+            "bare_serve_p50_ms": statistics.median(bare), "plain_uvicorn_p50_ms": statistics.median(plain),
+            "added_over_bare_serve_p50_ms": statistics.median(ours) - statistics.median(bare)}
 
 
 async def _model_first_token(sim_base: str) -> float:
@@ -178,8 +202,9 @@ def run_http(settings: Any, sim_base: str) -> dict[str, Any]:
 
 def print_http(r: dict[str, Any]) -> None:
     o, s, f = r["overhead"], r["streaming"], r["idle_footprint"]
-    print(f"HTTP no-op via Serve: p50 {o['serve_p50_ms']:.2f} ms, p99 {o['serve_p99_ms']:.2f} ms "
-          f"(plain uvicorn p50 {o['plain_uvicorn_p50_ms']:.2f} ms, added {o['added_p50_ms']:.2f} ms)")
+    print(f"HTTP no-op via Serve: p50 {o['serve_p50_ms']:.2f} ms, p99 {o['serve_p99_ms']:.2f} ms; a bare Serve "
+          f"FastAPI app: p50 {o['bare_serve_p50_ms']:.2f} ms (ours adds {o['added_over_bare_serve_p50_ms']:.2f} ms); "
+          f"plain uvicorn p50 {o['plain_uvicorn_p50_ms']:.2f} ms")
     print(f"First SSE event after posting: {s['idle_first_event_ms']:.0f} ms; first token {s['idle_first_token_ms']:.0f} ms "
           f"= model's {s['model_first_token_ms']:.0f} ms + {s['idle_first_token_beyond_model_ms']:.0f} ms")
     print(f"{s['chats']} chats at once: first token p50 {s['crowd_first_token_p50_ms']:.0f} ms, "

@@ -72,6 +72,9 @@ class ChatRequest(_Model):
     run_id: str | None = Field(None, description="Run this call belongs to (for agent_runs).")
     task_id: str | None = Field(None, description="Task this call belongs to (for agent_runs).")
     agent: str | None = Field(None, description="Agent type or 'master' (for agent_runs).")
+    stream_phase: Literal["plan", "summary"] | None = Field(
+        None, description="Stream the reply into the run's event log (as token events of this phase) while it is "
+                          "written; the call still returns the whole reply.")
 
 
 class ChatResponse(_Model):

@@ -21,7 +21,8 @@ _log = structlog.get_logger("maos.serve")
 
 def serve_http(settings: Settings, host: str, port: int, dashboard_url: str | None = None) -> None:
     """Deploy the API as a Serve app (the ASGI app is built on the replica: it cannot be pickled)."""
-    ray_serve.start(http_options={"host": host, "port": port})
+    # No per-request access log lines: they cost CPU on every request; /metrics has the timings.
+    ray_serve.start(http_options={"host": host, "port": port}, logging_config={"enable_access_log": False})
 
     loopback = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     api_base = f"http://{loopback}:{port}"

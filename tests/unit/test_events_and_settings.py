@@ -65,10 +65,10 @@ async def test_a_failed_write_leaves_a_gap_never_a_repeat() -> None:
     store = Store(":memory:", commit_interval_s=0.05)
     run = await store.create_run("x", "u1")
     bad = store.write("INSERT INTO no_such_table VALUES (1)")
-    good = store.append_tokens(run.id, "plan", "{")
+    good = store.append_tokens([(run.id, "plan", "{")])
     results = await asyncio.gather(bad, good, return_exceptions=True)
     assert isinstance(results[0], duckdb.Error) and results[1] is None
-    await store.append_tokens(run.id, "plan", '"goal"')
+    await store.append_tokens([(run.id, "plan", '"goal"')])
     seqs = [e.seq for e in await store.run_events(run.id)]
     assert seqs == sorted(set(seqs))
     assert [e.text for e in await store.run_events(run.id) if e.kind == "token"] == ["{", '"goal"']
@@ -80,10 +80,10 @@ async def test_a_store_reopened_on_the_same_file_numbers_on() -> None:
     path = str(Path(tempfile.mkdtemp()) / "s.duckdb")
     store = Store(path)
     run = await store.create_run("x", "u1")
-    await store.append_tokens(run.id, "plan", "a")
+    await store.append_tokens([(run.id, "plan", "a")])
     store.close()
     again = Store(path)
-    await again.append_tokens(run.id, "plan", "b")
+    await again.append_tokens([(run.id, "plan", "b")])
     assert [e.seq for e in await again.run_events(run.id)] == [1, 2, 3]
 
 

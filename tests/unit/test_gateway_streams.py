@@ -1,0 +1,51 @@
+"""The gateway writes a reply into the run's event log as it is written — the real litellm client
+against the simulated server, with the Store in process (no Ray)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # before litellm is imported
+
+from actors.gateway import LLMGateway  # noqa: E402
+from actors.handles import LocalHandle  # noqa: E402
+from actors.store import Store  # noqa: E402
+from core.schemas import ChatMessage, ChatRequest  # noqa: E402
+from core.settings import Settings  # noqa: E402
+from integrations.llm.backend import Backend  # noqa: E402
+from integrations.llm.sim_server import SimConfig, SimHandle, sim_llm_in_thread  # noqa: E402
+
+
+@pytest.fixture
+def sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimHandle]:
+    with sim_llm_in_thread(SimConfig(token_ms=2, reply_tokens=30)) as handle:
+        monkeypatch.setenv("OLLAMA_API_BASE", handle.base_url)
+        yield handle
+
+
+async def test_concurrent_streamed_replies_land_whole_and_in_order_per_run(sim: SimHandle, tmp_path: Path) -> None:
+    store = Store(":memory:")
+    settings = Settings(data_dir=tmp_path, llm_retries=0)
+    backend = Backend(provider="ollama", base_url=sim.base_url, planner_model="sim-model", worker_model="sim-model")
+    gateway = LLMGateway(settings, backend, LocalHandle(store), slots=50)
+    runs = [await store.create_run(f"request {i}", "u1") for i in range(20)]
+
+    async def ask(run_id: str, i: int) -> str:
+        req = ChatRequest(messages=[ChatMessage(role="user", content=f"summarize item {i} please")], role="planner",
+                          run_id=run_id, agent="master", stream_phase="summary")
+        return (await gateway.chat(req)).message.content
+
+    replies = await asyncio.gather(*(ask(r.id, i) for i, r in enumerate(runs)))
+    for run, reply in zip(runs, replies, strict=True):
+        tokens = [e for e in await store.run_events(run.id) if e.kind == "token"]
+        assert reply and "".join(e.text or "" for e in tokens) == reply  # committed before chat returned
+        assert {e.phase for e in tokens} == {"summary"} and len(tokens) >= 2  # the first chunk went at once
+
+    before = len(await store.run_events(runs[0].id))
+    plain = await gateway.chat(ChatRequest(messages=[ChatMessage(role="user", content="hello")], run_id=runs[0].id))
+    assert plain.message.content and len(await store.run_events(runs[0].id)) == before  # no phase: not streamed
