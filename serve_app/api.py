@@ -7,14 +7,12 @@ error is JSON with a ``detail`` that names the field or the thing; none is a bar
 
 from __future__ import annotations
 
-import time
 import uuid
-from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import (
@@ -31,7 +29,7 @@ from core.settings import Settings
 from serve_app.access import RuntimeAccess
 from serve_app.admin_routes import build_admin_routes
 from serve_app.auth import require_token
-from serve_app.metrics import HttpMetrics
+from serve_app.metrics import HttpMetrics, TimingMiddleware
 from serve_app.routes import build_work_routes
 
 _log = structlog.get_logger("maos.api")
@@ -88,15 +86,7 @@ def build_api(settings: Settings, dashboard_url: str | None = None, api_base: st
     install_error_handlers(api, rt)
     metrics = HttpMetrics()
 
-    @api.middleware("http")
-    async def _timing(request: Request, call_next: Any) -> Response:
-        started = time.perf_counter()
-        response: Response = await call_next(request)
-        route = request.scope.get("route")
-        metrics.observe(request.method, getattr(route, "path", "other"), response.status_code,
-                        time.perf_counter() - started)
-        return response  # noqa: RET504
-
+    api.add_middleware(TimingMiddleware, metrics=metrics)
     if settings.api_token is not None:
         require_token(api, settings.api_token.get_secret_value())
     api.include_router(build_work_routes(rt))

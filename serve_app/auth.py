@@ -10,7 +10,8 @@ import secrets
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
 
 from core.errors import ConfigError
 from core.settings import Settings
@@ -35,23 +36,31 @@ def check_bind(settings: Settings, host: str) -> None:
                           "(a long random string) to require a login, or bind to 127.0.0.1")
 
 
-def token_of(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
+def token_of(headers: Headers, cookies: dict[str, str]) -> str | None:
+    header = headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip()
-    return request.cookies.get(COOKIE)
+    return cookies.get(COOKIE)
+
+
+class TokenMiddleware:
+    """Pure ASGI: requests to the API, its docs and the metrics must carry the token."""
+
+    def __init__(self, app: Any, token: str) -> None:
+        self.app = app
+        self._expected = token.encode()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(PROTECTED):
+            request = Request(scope)
+            given = token_of(request.headers, request.cookies)
+            if given is None or not secrets.compare_digest(given.encode(), self._expected):
+                refused = JSONResponse({"detail": "login required: send Authorization: Bearer <MAOS_API_TOKEN>"},
+                                       status_code=401, headers={"WWW-Authenticate": "Bearer"})
+                await refused(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def require_token(api: FastAPI, token: str) -> None:
-    """Requests to the API, its docs and the metrics must carry ``token``."""
-    expected = token.encode()
-
-    @api.middleware("http")
-    async def _login(request: Request, call_next: Any) -> Response:
-        if not request.url.path.startswith(PROTECTED):
-            return await call_next(request)  # type: ignore[no-any-return]
-        given = token_of(request)
-        if given is None or not secrets.compare_digest(given.encode(), expected):
-            return JSONResponse({"detail": "login required: send Authorization: Bearer <MAOS_API_TOKEN>"},
-                                status_code=401, headers={"WWW-Authenticate": "Bearer"})
-        return await call_next(request)  # type: ignore[no-any-return]
+    api.add_middleware(TokenMiddleware, token=token)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
@@ -41,3 +42,26 @@ class HttpMetrics:
         self._llm.labels("waiting").set(llm["waiting"])
         self._llm_up.set(1 if llm["reachable"] else 0)
         return generate_latest(self.registry)
+
+
+class TimingMiddleware:
+    """Pure ASGI (streamed responses pass through untouched): time until the response starts,
+    labelled by the route's template, never the raw path."""
+
+    def __init__(self, app: Any, metrics: HttpMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def timed_send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                route = getattr(scope.get("route"), "path", "other")
+                self.metrics.observe(scope["method"], route, message["status"], time.perf_counter() - started)
+            await send(message)
+
+        await self.app(scope, receive, timed_send)

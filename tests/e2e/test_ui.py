@@ -129,7 +129,7 @@ def test_chat_history_agents_settings_in_a_real_browser(served: Served, artifact
 
 
 def test_a_run_goes_on_when_the_tab_closes_and_reopening_follows_it(served: Served, page: Page) -> None:
-    page.locator("#chat-input textarea").fill("[fanout 2] [slow 3] research the wombat market")
+    page.locator("#chat-input textarea").fill("[fanout 2] [slow 8] research the wombat market")
     page.locator("#chat-input textarea").press("Enter")
     expect(page.locator('#plan .step[data-status="running"]').first).to_be_visible()
     page.goto("about:blank")  # the tab goes away mid-run
