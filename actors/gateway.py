@@ -25,6 +25,7 @@ from integrations.llm.backend import Backend, probe
 
 _log = structlog.get_logger("maos.gateway")
 _RANK: dict[Priority, int] = {"interactive": 0, "background": 1}
+_BUSY_GRACE_S = 30.0  # a server busy with our requests that was active this recently counts as up
 _TOKEN_FLUSH_S = 0.02  # live reply text goes to the Store at most this often (batched over all streams)
 
 
@@ -87,6 +88,7 @@ class LLMGateway:
         self._records: list[dict[str, Any]] = []
         self._recorder: asyncio.Task[None] | None = None
         self._rng = random.Random()
+        self._last_activity = 0.0  # monotonic time we last sent the server a request or it sent us text
         self._tokens: list[tuple[str, str, str]] = []  # (run id, phase, text) waiting for the Store
         self._token_lock = asyncio.Lock()
         self._token_flusher: asyncio.Task[None] | None = None
@@ -96,6 +98,7 @@ class LLMGateway:
         await self._slots.acquire(req.priority)
         queued_ms = (time.perf_counter() - queued_at) * 1000
         self._in_flight += 1
+        self._last_activity = time.monotonic()
         try:
             resp = await self._with_retries(req)
         except LLMError as exc:
@@ -104,6 +107,7 @@ class LLMGateway:
         finally:
             self._in_flight -= 1
             self._slots.release()
+        self._last_activity = time.monotonic()
         resp = resp.model_copy(update={"queued_ms": queued_ms, "latency_ms": (time.perf_counter() - queued_at) * 1000})
         self._record(req, resp, queued_ms, resp.latency_ms, None)
         return resp
@@ -133,6 +137,7 @@ class LLMGateway:
         parts: list[str] = []
         try:
             async for delta in self._client.stream(self._backend, req, self._settings.llm_timeout_s):
+                self._last_activity = time.monotonic()
                 parts.append(delta)
                 self._tokens.append((req.run_id, req.stream_phase, delta))
                 if self._token_flusher is None or self._token_flusher.done():
@@ -244,10 +249,13 @@ class LLMGateway:
 
     async def health(self) -> dict[str, Any]:
         models = await probe(self._backend.base_url, self._backend.provider)
+        # A one-request server (the embedded model) answers nothing else while it works on one:
+        # a request of ours it took, or text it sent, moments ago means it is up, just busy.
+        busy = self._in_flight > 0 and time.monotonic() - self._last_activity < _BUSY_GRACE_S
         return {
             "provider": self._backend.provider, "base_url": self._backend.base_url,
             "models": {"planner": self._backend.planner_model, "worker": self._backend.worker_model},
-            "reachable": models is not None, "in_flight": self._in_flight, "waiting": self._slots.waiting,
+            "reachable": models is not None or busy, "in_flight": self._in_flight, "waiting": self._slots.waiting,
         }
 
     async def ping(self) -> bool:

@@ -193,6 +193,9 @@ class EmbeddedServer:
             "--n_threads", str(threads),
             "--n_threads_batch", str(threads),
             "--verbose", "false",
+            # By default any request that takes the model lock (even GET /v1/models, the health
+            # probe) cuts off a reply being streamed; the gateway already queues requests itself.
+            "--interrupt_requests", "false",
         ]  # fmt: skip
         if self.chat_format is not None:
             argv += ["--chat_format", self.chat_format]
