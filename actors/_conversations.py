@@ -26,6 +26,20 @@ def _like(q: str) -> str:
     return f"%{escaped}%"
 
 
+def _text_and_dates(where: list[str], params: list[Any], text_sql: str, time_column: str, q: str | None,
+                    since: float | None, until: float | None) -> None:
+    """Add a text match (``text_sql`` has two ``?`` for the pattern) and a time window on ``time_column``."""
+    if q:
+        where.append(text_sql)
+        params += [_like(q), _like(q)]
+    if since is not None:
+        where.append(f"{time_column} >= ?")
+        params.append(since)
+    if until is not None:
+        where.append(f"{time_column} <= ?")
+        params.append(until)
+
+
 _SUMMARY = """
     SELECT c.id, c.title, c.created_at, c.updated_at,
            (SELECT count(*) FROM runs r WHERE r.conversation_id = c.id) AS runs,
@@ -48,16 +62,8 @@ def search(conn: duckdb.DuckDBPyConnection, q: str | None, since: float | None, 
     bound the last activity; ``status`` is the latest run's; ``agent`` any step's type."""
     where: list[str] = []
     params: list[Any] = []
-    if q:
-        where.append("(c.title ILIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id "
-                     "AND m.content ILIKE ? ESCAPE '\\'))")
-        params += [_like(q), _like(q)]
-    if since is not None:
-        where.append("c.updated_at >= ?")
-        params.append(since)
-    if until is not None:
-        where.append("c.updated_at <= ?")
-        params.append(until)
+    _text_and_dates(where, params, "(c.title ILIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM messages m WHERE "
+                    "m.conversation_id = c.id AND m.content ILIKE ? ESCAPE '\\'))", "c.updated_at", q, since, until)
     if agent is not None:
         where.append("EXISTS (SELECT 1 FROM tasks t JOIN runs r ON t.run_id = r.id WHERE r.conversation_id = c.id "
                      "AND t.agent = ?)")
@@ -93,15 +99,8 @@ def task_filter(status: str | None, run_id: str | None, agent: str | None, q: st
         if value is not None:
             where.append(f"{column} = ?")
             params.append(value)
-    if q:
-        where.append("(instruction ILIKE ? ESCAPE '\\' OR result ILIKE ? ESCAPE '\\')")
-        params += [_like(q), _like(q)]
-    if since is not None:
-        where.append("updated_at >= ?")
-        params.append(since)
-    if until is not None:
-        where.append("updated_at <= ?")
-        params.append(until)
+    _text_and_dates(where, params, "(instruction ILIKE ? ESCAPE '\\' OR result ILIKE ? ESCAPE '\\')", "updated_at",
+                    q, since, until)
     return ("WHERE " + " AND ".join(where) if where else ""), params
 
 

