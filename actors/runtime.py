@@ -15,7 +15,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import ray
 import structlog
@@ -30,7 +30,7 @@ from actors.queue import RetryPolicy
 from actors.store import Store
 from core.errors import ActorGone, MaosError
 from core.logging import configure
-from core.settings import Settings, apply_ray_environment
+from core.settings import Settings, apply_ray_environment, overlay
 from integrations.llm.backend import Backend
 
 _log = structlog.get_logger("maos.runtime")
@@ -82,14 +82,30 @@ def _log_fire_failure(name: str, method: str) -> Any:
 
 
 def _with_logging(cls: type, settings: Settings) -> type:
-    """A subclass that sets up structlog in the actor's process before the class runs."""
-    level, fmt = settings.log_level, settings.log_format
+    """A subclass that sets up structlog in the actor's process before the class runs, and hands it
+    the settings saved from the UI (an actor Ray restarts gets its start-up arguments again)."""
+    level, fmt, namespace = settings.log_level, settings.log_format, settings.namespace
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         configure(level, "json" if fmt == "auto" else fmt)
+        if cls is not Store:
+            args = _saved_settings_applied(args, namespace)
         cls.__init__(self, *args, **kwargs)  # type: ignore[misc]  # the wrapped class's own constructor
 
     return type(cls.__name__, (cls,), {"__init__": __init__, "__module__": cls.__module__})
+
+
+def _saved_settings_applied(args: tuple[Any, ...], namespace: str) -> tuple[Any, ...]:
+    """``args`` with any Settings overlaid by what the Store has saved; unchanged if it cannot answer."""
+    if not any(isinstance(a, Settings) for a in args):
+        return args
+    try:
+        saved = cast(dict[str, object], ray.get(
+            ray.get_actor("store", namespace=namespace).settings_overrides.remote(), timeout=30))
+    except Exception as exc:  # no Store (yet): the start-up settings stand
+        _log.warning("actor.saved_settings_unavailable", error=str(exc))
+        return args
+    return tuple(overlay(a, saved) if isinstance(a, Settings) else a for a in args)
 
 
 # --- cluster -----------------------------------------------------------------------------------

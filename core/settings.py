@@ -89,6 +89,17 @@ class Settings(BaseSettings):
         )
 
 
+def overlay(settings: Settings, saved: dict[str, object]) -> Settings:
+    """``settings`` with the values saved from the UI on top (names from an older version are ignored)."""
+    from core.schemas import EditableSettings
+
+    known = {k: v for k, v in saved.items() if k in EditableSettings.model_fields}
+    if not known:
+        return settings
+    checked = EditableSettings.model_validate(known)  # saved by this code, but never trusted blindly
+    return settings.model_copy(update={k: getattr(checked, k) for k in known})
+
+
 def litellm_environment(api_base: str | None) -> dict[str, str]:
     """Environment litellm needs before import: the local cost map, and Ollama's address."""
     env = {"LITELLM_LOCAL_MODEL_COST_MAP": "True"}

@@ -10,9 +10,9 @@ from typing import Any
 
 from actors import runtime
 from core.errors import ActorGone, QueueFull
-from core.settings import Settings
+from core.settings import Settings, overlay
 from integrations.llm.backend import Backend
-from serve_app.live_settings import LiveSettings, overlay
+from serve_app.live_settings import LiveSettings
 
 
 class RuntimeAccess:

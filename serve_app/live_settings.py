@@ -19,7 +19,7 @@ import structlog
 from actors import runtime
 from core.errors import ConfigError
 from core.schemas import ConnectionResult, ConnectionTest, EditableSettings, SettingsView
-from core.settings import Settings
+from core.settings import Settings, overlay
 from integrations.llm.backend import Backend, probe, resolve
 
 _log = structlog.get_logger("maos.settings")
@@ -29,15 +29,6 @@ NULLABLE = frozenset({"llm_base_url", "llm_model", "llm_worker_model"})  # null 
 
 def editable(settings: Settings) -> EditableSettings:
     return EditableSettings.model_construct(**{name: getattr(settings, name) for name in EditableSettings.model_fields})
-
-
-def overlay(settings: Settings, saved: dict[str, Any]) -> Settings:
-    """``settings`` with the saved values on top (unknown names, from an older version, are ignored)."""
-    known = {k: v for k, v in saved.items() if k in EditableSettings.model_fields}
-    if not known:
-        return settings
-    checked = EditableSettings.model_validate(known)  # saved by this code, but never trusted blindly
-    return settings.model_copy(update={k: getattr(checked, k) for k in known})
 
 
 def with_saved(settings: Settings) -> Settings:

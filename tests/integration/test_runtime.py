@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+import ray
+
 from integrations.llm.sim_server import SimHandle
 from tests.integration.conftest import ask, wait_run
 
@@ -50,8 +52,12 @@ def test_killing_a_pool_actor_mid_run_loses_nothing_and_completes_each_step_once
     # Wait until the email pool has sub-agents in flight, then kill it like a crash.
     wait_run(app, run_id, until=lambda v: any(t.status == "running" and t.agent == "email" for t in v.tasks))
     victim = app.pools["email"][0]
+    turns = lambda: ray.get(victim.actor.__ray_call__.remote(lambda pool: pool._settings.max_turns))  # noqa: E731
+    app.store.get("save_settings_overrides", {"max_turns": 5}, timeout=30)  # as the settings page saves it
+    assert turns() == 6
     runtime.kill_actor(victim, restart=True)
     view = wait_run(app, run_id, timeout_s=120)
+    assert turns() == 5  # the restarted pool came back with the saved settings, not its start-up ones
     assert view.run.status == "done", view.run.error
     assert all(t.status == "done" for t in view.tasks)
     retried = [t for t in view.tasks if t.attempts > 1]

@@ -29,8 +29,8 @@ from core.schemas import (
     SettingsView,
     StepOutcome,
 )
-from core.settings import Settings
-from serve_app.live_settings import changes_of, editable, overlay, with_saved
+from core.settings import Settings, overlay
+from serve_app.live_settings import changes_of, editable, with_saved
 
 PLAN = Plan(goal="g", steps=[PlanStep(id="s1", agent="leads", instruction="find them"),
                              PlanStep(id="s2", agent="writing", instruction="write", depends_on=["s1"])])
