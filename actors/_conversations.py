@@ -1,5 +1,5 @@
-"""Read models over the Store's tables: conversation search, task filters, per-agent figures,
-and the settings saved from the UI. Pure functions of a DuckDB connection."""
+"""Read models over the Store's tables: runs, conversation search, task filters, per-agent
+figures, drafts, and the settings saved from the UI. Pure functions of a DuckDB connection."""
 
 from __future__ import annotations
 
@@ -8,9 +8,27 @@ from typing import Any
 
 import duckdb
 
-from core.schemas import AgentPoolView, ConversationSummary, ConversationView, Message
+from core.schemas import (
+    AgentPoolView,
+    ConversationSummary,
+    ConversationView,
+    Draft,
+    Message,
+    Plan,
+    Run,
+)
 
 _TITLE_CHARS = 80
+RUN_COLUMNS = "id, conversation_id, user_id, message, status, plan, summary, error, created_at, updated_at, finished_at"
+
+
+def row_to_run(row: tuple[Any, ...]) -> Run:
+    rid, conv, user, message, status, plan, summary, error, created, updated, finished = row
+    return Run(
+        id=rid, conversation_id=conv, user_id=user, message=message, status=status,
+        plan=Plan.model_validate_json(plan) if plan else None, summary=summary, error=error,
+        created_at=created, updated_at=updated, finished_at=finished,
+    )
 
 
 def title_of(message: str) -> str:
@@ -84,10 +102,25 @@ def load(conn: duckdb.DuckDBPyConnection, conversation_id: str) -> ConversationV
         "SELECT id, role, content, run_id, created_at FROM messages WHERE conversation_id = ? ORDER BY created_at",
         [conversation_id],
     ).fetchall()
+    runs = conn.execute(
+        f"SELECT {RUN_COLUMNS} FROM runs WHERE conversation_id = ? ORDER BY created_at", [conversation_id]
+    ).fetchall()
     return ConversationView(
         conversation=_summary(row),
         messages=[Message(id=m[0], role=m[1], content=m[2], run_id=m[3], created_at=m[4]) for m in messages],
+        runs=[row_to_run(r) for r in runs],
     )
+
+
+def drafts(conn: duckdb.DuckDBPyConnection, run_id: str | None, limit: int) -> list[Draft]:
+    """Outbound actions drafted by sub-agents (never sent from here), newest first; all, or one run's."""
+    rows = conn.execute(
+        "SELECT id, task_id, channel, target, subject, body, created_at FROM drafts "
+        "WHERE ? IS NULL OR task_id LIKE ? ORDER BY created_at DESC LIMIT ?",
+        [run_id, f"{run_id}:%", limit],
+    ).fetchall()
+    return [Draft(id=r[0], task_id=r[1] or "", channel=r[2], target=r[3], subject=r[4] or "", body=r[5] or "",
+                  created_at=r[6]) for r in rows]
 
 
 def task_filter(status: str | None, run_id: str | None, agent: str | None, q: str | None,

@@ -48,11 +48,12 @@ class EventLog:
         rows = conn.execute(
             "SELECT id, step_id, result FROM tasks WHERE id IN (SELECT unnest(?))", [ids]
         ).fetchall()
-        info = {r[0]: (r[1], r[2]) for r in rows}
+        step_of = {r[0]: r[1] for r in rows}
+        result_of = {r[0]: r[2] or "" for r in rows}
         self.append(conn, (
             RunEvent(kind="task", run_id=e.run_id, at=e.at, status=e.event, task_id=e.task_id,
-                     step_id=info.get(e.task_id, ("", None))[0], agent=e.agent, attempt=e.attempt, error=e.error,
-                     text=(info.get(e.task_id, ("", None))[1] or "")[:RESULT_EXCERPT] if e.event == "done" else None)
+                     step_id=step_of.get(e.task_id, ""), agent=e.agent, attempt=e.attempt, error=e.error,
+                     text=result_of.get(e.task_id, "")[:RESULT_EXCERPT] if e.event == "done" else None)
             for e in events if e.event != "planned"  # the plan event lists every step already
         ))
 

@@ -122,10 +122,14 @@ class LLMGateway:
             except LLMError as exc:
                 if not exc.transient or attempt == self._settings.llm_retries:
                     raise
-                _log.warning("llm.retry", attempt=attempt + 1, error=str(exc), task_id=req.task_id)
-                await asyncio.sleep(delay * (0.5 + self._rng.random()))
-                delay *= 2
+                delay = await self._back_off(req, attempt, exc, delay)
         raise LLMUnavailable("unreachable")  # pragma: no cover - loop always returns or raises
+
+    async def _back_off(self, req: ChatRequest, attempt: int, exc: LLMError, delay: float) -> float:
+        """Wait before retrying a transient error (jittered); returns the next delay."""
+        _log.warning("llm.retry", attempt=attempt + 1, error=str(exc), run_id=req.run_id, task_id=req.task_id)
+        await asyncio.sleep(delay * (0.5 + self._rng.random()))
+        return delay * 2
 
     async def _streamed(self, req: ChatRequest) -> ChatResponse:
         """A call whose text goes into the run's event log as it is written (the first chunk at once,
@@ -202,9 +206,7 @@ class LLMGateway:
                     if not first or not exc.transient or attempt == self._settings.llm_retries:
                         error = str(exc)
                         raise
-                    _log.warning("llm.retry", attempt=attempt + 1, error=str(exc), run_id=req.run_id)
-                    await asyncio.sleep(delay * (0.5 + self._rng.random()))
-                    delay *= 2
+                    delay = await self._back_off(req, attempt, exc, delay)
             yield StreamChunk(text="".join(buf), done=True)
         finally:
             self._in_flight -= 1

@@ -20,6 +20,7 @@ import duckdb
 
 from actors import _conversations as conversations
 from actors import queue
+from actors._conversations import RUN_COLUMNS, row_to_run
 from actors._events import EventLog
 from actors._migrations import migrate
 from core.errors import NotFound
@@ -38,16 +39,6 @@ from core.schemas import (
 )
 
 T = TypeVar("T")
-_RUN_COLUMNS = "id, conversation_id, user_id, message, status, plan, summary, error, created_at, updated_at, finished_at"
-
-
-def _row_to_run(row: tuple[Any, ...]) -> Run:
-    rid, conv, user, message, status, plan, summary, error, created, updated, finished = row
-    return Run(
-        id=rid, conversation_id=conv, user_id=user, message=message, status=status,
-        plan=Plan.model_validate_json(plan) if plan else None, summary=summary, error=error,
-        created_at=created, updated_at=updated, finished_at=finished,
-    )
 
 
 class Store:
@@ -151,7 +142,7 @@ class Store:
                 "INSERT INTO messages VALUES (?, ?, 'user', ?, ?, ?)", [uuid.uuid4().hex, conv, message, run_id, now]
             )
             conn.execute(
-                f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, 'planning', NULL, NULL, NULL, ?, ?, NULL)",
+                f"INSERT INTO runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, 'planning', NULL, NULL, NULL, ?, ?, NULL)",
                 [run_id, conv, user_id, message, now, now],
             )
             self._events.append(conn, [RunEvent(kind="status", run_id=run_id, at=now, status="planning")])
@@ -230,19 +221,19 @@ class Store:
         await self._submit(run)
 
     async def get_run(self, run_id: str) -> RunView | None:
-        row = self._conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", [run_id]).fetchone()
+        row = self._conn.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", [run_id]).fetchone()
         if row is None:
             return None
         tasks = self._conn.execute(
             f"SELECT {queue.TASK_COLUMNS} FROM tasks WHERE run_id = ? ORDER BY seq", [run_id]
         ).fetchall()
-        return RunView(run=_row_to_run(row), tasks=[queue.row_to_task(t) for t in tasks])
+        return RunView(run=row_to_run(row), tasks=[queue.row_to_task(t) for t in tasks])
 
     async def runs_by_status(self, statuses: list[str]) -> list[Run]:
         rows = self._conn.execute(
-            f"SELECT {_RUN_COLUMNS} FROM runs WHERE status IN (SELECT unnest(?)) ORDER BY created_at", [statuses]
+            f"SELECT {RUN_COLUMNS} FROM runs WHERE status IN (SELECT unnest(?)) ORDER BY created_at", [statuses]
         ).fetchall()
-        return [_row_to_run(r) for r in rows]
+        return [row_to_run(r) for r in rows]
 
     async def unfinished_runs_with_no_open_tasks(self) -> list[str]:
         rows = self._conn.execute(
@@ -333,13 +324,7 @@ class Store:
 
     async def list_drafts(self, run_id: str | None = None, limit: int = 200) -> list[Draft]:
         """Outbound actions drafted by sub-agents (never sent from here), newest first."""
-        rows = self._conn.execute(
-            "SELECT id, task_id, channel, target, subject, body, created_at FROM drafts "
-            "WHERE ? IS NULL OR task_id LIKE ? ORDER BY created_at DESC LIMIT ?",
-            [run_id, f"{run_id}:%", limit],
-        ).fetchall()
-        return [Draft(id=r[0], task_id=r[1] or "", channel=r[2], target=r[3], subject=r[4] or "", body=r[5] or "",
-                      created_at=r[6]) for r in rows]
+        return conversations.drafts(self._conn, run_id, limit)
 
     # --- conversations ---------------------------------------------------------------------
 
@@ -358,10 +343,7 @@ class Store:
         view = conversations.load(self._conn, conversation_id)
         if view is None:
             raise NotFound(f"no conversation '{conversation_id}'")
-        runs = self._conn.execute(
-            f"SELECT {_RUN_COLUMNS} FROM runs WHERE conversation_id = ? ORDER BY created_at", [conversation_id]
-        ).fetchall()
-        return view.model_copy(update={"runs": [_row_to_run(r) for r in runs]})
+        return view
 
     async def agent_stats(self, descriptions: dict[str, str], actors: dict[str, list[str]],
                           in_flight: dict[str, int]) -> list[AgentPoolView]:

@@ -15,6 +15,7 @@ RunStatus = Literal["planning", "running", "summarizing", "done", "failed"]
 Priority = Literal["interactive", "background"]
 ModelRole = Literal["planner", "worker"]
 Provider = Literal["ollama", "lmstudio", "openai", "embedded"]
+ProviderSetting = Literal["auto", "ollama", "lmstudio", "openai", "embedded"]  # auto: the first that answers
 
 
 class _Model(BaseModel):
@@ -309,7 +310,7 @@ class AgentsView(_Model):
 class EditableSettings(_Model):
     """The settings a person may change from the UI or API; every field optional on update."""
 
-    llm_provider: Literal["auto", "ollama", "lmstudio", "openai", "embedded"] | None = Field(
+    llm_provider: ProviderSetting | None = Field(
         None, description="auto: Ollama, else LM Studio, else embedded.")
     llm_base_url: str | None = Field(None, max_length=500, pattern=r"^https?://\S+$", description="Server base URL.")
     llm_model: str | None = Field(None, min_length=1, max_length=200, description="Planner model.")
@@ -335,7 +336,7 @@ class SettingsView(_Model):
 
 
 class ConnectionTest(_Model):
-    provider: Literal["ollama", "lmstudio", "openai", "embedded"] = Field(description="Server kind.")
+    provider: Provider = Field(description="Server kind.")
     base_url: str = Field(max_length=500, pattern=r"^https?://\S+$", description="Server base URL.")
     model: str | None = Field(None, max_length=200, description="Model that must be there (optional).")
 

@@ -10,8 +10,7 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.budget import Budget
-
-ProviderSetting = Literal["auto", "ollama", "lmstudio", "openai", "embedded"]
+from core.schemas import EditableSettings, ProviderSetting
 
 
 class Settings(BaseSettings):
@@ -91,8 +90,6 @@ class Settings(BaseSettings):
 
 def overlay(settings: Settings, saved: dict[str, object]) -> Settings:
     """``settings`` with the values saved from the UI on top (names from an older version are ignored)."""
-    from core.schemas import EditableSettings
-
     known = {k: v for k, v in saved.items() if k in EditableSettings.model_fields}
     if not known:
         return settings

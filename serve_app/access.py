@@ -11,7 +11,7 @@ from typing import Any
 from actors import runtime
 from core.errors import ActorGone, QueueFull
 from core.settings import Settings, overlay
-from integrations.llm.backend import Backend
+from integrations.llm.backend import Backend, reported_backend
 from serve_app.live_settings import LiveSettings
 
 
@@ -42,10 +42,8 @@ class RuntimeAccess:
         return await (await self.app()).gateways[0].call("health")  # type: ignore[no-any-return]
 
     async def backend(self) -> Backend:
-        h = await self.llm()
         key = self.live.settings.llm_api_key
-        return Backend(provider=h["provider"], base_url=h["base_url"], planner_model=h["models"]["planner"],
-                       worker_model=h["models"]["worker"], api_key=key.get_secret_value() if key is not None else None)
+        return reported_backend(await self.llm(), key.get_secret_value() if key is not None else None)
 
     async def check_room(self) -> None:
         """Refuse new work past the queue bound (the API answers 429 with Retry-After)."""

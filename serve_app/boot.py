@@ -14,7 +14,7 @@ import structlog
 
 from actors import runtime
 from core.settings import Settings
-from integrations.llm.backend import Backend, resolve
+from integrations.llm.backend import Backend, reported_backend, resolve
 from integrations.llm.embedded import EmbeddedServer
 from serve_app.live_settings import with_saved
 
@@ -56,18 +56,14 @@ def resolve_backend(settings: Settings) -> tuple[Backend, EmbeddedServer | None]
 def attach_or_start(settings: Settings) -> Booted:
     """Use the app running on this data directory if there is one, else start one here."""
     address = runtime.app_address(settings)
-    if address is None:
-        settings = with_saved(settings)
     if address is not None:
         runtime.init_ray(settings, address)
         app = runtime.connect(settings, _UNKNOWN_BACKEND)
         if app is not None:
-            health = app.gateways[0].get("health", timeout=10)
-            app.backend = Backend(provider=health["provider"], base_url=health["base_url"],
-                                  planner_model=health["models"]["planner"], worker_model=health["models"]["worker"],
-                                  api_key=None)
+            app.backend = reported_backend(app.gateways[0].get("health", timeout=10))
             return Booted(app=app, settings=settings, owned=False)
         runtime.shutdown_ray()
+    settings = with_saved(settings)
     backend, embedded = resolve_backend(settings)
     try:
         runtime.init_ray(settings)

@@ -30,6 +30,17 @@ AGENTS_EVERY_S = 2.0
 QUIET: dict[str, Any] = {"api_visibility": "private", "show_progress": "hidden"}
 
 
+def search_row(prefix: str, placeholder: str, statuses: list[str]) -> tuple[Any, Any, Any, Any, Any]:
+    """Search text, status, agent type, date range and a Search button (ids ``<prefix>-q`` …)."""
+    with gr.Row():
+        q = gr.Textbox(label="Search", placeholder=placeholder, scale=3, elem_id=f"{prefix}-q")
+        status = gr.Dropdown(statuses, value=ANY, label="Status", elem_id=f"{prefix}-status")
+        agent = gr.Dropdown([ANY], value=ANY, label="Agent type", elem_id=f"{prefix}-agent")
+        when = gr.Dropdown(list(views.DATE_RANGES), value="Any time", label="When", elem_id=f"{prefix}-when")
+        go = gr.Button("Search", elem_id=f"{prefix}-search", variant="primary", scale=0, min_width=100)
+    return q, status, agent, when, go
+
+
 def setting_input(name: str) -> gr.components.Component:
     """A form field for one EditableSettings field, chosen by its type."""
     info = EditableSettings.model_fields[name]
@@ -82,14 +93,8 @@ def build_blocks(client: ApiClient, dashboard_url: str | None) -> gr.Blocks:
         with gr.Column(visible=False, elem_id="page-history") as history_page:
             gr.Markdown("## History")
             with gr.Tab("Conversations", elem_id="history-tab-conversations"):
-                with gr.Row():
-                    h_q = gr.Textbox(label="Search", placeholder="words in a title or a message", scale=3,
-                                     elem_id="history-q")
-                    h_status = gr.Dropdown(RUN_STATUSES, value=ANY, label="Status", elem_id="history-status")
-                    h_agent = gr.Dropdown([ANY], value=ANY, label="Agent type", elem_id="history-agent")
-                    h_when = gr.Dropdown(list(views.DATE_RANGES), value="Any time", label="When",
-                                         elem_id="history-when")
-                    h_go = gr.Button("Search", elem_id="history-search", variant="primary", scale=0, min_width=100)
+                h_q, h_status, h_agent, h_when, h_go = search_row("history", "words in a title or a message",
+                                                                  RUN_STATUSES)
                 h_note = gr.Markdown(elem_id="history-note")
                 h_table = gr.Dataframe(table(views.CONVERSATION_HEADERS, []), interactive=False, wrap=True,
                                        elem_id="history-results", max_height=320,
@@ -98,14 +103,8 @@ def build_blocks(client: ApiClient, dashboard_url: str | None) -> gr.Blocks:
                                        variant="primary", size="sm")
                 h_record = gr.HTML("", elem_id="history-record")
             with gr.Tab("Tasks", elem_id="history-tab-tasks"):
-                with gr.Row():
-                    t_q = gr.Textbox(label="Search", placeholder="words in an instruction, output or error",
-                                     scale=3, elem_id="tasks-q")
-                    t_status = gr.Dropdown(TASK_STATUSES, value=ANY, label="Status", elem_id="tasks-status")
-                    t_agent = gr.Dropdown([ANY], value=ANY, label="Agent type", elem_id="tasks-agent")
-                    t_when = gr.Dropdown(list(views.DATE_RANGES), value="Any time", label="When",
-                                         elem_id="tasks-when")
-                    t_go = gr.Button("Search", elem_id="tasks-search", variant="primary", scale=0, min_width=100)
+                t_q, t_status, t_agent, t_when, t_go = search_row("tasks", "words in an instruction, output or error",
+                                                                  TASK_STATUSES)
                 t_note = gr.Markdown(elem_id="tasks-note")
                 t_table = gr.Dataframe(table(views.TASK_HEADERS, []), interactive=False, wrap=True,
                                        elem_id="tasks-results", max_height=480,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -48,6 +48,12 @@ class Backend:
         if self.provider == "ollama" or base.endswith("/v1"):
             return base
         return f"{base}/v1"
+
+
+def reported_backend(health: dict[str, Any], api_key: str | None = None) -> Backend:
+    """The backend a running gateway reports in its ``health`` answer."""
+    return Backend(provider=health["provider"], base_url=health["base_url"], planner_model=health["models"]["planner"],
+                   worker_model=health["models"]["worker"], api_key=api_key)
 
 
 def _openai_root(url: str) -> str:
