@@ -1,0 +1,53 @@
+"""Approved examples as chat-format JSONL for a LoRA fine-tune.
+
+An example is approved when its run ended well and was not rated down, or when a person corrected
+it (the correction is the answer; the rejected plan is never exported). Each approved run gives a
+planner example (request → plan JSON) and one example per finished step of an uncorrected plan
+(the sub-agent's prompt and instruction → its result).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from actors.agents import all_specs, render_subagent_prompt
+from actors.master import plan_prompt
+from core.schemas import LearningView, RunView
+
+
+def examples(learnings: Iterable[LearningView], runs: dict[str, RunView]) -> list[tuple[str, dict[str, Any]]]:
+    """(agent type, {"messages": [...]}) for every approved example, planner ones first per run."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    system = plan_prompt(all_specs(), "", ())
+    for x in learnings:
+        plan = x.correction or x.plan
+        if not x.usable or plan is None:
+            continue
+        out.append(("master", {"messages": [
+            {"role": "system", "content": system},
+            {"role": "user", "content": x.request},
+            {"role": "assistant", "content": plan.model_dump_json()},
+        ]}))
+        view = runs.get(x.run_id)
+        if x.correction is not None or view is None:
+            continue  # the steps carried out a plan the person replaced
+        goal = view.run.plan.goal if view.run.plan else ""
+        for t in view.tasks:
+            if t.status == "done" and t.result:
+                out.append((t.agent, {"messages": [
+                    {"role": "system", "content": render_subagent_prompt(t.agent, task_id=t.id, goal=goal)},
+                    {"role": "user", "content": t.instruction},
+                    {"role": "assistant", "content": t.result},
+                ]}))
+    return out
+
+
+def write_jsonl(rows: list[tuple[str, dict[str, Any]]], path: str) -> Counter[str]:
+    """Write the examples, one JSON object per line; returns the count per agent type."""
+    with open(path, "w", encoding="utf-8") as f:
+        for _, record in rows:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return Counter(agent for agent, _ in rows)
