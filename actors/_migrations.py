@@ -95,6 +95,32 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        4,
+        "long-term memory: document status, memory entry text, learnings, sources a run was given",
+        """
+        ALTER TABLE documents ADD COLUMN filename TEXT;
+        ALTER TABLE documents ADD COLUMN content_hash TEXT;
+        ALTER TABLE documents ADD COLUMN status TEXT DEFAULT 'ready';
+        ALTER TABLE documents ADD COLUMN chunks INTEGER DEFAULT 0;
+        ALTER TABLE documents ADD COLUMN chunks_done INTEGER DEFAULT 0;
+        ALTER TABLE documents ADD COLUMN bytes INTEGER DEFAULT 0;
+        ALTER TABLE documents ADD COLUMN error TEXT;
+        ALTER TABLE memory_entries ADD COLUMN content TEXT;
+        ALTER TABLE memory_entries ADD COLUMN chunk_index INTEGER;
+        ALTER TABLE memory_entries ADD COLUMN embedding_model TEXT;
+        CREATE TABLE learnings (
+            run_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, request TEXT NOT NULL, plan TEXT,
+            outcome TEXT NOT NULL, errors TEXT NOT NULL DEFAULT '[]', rating TEXT, correction TEXT,
+            comment TEXT, created_at DOUBLE NOT NULL, updated_at DOUBLE NOT NULL
+        );
+        CREATE TABLE run_sources (
+            run_id TEXT NOT NULL, task_id TEXT, collection TEXT NOT NULL, source_id TEXT NOT NULL,
+            title TEXT NOT NULL, heading TEXT, snippet TEXT NOT NULL, score DOUBLE NOT NULL, link TEXT NOT NULL,
+            created_at DOUBLE NOT NULL
+        );
+        """,
+    ),
 ]
 
 

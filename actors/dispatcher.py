@@ -36,7 +36,7 @@ class Dispatcher:
         self._oversubscribe = oversubscribe
         self._tick = tick_s
         self._in_flight: dict[str, tuple[str, str]] = {}  # task id -> (agent, owner)
-        self._goals: dict[str, str] = {}
+        self._goals: dict[str, tuple[str, str]] = {}  # run id -> (goal, user id)
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._watchers: list[asyncio.Task[None]] = []
@@ -109,7 +109,7 @@ class Dispatcher:
             if missing:
                 self._goals.update(await self._store.call("run_goals", sorted(missing)))
             for owner, batch in by_owner.items():
-                goals = {a.task.run_id: self._goals.get(a.task.run_id, "") for a in batch}
+                goals = {a.task.run_id: self._goals.get(a.task.run_id, ("", "")) for a in batch}
                 self._by_owner[owner].fire("run", batch, goals)
             self.dispatched += len(claimed)
             if sum(limits.values()) > len(claimed):

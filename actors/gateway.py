@@ -112,6 +112,14 @@ class LLMGateway:
         self._record(req, resp, queued_ms, resp.latency_ms, None)
         return resp
 
+    async def embed(self, texts: list[str], model: str) -> list[list[float]]:
+        """Embeddings from the LLM server (the Memory actor's Ollama embedder); background priority."""
+        await self._slots.acquire("background")
+        try:
+            return await self._client.embed(self._backend, texts, model, self._settings.llm_timeout_s)  # type: ignore[no-any-return]
+        finally:
+            self._slots.release()
+
     async def _with_retries(self, req: ChatRequest) -> ChatResponse:
         delay = self._settings.llm_retry_backoff_s
         for attempt in range(self._settings.llm_retries + 1):

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from typing import Any, Literal
 
 import structlog
 
-from actors.agents import all_specs
+from actors.agents import AgentSpec, all_specs
 from actors.agents.prompts import render
 from actors.handles import Handle
 from core.errors import ActorGone, LLMError, LLMUnavailable, PlanError
 from core.plan import parse_plan, plan_schema, validate_plan
-from core.schemas import ChatMessage, ChatRequest, Plan, Run, RunView
+from core.schemas import ChatMessage, ChatRequest, MemoryContext, Plan, PlanExample, Run, RunView
 from core.settings import Settings
 
 _log = structlog.get_logger("maos.master")
@@ -28,11 +28,12 @@ _EMBEDDED_MAX_STEPS = 4  # a 135M model under a grammar needs tight bounds
 
 class MasterAgent:
     def __init__(self, settings: Settings, store: Handle, gateway: Handle, dispatcher: Handle | None = None,
-                 embedded: bool = False) -> None:
+                 embedded: bool = False, memory: Handle | None = None) -> None:
         self._settings = settings
         self._store = store
         self._gateway = gateway
         self._dispatcher = dispatcher
+        self._memory = memory
         self._small = embedded
         self._max_steps = min(settings.max_plan_steps, _EMBEDDED_MAX_STEPS) if embedded else settings.max_plan_steps
         self._tasks: set[asyncio.Task[None]] = set()
@@ -64,48 +65,60 @@ class MasterAgent:
         if not message.strip():
             raise PlanError("the message is empty")
         run = await self._store.call("create_run", message, user_id, conversation_id)
-        self._spawn(self._plan_and_enqueue(run.id, message))
+        self._spawn(self._plan_and_enqueue(run.id, message, user_id))
         return run
 
     async def resume(self, run_id: str) -> None:
         """Plan again a run whose planning was cut off by a restart."""
         view: RunView | None = await self._store.call("get_run", run_id)
         if view is not None and view.run.status == "planning":
-            self._spawn(self._plan_and_enqueue(run_id, view.run.message))
+            self._spawn(self._plan_and_enqueue(run_id, view.run.message, view.run.user_id))
 
-    async def _plan_and_enqueue(self, run_id: str, message: str) -> None:
+    async def recall(self, user_id: str, message: str, run_id: str | None) -> MemoryContext:
+        """What memory holds for this request (recorded as the run's sources); nothing if memory is down."""
+        if self._memory is None or not self._settings.rag_plans:
+            return MemoryContext(text="")
+        try:
+            return await self._memory.call("context", user_id, message, run_id)  # type: ignore[no-any-return]
+        except Exception as exc:  # memory helps; it is not required to plan
+            _log.warning("run.memory_unavailable", run_id=run_id, error=str(exc))
+            return MemoryContext(text="")
+
+    async def _plan_and_enqueue(self, run_id: str, message: str, user_id: str) -> None:
         delay = 1.0
         started = time.time()
+        memory = await self.recall(user_id, message, run_id)
         while True:
             try:
-                plan = await self.plan(message, run_id=run_id)
+                plan = await self.plan(message, memory.text, run_id=run_id, examples=memory.examples)
                 break
             except PlanError as exc:
                 _log.warning("run.plan_failed", run_id=run_id, error=str(exc))
-                await self._store.call("finish_run", run_id, "failed", None, str(exc))
+                await self._fail(run_id, str(exc))
                 return
             except (LLMUnavailable, ActorGone) as exc:
                 if time.time() - started > self._settings.run_deadline_s:
-                    await self._store.call("finish_run", run_id, "failed", None, str(exc))
+                    await self._fail(run_id, str(exc))
                     return
                 _log.warning("run.plan_waiting", run_id=run_id, error=str(exc))
                 await self._store.call("note_run_error", run_id, f"waiting: {exc}")
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 15.0)
             except LLMError as exc:
-                await self._store.call("finish_run", run_id, "failed", None, str(exc))
+                await self._fail(run_id, str(exc))
                 return
         await self._store.call("enqueue_plan", run_id, plan, self._settings.max_attempts)
         _log.info("run.planned", run_id=run_id, steps=len(plan.steps))
         if self._dispatcher is not None:
             self._dispatcher.fire("wake")
 
-    async def plan(self, message: str, memory: str = "(none yet)", run_id: str | None = None) -> Plan:
+    async def plan(self, message: str, memory: str = "", run_id: str | None = None,
+                   examples: Sequence[PlanExample] = ()) -> Plan:
         specs = all_specs()
         names = [s.name for s in specs]
-        agents = "\n".join(f"- {s.name}: {s.description}" for s in specs)
+        system = plan_prompt(specs, memory, examples)
         messages = [
-            ChatMessage(role="system", content=render("plan", agents=agents, memory=memory)),
+            ChatMessage(role="system", content=system),
             ChatMessage(role="user", content=message),
         ]
         schema = plan_schema(names, self._max_steps, small_model=self._small)
@@ -148,6 +161,7 @@ class MasterAgent:
                 f"{t.step_id} ({t.status}: {t.error})" for t in failed[:5])
             await self._store.call("finish_run", run_id, "done" if ok else "failed", summary, error)
             _log.info("run.finished", run_id=run_id, ok=ok, steps=len(view.tasks))
+            await self._learn(run_id)
         finally:
             self._finalizing.discard(run_id)
 
@@ -175,8 +189,27 @@ class MasterAgent:
             _log.warning("run.summary_fallback", run_id=view.run.id, error=str(exc))
         return _listing(view) + "\n(The model could not write a summary.)"
 
+    async def _fail(self, run_id: str, error: str) -> None:
+        await self._store.call("finish_run", run_id, "failed", None, error)
+        await self._learn(run_id)
+
+    async def _learn(self, run_id: str) -> None:
+        """The finished run becomes a conversation memory and a learning (in the background)."""
+        if self._memory is None:
+            return
+        ended: RunView | None = await self._store.call("get_run", run_id)
+        if ended is not None:
+            self._memory.fire("remember_run", ended)
+
     async def ping(self) -> bool:
         return True
+
+
+def plan_prompt(specs: Sequence[AgentSpec], memory: str, examples: Sequence[PlanExample]) -> str:
+    """The planner's system prompt: the agent types, what memory holds, and plans that worked before."""
+    agents = "\n".join(f"- {s.name}: {s.description}" for s in specs)
+    shown = "\n\n".join(f"Request: {e.request}\nPlan: {e.plan.model_dump_json()}" for e in examples)
+    return render("plan", agents=agents, memory=memory.strip() or "(nothing relevant)", examples=shown or "(none yet)")
 
 
 def _listing(view: RunView) -> str:

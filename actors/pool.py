@@ -15,7 +15,7 @@ import structlog
 from actors.agents import get as get_spec
 from actors.handles import Handle
 from actors.subagent import run_subagent
-from core.schemas import Assignment, StepOutcome
+from core.schemas import Assignment, MemoryCollection, MemoryContext, MemorySource, StepOutcome
 from core.settings import Settings
 
 _log = structlog.get_logger("maos.pool")
@@ -34,9 +34,20 @@ class _StoreForTools:
         return await self._store.call("write", sql, params)
 
 
+class _MemoryForTools:
+    """The Memory handle seen through the ToolMemory protocol."""
+
+    def __init__(self, memory: Handle) -> None:
+        self._memory = memory
+
+    async def search(self, user_id: str, query: str, collections: list[MemoryCollection],
+                     limit: int) -> list[MemorySource]:
+        return await self._memory.call("search", user_id, query, collections, limit)  # type: ignore[no-any-return]
+
+
 class SubAgentPool:
     def __init__(self, agent: str, owner: str, settings: Settings, gateway: Handle, store: Handle,
-                 dispatcher: Handle, report_interval_s: float = 0.005) -> None:
+                 dispatcher: Handle, report_interval_s: float = 0.005, memory: Handle | None = None) -> None:
         self.agent = agent
         self.owner = owner
         self._spec = get_spec(agent)
@@ -45,6 +56,7 @@ class SubAgentPool:
         self._store = store
         self._tool_store = _StoreForTools(store)
         self._dispatcher = dispatcher
+        self._memory = memory
         self._interval = report_interval_s
         self._running: dict[str, asyncio.Task[None]] = {}
         self._outbox: list[StepOutcome] = []
@@ -53,7 +65,7 @@ class SubAgentPool:
         self._forever: asyncio.Future[None] | None = None
         self.completed = 0
 
-    async def run(self, assignments: list[Assignment], goals: dict[str, str]) -> int:
+    async def run(self, assignments: list[Assignment], goals: dict[str, tuple[str, str]]) -> int:
         """Start one sub-agent per assignment; returns at once."""
         loop = asyncio.get_running_loop()
         if self._renewer is None:
@@ -61,19 +73,35 @@ class SubAgentPool:
         for a in assignments:
             if a.task.id in self._running:
                 continue
-            self._running[a.task.id] = loop.create_task(self._one(a, goals.get(a.task.run_id, "")))
+            goal, user_id = goals.get(a.task.run_id, ("", ""))
+            self._running[a.task.id] = loop.create_task(self._one(a, goal, user_id or self._settings.user_id))
         return len(assignments)
 
-    async def _one(self, a: Assignment, goal: str) -> None:
+    async def _one(self, a: Assignment, goal: str, user_id: str) -> None:
+        """One step, run for the user who asked (their leads, documents and memories only)."""
         try:
-            outcome = await run_subagent(a, self._spec, self._gateway, self._tool_store, self._settings.user_id,
-                                         goal, self._settings.max_turns)
+            memory = await self._recall(user_id, a)
+            outcome = await run_subagent(a, self._spec, self._gateway, self._tool_store, user_id, goal,
+                                         self._settings.max_turns, memory=memory,
+                                         recall=_MemoryForTools(self._memory) if self._memory is not None else None)
         except Exception as exc:  # a bug in a tool or the loop: fail the step visibly, keep the pool alive
             _log.exception("subagent.crashed", task_id=a.task.id, agent=self.agent)
             outcome = StepOutcome(task_id=a.task.id, attempt=a.attempt, ok=False, error=f"sub-agent crashed: {exc!r}")
         self._outbox.append(outcome)
         if self._reporter is None or self._reporter.done():
             self._reporter = asyncio.get_running_loop().create_task(self._report())
+
+    async def _recall(self, user_id: str, a: Assignment) -> str:
+        """Memory for the step's instruction (recorded as the run's sources); '' if none or memory is down."""
+        if self._memory is None or not self._settings.rag_subagents:
+            return ""
+        try:
+            ctx: MemoryContext = await self._memory.call("context", user_id, a.task.instruction, a.task.run_id,
+                                                         a.task.id, self.agent)
+        except Exception as exc:  # memory helps a step; it is not required to run one
+            _log.warning("subagent.memory_unavailable", task_id=a.task.id, error=str(exc))
+            return ""
+        return ctx.text
 
     async def _report(self) -> None:
         while self._outbox:

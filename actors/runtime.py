@@ -25,6 +25,7 @@ from actors.agents import names as agent_names
 from actors.dispatcher import Dispatcher
 from actors.gateway import LLMGateway
 from actors.master import MasterAgent
+from actors.memory import Memory
 from actors.pool import SubAgentPool
 from actors.queue import RetryPolicy
 from actors.store import Store
@@ -159,11 +160,12 @@ class App:
     gateways: list[RayHandle]
     master: RayHandle
     dispatcher: RayHandle
+    memory: RayHandle
     pools: dict[str, list[RayHandle]] = field(default_factory=dict)
 
     def all_handles(self) -> list[RayHandle]:
         return [self.dispatcher, self.master, *self.gateways,
-                *(h for hs in self.pools.values() for h in hs), self.store]
+                *(h for hs in self.pools.values() for h in hs), self.memory, self.store]
 
 
 def _app_file(settings: Settings) -> Path:
@@ -189,9 +191,11 @@ def start_app(settings: Settings, backend: Backend) -> App:
         RayHandle(gw_cls.options(**_options(f"gateway-{i}", settings)).remote(settings, backend, store, per_gw), f"gateway-{i}")
         for i in range(n_gw)
     ]
+    memory_cls: Any = ray.remote(_with_logging(Memory, settings))
+    memory = RayHandle(memory_cls.options(**_options("memory", settings)).remote(settings, store, gateways[0]), "memory")
     master_cls: Any = ray.remote(_with_logging(MasterAgent, settings))
     master = RayHandle(master_cls.options(**_options("master", settings)).remote(
-        settings, store, gateways[0], None, backend.provider == "embedded"), "master")
+        settings, store, gateways[0], None, backend.provider == "embedded", memory), "master")
     dispatcher_name = "dispatcher"
     # Pools find the dispatcher by name (it is created below; the lookup happens on first report).
     dispatcher_ref = _LazyHandle(dispatcher_name, settings.namespace)
@@ -203,7 +207,7 @@ def start_app(settings: Settings, backend: Backend) -> App:
         for i in range(settings.pool_actors):
             owner = f"{agent}/{i}/{epoch}"
             actor = pool_cls.options(**_options(f"pool-{agent}-{i}", settings)).remote(
-                agent, owner, settings, gateways[k % n_gw], store, dispatcher_ref)
+                agent, owner, settings, gateways[k % n_gw], store, dispatcher_ref, 0.005, memory)
             pools[agent].append(RayHandle(actor, owner))
             k += 1
     disp_cls: Any = ray.remote(_with_logging(Dispatcher, settings))
@@ -211,7 +215,10 @@ def start_app(settings: Settings, backend: Backend) -> App:
         settings, store, pools, master, settings.llm_slots), dispatcher_name)
     ray.get(master.actor.attach.remote(dispatcher))
     ray.get(dispatcher.actor.start.remote())
-    app = App(settings, backend, store, gateways, master, dispatcher, pools)
+    # Opens Qdrant and loads the embedder now, and finishes uploads a restart cut off. Not awaited:
+    # the app is usable at once (the first memory call waits for it); a failure is logged there.
+    memory.actor.start.remote()
+    app = App(settings, backend, store, gateways, master, dispatcher, memory, pools)
     _app_file(settings).write_text(json.dumps({"ray_address": ray.get_runtime_context().gcs_address,
                                                "namespace": settings.namespace, "pid": os.getpid(),
                                                "backend": backend.provider, "base_url": backend.base_url}))
@@ -269,11 +276,12 @@ def connect(settings: Settings, backend: Backend) -> App | None:
         gateways = [RayHandle(get(f"gateway-{i}"), f"gateway-{i}") for i in range(settings.gateway_replicas)]
         master = RayHandle(get("master"), "master")
         dispatcher = RayHandle(get("dispatcher"), "dispatcher")
+        memory = RayHandle(get("memory"), "memory")
         pools = {agent: [RayHandle(get(f"pool-{agent}-{i}"), f"pool-{agent}-{i}") for i in range(settings.pool_actors)]
                  for agent in agent_names()}
     except ValueError:
         return None
-    return App(settings, backend, store, gateways, master, dispatcher, pools)
+    return App(settings, backend, store, gateways, master, dispatcher, memory, pools)
 
 
 def kill_app(app: App) -> None:

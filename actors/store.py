@@ -22,6 +22,7 @@ from actors import _conversations as conversations
 from actors import queue
 from actors._conversations import RUN_COLUMNS, row_to_run
 from actors._events import EventLog
+from actors._memory_tables import MemoryTables
 from actors._migrations import migrate
 from core.errors import NotFound
 from core.events import publish
@@ -41,7 +42,7 @@ from core.schemas import (
 T = TypeVar("T")
 
 
-class Store:
+class Store(MemoryTables):
     """DuckDB owner. Plain class; the runtime makes it an actor."""
 
     def __init__(self, db_path: str, commit_interval_s: float = 0.002, retry: queue.RetryPolicy | None = None) -> None:
@@ -227,7 +228,7 @@ class Store:
         tasks = self._conn.execute(
             f"SELECT {queue.TASK_COLUMNS} FROM tasks WHERE run_id = ? ORDER BY seq", [run_id]
         ).fetchall()
-        return RunView(run=row_to_run(row), tasks=[queue.row_to_task(t) for t in tasks])
+        return RunView(run=row_to_run(row), tasks=[queue.row_to_task(t) for t in tasks], sources=self.run_sources(run_id))
 
     async def runs_by_status(self, statuses: list[str]) -> list[Run]:
         rows = self._conn.execute(
@@ -292,9 +293,11 @@ class Store:
         t = await self._submit(run)
         return sorted(t.accepted), sorted(t.finished_runs)
 
-    async def run_goals(self, run_ids: list[str]) -> dict[str, str]:
-        rows = self._conn.execute("SELECT id, plan FROM runs WHERE id IN (SELECT unnest(?))", [run_ids]).fetchall()
-        return {rid: Plan.model_validate_json(plan).goal for rid, plan in rows if plan}
+    async def run_goals(self, run_ids: list[str]) -> dict[str, tuple[str, str]]:
+        """Per run: (the plan's goal, the user who asked) — what each of its steps runs for."""
+        rows = self._conn.execute("SELECT id, plan, user_id FROM runs WHERE id IN (SELECT unnest(?))",
+                                  [run_ids]).fetchall()
+        return {rid: (Plan.model_validate_json(plan).goal, user) for rid, plan, user in rows if plan}
 
     async def requeue(self, task_id: str) -> bool:
         def run(conn: duckdb.DuckDBPyConnection) -> queue.Transition:

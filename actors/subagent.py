@@ -9,7 +9,7 @@ from __future__ import annotations
 import structlog
 
 from actors.agents import AgentSpec, Tool, invoke, render_subagent_prompt, tools_for
-from actors.agents.context import ToolContext, ToolStore
+from actors.agents.context import ToolContext, ToolMemory, ToolStore
 from actors.handles import Handle
 from core.errors import ActorGone, LLMError, LLMUnavailable
 from core.schemas import Assignment, ChatMessage, ChatRequest, ChatResponse, StepOutcome
@@ -25,12 +25,15 @@ async def run_subagent(
     user_id: str,
     goal: str,
     max_turns: int,
+    memory: str = "",
+    recall: ToolMemory | None = None,
 ) -> StepOutcome:
     task = assignment.task
     tools: dict[str, Tool] = {t.name: t for t in tools_for(spec)}
     ctx = ToolContext(store=store, user_id=user_id, run_id=task.run_id, task_id=task.id,
-                      idempotency_key=task.idempotency_key)
-    system = render_subagent_prompt(spec, task_id=task.id, goal=goal, context=assignment.context or "(none)")
+                      idempotency_key=task.idempotency_key, memory=recall)
+    system = render_subagent_prompt(spec, task_id=task.id, goal=goal, context=assignment.context or "(none)",
+                                    memory=memory)
     messages = [ChatMessage(role="system", content=system), ChatMessage(role="user", content=task.instruction)]
     tokens_in = tokens_out = 0
     turns = min(max_turns, spec.max_turns)

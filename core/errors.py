@@ -80,3 +80,15 @@ class ActorGone(MaosError):
 
 class Conflict(MaosError):
     """A valid request for something not in a state that allows it (retrying a task that is not dead)."""
+
+
+class IngestError(MaosError):
+    """A file that cannot be stored in memory (unreadable, empty, unsupported); nothing of it is kept."""
+
+    def __init__(self, message: str, filename: str = "") -> None:
+        super().__init__(message, filename)
+        self.message = message
+        self.filename = filename
+
+    def __str__(self) -> str:
+        return f"{self.filename}: {self.message}" if self.filename else self.message

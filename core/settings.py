@@ -58,6 +58,19 @@ class Settings(BaseSettings):
     stream_replies: bool = Field(True, description="Stream the master's replies (plan, summary) token by token.")
     write_summaries: bool = Field(True, description="Have the model summarize each finished run.")
 
+    # Memory
+    qdrant_url: str | None = Field(None, description="Qdrant server (for clusters); none: embedded under data_dir.")
+    qdrant_api_key: SecretStr | None = Field(None, description="Key of that Qdrant server.")
+    embedder: Literal["local", "ollama"] = Field(
+        "local", description="local: MiniLM int8 on onnxruntime, in the package; ollama: embeddings through litellm.")
+    embedding_model: str = Field("nomic-embed-text", description="Model of the Ollama embedder.")
+    rag_plans: bool = Field(True, description="Give the master's planning what memory holds about the request.")
+    rag_subagents: bool = Field(True, description="Give each sub-agent what memory holds about its step.")
+    rag_token_budget: int = Field(600, ge=0, le=8000, description="Most tokens of memory added to one request.")
+    rag_min_score: float = Field(0.3, ge=-1, le=1, description="Matches scoring below this are left out.")
+    few_shot_examples: int = Field(2, ge=0, le=10, description="Past successful plans shown to the planner.")
+    max_upload_mb: float = Field(50.0, gt=0, description="Largest file accepted for memory.")
+
     # Runtime
     ray_address: str | None = Field(
         None,
@@ -77,6 +90,10 @@ class Settings(BaseSettings):
     @property
     def db_path(self) -> Path:
         return self.data_dir / "maos.duckdb"
+
+    @property
+    def qdrant_path(self) -> Path:
+        return self.data_dir / "qdrant"
 
     @property
     def budget(self) -> Budget:

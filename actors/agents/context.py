@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from core.schemas import MemoryCollection, MemorySource
+
 
 class ToolStore(Protocol):
     """The Store as tools see it. Writes are group-committed: an awaited write is committed."""
@@ -12,6 +14,13 @@ class ToolStore(Protocol):
     async def read(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]: ...
 
     async def write(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]: ...
+
+
+class ToolMemory(Protocol):
+    """Semantic search over the user's memory (the Memory actor), as tools see it."""
+
+    async def search(self, user_id: str, query: str, collections: list[MemoryCollection],
+                     limit: int) -> list[MemorySource]: ...
 
 
 @dataclass(frozen=True)
@@ -23,3 +32,4 @@ class ToolContext:
     run_id: str
     task_id: str
     idempotency_key: str
+    memory: ToolMemory | None = None

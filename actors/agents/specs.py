@@ -105,7 +105,8 @@ def all_specs() -> list[AgentSpec]:
 
 
 def render_subagent_prompt(
-    spec: AgentSpec | str, *, task_id: str, goal: str, context: str = "", today: date | None = None
+    spec: AgentSpec | str, *, task_id: str, goal: str, context: str = "", today: date | None = None,
+    memory: str = "",
 ) -> str:
     """The system prompt of one sub-agent run: instructions, the run's goal, its dependencies' results.
 
@@ -122,4 +123,5 @@ def render_subagent_prompt(
         tools=", ".join(resolved.tools) if resolved.tools else "none",
         goal=goal.strip() or "(not given)",
         context=context.strip() or "(none: this step depends on no other step)",
+        memory=memory.strip() or "(nothing relevant)",
     )

@@ -120,6 +120,20 @@ async def complete(backend: Backend, req: ChatRequest, timeout_s: float) -> Chat
     )
 
 
+async def embed(backend: Backend, texts: list[str], model: str, timeout_s: float) -> list[list[float]]:
+    """Embeddings of ``texts`` from the backend's server (Ollama: ``/api/embed``; others: ``/v1/embeddings``)."""
+    prefix = "ollama" if backend.provider == "ollama" else "openai"
+    kwargs: dict[str, Any] = {"model": f"{prefix}/{model}", "input": texts, "api_base": backend.litellm_api_base(),
+                              "timeout": timeout_s}
+    if backend.provider != "ollama":
+        kwargs["api_key"] = backend.api_key if backend.api_key is not None else "none"
+    try:
+        resp = await litellm.aembedding(**kwargs)
+    except Exception as exc:
+        raise classify(exc, backend.base_url) from None
+    return [list(item["embedding"]) for item in resp.data]
+
+
 async def stream(backend: Backend, req: ChatRequest, timeout_s: float) -> AsyncIterator[str]:
     """Stream text deltas (for text a person watches)."""
     try:

@@ -1,7 +1,7 @@
 """A simulated LLM server for tests and benchmarks — a test tool, never a product fallback.
 
 A real HTTP server on 127.0.0.1 speaking Ollama (``/api/chat``, ``/api/show``, ``/api/tags``,
-``/api/version``) and OpenAI (``/v1/chat/completions``, ``/v1/models``), so tests drive the real
+``/api/version``, ``/api/embed``) and OpenAI (``/v1/chat/completions``, ``/v1/models``, ``/v1/embeddings``), so tests drive the real
 litellm client. Replies are computed from the request (see ``_sim_replies``); timing, parallel
 slots and failures are knobs of :class:`SimConfig`, changeable at run time through
 ``/_sim/config``. Every chat request is recorded in :attr:`SimLLMServer.log` (``/_sim/log``).
@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from integrations.llm import _sim_embed as sim_embed
 from integrations.llm import _sim_wire as wire
 from integrations.llm._sim_replies import (
     Reply,
@@ -64,6 +65,8 @@ class SimLLMServer:
             web.post("/api/show", self._show),
             web.get("/api/tags", self._tags),
             web.get("/api/version", self._version),
+            web.post("/api/embed", self._ollama_embed),
+            web.post("/v1/embeddings", self._openai_embed),
             web.post("/v1/chat/completions", self._openai_chat),
             web.get("/v1/models", self._models),
             web.get("/_sim/log", self._get_log),
@@ -114,6 +117,35 @@ class SimLLMServer:
 
     async def _tags(self, request: web.Request) -> web.Response:
         return web.json_response(wire.ollama_tags(self.config.model))
+
+    async def _embeddings(self, request: web.Request) -> tuple[list[list[float]], int] | web.Response:
+        """The vectors of the request's input, and its token count (one per word here)."""
+        body = await _read_json(request)
+        texts = body.get("input") if body is not None else None
+        if isinstance(texts, str):
+            texts = [texts]
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            return web.json_response({"error": "input: expected a string or a list of strings"}, status=400)
+        self._seq += 1
+        self.log.append({"seq": self._seq, "kind": "embed", "task_id": None, "status": 200, "inputs": len(texts),
+                          "model": str(body.get("model") if body else ""), "t_received": time.time()})
+        return [sim_embed.embed(t) for t in texts], sum(len(t.split()) for t in texts)
+
+    async def _ollama_embed(self, request: web.Request) -> web.Response:
+        got = await self._embeddings(request)
+        if isinstance(got, web.Response):
+            return got
+        vectors, tokens = got
+        return web.json_response({"model": self.config.model, "embeddings": vectors, "prompt_eval_count": tokens})
+
+    async def _openai_embed(self, request: web.Request) -> web.Response:
+        got = await self._embeddings(request)
+        if isinstance(got, web.Response):
+            return got
+        vectors, tokens = got
+        return web.json_response({"object": "list", "model": self.config.model, "data": [
+            {"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)],
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
     async def _version(self, request: web.Request) -> web.Response:
         return web.json_response({"version": "0.9.0-sim"})

@@ -1,7 +1,9 @@
-"""Documents and SOPs: keyword search, reading, and saving writing drafts (once per step).
+"""Documents and SOPs: search, reading, and saving writing drafts (once per step).
 
-Search is plain keyword scoring in SQL: every query word found counts 10, each occurrence in the
-title 3 and in the content 1 (at most 5 per word). Semantic retrieval belongs to memory/, later.
+Uploaded documents and SOPs are searched by meaning through the Memory actor (the best sections,
+each with its document id). Saved drafts, and everything when memory is not reachable, are
+searched by keywords in SQL: every query word found counts 10, each occurrence in the title 3 and
+in the content 1 (at most 5 per word).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pydantic import Field
 from actors.agents.context import ToolContext
 from actors.agents.tools._common import iso, new_id, now, search_terms, snippet
 from core.errors import ToolError
+from core.schemas import MemoryCollection
 
 DocumentKind = Literal["doc", "sop", "draft"]
 READ_CHUNK_CHARS = 3000
@@ -26,6 +29,20 @@ _TERM_SCORE = (
 
 async def rank_documents(ctx: ToolContext, query: str, kind: DocumentKind | None, limit: int) -> list[dict[str, Any]]:
     """The user's documents best matching ``query``, best first, each with a snippet."""
+    if ctx.memory is not None and kind != "draft":
+        collections: list[MemoryCollection] = ["sops"] if kind == "sop" else ["documents"] if kind == "doc" else [
+            "sops", "documents"]
+        try:
+            found = await ctx.memory.search(ctx.user_id, query, collections, limit)
+        except Exception:  # memory down: keyword search still answers  # noqa: BLE001
+            found = None
+        if found:
+            return [{"id": f.source_id, "kind": "sop" if f.collection == "sops" else "doc", "title": f.title,
+                     "section": f.heading, "snippet": f.snippet, "relevance": f.score} for f in found]
+    return await _keyword_rank(ctx, query, kind, limit)
+
+
+async def _keyword_rank(ctx: ToolContext, query: str, kind: DocumentKind | None, limit: int) -> list[dict[str, Any]]:
     terms = search_terms(query)[:_MAX_TERMS]
     if not terms:
         raise ToolError(f"query '{query}' has no words to search for")

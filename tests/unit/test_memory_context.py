@@ -1,0 +1,84 @@
+"""Memory in prompts: quotas, the token budget, the planner's examples, learnings and the export."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from actors.agents import all_specs
+from actors.master import plan_prompt
+from actors.memory_context import quotas_for, render_memory
+from actors.store import Store
+from core.schemas import Feedback, Plan, PlanExample, PlanStep, Run, RunView, TaskRecord
+from memory.finetune import examples, write_jsonl
+
+PLAN = Plan(goal="g", steps=[PlanStep(id="s1", agent="research", instruction="look up wombats")])
+BETTER = Plan(goal="g", steps=[PlanStep(id="s1", agent="writing", instruction="write the wombat brief")])
+
+
+def hit(title: str, text: str, score: float, heading: str = "") -> tuple[str, dict[str, str], float]:
+    return ("sops", {"title": title, "text": text, "heading": heading}, score)
+
+
+def test_memory_is_rendered_best_first_within_the_budget() -> None:
+    hits = [hit("Refunds", "Refunds above 500 dollars need Priya's approval.", 0.8, "Large refunds"),
+            hit("Travel", "word " * 400, 0.5), hit("Never", "not reached", 0.4)]
+    text, used = render_memory(hits, token_budget=100)  # type: ignore[arg-type]
+    assert text.startswith('[SOP] "Refunds" › Large refunds (relevance 0.80)\nRefunds above 500')
+    assert used == 2 and "Never" not in text and text.endswith("…")
+    assert len(text) <= 100 * 4
+    assert render_memory(hits, token_budget=0) == ("", 0)  # type: ignore[arg-type]
+
+
+def test_quotas_lean_on_sops_for_the_sops_agent() -> None:
+    assert quotas_for("sops")["sops"] > quotas_for("email")["sops"]
+    assert "conversations" in quotas_for(None) and "learnings" not in quotas_for(None)
+
+
+def test_the_planner_prompt_shows_memory_and_examples() -> None:
+    ex = PlanExample(run_id="r1", request="brief on wombats", plan=BETTER, corrected=True)
+    prompt = plan_prompt(all_specs(), "[SOP] \"Refunds\"\nask Priya", [ex])
+    assert "ask Priya" in prompt and "Request: brief on wombats" in prompt and BETTER.model_dump_json() in prompt
+    empty = plan_prompt(all_specs(), "", [])
+    assert "(nothing relevant)" in empty and "(none yet)" in empty
+
+
+def _view(run_id: str, status: str = "done") -> tuple[Run, TaskRecord]:
+    run = Run(id=run_id, conversation_id="c", user_id="u1", message=f"wombat brief {run_id}", status=status,  # type: ignore[arg-type]
+              plan=PLAN, summary="ok", created_at=1, updated_at=2, finished_at=2)
+    task = TaskRecord(id=f"{run_id}:s1", run_id=run_id, step_id="s1", agent="research",
+                      instruction="look up wombats", depends_on=[], status="done", attempts=1, max_attempts=3,
+                      idempotency_key="k", result="wombats found", created_at=1, updated_at=2)
+    return run, task
+
+
+def test_learnings_feedback_and_the_finetune_export(tmp_path: Path) -> None:
+    async def go() -> None:
+        store = Store(":memory:")
+        views = {}
+        for rid, status in (("r-good", "done"), ("r-fixed", "done"), ("r-bad", "done"), ("r-failed", "failed")):
+            run, task = _view(rid, status)
+            views[rid] = RunView(run=run, tasks=[task])
+            await store.record_learning(views[rid])
+        fixed = await store.set_feedback("r-fixed", Feedback(rating="down", correction=BETTER))
+        bad = await store.set_feedback("r-bad", Feedback(rating="down"))
+        assert fixed is not None and fixed.usable and fixed.correction == BETTER
+        assert bad is not None and not bad.usable
+        again = await store.record_learning(views["r-fixed"])  # a run that ends again keeps its feedback
+        assert again.correction == BETTER and again.rating == "down"
+        learnings = await store.learnings("u1")
+        assert {x.run_id: x.usable for x in learnings} == {
+            "r-good": True, "r-fixed": True, "r-bad": False, "r-failed": False}
+
+        rows = examples(learnings, views)
+        planner = {r["messages"][1]["content"]: r["messages"][2]["content"] for a, r in rows if a == "master"}
+        assert planner == {"wombat brief r-good": PLAN.model_dump_json(), "wombat brief r-fixed": BETTER.model_dump_json()}
+        steps = [r for a, r in rows if a == "research"]
+        assert len(steps) == 1 and steps[0]["messages"][2]["content"] == "wombats found"  # the fixed run's steps are not
+        out = tmp_path / "ft.jsonl"
+        counts = write_jsonl(rows, str(out))
+        assert counts == {"master": 2, "research": 1}
+        assert [json.loads(line)["messages"][0]["role"] for line in out.read_text().splitlines()] == ["system"] * 3
+
+    asyncio.run(go())
