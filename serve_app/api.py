@@ -19,6 +19,7 @@ from core.errors import (
     ActorGone,
     ConfigError,
     Conflict,
+    IngestError,
     LLMUnavailable,
     MaosError,
     NotFound,
@@ -29,13 +30,14 @@ from core.settings import Settings
 from serve_app.access import RuntimeAccess
 from serve_app.admin_routes import build_admin_routes
 from serve_app.auth import require_token
+from serve_app.memory_routes import build_memory_routes
 from serve_app.metrics import HttpMetrics, TimingMiddleware
 from serve_app.routes import build_work_routes
 
 _log = structlog.get_logger("maos.api")
 _STATUS: list[tuple[type[MaosError], int]] = [
     (NotFound, 404), (Conflict, 409), (QueueFull, 429), (ActorGone, 503), (LLMUnavailable, 503),
-    (ConfigError, 422), (PlanError, 422),
+    (ConfigError, 422), (PlanError, 422), (IngestError, 422),
 ]
 
 
@@ -90,6 +92,7 @@ def build_api(settings: Settings, dashboard_url: str | None = None, api_base: st
     if settings.api_token is not None:
         require_token(api, settings.api_token.get_secret_value())
     api.include_router(build_work_routes(rt))
+    api.include_router(build_memory_routes(rt))
     api.include_router(build_admin_routes(rt, metrics))
 
     if api_base is not None:

@@ -37,6 +37,9 @@ def main(argv: list[str] | None = None) -> None:
     serve = sub.add_parser("serve", help="start the app and its HTTP server")
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
+    from serve_app import cli_memory
+
+    more = cli_memory.add_commands(sub)
     dev = sub.add_parser("dev", help="developer tools").add_subparsers(dest="tool", required=True)
     sim = dev.add_parser("sim-llm", help="run the simulated LLM server (a test tool)")
     sim.add_argument("rest", nargs=argparse.REMAINDER)
@@ -49,7 +52,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     settings = Settings()
     configure(settings.log_level, settings.log_format)
-    handler = {"ask": _ask, "status": _status, "tasks": _tasks, "dead": _dead, "retry": _retry, "serve": _serve}
+    handler = {"ask": _ask, "status": _status, "tasks": _tasks, "dead": _dead, "retry": _retry, "serve": _serve,
+               **more}
     try:
         code = handler[args.command](settings, args)
     except ConfigError as exc:
@@ -74,6 +78,7 @@ def _ask(settings: Settings, args: argparse.Namespace) -> int:
         console.print(f"[dim]LLM: {app.backend.provider} · {app.backend.planner_model} at {app.backend.base_url}[/dim]")
         run = app.master.get("submit", args.message, settings.user_id, args.conversation, timeout=60)
         view = _follow(app, run.id, console, quiet=False)
+        app.memory.get("settle", run.id, timeout=60)  # its learning is written before this app may stop
     finally:
         booted.close()
     if args.json:

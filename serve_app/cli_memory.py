@@ -1,0 +1,101 @@
+"""``maos memory …`` and ``maos export finetune``: through the running app, or on the data files here."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from core.errors import IngestError
+from core.settings import Settings
+
+
+def add_commands(sub: Any) -> dict[str, Callable[[Settings, argparse.Namespace], int]]:
+    mem = sub.add_parser("memory", help="long-term memory: add files, rebuild the vectors").add_subparsers(
+        dest="memory_command", required=True)
+    add = mem.add_parser("add", help="store files (txt, md, pdf, docx, csv, html) in memory")
+    add.add_argument("files", nargs="+", type=Path)
+    add.add_argument("--sop", action="store_true", help="they are standard operating procedures")
+    add.add_argument("--tags", default="", help="comma-separated tags")
+    mem.add_parser("rebuild", help="recreate the Qdrant collections from the DuckDB memory entries")
+    mem.add_parser("stats", help="points per collection")
+    export = sub.add_parser("export", help="export data").add_subparsers(dest="export_command", required=True)
+    ft = export.add_parser("finetune", help="approved examples as chat-format JSONL (for a LoRA fine-tune)")
+    ft.add_argument("--out", required=True, type=Path)
+    return {"memory": _memory, "export": _export}
+
+
+def _with_memory(settings: Settings, work: Callable[[Any], Coroutine[Any, Any, Any]]) -> Any:
+    """Run ``work(memory_handle)`` against the running app's Memory actor, else a Memory opened here."""
+    from actors import runtime
+    from actors.handles import LocalHandle
+
+    address = runtime.app_address(settings)
+    if address is not None:
+        runtime.init_ray(settings, address)
+        app = runtime.connect(settings, None)  # type: ignore[arg-type]
+        if app is not None:
+            return asyncio.run(work(app.memory))
+    from actors.memory import Memory
+    from actors.store import Store
+
+    async def local() -> Any:
+        store = Store(str(settings.db_path))
+        try:
+            memory = Memory(settings, LocalHandle(store, "store"))
+            result = await work(LocalHandle(memory, "memory"))
+            await memory.wait_indexed()
+            await memory.close()
+            await store.flush()
+            return result
+        finally:
+            store.close()
+
+    return asyncio.run(local())
+
+
+def _memory(settings: Settings, args: argparse.Namespace) -> int:
+    if args.memory_command == "rebuild":
+        counts = _with_memory(settings, lambda m: m.call("rebuild"))
+        print("rebuilt: " + ", ".join(f"{n} {c}" for c, n in counts.items()))
+        return 0
+    if args.memory_command == "stats":
+        stats = _with_memory(settings, lambda m: m.call("stats", settings.user_id))
+        print(f"embedder {stats.embedder}; vectors at {stats.vector_store}")
+        for c, n in stats.collections.items():
+            print(f"  {c}: {n}")
+        return 0
+    code = 0
+    tags = [t for t in args.tags.split(",") if t.strip()]
+    for path in args.files:
+        async def add(m: Any, path: Path = path) -> Any:
+            result = await m.call("ingest", settings.user_id, path.name, path.read_bytes(),
+                                  "sop" if args.sop else "doc", tags)
+            await m.call("wait_indexed")
+            return result
+        try:
+            result = _with_memory(settings, add)
+        except (IngestError, OSError) as exc:
+            print(f"maos: {exc}", file=sys.stderr)
+            code = 2
+            continue
+        d = result.document
+        print(f"{path.name}: {'already stored as' if result.duplicate else 'stored'} {d.id} ({d.chunks} pieces)")
+    return code
+
+
+def _export(settings: Settings, args: argparse.Namespace) -> int:
+    from memory.finetune import examples, write_jsonl
+    from serve_app.cli import _store
+
+    store = _store(settings)
+    learnings = store.learnings(settings.user_id)
+    runs = {x.run_id: store.get_run(x.run_id) for x in learnings if x.usable and x.correction is None}
+    counts = write_jsonl(examples(learnings, {k: v for k, v in runs.items() if v is not None}), str(args.out))
+    print(f"wrote {sum(counts.values())} examples to {args.out}")
+    for agent, n in sorted(counts.items()):
+        print(f"  {agent}: {n}")
+    return 0

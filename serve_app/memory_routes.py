@@ -1,0 +1,104 @@
+"""Memory routes: upload, list, read and delete documents; search memory; feedback on runs."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+
+from actors.agents import names as agent_names
+from core.errors import Conflict, NotFound
+from core.plan import validate_plan
+from core.schemas import (
+    DocumentInfo,
+    DocumentKind,
+    DocumentView,
+    Feedback,
+    LearningView,
+    MemoryCollection,
+    MemorySource,
+    MemoryStats,
+    RunView,
+    UploadResult,
+)
+from serve_app.access import RuntimeAccess
+
+
+def build_memory_routes(rt: RuntimeAccess) -> APIRouter:
+    r = APIRouter(prefix="/api")
+
+    async def memory(method: str, *args: object) -> object:
+        return await (await rt.app()).memory.call(method, *args)
+
+    # --- documents -------------------------------------------------------------------------
+
+    @r.post("/documents", status_code=202, response_model=UploadResult, tags=["memory"],
+            responses={200: {"model": UploadResult, "description": "The same content was already stored."},
+                       422: {"description": "The file cannot be read, is empty or is not supported."}})
+    async def upload(response: Response, file: UploadFile = File(description="txt, md, pdf, docx, csv or html."),
+                     kind: DocumentKind = Form("doc", description="doc, or sop (a procedure)."),
+                     tags: str = Form("", max_length=500, description="Comma-separated tags.")) -> UploadResult:
+        """Store a file in memory: it is checked and cut up now, embedded in the background (poll the document)."""
+        data = await file.read()
+        result: UploadResult = await memory("ingest", rt.live.settings.user_id, file.filename or "upload",  # type: ignore[assignment]
+                                            data, kind, [t for t in tags.split(",") if t.strip()])
+        if result.duplicate:
+            response.status_code = 200
+        return result
+
+    @r.get("/documents", response_model=list[DocumentInfo], tags=["memory"])
+    async def list_documents(kind: DocumentKind | None = None, q: str | None = Query(None, max_length=200),
+                             limit: int = Query(200, ge=1, le=5000)) -> list[DocumentInfo]:
+        return await rt.store("list_documents", rt.live.settings.user_id, kind, q, limit)  # type: ignore[no-any-return]
+
+    @r.get("/documents/{document_id}", response_model=DocumentView, tags=["memory"])
+    async def get_document(document_id: str) -> DocumentView:
+        found = await rt.store("get_document", rt.live.settings.user_id, document_id)
+        if found is None:
+            raise NotFound(f"no document '{document_id}'")
+        return found  # type: ignore[no-any-return]
+
+    @r.delete("/documents/{document_id}", status_code=204, tags=["memory"])
+    async def delete_document(document_id: str) -> Response:
+        """Delete a document; its vectors and memory entries go with it."""
+        await memory("delete_document", rt.live.settings.user_id, document_id)
+        return Response(status_code=204)
+
+    # --- search ----------------------------------------------------------------------------
+
+    @r.get("/memory/search", response_model=list[MemorySource], tags=["memory"])
+    async def search(q: str = Query(min_length=1, max_length=2000), collection: MemoryCollection | None = None,
+                     limit: int = Query(5, ge=1, le=50)) -> list[MemorySource]:
+        """What memory returns for a query (the same retrieval the agents get)."""
+        return await memory("search", rt.live.settings.user_id, q,  # type: ignore[return-value]
+                            [collection] if collection else None, limit)
+
+    @r.get("/memory/stats", response_model=MemoryStats, tags=["memory"])
+    async def stats() -> MemoryStats:
+        return await memory("stats", rt.live.settings.user_id)  # type: ignore[return-value]
+
+    # --- learning --------------------------------------------------------------------------
+
+    async def ended_run(run_id: str) -> RunView:
+        view: RunView | None = await rt.store("get_run", run_id)
+        if view is None:
+            raise NotFound(f"no run '{run_id}'")
+        if view.run.status not in ("done", "failed"):
+            raise Conflict(f"run '{run_id}' is {view.run.status}; feedback is for runs that have ended")
+        return view
+
+    @r.post("/runs/{run_id}/feedback", response_model=LearningView, tags=["runs"])
+    async def feedback(run_id: str, body: Feedback) -> LearningView:
+        """Rate a run and, optionally, correct its plan: the correction becomes the example for similar requests."""
+        await ended_run(run_id)
+        if body.correction is not None:
+            validate_plan(body.correction, agent_names(), rt.live.settings.budget)  # 422 naming what is wrong
+        return await memory("feedback", run_id, body)  # type: ignore[return-value]
+
+    @r.get("/runs/{run_id}/learning", response_model=LearningView, tags=["runs"])
+    async def learning(run_id: str) -> LearningView:
+        await ended_run(run_id)
+        found = await rt.store("get_learning", run_id)
+        if found is None:
+            raise NotFound(f"run '{run_id}' has no learning yet (it is written just after the run ends)")
+        return found  # type: ignore[no-any-return]
+
+    return r
