@@ -14,11 +14,13 @@ from core.schemas import EditableSettings
 from ui import views
 from ui.chat import ChatHandlers
 from ui.client import ApiClient
+from ui.feedback import feedback_form
+from ui.memory import memory_page
 from ui.pages import ANY, RUN_STATUSES, SETTING_FIELDS, TASK_STATUSES, PageHandlers, table
 from ui.render import plan_html
 
-PAGES = {"chat": "Chat", "history": "History", "agents": "Agents", "integrations": "Integrations",
-         "settings": "Settings"}
+PAGES = {"chat": "Chat", "history": "History", "memory": "Memory", "agents": "Agents",
+         "integrations": "Integrations", "settings": "Settings"}
 SECTIONS = {
     "LLM server": ["llm_provider", "llm_base_url", "llm_model", "llm_worker_model", "llm_slots"],
     "Capacity": ["max_in_flight", "per_type_in_flight", "queue_bound", "max_attempts"],
@@ -57,10 +59,21 @@ def setting_input(name: str) -> gr.components.Component:
     return gr.Textbox(**common)
 
 
+def memory_link(outputs: list[Any], switch: Any) -> Any:
+    """A source link (``/?doc=<id>``) opens the Memory page on that document."""
+    def open_link(request: gr.Request) -> list[Any]:
+        document_id = request.query_params.get("doc") if request is not None else None
+        if not document_id:
+            return [gr.skip() for _ in outputs] + [gr.skip()]
+        return [*switch(), document_id]
+    return open_link
+
+
 def build_blocks(client: ApiClient, dashboard_url: str | None) -> gr.Blocks:
     chat, pages = ChatHandlers(client), PageHandlers(client)
     with gr.Blocks(title="Master Agent OS") as demo:
         conversation = gr.State(None)
+        run_id = gr.State(None)
         found_ids = gr.State([])
         picked = gr.State(None)
         saved = gr.State({})
@@ -86,6 +99,8 @@ def build_blocks(client: ApiClient, dashboard_url: str | None) -> gr.Blocks:
                                              autofocus=True)
                         send = gr.Button("Send", elem_id="chat-send", variant="primary", scale=0, min_width=100)
                         new_chat = gr.Button("New chat", elem_id="chat-new", scale=0, min_width=130)
+                    sources = gr.HTML("", elem_id="chat-sources")
+                    feedback = feedback_form(client, run_id)
                 with gr.Column(scale=2):
                     plan = gr.HTML(plan_html(None), elem_id="plan")
                     drafts = gr.HTML("", elem_id="drafts")
@@ -109,6 +124,8 @@ def build_blocks(client: ApiClient, dashboard_url: str | None) -> gr.Blocks:
                 t_table = gr.Dataframe(table(views.TASK_HEADERS, []), interactive=False, wrap=True,
                                        elem_id="tasks-results", max_height=480,
                                        column_widths=["14%", "8%", "9%", "7%", "7%", "28%", "27%"])
+
+        memory = memory_page(client)
 
         with gr.Column(visible=False, elem_id="page-agents") as agents_page:
             gr.Markdown("## Agents")
@@ -154,7 +171,7 @@ def build_blocks(client: ApiClient, dashboard_url: str | None) -> gr.Blocks:
         agents_timer = gr.Timer(AGENTS_EVERY_S, active=False)
 
         # --- wiring ---------------------------------------------------------------------------
-        page_columns = [chat_page, history_page, agents_page, integrations_page, settings_page]
+        page_columns = [chat_page, history_page, memory.column, agents_page, integrations_page, settings_page]
         switch_outputs: list[Any] = [*page_columns, *nav.values(), agents_timer]
 
         def show(key: str) -> Any:
@@ -172,20 +189,31 @@ def build_blocks(client: ApiClient, dashboard_url: str | None) -> gr.Blocks:
             switched = button.click(show(key), None, switch_outputs, queue=False, api_visibility="private")
             if key == "history":
                 switched.then(pages.search, history_inputs, history_outputs, **QUIET)
+            elif key == "memory":
+                switched.then(*memory.refresh, **QUIET)
             elif key == "agents":
                 switched.then(pages.agents, None, agents_outputs, **QUIET)
             elif key == "settings":
                 switched.then(pages.load_settings, None, settings_outputs, **QUIET)
 
+        hide_feedback: dict[str, Any] = {"fn": lambda: gr.Column(visible=False), "inputs": None,
+                                         "outputs": [feedback.box], "queue": False, "api_visibility": "private"}
         opened = h_continue.click(show("chat"), None, switch_outputs, queue=False, api_visibility="private").then(
-            chat.open, [picked], [chatbot, conversation, plan, drafts], **QUIET)
+            **hide_feedback).then(chat.open, [picked], [chatbot, conversation, plan, drafts, sources, run_id], **QUIET)
+        opened.then(feedback.prepare, [run_id], feedback.outputs, **QUIET)
         chat_io: dict[str, Any] = {"inputs": [message, chatbot, conversation],
-                                   "outputs": [chatbot, message, conversation, plan, drafts],
+                                   "outputs": [chatbot, message, conversation, plan, drafts, sources, run_id],
                                    "api_visibility": "private", "cancels": [opened]}
-        submitted = [message.submit(chat.submit, **chat_io, show_progress="hidden"),
-                     send.click(chat.submit, **chat_io, show_progress="hidden")]
-        new_chat.click(lambda: ([], None, plan_html(None), "", ""), None, [chatbot, conversation, plan, drafts, message],
+        submitted = []
+        for trigger in (message.submit, send.click):
+            run = trigger(**hide_feedback).then(chat.submit, **chat_io, show_progress="hidden")
+            run.then(feedback.prepare, [run_id], feedback.outputs, **QUIET)
+            submitted.append(run)
+        new_chat.click(lambda: ([], None, plan_html(None), "", "", "", None, gr.Column(visible=False)), None,
+                       [chatbot, conversation, plan, drafts, message, sources, run_id, feedback.box],
                        cancels=[opened, *submitted], api_visibility="private")
+        demo.load(memory_link(switch_outputs, show("memory")), None, [*switch_outputs, memory.picked],
+                  **QUIET).then(*memory.open_picked, **QUIET).then(*memory.refresh, **QUIET)
 
         h_go.click(pages.search, history_inputs, history_outputs, api_visibility="private")
         h_q.submit(pages.search, history_inputs, history_outputs, api_visibility="private")

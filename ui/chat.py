@@ -21,15 +21,18 @@ from ui.render import (
     drafts_html,
     normalise_history,
     plan_html,
+    sources_html,
 )
 
 YIELD_EVERY_S = 0.15  # tokens arrive faster than a browser needs them: coalesce updates
 DRAFTS_EVERY_S = 2.0
 
-# (chat history, plan checklist HTML, drafts HTML)
-Frame = tuple[ChatMessages, str, str]
-# (chat history, message box, conversation id, plan HTML, drafts HTML)
-SubmitFrame = tuple[ChatMessages, str, str | None, str, str]
+# (chat history, plan checklist HTML, drafts HTML, sources HTML)
+Frame = tuple[ChatMessages, str, str, str]
+# (chat history, message box, conversation id, plan HTML, drafts HTML, sources HTML, run id)
+SubmitFrame = tuple[ChatMessages, str, str | None, str, str, str, str | None]
+# (chat history, conversation id, plan HTML, drafts HTML, sources HTML, run id)
+OpenFrame = tuple[ChatMessages, str | None, str, str, str, str | None]
 
 
 class ChatHandlers:
@@ -65,7 +68,7 @@ class ChatHandlers:
         def frame() -> Frame:
             if reply:
                 history[-1]["content"] = bubble(p)
-            return history, plan_html(p), drafts_html(drafts)
+            return history, plan_html(p), drafts_html(drafts), sources_html(p.sources, p.ended)
 
         try:
             while True:
@@ -78,25 +81,27 @@ class ChatHandlers:
                 if item is None:
                     break
                 if isinstance(item, ApiError):
-                    shown, plan, listed = frame()
                     if reply:
-                        history[-1]["content"] += (f"\n\n✖ Lost touch with the run ({item}). It goes on on the "
-                                                   "server: open the conversation from History to see it.")
-                    yield shown, plan, listed
+                        history[-1]["content"] = bubble(p) + (f"\n\n✖ Lost touch with the run ({item}). It goes on "
+                                                              "on the server: open the conversation from History "
+                                                              "to see it.")
+                    yield history, plan_html(p), drafts_html(drafts), sources_html(p.sources)
                     return
                 p.apply(item)
                 now = time.monotonic()
                 if item.kind == "task" and item.status == "done" and now - last_drafts >= DRAFTS_EVERY_S:
                     drafts, last_drafts = await self._drafts(run_id), now
-                if item.kind not in ("plan", "end") and now - last_yield < YIELD_EVERY_S:
+                if item.kind not in ("plan", "end", "memory") and now - last_yield < YIELD_EVERY_S:
                     held = True
                     continue
                 held, last_yield = False, now
                 yield frame()
         finally:
             reader.cancel()  # the page went away or the run ended: stop reading its stream
-        try:  # the events carry excerpts; the task table has the whole outputs
-            p.absorb_tasks((await self.client.get_run(run_id)).tasks)
+        try:  # the events carry excerpts; the task table has the whole outputs, the run all its sources
+            view = await self.client.get_run(run_id)
+            p.absorb_tasks(view.tasks)
+            p.add_sources(view.sources)
         except ApiError:
             pass
         drafts = await self._drafts(run_id)
@@ -107,38 +112,38 @@ class ChatHandlers:
         history = normalise_history(value)
         text = (message or "").strip()
         if not text:
-            yield history, message, conversation_id, plan_html(None), ""
+            yield history, message, conversation_id, plan_html(None), "", "", None
             return
         history += [{"role": "user", "content": text}, {"role": "assistant", "content": "◐ Sending…"}]
-        yield history, "", conversation_id, plan_html(RunProgress("")), ""
+        yield history, "", conversation_id, plan_html(RunProgress("")), "", "", None
         try:
             if conversation_id is None:
                 conversation_id = (await self.client.create_conversation()).id
             accepted = await self.client.post_message(conversation_id, text)
         except ApiError as exc:
             history[-1]["content"] = f"✖ Not sent: {exc}"
-            yield history, text, conversation_id, plan_html(None), ""
+            yield history, text, conversation_id, plan_html(None), "", "", None
             return
-        async for frame in self.follow(accepted.run_id, history, reply=True):
-            yield frame[0], "", conversation_id, frame[1], frame[2]
+        async for shown, plan, drafts, sources in self.follow(accepted.run_id, history, reply=True):
+            yield shown, "", conversation_id, plan, drafts, sources, accepted.run_id
 
-    async def open(self, conversation_id: str | None) -> AsyncIterator[tuple[ChatMessages, str | None, str, str]]:
-        """Show a conversation in the chat; its latest run's plan, followed live if it still runs."""
+    async def open(self, conversation_id: str | None) -> AsyncIterator[OpenFrame]:
+        """Show a conversation in the chat; its latest run's plan and sources, followed live if it still runs."""
         if not conversation_id:
-            yield [], None, plan_html(None), ""
+            yield [], None, plan_html(None), "", "", None
             return
         try:
             view = await self.client.get_conversation(conversation_id)
         except ApiError as exc:
-            yield [{"role": "assistant", "content": f"✖ Could not open it: {exc}"}], None, plan_html(None), ""
+            yield [{"role": "assistant", "content": f"✖ Could not open it: {exc}"}], None, plan_html(None), "", "", None
             return
         history = conversation_messages(view)
         if not view.runs:
-            yield history, conversation_id, plan_html(None), ""
+            yield history, conversation_id, plan_html(None), "", "", None
             return
         latest = view.runs[-1]
         running = latest.finished_at is None and latest.status in ("planning", "running", "summarizing")
         if running:
             history.append({"role": "assistant", "content": "◐ Catching up…"})
-        async for frame in self.follow(latest.id, history, reply=running):
-            yield frame[0], conversation_id, frame[1], frame[2]
+        async for shown, plan, drafts, sources in self.follow(latest.id, history, reply=running):
+            yield shown, conversation_id, plan, drafts, sources, latest.id

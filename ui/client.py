@@ -19,19 +19,29 @@ from core.schemas import (
     ConnectionResult,
     ConversationSummary,
     ConversationView,
+    DocumentInfo,
+    DocumentKind,
+    DocumentView,
     Draft,
+    Feedback,
+    LearningView,
+    MemorySource,
+    MemoryStats,
     RunAccepted,
     RunEvent,
     RunView,
     SettingsView,
     SystemStatus,
     TaskRecord,
+    UploadResult,
 )
 
 M = TypeVar("M", bound=BaseModel)
 _CONVERSATIONS = TypeAdapter(list[ConversationSummary])
 _TASKS = TypeAdapter(list[TaskRecord])
 _DRAFTS = TypeAdapter(list[Draft])
+_DOCUMENTS = TypeAdapter(list[DocumentInfo])
+_SOURCES = TypeAdapter(list[MemorySource])
 
 
 class ApiError(Exception):
@@ -92,15 +102,21 @@ class ApiClient:
             await self._http.aclose()
             self._http = None
 
-    async def _call(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
+    async def _call(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None,
+                    **form: Any) -> Any:
+        """One request; ``form`` (``files=``, ``data=``) sends a multipart form instead of JSON.
+        A body-less answer (204) is ``None``."""
         query = {k: v for k, v in (params or {}).items() if v is not None}
         try:
-            resp = await self.http.request(method, path, json=body, params=query)
+            if form:
+                resp = await self.http.request(method, path, params=query, **form)
+            else:
+                resp = await self.http.request(method, path, json=body, params=query)
         except httpx.HTTPError as exc:
             raise ApiError(0, f"the API at {self.base_url} did not answer ({type(exc).__name__})") from exc
         if resp.status_code >= 400:
             raise ApiError(resp.status_code, _detail(resp))
-        return resp.json()
+        return resp.json() if resp.content else None
 
     # --- conversations and runs ---------------------------------------------------------------
 
@@ -184,3 +200,37 @@ class ApiClient:
     async def test_connection(self, provider: str, base_url: str, model: str | None) -> ConnectionResult:
         body = {"provider": provider, "base_url": base_url, "model": model}
         return ConnectionResult.model_validate(await self._call("POST", "/api/settings/test-connection", body))
+
+    # --- memory -------------------------------------------------------------------------------
+
+    async def upload_document(self, filename: str, data: bytes, kind: DocumentKind = "doc",
+                              tags: str = "") -> UploadResult:
+        """Store a file in memory; it is indexed in the background (poll :meth:`get_document`)."""
+        body = await self._call("POST", "/api/documents", files={"file": (filename, data)},
+                                data={"kind": kind, "tags": tags})
+        return UploadResult.model_validate(body)
+
+    async def list_documents(self, kind: DocumentKind | None = None, q: str | None = None,
+                             limit: int = 200) -> list[DocumentInfo]:
+        params = {"kind": kind, "q": q, "limit": limit}
+        return _DOCUMENTS.validate_python(await self._call("GET", "/api/documents", params=params))
+
+    async def get_document(self, document_id: str) -> DocumentView:
+        return DocumentView.model_validate(await self._call("GET", f"/api/documents/{document_id}"))
+
+    async def delete_document(self, document_id: str) -> None:
+        await self._call("DELETE", f"/api/documents/{document_id}")
+
+    async def search_memory(self, q: str, collection: str | None = None, limit: int = 10) -> list[MemorySource]:
+        params = {"q": q, "collection": collection, "limit": limit}
+        return _SOURCES.validate_python(await self._call("GET", "/api/memory/search", params=params))
+
+    async def memory_stats(self) -> MemoryStats:
+        return MemoryStats.model_validate(await self._call("GET", "/api/memory/stats"))
+
+    async def send_feedback(self, run_id: str, feedback: Feedback) -> LearningView:
+        body = feedback.model_dump(mode="json")
+        return LearningView.model_validate(await self._call("POST", f"/api/runs/{run_id}/feedback", body))
+
+    async def learning(self, run_id: str) -> LearningView:
+        return LearningView.model_validate(await self._call("GET", f"/api/runs/{run_id}/learning"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.schemas import Plan, RunEvent, TaskRecord
+from core.schemas import MemorySource, Plan, RunEvent, TaskRecord
 
 ACTIVE_RUN_STATUSES = frozenset({"planning", "running", "summarizing"})
 
@@ -43,6 +43,8 @@ class RunProgress:
     final_summary: str | None = None
     error: str | None = None
     ended: bool = False
+    # (collection, source_id, heading, snippet) → the source; the planner and steps may get the same one
+    found: dict[tuple[str, str, str, str], MemorySource] = field(default_factory=dict)
 
     def apply(self, event: RunEvent) -> None:
         if event.seq and event.seq <= self.last_seq:
@@ -64,6 +66,19 @@ class RunProgress:
             self._task(event)
         elif event.kind == "summary" and event.text is not None:
             self.final_summary = event.text
+        elif event.kind == "memory" and event.sources:
+            self.add_sources(event.sources)
+
+    def add_sources(self, sources: list[MemorySource]) -> None:
+        for s in sources:
+            key = (s.collection, s.source_id, s.heading, s.snippet)
+            if key not in self.found or self.found[key].score < s.score:
+                self.found[key] = s
+
+    @property
+    def sources(self) -> list[MemorySource]:
+        """Every memory given to the planner or a step so far, best first."""
+        return sorted(self.found.values(), key=lambda s: -s.score)
 
     def set_plan(self, plan: Plan) -> None:
         self.goal = plan.goal

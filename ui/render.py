@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-from core.schemas import ConversationView, Draft
+from core.schemas import ConversationView, Draft, LearningView, MemorySource
 from ui.progress import RunProgress, StepProgress
 
 # Plain unicode (headless browsers and many desktops have no emoji font).
@@ -15,6 +15,9 @@ SYMBOLS = {"pending": "○", "ready": "·", "running": "◐", "retried": "↻", 
            "done": "✔", "dead": "✖", "blocked": "⊘"}
 STATUS_WORDS = {"failed": "retrying", "retried": "retrying", "requeued": "queued again", "ready": "queued"}
 ChatMessages = list[dict[str, str]]
+DOCUMENT_COLLECTIONS = ("documents", "sops")
+COLLECTION_WORDS = {"documents": "document", "sops": "SOP", "conversations": "conversation",
+                    "learnings": "past run"}
 
 
 def fmt_seconds(seconds: float | None) -> str:
@@ -136,3 +139,41 @@ def drafts_html(drafts: Sequence[Draft]) -> str:
     )
     return (f'<div class="drafts" id="drafts-list"><div class="plan-head"><b>Drafts</b> '
             f'<span class="plan-count">{len(drafts)} waiting; nothing was sent</span></div>{items}</div>')
+
+
+def source_href(source: MemorySource) -> str:
+    """Documents open in the Memory page's viewer (a new tab); other sources at their API path."""
+    if source.collection in DOCUMENT_COLLECTIONS:
+        return f"/?doc={source.source_id}"
+    return source.link
+
+
+def source_html(s: MemorySource, snippet_chars: int = 280) -> str:
+    heading = f'<span class="src-heading">› {escape(s.heading)}</span>' if s.heading else ""
+    return (f'<div class="source" data-collection="{escape(s.collection)}" data-source="{escape(s.source_id)}">'
+            f'<div class="src-line"><span class="src-coll">{escape(COLLECTION_WORDS.get(s.collection, s.collection))}'
+            f'</span><a class="src-title" href="{escape(source_href(s))}" target="_blank">{escape(s.title)}</a>'
+            f'{heading}<span class="src-score" title="similarity to the request">{s.score:.2f}</span>'
+            f'<a class="src-api" href="{escape(s.link)}" target="_blank">API</a></div>'
+            f'<div class="src-snippet">{escape(short(s.snippet, snippet_chars))}</div></div>')
+
+
+def sources_html(sources: Sequence[MemorySource], ended: bool = False) -> str:
+    """What memory gave the model for this request, under the answer."""
+    if not sources:
+        return ('<div class="sources sources-none" id="sources-list">No memories were used for this request.</div>'
+                if ended else "")
+    items = "".join(source_html(s) for s in sources)
+    return (f'<div class="sources" id="sources-list"><div class="plan-head"><b>Sources</b> <span class="plan-count">'
+            f'{len(sources)} memor{"y" if len(sources) == 1 else "ies"} given to the model</span></div>{items}</div>')
+
+
+def learning_message(view: LearningView) -> str:
+    """The server's record of the feedback, in one line."""
+    rating = {"up": "rated good", "down": "rated bad", None: "not rated"}[view.rating]
+    parts = [rating, "plan corrected" if view.correction is not None else "plan as made"]
+    if view.comment:
+        parts.append("comment kept")
+    example = ("used as an example for future plans" if view.usable
+               else "not used as an example for future plans")
+    return f"✔ Saved: {' · '.join(parts)}; {example}."

@@ -11,7 +11,7 @@ CSS = """
 #sidebar .llm-provider { text-transform: uppercase; letter-spacing: .04em; font-size: 11px; opacity: .75; }
 #sidebar .llm-model { font-family: var(--font-mono); font-size: 12px; word-break: break-all; }
 #chat-send, #chat-new, #settings-test, #settings-save, #settings-reload, #history-search, #tasks-search,
-#agents-retry { white-space: nowrap; }
+#agents-retry, #memory-upload, #memory-search, #memory-docs-refresh, #fb-up, #fb-down { white-space: nowrap; }
 .nav-btn { justify-content: flex-start !important; }
 .plan, .drafts { border: 1px solid var(--border-color-primary); border-radius: 10px; padding: 10px 12px;
   background: var(--background-fill-secondary); font-size: 14px; }
@@ -49,4 +49,32 @@ CSS = """
 .rec-table th, .rec-table td { border: 1px solid var(--border-color-primary); padding: 3px 6px; text-align: left;
   vertical-align: top; }
 .integ th { width: 180px; }
+.sources, .mem-stats, .doc-view, .upload-state { border: 1px solid var(--border-color-primary); border-radius: 10px;
+  padding: 8px 12px; background: var(--background-fill-secondary); font-size: 14px; }
+.sources { margin-top: 10px; }
+.sources-none, .doc-empty { opacity: .75; }
+.source { border-top: 1px solid var(--border-color-primary); padding: 5px 0; }
+.src-line { display: flex; gap: 8px; align-items: baseline; flex-wrap: wrap; }
+.src-coll { font-size: 11px; text-transform: uppercase; letter-spacing: .04em; padding: 0 6px; border-radius: 6px;
+  background: #e0e7ff; color: #3730a3; }
+.source[data-collection="sops"] .src-coll { background: #dcfce7; color: #166534; }
+.source[data-collection="learnings"] .src-coll { background: #fef3c7; color: #92400e; }
+.src-title { font-weight: 600; }
+.src-heading { font-size: 13px; opacity: .8; }
+.src-score { margin-left: auto; font-family: var(--font-mono); font-size: 12px; opacity: .7; }
+.src-api { font-size: 11px; opacity: .7; }
+.src-snippet { font-size: 13px; opacity: .9; margin: 2px 0 0; white-space: pre-wrap; }
+#feedback { margin-top: 10px; }
+#feedback-row { align-items: center; }
+#fb-result { padding: 0 10px; }
+.mono textarea { font-family: var(--font-mono) !important; font-size: 12px !important; }
+.mem-counts { display: flex; gap: 18px; flex-wrap: wrap; margin-bottom: 2px; }
+.mem-count b { font-size: 18px; }
+.upload-state[data-status="failed"], .upload-state[data-status="refused"] { color: #b91c1c; }
+.upload-state[data-status="ready"], .upload-state[data-status="duplicate"] { color: #15803d; }
+.upload-state progress { width: 220px; vertical-align: middle; margin-left: 8px; }
+.upload-note { font-size: 12px; opacity: .8; }
+.doc-view h3 { margin: 0 0 2px; }
+.doc-text { white-space: pre-wrap; word-break: break-word; font-size: 12px; max-height: 420px; overflow: auto;
+  margin: 6px 0 2px; padding: 6px 8px; border-radius: 6px; background: var(--background-fill-primary); }
 """

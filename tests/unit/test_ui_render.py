@@ -1,5 +1,6 @@
-"""The web UI's pure parts: run events folded into a checklist and a reply, history values,
-settings diffs, and the API client's event stream resuming with Last-Event-ID (no Ray, no browser)."""
+"""The web UI's pure parts: run events folded into a checklist, a reply and its sources, history
+values, settings diffs, the Memory page's views, and the API client's event stream resuming with
+Last-Event-ID (no Ray, no browser)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,30 @@ from typing import Any
 import httpx
 import pytest
 
-from core.schemas import Draft, Plan, PlanStep, RunEvent
+from core.schemas import (
+    DocumentInfo,
+    DocumentView,
+    Draft,
+    LearningView,
+    MemorySource,
+    MemoryStats,
+    Plan,
+    PlanStep,
+    RunEvent,
+    UploadResult,
+)
+from ui import memory_views as mv
 from ui import token_check
 from ui.client import ApiClient, ApiError
 from ui.progress import RunProgress
-from ui.render import bubble, drafts_html, normalise_history, plan_html
+from ui.render import (
+    bubble,
+    drafts_html,
+    learning_message,
+    normalise_history,
+    plan_html,
+    sources_html,
+)
 from ui.views import changed_settings, since_for
 
 
@@ -152,19 +172,90 @@ def test_following_a_run_coalesces_updates_and_ends_with_the_whole_outputs() -> 
             return httpx.Response(200, json=[])
         return httpx.Response(200, json={"kind": "run_view", "run": run, "tasks": [task]})
 
-    async def follow() -> list[tuple[list[dict[str, str]], str, str]]:
+    async def follow() -> list[tuple[list[dict[str, str]], str, str, str]]:
         from ui.chat import ChatHandlers
 
         client = ApiClient("http://api.test", transport=httpx.MockTransport(handler))
         history = [{"role": "user", "content": "m"}, {"role": "assistant", "content": ""}]
         try:
-            return [(list(map(dict, h)), plan, drafts)
-                    async for h, plan, drafts in ChatHandlers(client).follow("r1", history, reply=True)]
+            return [(list(map(dict, h)), plan, drafts, sources)
+                    async for h, plan, drafts, sources in ChatHandlers(client).follow("r1", history, reply=True)]
         finally:
             await client.aclose()
 
     frames = asyncio.run(follow())
     assert 2 <= len(frames) < len(events)  # a burst of tokens is not one browser update each
-    history, plan, _ = frames[-1]
+    history, plan, _, sources = frames[-1]
     assert history[-1]["content"] == "Done: two steps."
     assert plan.count('data-status="done"') == 2 and "the whole output" in plan
+    assert "No memories were used" in sources
+
+
+def src(collection: str, score: float, source_id: str = "doc1", heading: str = "Refunds > Eligibility",
+        snippet: str = "Refunds within <30> days") -> MemorySource:
+    return MemorySource(collection=collection, source_id=source_id, title="Refund SOP", heading=heading,  # type: ignore[arg-type]
+                        snippet=snippet, score=score, link=f"/api/documents/{source_id}")
+
+
+def test_memory_events_become_sources_under_the_answer_best_first_without_repeats() -> None:
+    p = RunProgress("r1")
+    assert sources_html(p.sources) == "" and "No memories were used" in sources_html(p.sources, ended=True)
+    p.apply(ev(1, "memory", sources=[src("sops", 0.41), src("learnings", 0.55, "r0", "", "a past plan")]))
+    p.apply(ev(2, "memory", sources=[src("sops", 0.62)]))  # a step got the same piece, scoring higher
+    assert [(s.collection, s.score) for s in p.sources] == [("sops", 0.62), ("learnings", 0.55)]
+    html = sources_html(p.sources)
+    assert "2 memories given to the model" in html and html.count('class="source"') == 2
+    assert 'href="/?doc=doc1"' in html  # a document opens in the Memory page's viewer
+    assert 'href="/api/documents/doc1"' in html and 'href="/api/documents/r0"' in html
+    assert "› Refunds &gt; Eligibility" in html and "&lt;30&gt;" in html and "0.62" in html
+    assert html.index('data-collection="sops"') < html.index('data-collection="learnings"')
+    assert "1 memory given" in sources_html(p.sources[:1])
+
+
+def doc(status: str = "indexing", **fields: Any) -> DocumentInfo:
+    base: dict[str, Any] = {"id": "d1", "title": "Refunds <SOP>", "filename": "refunds.md", "kind": "sop",
+                            "tags": ["billing", "refunds"], "status": status, "chunks": 40, "chunks_done": 12,
+                            "bytes": 5_300, "created_at": 1_700_000_000.0}
+    return DocumentInfo.model_validate(base | fields)
+
+
+def test_the_memory_page_shows_indexing_progress_then_the_outcome() -> None:
+    indexing = mv.upload_html(doc())
+    assert 'data-status="indexing"' in indexing and "12 of 40 pieces" in indexing
+    assert '<progress max="40" value="12">' in indexing and "refunds.md" in indexing
+    ready = mv.upload_html(doc("ready", chunks_done=40))
+    assert 'data-status="ready"' in ready and "40 pieces" in ready and "Refunds &lt;SOP&gt;" in ready
+    failed = mv.upload_html(doc("failed", error="no text found (a scanned PDF?)"))
+    assert 'data-status="failed"' in failed and "no text found" in failed
+    refused = mv.upload_html(None, "notes.xls: unsupported file type; supported: .txt, .md")
+    assert 'data-status="refused"' in refused and "notes.xls: unsupported" in refused
+    assert mv.upload_html(None) == ""
+    dup = mv.accepted_html(UploadResult(document=doc("ready"), duplicate=True))
+    assert 'data-status="duplicate"' in dup and "already in memory" in dup and "nothing was added" in dup
+
+
+def test_the_document_list_viewer_search_and_stats_render_the_api_models() -> None:
+    rows = mv.document_rows([doc(), doc("ready", title="Onboarding", kind="doc", tags=[], bytes=2_500_000)])
+    assert rows[0][:5] == ["Refunds <SOP>", "SOP", "billing, refunds", "◐ indexing", "12 of 40 pieces"]
+    assert rows[1][1:6] == ["document", "", "✔ ready", "40 pieces", "2.4 MB"]
+    assert "1 still indexing" in mv.documents_note([doc()]) and "add one" in mv.documents_note([])
+    view = mv.document_html(DocumentView(document=doc("ready"), content="# Refunds\n<b>within 30 days</b>"))
+    assert 'data-document="d1"' in view and "&lt;b&gt;within 30 days" in view and "tags: billing, refunds" in view
+    assert "Select a document" in mv.document_html(None) and "✖ gone" in mv.document_html(None, "gone")
+    found = mv.search_html("refund window", [src("sops", 0.7)])
+    assert "1 match(es)" in found and "refund window" in found and 'data-collection="sops"' in found
+    assert "Nothing in memory matches" in mv.search_html("zebra", []) and mv.search_html("", []) == ""
+    assert "✖ q: too long" in mv.search_html("x", [], "q: too long")
+    stats = mv.stats_html(MemoryStats(embedder="minilm-int8", vector_store="/data/qdrant",
+                                      collections={"documents": 3, "sops": 1, "conversations": 0, "learnings": 2}))
+    assert '<b>3</b> documents' in stats and "minilm-int8" in stats and "/data/qdrant" in stats
+    assert "did not answer: down" in mv.stats_html(None, "down")
+
+
+def test_the_server_answer_to_feedback_reads_as_one_line() -> None:
+    view = LearningView(run_id="r1", request="m", plan=PLAN, outcome="done", rating="down", correction=PLAN,
+                        comment="use the sops agent", usable=True, created_at=1.0, updated_at=2.0)
+    assert learning_message(view) == ("✔ Saved: rated bad · plan corrected · comment kept; "
+                                      "used as an example for future plans.")
+    plain = view.model_copy(update={"rating": None, "correction": None, "comment": None, "usable": False})
+    assert learning_message(plain) == "✔ Saved: not rated · plan as made; not used as an example for future plans."
