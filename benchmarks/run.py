@@ -219,7 +219,7 @@ def main() -> None:
 
     configure("WARNING", "json")
     sizes = [int(s) for s in os.environ.get("BENCH_SIZES", "100,300,1000").split(",")]
-    parts = set(os.environ.get("BENCH_PARTS", "runtime,http").split(","))
+    parts = set(os.environ.get("BENCH_PARTS", "runtime,http,memory").split(","))
     results: dict[str, Any] = {"machine": {"cores": os.cpu_count()}, "sizes": {}}
     sim, base = _start_sim(ttft_ms=200, token_ms=50, reply_tokens=20)
     os.environ["OLLAMA_API_BASE"] = base
@@ -232,6 +232,13 @@ def main() -> None:
                                      llm_base_url=base, llm_model="sim-model", llm_slots=2000,
                                      namespace=f"bench{uuid.uuid4().hex[:6]}", log_level="WARNING", ray_num_cpus=2)
             results["http"] = run_http(http_settings, base)
+        if "memory" in parts:
+            from benchmarks.memory_bench import plan_context_latency, run_memory
+
+            sizes_m = [int(x) for x in os.environ.get("BENCH_MEMORY_SIZES", "1000,10000,50000").split(",")]
+            results["memory"] = run_memory(sizes_m)
+            print("memory: plan context…", flush=True)
+            results["memory"]["plan_context"] = plan_context_latency(base)
         if "runtime" not in parts:
             return _finish(results)
         print("store…", flush=True)
@@ -267,6 +274,10 @@ def _finish(results: dict[str, Any]) -> None:
         from benchmarks.http_bench import print_http
 
         print_http(results["http"])
+    if "memory" in results:
+        from benchmarks.memory_bench import print_memory
+
+        print_memory(results["memory"])
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"runtime-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(results, indent=2, default=str))
