@@ -206,10 +206,14 @@ class MasterAgent:
 
 
 def plan_prompt(specs: Sequence[AgentSpec], memory: str, examples: Sequence[PlanExample]) -> str:
-    """The planner's system prompt: the agent types, what memory holds, and plans that worked before."""
+    """The planner's system prompt: the agent types, what memory holds, and plans that worked before.
+    With neither, it is the plain prompt (the small embedded model plans worse from a longer one)."""
     agents = "\n".join(f"- {s.name}: {s.description}" for s in specs)
+    known = ("(from the user's SOPs, documents and past conversations: use what applies, and put the facts a step "
+             f"needs into its instruction)\n{memory.strip()}") if memory.strip() else "(none yet)"
     shown = "\n\n".join(f"Request: {e.request}\nPlan: {e.plan.model_dump_json()}" for e in examples)
-    return render("plan", agents=agents, memory=memory.strip() or "(nothing relevant)", examples=shown or "(none yet)")
+    before = f"\nPlans that worked for similar requests before:\n{shown}\n" if shown else ""
+    return render("plan", agents=agents, memory=known, examples=before)
 
 
 def _listing(view: RunView) -> str:

@@ -380,7 +380,8 @@ def test_subagent_prompt_carries_task_id_instructions_goal_and_context() -> None
 
 
 def test_prompt_rendering_is_strict() -> None:
-    full = {"agent": "a", "task_id": "t", "today": "d", "instructions": "i", "tools": "x", "goal": "g", "context": "c"}
+    full = {"agent": "a", "task_id": "t", "today": "d", "instructions": "i", "tools": "x", "goal": "g", "context": "c",
+            "memory": "m"}
     assert agents.render("subagent", **full).count("task_id: t") == 1
     missing = {k: v for k, v in full.items() if k != "goal"}
     with pytest.raises(PromptError, match="missing variable\\(s\\): goal"):
