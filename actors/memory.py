@@ -14,7 +14,7 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -84,6 +84,7 @@ class Memory:
         self._opening = asyncio.Lock()
         self._remembering = 0
         self._run_locks: dict[str, asyncio.Lock] = {}
+        self._born = time.time()  # uploads accepted before this are a previous incarnation's
         self._resuming: asyncio.Task[int] | None = None
 
     # --- parts, opened on first use -------------------------------------------------------
@@ -111,6 +112,10 @@ class Memory:
 
     async def _vec(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """Call the vector store in its own thread (opening it, and its collections, the first time)."""
+        return await self._with_vectors(lambda v: getattr(v, method)(*args, **kwargs))
+
+    async def _with_vectors(self, work: Callable[[VectorStore], Any]) -> Any:
+        """Run ``work`` on the vector store in its thread: several searches cost one hop."""
         loop = asyncio.get_running_loop()
         async with self._opening:
             if self._vectors is None:
@@ -119,11 +124,13 @@ class Memory:
                 path = None if s.qdrant_url else s.qdrant_path
                 key = s.qdrant_api_key.get_secret_value() if s.qdrant_api_key else None
                 vectors = await loop.run_in_executor(
-                    self._vector_thread, lambda: VectorStore(dim, path=path, url=s.qdrant_url, api_key=key))
+                    self._vector_thread,
+                    lambda: VectorStore(dim, path=path, url=s.qdrant_url, api_key=key, engine=s.vector_engine))
                 await loop.run_in_executor(self._vector_thread, vectors.ensure_collections)
                 self._vectors = vectors
                 self._resuming = loop.create_task(self._resume())  # also after Ray restarts this actor
-        return await loop.run_in_executor(self._vector_thread, lambda: getattr(self._vectors, method)(*args, **kwargs))
+        vectors = self._vectors
+        return await loop.run_in_executor(self._vector_thread, lambda: work(vectors))
 
     async def start(self) -> None:
         """Load the embedder and open Qdrant now rather than at the first request."""
@@ -133,10 +140,11 @@ class Memory:
             _log.warning("memory.start_failed", error=str(exc))
 
     async def _resume(self) -> int:
-        """Index again the uploads a restart cut off; returns how many."""
+        """Index again the uploads a restart cut off (accepted before this actor started, never finished;
+        not those it is indexing itself); returns how many."""
         resumed = 0
         for user_id, doc_id in await self._store.call("read",
-                "SELECT user_id, id FROM documents WHERE status = 'indexing'"):
+                "SELECT user_id, id FROM documents WHERE status = 'indexing' AND created_at < ?", [self._born]):
             view = await self._store.call("get_document", user_id, doc_id)
             if view is not None:
                 await self._drop_vectors(await self._store.call("delete_memory_entries", doc_id))
@@ -302,14 +310,20 @@ class Memory:
             self._has_memories[user_id] = bool(rows)
         return self._has_memories[user_id]
 
-    async def _hits(self, user_id: str, vector: np.ndarray, quotas: Quotas) -> list[tuple[MemoryCollection, Hit]]:
-        found: list[tuple[MemoryCollection, Hit]] = []
-        for collection, k in quotas.items():
-            if k > 0:
-                hits = await self._vec("search", collection, vector, user_id=user_id, limit=k,
-                                       score_threshold=self._settings.rag_min_score)
-                found += [(collection, h) for h in hits]
-        return sorted(found, key=lambda ch: -ch[1].score)
+    async def _hits(self, user_id: str, vector: np.ndarray, quotas: Quotas, min_score: float | None,
+                    usable_learnings: int = 0) -> tuple[list[tuple[MemoryCollection, Hit]], list[Hit]]:
+        """The best matches per collection (best first overall), and past requests whose plans may be
+        shown as examples: every search in one trip to the vector thread."""
+        wanted = [(c, k) for c, k in quotas.items() if k > 0]
+
+        def run(v: VectorStore) -> tuple[list[tuple[MemoryCollection, Hit]], list[Hit]]:
+            found = [(c, h) for c, k in wanted
+                     for h in v.search(c, vector, user_id=user_id, limit=k, score_threshold=min_score)]
+            past = v.search("learnings", vector, user_id=user_id, limit=usable_learnings, match={"usable": True},
+                            score_threshold=min_score) if usable_learnings > 0 else []
+            return sorted(found, key=lambda ch: -ch[1].score), past
+
+        return await self._with_vectors(run)  # type: ignore[no-any-return]
 
     async def search(self, user_id: str, query: str, collections: Sequence[MemoryCollection] | None = None,
                      limit: int = 5) -> list[MemorySource]:
@@ -317,11 +331,7 @@ class Memory:
             return []
         vector = (await self._embed([query], True))[0]
         names = list(collections) if collections else [c for c in MEMORY_COLLECTIONS if c != "learnings"]
-        found: list[tuple[MemoryCollection, Hit]] = []
-        for collection in names:
-            found += [(collection, h) for h in await self._vec("search", collection, vector, user_id=user_id,
-                                                               limit=limit)]
-        found.sort(key=lambda ch: -ch[1].score)
+        found, _ = await self._hits(user_id, vector, dict.fromkeys(names, limit), None)
         return [_source(c, h) for c, h in found[:limit]]
 
     async def context(self, user_id: str, query: str, run_id: str | None = None, task_id: str | None = None,
@@ -330,21 +340,19 @@ class Memory:
         if not query.strip() or not await self._any_memory(user_id):
             return MemoryContext(text="")
         vector = (await self._embed([query], True))[0]
-        hits = await self._hits(user_id, vector, quotas_for(agent))
+        k = self._settings.few_shot_examples if agent is None else 0
+        hits, past = await self._hits(user_id, vector, quotas_for(agent), self._settings.rag_min_score,
+                                      k + 1 if k > 0 else 0)  # one more: the run itself may be among them
         text, used = render_memory([(c, h.payload, h.score) for c, h in hits], self._settings.rag_token_budget)
         sources = [_source(c, h) for c, h in hits[:used]]
-        examples = await self._examples(user_id, vector, run_id) if agent is None else []
+        examples = await self._examples(user_id, past, run_id, k)
         if run_id is not None and sources:
-            await self._store.call("add_run_sources", run_id, task_id, sources)
+            # Recorded without holding up the plan; the Store applies a caller's calls in order.
+            self._store.fire("add_run_sources", run_id, task_id, sources)
         return MemoryContext(text=text, sources=sources, examples=examples)
 
-    async def _examples(self, user_id: str, vector: np.ndarray, run_id: str | None) -> list[PlanExample]:
-        k = self._settings.few_shot_examples
-        if k <= 0:
-            return []
-        hits = await self._vec("search", "learnings", vector, user_id=user_id, limit=k + 1, match={"usable": True},
-                               score_threshold=self._settings.rag_min_score)
-        run_ids = [h.payload["source_id"] for h in hits if h.payload["source_id"] != run_id][:k]
+    async def _examples(self, user_id: str, past: list[Hit], run_id: str | None, k: int) -> list[PlanExample]:
+        run_ids = [h.payload["source_id"] for h in past if h.payload["source_id"] != run_id][:k]
         if not run_ids:
             return []
         learnings = {x.run_id: x for x in await self._store.call("learnings", user_id, run_ids)}

@@ -153,6 +153,7 @@ def test_a_correction_is_the_next_example_and_the_export_has_it_not_the_rejected
     shown = system.split("Plans that worked for similar requests before:", 1)[1]
     assert corrected.model_dump_json() in shown and rejected not in shown
 
+    assert app.memory.get("settle", second.run.id, timeout=60)  # its learning is written after it ends
     learnings = app.store.get("learnings", "u1", timeout=30)
     runs = {x.run_id: app.store.get("get_run", x.run_id, timeout=30) for x in learnings}
     rows = examples(learnings, runs)

@@ -40,8 +40,9 @@ def test_the_planner_prompt_shows_memory_and_examples() -> None:
     ex = PlanExample(run_id="r1", request="brief on wombats", plan=BETTER, corrected=True)
     prompt = plan_prompt(all_specs(), "[SOP] \"Refunds\"\nask Priya", [ex])
     assert "ask Priya" in prompt and "Request: brief on wombats" in prompt and BETTER.model_dump_json() in prompt
-    empty = plan_prompt(all_specs(), "", [])
-    assert "(nothing relevant)" in empty and "(none yet)" in empty
+    assert "Plans that worked for similar requests before:" in prompt
+    empty = plan_prompt(all_specs(), "", [])  # the plain prompt: the small embedded model plans best from it
+    assert "Relevant memory:\n(none yet)\n\nAnswer with JSON only" in empty and "Plans that worked" not in empty
 
 
 def _view(run_id: str, status: str = "done") -> tuple[Run, TaskRecord]:
