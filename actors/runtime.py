@@ -20,6 +20,7 @@ from typing import Any, cast
 import ray
 import structlog
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors.agents import names as agent_names
 from actors.dispatcher import Dispatcher
@@ -182,8 +183,11 @@ def start_app(settings: Settings, backend: Backend) -> App:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     epoch = uuid.uuid4().hex[:6]
     retry = RetryPolicy(base_s=settings.retry_base_s, max_s=settings.retry_max_s)
+    # The actors owning files under data_dir (DuckDB; embedded Qdrant) stay on this machine's node,
+    # in a cluster too, and restart there.
+    here = {"scheduling_strategy": NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)}
     store_cls: Any = ray.remote(_with_logging(Store, settings))
-    store = RayHandle(store_cls.options(**_options("store", settings)).remote(str(settings.db_path.resolve()), retry=retry), "store")
+    store = RayHandle(store_cls.options(**_options("store", settings, **here)).remote(str(settings.db_path.resolve()), retry=retry), "store")
     n_gw = settings.gateway_replicas
     per_gw = max(1, -(-settings.llm_slots // n_gw))
     gw_cls: Any = ray.remote(_with_logging(LLMGateway, settings))
@@ -192,7 +196,9 @@ def start_app(settings: Settings, backend: Backend) -> App:
         for i in range(n_gw)
     ]
     memory_cls: Any = ray.remote(_with_logging(Memory, settings))
-    memory = RayHandle(memory_cls.options(**_options("memory", settings)).remote(settings, store, gateways[0]), "memory")
+    memory_on = {} if settings.qdrant_url else here  # with a Qdrant server it may run anywhere
+    memory = RayHandle(memory_cls.options(**_options("memory", settings, **memory_on)).remote(
+        settings, store, gateways[0]), "memory")
     master_cls: Any = ray.remote(_with_logging(MasterAgent, settings))
     master = RayHandle(master_cls.options(**_options("master", settings)).remote(
         settings, store, gateways[0], None, backend.provider == "embedded", memory), "master")
