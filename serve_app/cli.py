@@ -129,6 +129,11 @@ def _follow(app: Any, run_id: str, console: Any, quiet: bool) -> RunView:
         console.print(f"\n[bold]Result[/bold]\n{escape(view.run.summary)}")
     if view.run.error:
         console.print(f"\n[red]{escape(view.run.error)}[/red]")
+    if view.sources:
+        console.print(f"\n[bold]Sources[/bold] ({len(view.sources)} memories given to the model)")
+        for src in view.sources:
+            where = f" › {src.heading}" if src.heading else ""
+            console.print(escape(f"  [{src.collection}] {src.title}{where}  {src.score:.2f}  {src.link}"))
     return view
 
 
@@ -157,6 +162,7 @@ def run_json(view: RunView) -> dict[str, Any]:
         ],
         "summary": view.run.summary,
         "error": view.run.error,
+        "sources": [src.model_dump() for src in view.sources],
     }
 
 

@@ -140,6 +140,10 @@ def test_memory_and_finetune_export_from_the_command_line(tmp_path: Path) -> Non
         assert refused.returncode == 2 and "empty.txt" in refused.stderr
         done = _maos(["ask", "--json", "what is the procedure for hotel expenses in London?"], env)
         assert done.returncode == 0, done.stderr[-3000:]
+        sources = json.loads(done.stdout)["sources"]  # the answer names the memories it was given
+        assert any(s["collection"] == "sops" and s["heading"] == "Travel policy > Expenses"
+                   and s["link"].startswith("/api/documents/") for s in sources), sources
+        assert "Sources (" in done.stderr and "[sops] Travel policy › Travel policy > Expenses" in done.stderr
         exported = _maos(["export", "finetune", "--out", str(out)], env)
         assert exported.returncode == 0, exported.stderr[-3000:]
         rows = [json.loads(line) for line in out.read_text().splitlines()]
