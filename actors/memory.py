@@ -85,6 +85,10 @@ class Memory:
         self._remembering = 0
         self._run_locks: dict[str, asyncio.Lock] = {}
         self._born = time.time()  # uploads accepted before this are a previous incarnation's
+        try:  # opening now also finishes, after Ray restarts this actor, the uploads it was indexing
+            self._starting: asyncio.Task[None] | None = asyncio.get_running_loop().create_task(self.start())
+        except RuntimeError:  # built outside an event loop: the first call opens what it needs
+            self._starting = None
         self._resuming: asyncio.Task[int] | None = None
 
     # --- parts, opened on first use -------------------------------------------------------
@@ -406,6 +410,10 @@ class Memory:
 
     async def close(self) -> None:
         """Release Qdrant's local path (the CLI's own Memory, when the app is not running)."""
+        if self._starting is not None:
+            await self._starting
+        if self._resuming is not None:
+            await self._resuming
         if self._vectors is not None:
             await asyncio.get_running_loop().run_in_executor(self._vector_thread, self._vectors.close)
             self._vectors = None

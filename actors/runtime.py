@@ -221,9 +221,6 @@ def start_app(settings: Settings, backend: Backend) -> App:
         settings, store, pools, master, settings.llm_slots), dispatcher_name)
     ray.get(master.actor.attach.remote(dispatcher))
     ray.get(dispatcher.actor.start.remote())
-    # Opens Qdrant and loads the embedder now, and finishes uploads a restart cut off. Not awaited:
-    # the app is usable at once (the first memory call waits for it); a failure is logged there.
-    memory.actor.start.remote()
     app = App(settings, backend, store, gateways, master, dispatcher, memory, pools)
     _app_file(settings).write_text(json.dumps({"ray_address": ray.get_runtime_context().gcs_address,
                                                "namespace": settings.namespace, "pid": os.getpid(),

@@ -115,6 +115,31 @@ def test_dedup_isolation_delete_and_rebuild(make_app: Callable[..., runtime.App]
     assert search(app, "u2", "who approves a large refund?")  # the other user's copy stays
 
 
+def test_an_upload_cut_off_by_a_crash_is_finished_by_the_restarted_actor(
+        make_app: Callable[..., runtime.App]) -> None:
+    app = make_app()
+    sections = [f"## Clause {i}\n\nClause {i} of the supplier handbook: deliveries to warehouse {i} are booked "
+                f"{i % 7 + 1} days ahead, pallets are wrapped twice and the driver calls dock {i % 13} first."
+                for i in range(300)]
+    data = ("# Supplier handbook\n\n" + "\n\n".join(sections)).encode()
+    doc = app.memory.get("ingest", "u1", "handbook.md", data, "doc", [], timeout=60).document
+    assert doc.chunks >= 300 and doc.status == "indexing"
+    deadline = time.monotonic() + 60
+    while app.store.get("get_document", "u1", doc.id, timeout=30).document.chunks_done == 0:
+        assert time.monotonic() < deadline, "indexing did not start"
+        time.sleep(0.02)
+    runtime.kill_actor(app.memory)  # like a crash; Ray restarts it
+
+    deadline = time.monotonic() + 180  # nothing calls the memory actor: it resumes on its own
+    while (view := app.store.get("get_document", "u1", doc.id, timeout=30)).document.status == "indexing":
+        assert time.monotonic() < deadline, view.document
+        time.sleep(0.2)
+    assert view.document.status == "ready" and view.document.chunks_done == doc.chunks
+    assert entries(app, doc.id) == doc.chunks  # the cut-off attempt left nothing behind
+    hits = search(app, "u1", "how many days ahead are deliveries to warehouse 123 booked?")
+    assert hits and hits[0].source_id == doc.id
+
+
 @pytest.mark.parametrize(("name", "data", "why"), [
     ("empty.txt", b"", "empty"),
     ("broken.pdf", b"%PDF-1.4 this is not really a pdf", "pdf"),
