@@ -150,6 +150,10 @@ class MemoryTables:
             [source_id, keep or []]).fetchall())
         return [(r[0], r[1]) for r in rows]
 
+    async def mark_embedded(self, model_id: str) -> None:
+        """Every entry's vector is now from ``model_id`` (after a rebuild)."""
+        await self._submit(lambda conn: conn.execute("UPDATE memory_entries SET embedding_model = ?", [model_id]))
+
     async def memory_entries_page(self, after: str, limit: int) -> list[tuple[Any, ...]]:
         """Entries in id order after ``after`` (for rebuilding the vectors), in ENTRY_COLUMNS order."""
         return self._conn.execute(f"SELECT {ENTRY_COLUMNS} FROM memory_entries WHERE id > ? ORDER BY id LIMIT ?",

@@ -84,6 +84,7 @@ class Memory:
         self._opening = asyncio.Lock()
         self._remembering = 0
         self._run_locks: dict[str, asyncio.Lock] = {}
+        self._reembed = False  # the entries were embedded by another model: rebuild on opening
         self._born = time.time()  # uploads accepted before this are a previous incarnation's
         try:  # opening now also finishes, after Ray restarts this actor, the uploads it was indexing
             self._starting: asyncio.Task[None] | None = asyncio.get_running_loop().create_task(self.start())
@@ -130,8 +131,16 @@ class Memory:
                 vectors = await loop.run_in_executor(
                     self._vector_thread,
                     lambda: VectorStore(dim, path=path, url=s.qdrant_url, api_key=key, engine=s.vector_engine))
-                await loop.run_in_executor(self._vector_thread, vectors.ensure_collections)
+                # Entries embedded by another model (the embedder was changed): their vectors cannot be
+                # searched with this one's, and may not even have its size. Start empty, re-embed below.
+                stale = (await self._store.call(
+                    "read", "SELECT count(*) FROM memory_entries WHERE embedding_model IS DISTINCT FROM ?",
+                    [self.model_id]))[0][0]
+                if stale:
+                    _log.warning("memory.embedder_changed", entries=stale, model_id=self.model_id)
+                await loop.run_in_executor(self._vector_thread, vectors.reset if stale else vectors.ensure_collections)
                 self._vectors = vectors
+                self._reembed = bool(stale)
                 self._resuming = loop.create_task(self._resume())  # also after Ray restarts this actor
         vectors = self._vectors
         return await loop.run_in_executor(self._vector_thread, lambda: work(vectors))
@@ -146,6 +155,8 @@ class Memory:
     async def _resume(self) -> int:
         """Index again the uploads a restart cut off (accepted before this actor started, never finished;
         not those it is indexing itself); returns how many."""
+        if self._reembed:
+            await self.rebuild()
         resumed = 0
         for user_id, doc_id in await self._store.call("read",
                 "SELECT user_id, id FROM documents WHERE status = 'indexing' AND created_at < ?", [self._born]):
@@ -390,6 +401,8 @@ class Memory:
                     await self._vec("upsert", collection, points)
                     counts[collection] += len(points)
             after = rows[-1][0]
+        await self._store.call("mark_embedded", self.model_id)
+        self._reembed = False
         self._has_memories.clear()
         _log.info("memory.rebuilt", **counts)
         return counts

@@ -140,6 +140,22 @@ def test_an_upload_cut_off_by_a_crash_is_finished_by_the_restarted_actor(
     assert hits and hits[0].source_id == doc.id
 
 
+def test_a_new_embedder_re_embeds_what_memory_holds(make_app: Callable[..., runtime.App], tmp_path: Any) -> None:
+    first = make_app(tmp_path / "shared")
+    doc = upload(first, "u1", "onboarding.md", ONBOARDING).document
+    runtime.kill_app(first)
+    app = make_app(tmp_path / "shared", embedder="ollama", embedding_model="sim-embed")  # other vector size
+    deadline = time.monotonic() + 120
+    while not (hits := search(app, "u1", "welcome pack service agreement invoice schedule")):
+        assert time.monotonic() < deadline, "memory was not re-embedded"
+        time.sleep(0.2)
+    assert hits[0].source_id == doc.id
+    stats = app.memory.get("stats", "u1", timeout=30)
+    assert stats.embedder == "ollama/sim-embed" and stats.collections["documents"] == doc.chunks
+    models = app.store.get("read", "SELECT DISTINCT embedding_model FROM memory_entries", timeout=30)
+    assert models == [("ollama/sim-embed",)]
+
+
 @pytest.mark.parametrize(("name", "data", "why"), [
     ("empty.txt", b"", "empty"),
     ("broken.pdf", b"%PDF-1.4 this is not really a pdf", "pdf"),
