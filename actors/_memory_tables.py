@@ -14,17 +14,8 @@ from typing import Any, TypeVar
 import duckdb
 
 from actors._events import EventLog
-from core.schemas import (
-    DocumentInfo,
-    DocumentKind,
-    DocumentView,
-    Feedback,
-    LearningView,
-    MemorySource,
-    Plan,
-    RunEvent,
-    RunView,
-)
+from core.memory_schemas import DocumentInfo, DocumentKind, DocumentView, Feedback, LearningView
+from core.schemas import MemorySource, Plan, RunEvent, RunView
 
 T = TypeVar("T")
 DOC_COLUMNS = "id, title, filename, kind, tags, status, chunks, chunks_done, bytes, error, created_at"

@@ -18,8 +18,9 @@ from actors.agents import AgentSpec, all_specs
 from actors.agents.prompts import render
 from actors.handles import Handle
 from core.errors import ActorGone, LLMError, LLMUnavailable, PlanError
+from core.memory_schemas import MemoryContext, PlanExample
 from core.plan import parse_plan, plan_schema, validate_plan
-from core.schemas import ChatMessage, ChatRequest, MemoryContext, Plan, PlanExample, Run, RunView
+from core.schemas import ChatMessage, ChatRequest, Plan, Run, RunView
 from core.settings import Settings
 
 _log = structlog.get_logger("maos.master")

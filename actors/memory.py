@@ -10,7 +10,6 @@ up the retrieval a plan is waiting for.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import time
 import uuid
@@ -23,21 +22,27 @@ import structlog
 
 from actors._memory_tables import ENTRY_COLUMNS
 from actors.handles import Handle
-from actors.memory_context import Quotas, quotas_for, render_memory
+from actors.memory_context import (
+    GatewayEmbedder,
+    Quotas,
+    content_hash,
+    entry_embed_text,
+    entry_payload,
+    hit_source,
+    quotas_for,
+    render_memory,
+)
 from core.errors import IngestError, NotFound
-from core.schemas import (
-    MEMORY_COLLECTIONS,
+from core.memory_schemas import (
     DocumentKind,
     Feedback,
     LearningView,
-    MemoryCollection,
     MemoryContext,
-    MemorySource,
     MemoryStats,
     PlanExample,
-    RunView,
     UploadResult,
 )
+from core.schemas import MEMORY_COLLECTIONS, MemoryCollection, MemorySource, RunView
 from core.settings import Settings
 from memory.chunking import Chunk, chunk_text
 from memory.embedder import Embedder, local_embedder
@@ -46,26 +51,6 @@ from memory.vectors import Hit, Point, VectorStore
 
 _log = structlog.get_logger("maos.memory")
 _BATCH = 32
-_SNIPPET = 600
-
-
-def content_hash(text: str) -> str:
-    return hashlib.sha256(" ".join(text.split()).encode()).hexdigest()
-
-
-class _GatewayEmbedder:
-    """Embeddings from the LLM server (Ollama) through the gateway's litellm client."""
-
-    def __init__(self, gateway: Handle, model: str, dim: int) -> None:
-        self.model_id = f"ollama/{model}"
-        self.dim = dim
-        self._gateway = gateway
-        self._model = model
-
-    async def embed(self, texts: Sequence[str]) -> np.ndarray:
-        vectors = await self._gateway.call("embed", list(texts), self._model)
-        arr = np.asarray(vectors, dtype=np.float32)
-        return arr / np.maximum(np.linalg.norm(arr, axis=1, keepdims=True), 1e-12)
 
 
 class Memory:
@@ -77,7 +62,7 @@ class Memory:
         self._ingest_thread = ThreadPoolExecutor(1, thread_name_prefix="memory-ingest")
         self._vector_thread = ThreadPoolExecutor(1, thread_name_prefix="memory-vectors")
         self._local: Embedder | None = None
-        self._remote: _GatewayEmbedder | None = None
+        self._remote: GatewayEmbedder | None = None
         self._vectors: VectorStore | None = None
         self._has_memories: dict[str, bool] = {}
         self._indexing: dict[str, asyncio.Task[None]] = {}
@@ -100,7 +85,7 @@ class Memory:
                 raise IngestError("the Ollama embedder needs the LLM gateway")
             if self._remote is None:
                 probe = await self._gateway.call("embed", ["probe"], self._settings.embedding_model)
-                self._remote = _GatewayEmbedder(self._gateway, self._settings.embedding_model, len(probe[0]))
+                self._remote = GatewayEmbedder(self._gateway, self._settings.embedding_model, len(probe[0]))
             return await self._remote.embed(texts)
         loop = asyncio.get_running_loop()
         embedder = self._local
@@ -236,7 +221,7 @@ class Memory:
                  content, index, self.model_id) for pid, (content, _, meta, index) in zip(ids, items, strict=True)]
         await self._store.call("add_memory_entries", rows)
         await self._vec("upsert", collection, [
-            Point(id=pid, vector=vec, payload=_payload(dict(zip(ENTRY_COLUMNS.split(", "), row, strict=True)), extra))
+            Point(id=pid, vector=vec, payload=entry_payload(dict(zip(ENTRY_COLUMNS.split(", "), row, strict=True)), extra))
             for pid, vec, row in zip(ids, vectors, rows, strict=True)])
         self._has_memories[user_id] = True
         return ids
@@ -347,7 +332,7 @@ class Memory:
         vector = (await self._embed([query], True))[0]
         names = list(collections) if collections else [c for c in MEMORY_COLLECTIONS if c != "learnings"]
         found, _ = await self._hits(user_id, vector, dict.fromkeys(names, limit), None)
-        return [_source(c, h) for c, h in found[:limit]]
+        return [hit_source(c, h) for c, h in found[:limit]]
 
     async def context(self, user_id: str, query: str, run_id: str | None = None, task_id: str | None = None,
                       agent: str | None = None) -> MemoryContext:
@@ -359,7 +344,7 @@ class Memory:
         hits, past = await self._hits(user_id, vector, quotas_for(agent), self._settings.rag_min_score,
                                       k + 1 if k > 0 else 0)  # one more: the run itself may be among them
         text, used = render_memory([(c, h.payload, h.score) for c, h in hits], self._settings.rag_token_budget)
-        sources = [_source(c, h) for c, h in hits[:used]]
+        sources = [hit_source(c, h) for c, h in hits[:used]]
         examples = await self._examples(user_id, past, run_id, k)
         if run_id is not None and sources:
             # Recorded without holding up the plan; the Store applies a caller's calls in order.
@@ -392,9 +377,9 @@ class Memory:
         usable = {x.run_id: x.usable for x in await self._store.call("learnings")}
         while rows := await self._store.call("memory_entries_page", after, 256):
             entries = [dict(zip(ENTRY_COLUMNS.split(", "), r, strict=True)) for r in rows]
-            vectors = await self._embed([_embed_text(e) for e in entries], False)
+            vectors = await self._embed([entry_embed_text(e) for e in entries], False)
             for collection in MEMORY_COLLECTIONS:
-                points = [Point(id=e["id"], vector=v, payload=_payload(
+                points = [Point(id=e["id"], vector=v, payload=entry_payload(
                     e, {"usable": usable.get(e["source_id"], False)} if collection == "learnings" else None))
                     for e, v in zip(entries, vectors, strict=True) if e["collection"] == collection]
                 if points:
@@ -436,27 +421,3 @@ class Memory:
 
     async def ping(self) -> bool:
         return True
-
-
-def _embed_text(entry: dict[str, Any]) -> str:
-    meta = json.loads(entry["metadata"] or "{}")
-    if entry["source"] == "upload":
-        return Chunk(index=entry["chunk_index"] or 0, text=entry["content"], heading=meta.get("heading", ""),
-                     start=0).embed_text(meta.get("title", ""))
-    return str(entry["content"])
-
-
-def _payload(entry: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any]:
-    meta = json.loads(entry["metadata"] or "{}")
-    return {"user_id": entry["user_id"], "source": entry["source"], "source_id": entry["source_id"],
-            "timestamp": entry["created_at"], "tags": meta.get("tags", []), "title": meta.get("title", ""),
-            "heading": meta.get("heading", ""), "link": meta.get("link", ""), "text": entry["content"],
-            "chunk_index": entry["chunk_index"], **(extra or {})}
-
-
-def _source(collection: MemoryCollection, hit: Hit) -> MemorySource:
-    p = hit.payload
-    text = str(p.get("text", ""))
-    return MemorySource(collection=collection, source_id=str(p["source_id"]), title=str(p.get("title", "")),
-                        heading=str(p.get("heading", "")), snippet=text if len(text) <= _SNIPPET else text[:_SNIPPET] + "…",
-                        score=round(float(hit.score), 4), link=str(p.get("link", "")))

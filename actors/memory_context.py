@@ -1,15 +1,26 @@
-"""How much memory each kind of request gets, and how it is written into a prompt.
+"""How memories are stored, matched and written into a prompt.
 
-Per-collection quotas (the sops agent leans on SOPs; the planner also sees past conversations),
-then the best matches across collections in score order until the token budget is spent.
+A ``memory_entries`` row becomes a point (its payload, the text embedded for it); a hit becomes a
+source. Per-collection quotas (the sops agent leans on SOPs; the planner also sees past
+conversations), then the best matches across collections in score order until the token budget
+is spent. Embeddings from the LLM server go through the gateway.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from core.schemas import MemoryCollection
+import numpy as np
+
+from actors.handles import Handle
+from core.schemas import MemoryCollection, MemorySource
+from memory.chunking import Chunk
+from memory.vectors import Hit
+
+_SNIPPET = 600
 
 Quotas = dict[MemoryCollection, int]
 _CHARS_PER_TOKEN = 4
@@ -50,3 +61,46 @@ def render_memory(hits: Sequence[tuple[MemoryCollection, Mapping[str, Any], floa
         parts.append(f"{head}\n{body}")
         budget -= len(head) + len(body) + 2
     return "\n\n".join(parts), len(parts)
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(" ".join(text.split()).encode()).hexdigest()
+
+
+class GatewayEmbedder:
+    """Embeddings from the LLM server (Ollama) through the gateway's litellm client."""
+
+    def __init__(self, gateway: Handle, model: str, dim: int) -> None:
+        self.model_id = f"ollama/{model}"
+        self.dim = dim
+        self._gateway = gateway
+        self._model = model
+
+    async def embed(self, texts: Sequence[str]) -> np.ndarray:
+        vectors = await self._gateway.call("embed", list(texts), self._model)
+        arr = np.asarray(vectors, dtype=np.float32)
+        return arr / np.maximum(np.linalg.norm(arr, axis=1, keepdims=True), 1e-12)
+
+
+def entry_embed_text(entry: dict[str, Any]) -> str:
+    meta = json.loads(entry["metadata"] or "{}")
+    if entry["source"] == "upload":
+        return Chunk(index=entry["chunk_index"] or 0, text=entry["content"], heading=meta.get("heading", ""),
+                     start=0).embed_text(meta.get("title", ""))
+    return str(entry["content"])
+
+
+def entry_payload(entry: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any]:
+    meta = json.loads(entry["metadata"] or "{}")
+    return {"user_id": entry["user_id"], "source": entry["source"], "source_id": entry["source_id"],
+            "timestamp": entry["created_at"], "tags": meta.get("tags", []), "title": meta.get("title", ""),
+            "heading": meta.get("heading", ""), "link": meta.get("link", ""), "text": entry["content"],
+            "chunk_index": entry["chunk_index"], **(extra or {})}
+
+
+def hit_source(collection: MemoryCollection, hit: Hit) -> MemorySource:
+    p = hit.payload
+    text = str(p.get("text", ""))
+    return MemorySource(collection=collection, source_id=str(p["source_id"]), title=str(p.get("title", "")),
+                        heading=str(p.get("heading", "")), snippet=text if len(text) <= _SNIPPET else text[:_SNIPPET] + "…",
+                        score=round(float(hit.score), 4), link=str(p.get("link", "")))

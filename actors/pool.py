@@ -15,7 +15,8 @@ import structlog
 from actors.agents import get as get_spec
 from actors.handles import Handle
 from actors.subagent import run_subagent
-from core.schemas import Assignment, MemoryCollection, MemoryContext, MemorySource, StepOutcome
+from core.memory_schemas import MemoryContext
+from core.schemas import Assignment, MemoryCollection, MemorySource, StepOutcome
 from core.settings import Settings
 
 _log = structlog.get_logger("maos.pool")
@@ -57,6 +58,7 @@ class SubAgentPool:
         self._tool_store = _StoreForTools(store)
         self._dispatcher = dispatcher
         self._memory = memory
+        self._tool_memory = _MemoryForTools(memory) if memory is not None else None
         self._interval = report_interval_s
         self._running: dict[str, asyncio.Task[None]] = {}
         self._outbox: list[StepOutcome] = []
@@ -83,7 +85,7 @@ class SubAgentPool:
             memory = await self._recall(user_id, a)
             outcome = await run_subagent(a, self._spec, self._gateway, self._tool_store, user_id, goal,
                                          self._settings.max_turns, memory=memory,
-                                         recall=_MemoryForTools(self._memory) if self._memory is not None else None)
+                                         recall=self._tool_memory)
         except Exception as exc:  # a bug in a tool or the loop: fail the step visibly, keep the pool alive
             _log.exception("subagent.crashed", task_id=a.task.id, agent=self.agent)
             outcome = StepOutcome(task_id=a.task.id, attempt=a.attempt, ok=False, error=f"sub-agent crashed: {exc!r}")

@@ -15,7 +15,8 @@ from typing import Any
 
 from actors.agents import all_specs, render_subagent_prompt
 from actors.master import plan_prompt
-from core.schemas import LearningView, RunView
+from core.memory_schemas import LearningView
+from core.schemas import RunView
 
 
 def examples(learnings: Iterable[LearningView], runs: dict[str, RunView]) -> list[tuple[str, dict[str, Any]]]:

@@ -6,19 +6,17 @@ from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 
 from actors.agents import names as agent_names
 from core.errors import Conflict, NotFound
-from core.plan import validate_plan
-from core.schemas import (
+from core.memory_schemas import (
     DocumentInfo,
     DocumentKind,
     DocumentView,
     Feedback,
     LearningView,
-    MemoryCollection,
-    MemorySource,
     MemoryStats,
-    RunView,
     UploadResult,
 )
+from core.plan import validate_plan
+from core.schemas import MemoryCollection, MemorySource, RunView
 from serve_app.access import RuntimeAccess
 
 

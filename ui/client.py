@@ -14,26 +14,28 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, TypeAdapter
 
+from core.memory_schemas import (
+    DocumentInfo,
+    DocumentKind,
+    DocumentView,
+    Feedback,
+    LearningView,
+    MemoryStats,
+    UploadResult,
+)
 from core.schemas import (
     AgentsView,
     ConnectionResult,
     ConversationSummary,
     ConversationView,
-    DocumentInfo,
-    DocumentKind,
-    DocumentView,
     Draft,
-    Feedback,
-    LearningView,
     MemorySource,
-    MemoryStats,
     RunAccepted,
     RunEvent,
     RunView,
     SettingsView,
     SystemStatus,
     TaskRecord,
-    UploadResult,
 )
 
 M = TypeVar("M", bound=BaseModel)

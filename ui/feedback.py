@@ -10,7 +10,8 @@ from typing import Any
 import gradio as gr
 from pydantic import ValidationError
 
-from core.schemas import Feedback, LearningView, Plan
+from core.memory_schemas import Feedback, LearningView
+from core.schemas import Plan
 from ui.client import ApiClient, ApiError
 from ui.render import learning_message
 

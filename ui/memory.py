@@ -12,7 +12,8 @@ from typing import Any
 
 import gradio as gr
 
-from core.schemas import MEMORY_COLLECTIONS, DocumentKind
+from core.memory_schemas import DocumentKind
+from core.schemas import MEMORY_COLLECTIONS
 from ui import memory_views as mv
 from ui.client import ApiClient, ApiError
 from ui.pages import ANY, Table, table

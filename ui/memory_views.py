@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-from core.schemas import DocumentInfo, DocumentView, MemorySource, MemoryStats, UploadResult
+from core.memory_schemas import DocumentInfo, DocumentView, MemoryStats, UploadResult
+from core.schemas import MemorySource
 from ui.render import SYMBOLS, fmt_time, short, source_html
 
 DOC_HEADERS = ["Title", "Kind", "Tags", "Status", "Pieces", "Size", "Uploaded"]

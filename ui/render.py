@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-from core.schemas import ConversationView, Draft, LearningView, MemorySource
+from core.memory_schemas import LearningView
+from core.schemas import ConversationView, Draft, MemorySource
 from ui.progress import RunProgress, StepProgress
 
 # Plain unicode (headless browsers and many desktops have no emoji font).

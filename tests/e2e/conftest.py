@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import Page, expect, sync_playwright
 
 from actors import runtime
 from integrations.llm.backend import resolve
@@ -69,3 +70,35 @@ def artifacts() -> Path:
     path = Path(__file__).resolve().parents[1] / "artifacts"
     path.mkdir(exist_ok=True)
     return path
+
+
+# --- the web UI in headless Chromium (Debian's; a browser download does not work offline) --------
+
+WAIT_MS = 60_000
+PAGE_KEYS = ("chat", "history", "memory", "agents", "integrations", "settings")
+expect.set_options(timeout=WAIT_MS)
+
+
+@pytest.fixture
+def page(served: Served) -> Iterator[Page]:
+    """The UI, loaded and ready for input."""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
+            "--no-sandbox", "--disable-background-networking", "--disable-component-update"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            page.set_default_timeout(WAIT_MS)
+            page.goto(f"{served.base_url}/")
+            expect(page.locator("#chat-input textarea")).to_be_visible(timeout=30_000)
+            yield page
+        finally:
+            browser.close()
+
+
+def go(page: Page, name: str) -> None:
+    """Open a page from the sidebar; it alone is shown."""
+    page.locator(f"#nav-{name}").click()
+    expect(page.locator(f"#page-{name}")).to_be_visible()
+    for other in PAGE_KEYS:
+        if other != name:
+            expect(page.locator(f"#page-{other}")).to_be_hidden()

@@ -2,41 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import Served
+from tests.e2e.conftest import WAIT_MS, Served, go
 
 MESSAGE = "[fanout 3] [slow 0.5] follow up with every lead tagged webinar from the quokka campaign"
-WAIT_MS = 60_000
-expect.set_options(timeout=WAIT_MS)
-
-
-@pytest.fixture
-def page(served: Served) -> Iterator[Page]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
-            "--no-sandbox", "--disable-background-networking", "--disable-component-update"])
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(WAIT_MS)
-            page.goto(f"{served.base_url}/")
-            expect(page.locator("#chat-input textarea")).to_be_visible(timeout=30_000)
-            yield page
-        finally:
-            browser.close()
-
-
-def go(page: Page, name: str) -> None:
-    page.locator(f"#nav-{name}").click()
-    expect(page.locator(f"#page-{name}")).to_be_visible()
-    for other in ("chat", "history", "agents", "integrations", "settings"):
-        if other != name:
-            expect(page.locator(f"#page-{other}")).to_be_hidden()
 
 
 def chat_until_done(page: Page, api: httpx.Client) -> str:

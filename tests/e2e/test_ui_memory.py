@@ -6,18 +6,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import Served
+from tests.e2e.conftest import Served, go
 
-WAIT_MS = 60_000
-PAGE_KEYS = ("chat", "history", "memory", "agents", "integrations", "settings")
 TITLE = "Refund procedure for Quokka Outfitters"
 SOP = f"""# {TITLE}
 
@@ -33,30 +29,6 @@ Smaller refunds are approved by the support agent who handles the ticket.
 Refunds go back to the original payment method within 5 business days; send the customer a confirmation email.
 """
 MESSAGE = "[fanout 2] handle the refund request over $500 from a Quokka Outfitters customer"
-expect.set_options(timeout=WAIT_MS)
-
-
-@pytest.fixture
-def page(served: Served) -> Iterator[Page]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
-            "--no-sandbox", "--disable-background-networking", "--disable-component-update"])
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1100})
-            page.set_default_timeout(WAIT_MS)
-            page.goto(f"{served.base_url}/")
-            expect(page.locator("#chat-input textarea")).to_be_visible(timeout=30_000)
-            yield page
-        finally:
-            browser.close()
-
-
-def go(page: Page, name: str) -> None:
-    page.locator(f"#nav-{name}").click()
-    expect(page.locator(f"#page-{name}")).to_be_visible()
-    for other in PAGE_KEYS:
-        if other != name:
-            expect(page.locator(f"#page-{other}")).to_be_hidden()
 
 
 def poll(fetch: Any, ok: Any, what: str, within_s: float = 60.0) -> Any:

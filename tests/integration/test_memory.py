@@ -11,7 +11,8 @@ import pytest
 
 from actors import runtime
 from core.errors import IngestError
-from core.schemas import DocumentView, Feedback, Plan, PlanStep, UploadResult
+from core.memory_schemas import DocumentView, Feedback, UploadResult
+from core.schemas import Plan, PlanStep
 from integrations.llm.sim_server import SimHandle
 from memory.finetune import examples
 from tests.integration.conftest import ask, wait_run

@@ -10,7 +10,8 @@ from actors.agents import all_specs
 from actors.master import plan_prompt
 from actors.memory_context import quotas_for, render_memory
 from actors.store import Store
-from core.schemas import Feedback, Plan, PlanExample, PlanStep, Run, RunView, TaskRecord
+from core.memory_schemas import Feedback, PlanExample
+from core.schemas import Plan, PlanStep, Run, RunView, TaskRecord
 from memory.finetune import examples, write_jsonl
 
 PLAN = Plan(goal="g", steps=[PlanStep(id="s1", agent="research", instruction="look up wombats")])

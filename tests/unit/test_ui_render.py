@@ -11,18 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from core.schemas import (
-    DocumentInfo,
-    DocumentView,
-    Draft,
-    LearningView,
-    MemorySource,
-    MemoryStats,
-    Plan,
-    PlanStep,
-    RunEvent,
-    UploadResult,
-)
+from core.memory_schemas import DocumentInfo, DocumentView, LearningView, MemoryStats, UploadResult
+from core.schemas import Draft, MemorySource, Plan, PlanStep, RunEvent
 from ui import memory_views as mv
 from ui import token_check
 from ui.client import ApiClient, ApiError
