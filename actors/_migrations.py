@@ -121,6 +121,36 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        5,
+        "Google Workspace: credential state, OAuth states, gated actions, approval policies, waiting tasks, audit",
+        """
+        ALTER TABLE oauth_credentials ADD COLUMN status TEXT DEFAULT 'connected';
+        ALTER TABLE oauth_credentials ADD COLUMN reason TEXT;
+        CREATE TABLE oauth_states (
+            state TEXT PRIMARY KEY, user_id TEXT NOT NULL, provider TEXT NOT NULL, features TEXT NOT NULL,
+            redirect_uri TEXT NOT NULL, ciphertext BLOB NOT NULL, nonce BLOB NOT NULL, key_id TEXT NOT NULL,
+            created_at DOUBLE NOT NULL, expires_at DOUBLE NOT NULL, used_at DOUBLE
+        );
+        CREATE TABLE actions (
+            id TEXT PRIMARY KEY, user_id TEXT NOT NULL, run_id TEXT, task_id TEXT, action TEXT NOT NULL,
+            status TEXT NOT NULL, args_hash TEXT NOT NULL, ciphertext BLOB NOT NULL, nonce BLOB NOT NULL,
+            key_id TEXT NOT NULL, idempotency_key TEXT NOT NULL UNIQUE, grp TEXT NOT NULL, replaces TEXT,
+            created_at DOUBLE NOT NULL, expires_at DOUBLE NOT NULL, decided_by TEXT, decided_at DOUBLE,
+            attempts INTEGER NOT NULL DEFAULT 0, started_at DOUBLE, finished_at DOUBLE, result TEXT, error TEXT,
+            updated_at DOUBLE NOT NULL
+        );
+        CREATE INDEX actions_status ON actions (status);
+        CREATE TABLE approval_policies (
+            user_id TEXT NOT NULL, action TEXT NOT NULL, policy TEXT NOT NULL, updated_at DOUBLE NOT NULL,
+            PRIMARY KEY (user_id, action)
+        );
+        ALTER TABLE tasks ADD COLUMN waiting_on TEXT;
+        ALTER TABLE audit_log ADD COLUMN user_id TEXT;
+        ALTER TABLE audit_log ADD COLUMN subject_id TEXT;
+        ALTER TABLE audit_log ADD COLUMN approved_by TEXT;
+        """,
+    ),
 ]
 
 

@@ -15,7 +15,8 @@ import structlog
 from actors.agents import get as get_spec
 from actors.handles import Handle
 from actors.subagent import run_subagent
-from core.memory_schemas import MemoryContext
+from core.action_schemas import ActionType, ActionView
+from core.memory_schemas import DocumentKind, MemoryContext, UploadResult
 from core.schemas import Assignment, MemoryCollection, MemorySource, StepOutcome
 from core.settings import Settings
 
@@ -45,10 +46,30 @@ class _MemoryForTools:
                      limit: int) -> list[MemorySource]:
         return await self._memory.call("search", user_id, query, collections, limit)  # type: ignore[no-any-return]
 
+    async def ingest(self, user_id: str, filename: str, data: bytes, kind: DocumentKind,
+                     tags: list[str]) -> UploadResult:
+        return await self._memory.call("ingest", user_id, filename, data, kind, tags)  # type: ignore[no-any-return]
+
+
+class _WorkspaceForTools:
+    """The Workspace handle seen through the ToolWorkspace protocol."""
+
+    def __init__(self, workspace: Handle) -> None:
+        self._workspace = workspace
+
+    async def google(self, user_id: str, op: str, args: dict[str, Any]) -> Any:
+        return await self._workspace.call("google", user_id, op, args)
+
+    async def propose(self, user_id: str, run_id: str | None, task_id: str | None, idempotency_key: str,
+                      action: ActionType, arguments: dict[str, Any]) -> ActionView:
+        return await self._workspace.call(  # type: ignore[no-any-return]
+            "propose", user_id, run_id, task_id, idempotency_key, action, arguments)
+
 
 class SubAgentPool:
     def __init__(self, agent: str, owner: str, settings: Settings, gateway: Handle, store: Handle,
-                 dispatcher: Handle, report_interval_s: float = 0.005, memory: Handle | None = None) -> None:
+                 dispatcher: Handle, report_interval_s: float = 0.005, memory: Handle | None = None,
+                 workspace: Handle | None = None) -> None:
         self.agent = agent
         self.owner = owner
         self._spec = get_spec(agent)
@@ -59,6 +80,7 @@ class SubAgentPool:
         self._dispatcher = dispatcher
         self._memory = memory
         self._tool_memory = _MemoryForTools(memory) if memory is not None else None
+        self._tool_workspace = _WorkspaceForTools(workspace) if workspace is not None else None
         self._interval = report_interval_s
         self._running: dict[str, asyncio.Task[None]] = {}
         self._outbox: list[StepOutcome] = []
@@ -85,7 +107,7 @@ class SubAgentPool:
             memory = await self._recall(user_id, a)
             outcome = await run_subagent(a, self._spec, self._gateway, self._tool_store, user_id, goal,
                                          self._settings.max_turns, memory=memory,
-                                         recall=self._tool_memory)
+                                         recall=self._tool_memory, workspace=self._tool_workspace)
         except Exception as exc:  # a bug in a tool or the loop: fail the step visibly, keep the pool alive
             _log.exception("subagent.crashed", task_id=a.task.id, agent=self.agent)
             outcome = StepOutcome(task_id=a.task.id, attempt=a.attempt, ok=False, error=f"sub-agent crashed: {exc!r}")

@@ -5,7 +5,8 @@ transactions. DuckDB point updates cost ~2 ms each, bulk updates ~20 µs a row, 
 transition here takes a whole batch.
 
 States: pending (waits on dependencies) → ready → running → done | failed (retries at
-``next_attempt_at``) | dead (attempt limit reached). A dependent of a dead step is blocked.
+``next_attempt_at``) | dead (attempt limit reached) | waiting (on an integration a person must
+reconnect; ``release_waiting`` makes it ready again). A dependent of a dead step is blocked.
 A ready task with ``next_attempt_at`` set is waiting for the LLM server, its attempt refunded.
 """
 
@@ -205,14 +206,18 @@ def _fail(
         [list(by_id), [o.attempt for o in failed]],
     ).fetchall()
     out = Transition()
-    ids, statuses, attempts, next_at, errors, finished = [], [], [], [], [], []
+    ids, statuses, attempts, next_at, errors, finished, waiting = [], [], [], [], [], [], []
     dead: list[tuple[str, str]] = []
     for tid, run_id, agent, attempt, max_attempts in rows:
         o = by_id[tid]
         error = o.error or "failed"
         ev = (tid, run_id, agent, attempt)
         out.accepted.add(tid)
-        if o.wait:
+        if o.wait_on is not None:
+            status, att, at = "waiting", attempt - 1, None
+            error = f"waiting: {error}"
+            out.events.append(_event(ev, "retried", now, error))
+        elif o.wait:
             status, att, at = "ready", attempt - 1, now + policy.wait_s
             error = f"waiting: {error}"
             out.events.append(_event(ev, "retried", now, error))
@@ -230,14 +235,17 @@ def _fail(
         next_at.append(at)
         errors.append(error)
         finished.append(now if status == "dead" else None)
+        waiting.append(o.wait_on if status == "waiting" else None)
     if ids:
         conn.execute(
             "UPDATE tasks SET status = v.status, attempts = v.attempts, next_attempt_at = v.next_at, "
-            "error = v.error, finished_at = v.finished, updated_at = ?, lease_owner = NULL, lease_expires_at = NULL "
+            "error = v.error, finished_at = v.finished, waiting_on = v.waiting_on, updated_at = ?, "
+            "lease_owner = NULL, lease_expires_at = NULL "
             "FROM (SELECT unnest(?) AS id, unnest(?) AS status, unnest(?) AS attempts, "
-            "unnest(?::DOUBLE[]) AS next_at, unnest(?) AS error, unnest(?::DOUBLE[]) AS finished) v "
+            "unnest(?::DOUBLE[]) AS next_at, unnest(?) AS error, unnest(?::DOUBLE[]) AS finished, "
+            "unnest(?::TEXT[]) AS waiting_on) v "
             "WHERE tasks.id = v.id",
-            [now, ids, statuses, attempts, next_at, errors, finished],
+            [now, ids, statuses, attempts, next_at, errors, finished, waiting],
         )
     if dead:
         out.merge(_block_dependents(conn, dead, now))
@@ -394,4 +402,18 @@ def requeue(conn: duckdb.DuckDBPyConnection, task_id: str, now: float) -> Transi
     ).fetchall()
     if others:
         out.merge(_block_dependents(conn, [(r, t) for r, t in others], now))
+    return out
+
+
+def release_waiting(conn: duckdb.DuckDBPyConnection, user_id: str, provider: str, now: float) -> Transition:
+    """Tasks of ``user_id`` waiting on ``provider`` become ready (it was reconnected)."""
+    rows = conn.execute(
+        "UPDATE tasks SET status = 'ready', waiting_on = NULL, error = NULL, ready_at = ?, updated_at = ? "
+        "WHERE status = 'waiting' AND waiting_on = ? AND run_id IN (SELECT id FROM runs WHERE user_id = ?) "
+        "RETURNING id, run_id, agent, attempts",
+        [now, now, provider, user_id],
+    ).fetchall()
+    out = Transition()
+    for r in rows:
+        out.events.append(_event(r, "ready", now))
     return out

@@ -30,6 +30,7 @@ from actors.memory import Memory
 from actors.pool import SubAgentPool
 from actors.queue import RetryPolicy
 from actors.store import Store
+from actors.workspace import Workspace
 from core.errors import ActorGone, MaosError
 from core.logging import configure
 from core.settings import Settings, apply_ray_environment, overlay
@@ -162,11 +163,12 @@ class App:
     master: RayHandle
     dispatcher: RayHandle
     memory: RayHandle
+    workspace: RayHandle
     pools: dict[str, list[RayHandle]] = field(default_factory=dict)
 
     def all_handles(self) -> list[RayHandle]:
         return [self.dispatcher, self.master, *self.gateways,
-                *(h for hs in self.pools.values() for h in hs), self.memory, self.store]
+                *(h for hs in self.pools.values() for h in hs), self.memory, self.workspace, self.store]
 
 
 def _app_file(settings: Settings) -> Path:
@@ -199,6 +201,8 @@ def start_app(settings: Settings, backend: Backend) -> App:
     memory_on = {} if settings.qdrant_url else here  # with a Qdrant server it may run anywhere
     memory = RayHandle(memory_cls.options(**_options("memory", settings, **memory_on)).remote(
         settings, store, gateways[0]), "memory")
+    workspace_cls: Any = ray.remote(_with_logging(Workspace, settings))
+    workspace = RayHandle(workspace_cls.options(**_options("workspace", settings)).remote(settings, store), "workspace")
     master_cls: Any = ray.remote(_with_logging(MasterAgent, settings))
     master = RayHandle(master_cls.options(**_options("master", settings)).remote(
         settings, store, gateways[0], None, backend.provider == "embedded", memory), "master")
@@ -213,7 +217,7 @@ def start_app(settings: Settings, backend: Backend) -> App:
         for i in range(settings.pool_actors):
             owner = f"{agent}/{i}/{epoch}"
             actor = pool_cls.options(**_options(f"pool-{agent}-{i}", settings)).remote(
-                agent, owner, settings, gateways[k % n_gw], store, dispatcher_ref, 0.005, memory)
+                agent, owner, settings, gateways[k % n_gw], store, dispatcher_ref, 0.005, memory, workspace)
             pools[agent].append(RayHandle(actor, owner))
             k += 1
     disp_cls: Any = ray.remote(_with_logging(Dispatcher, settings))
@@ -221,7 +225,7 @@ def start_app(settings: Settings, backend: Backend) -> App:
         settings, store, pools, master, settings.llm_slots), dispatcher_name)
     ray.get(master.actor.attach.remote(dispatcher))
     ray.get(dispatcher.actor.start.remote())
-    app = App(settings, backend, store, gateways, master, dispatcher, memory, pools)
+    app = App(settings, backend, store, gateways, master, dispatcher, memory, workspace, pools)
     _app_file(settings).write_text(json.dumps({"ray_address": ray.get_runtime_context().gcs_address,
                                                "namespace": settings.namespace, "pid": os.getpid(),
                                                "backend": backend.provider, "base_url": backend.base_url}))
@@ -280,11 +284,12 @@ def connect(settings: Settings, backend: Backend) -> App | None:
         master = RayHandle(get("master"), "master")
         dispatcher = RayHandle(get("dispatcher"), "dispatcher")
         memory = RayHandle(get("memory"), "memory")
+        workspace = RayHandle(get("workspace"), "workspace")
         pools = {agent: [RayHandle(get(f"pool-{agent}-{i}"), f"pool-{agent}-{i}") for i in range(settings.pool_actors)]
                  for agent in agent_names()}
     except ValueError:
         return None
-    return App(settings, backend, store, gateways, master, dispatcher, memory, pools)
+    return App(settings, backend, store, gateways, master, dispatcher, memory, workspace, pools)
 
 
 def kill_app(app: App) -> None:

@@ -293,6 +293,13 @@ class Store(MemoryTables):
         t = await self._submit(run)
         return sorted(t.accepted), sorted(t.finished_runs)
 
+    async def release_waiting(self, user_id: str, provider: str) -> int:
+        """The user's tasks waiting on ``provider`` go back to ready (it was reconnected); how many."""
+        def run(conn: duckdb.DuckDBPyConnection) -> queue.Transition:
+            return queue.release_waiting(conn, user_id, provider, time.time())
+
+        return len((await self._submit(run)).events)
+
     async def run_goals(self, run_ids: list[str]) -> dict[str, tuple[str, str]]:
         """Per run: (the plan's goal, the user who asked) — what each of its steps runs for."""
         rows = self._conn.execute("SELECT id, plan, user_id FROM runs WHERE id IN (SELECT unnest(?))",

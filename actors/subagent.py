@@ -9,9 +9,9 @@ from __future__ import annotations
 import structlog
 
 from actors.agents import AgentSpec, Tool, invoke, render_subagent_prompt, tools_for
-from actors.agents.context import ToolContext, ToolMemory, ToolStore
+from actors.agents.context import ToolContext, ToolMemory, ToolStore, ToolWorkspace
 from actors.handles import Handle
-from core.errors import ActorGone, LLMError, LLMUnavailable
+from core.errors import ActorGone, IntegrationUnavailable, LLMError, LLMUnavailable
 from core.schemas import Assignment, ChatMessage, ChatRequest, ChatResponse, StepOutcome
 
 _log = structlog.get_logger("maos.subagent")
@@ -27,11 +27,12 @@ async def run_subagent(
     max_turns: int,
     memory: str = "",
     recall: ToolMemory | None = None,
+    workspace: ToolWorkspace | None = None,
 ) -> StepOutcome:
     task = assignment.task
     tools: dict[str, Tool] = {t.name: t for t in tools_for(spec)}
     ctx = ToolContext(store=store, user_id=user_id, run_id=task.run_id, task_id=task.id,
-                      idempotency_key=task.idempotency_key, memory=recall)
+                      idempotency_key=task.idempotency_key, memory=recall, workspace=workspace)
     system = render_subagent_prompt(spec, task_id=task.id, goal=goal, context=assignment.context or "(none)",
                                     memory=memory)
     messages = [ChatMessage(role="system", content=system), ChatMessage(role="user", content=task.instruction)]
@@ -67,6 +68,9 @@ async def run_subagent(
             if tool is None:
                 observation = f"error: unknown tool '{call.name}'; available: {', '.join(sorted(tools))}"
             else:
-                observation = await invoke(tool, ctx, call.arguments)
+                try:
+                    observation = await invoke(tool, ctx, call.arguments)
+                except IntegrationUnavailable as exc:
+                    return outcome(False, turn, error=str(exc), wait_on=exc.provider)
             messages.append(ChatMessage(role="tool", content=observation, tool_call_id=call.id, name=call.name))
     return outcome(False, turns, error=f"no final answer within {turns} turns")

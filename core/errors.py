@@ -92,3 +92,41 @@ class IngestError(MaosError):
 
     def __str__(self) -> str:
         return f"{self.filename}: {self.message}" if self.filename else self.message
+
+
+class IntegrationUnavailable(MaosError):
+    """An integration cannot be used until a person acts (reconnect Google): the step waits, it does not fail."""
+
+    def __init__(self, message: str, provider: str = "google") -> None:
+        super().__init__(message, provider)
+        self.message = message
+        self.provider = provider
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class GoogleApiError(MaosError):
+    """Google answered with an error. ``retryable``: rate limits and server errors (after backoff)."""
+
+    def __init__(self, message: str, status: int = 0, reason: str = "", retryable: bool = False) -> None:
+        super().__init__(message, status, reason, retryable)
+        self.message = message
+        self.status = status
+        self.reason = reason
+        self.retryable = retryable
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ApprovalRefused(MaosError):
+    """An approval that cannot be used: unknown, someone else's, already used, expired, or for other arguments."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message, reason)
+        self.message = message
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.message

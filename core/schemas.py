@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-TaskStatus = Literal["pending", "ready", "running", "failed", "done", "dead", "blocked"]
+TaskStatus = Literal["pending", "ready", "running", "failed", "done", "dead", "blocked", "waiting"]
 TERMINAL_TASK_STATUSES: frozenset[str] = frozenset({"done", "dead", "blocked"})
 RunStatus = Literal["planning", "running", "summarizing", "done", "failed"]
 Priority = Literal["interactive", "background"]
@@ -137,6 +137,8 @@ class StepOutcome(_Model):
     error: str | None = Field(None, description="Why it failed when not ok.")
     retryable: bool = Field(True, description="False: go dead at once.")
     wait: bool = Field(False, description="True: the LLM is unavailable; retry without spending an attempt.")
+    wait_on: str | None = Field(None, description="An integration a person must reconnect (e.g. 'google'): the "
+                                                  "task waits, unclaimed, until it is.")
     tokens_in: int = Field(0, description="Tokens in over the whole run.")
     tokens_out: int = Field(0, description="Tokens out over the whole run.")
     turns: int = Field(0, description="LLM turns taken.")

@@ -74,6 +74,32 @@ class Settings(BaseSettings):
     few_shot_examples: int = Field(2, ge=0, le=10, description="Past successful plans shown to the planner.")
     max_upload_mb: float = Field(50.0, gt=0, description="Largest file accepted for memory.")
 
+    # Google Workspace and secrets at rest
+    google_client_id: str | None = Field(
+        None, validation_alias=AliasChoices("MAOS_GOOGLE_CLIENT_ID", "GOOGLE_CLIENT_ID"),
+        description="OAuth client id of your Google Cloud project.")
+    google_client_secret: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("MAOS_GOOGLE_CLIENT_SECRET", "GOOGLE_CLIENT_SECRET"),
+        description="OAuth client secret of that project.")
+    google_client_secrets_file: Path | None = Field(
+        None, validation_alias=AliasChoices("MAOS_GOOGLE_CLIENT_SECRETS_FILE", "GOOGLE_CLIENT_SECRETS_FILE"),
+        description="Or: the client_secret.json downloaded from Google Cloud.")
+    google_auth_uri: str = Field("https://accounts.google.com/o/oauth2/auth", description="Google's consent page.")
+    google_token_uri: str = Field("https://oauth2.googleapis.com/token", description="Google's token endpoint.")
+    google_revoke_uri: str = Field("https://oauth2.googleapis.com/revoke", description="Google's revoke endpoint.")
+    google_api_endpoint: str | None = Field(None, description="Google APIs root; none: Google's own.")
+    google_retries: int = Field(4, ge=0, description="Retries of a Google rate limit or server error.")
+    google_backoff_s: float = Field(1.0, gt=0, description="First retry delay after a rate limit (doubles).")
+    encryption_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("MAOS_ENCRYPTION_KEY", "ENCRYPTION_KEY"),
+        description="32 bytes, base64 (or 64 hex digits): encrypts tokens and outbound content at rest.")
+    encryption_old_keys: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("MAOS_ENCRYPTION_OLD_KEYS", "ENCRYPTION_OLD_KEYS"),
+        description="Earlier keys, comma-separated, still read until `maos keys rotate` re-encrypts.")
+    approval_ttl_s: float = Field(72 * 3600.0, gt=0, description="How long a proposed action can be approved.")
+    public_url: str | None = Field(None, description="Where a browser reaches the app (OAuth redirect); "
+                                                     "default http://<host>:<port>.")
+
     # Runtime
     ray_address: str | None = Field(
         None,
@@ -98,6 +124,13 @@ class Settings(BaseSettings):
     def qdrant_path(self) -> Path:
         """The embedded vector store's folder (one per engine: their files differ)."""
         return self.data_dir / "qdrant" / self.vector_engine
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url is not None:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port}"
 
     @property
     def budget(self) -> Budget:
@@ -129,6 +162,16 @@ def litellm_environment(api_base: str | None) -> dict[str, str]:
 def apply_litellm_environment(api_base: str | None) -> None:
     """Set :func:`litellm_environment` in this process (call before importing litellm)."""
     os.environ.update(litellm_environment(api_base))
+
+
+def apply_oauth_environment(token_uri: str) -> None:
+    """oauthlib refuses plain http; allow it only for a token endpoint on this machine (a test
+    server, or a local proxy). Google's own endpoints are https."""
+    from urllib.parse import urlsplit
+
+    if urlsplit(token_uri).hostname in ("127.0.0.1", "localhost", "::1"):
+        os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
+    os.environ.setdefault("OAUTHLIB_RELAX_TOKEN_SCOPE", "1")  # Google may grant fewer scopes than asked
 
 
 def apply_ray_environment() -> None:

@@ -17,19 +17,23 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import (
     ActorGone,
+    ApprovalRefused,
     ConfigError,
     Conflict,
     IngestError,
+    IntegrationUnavailable,
     LLMUnavailable,
     MaosError,
     NotFound,
     PlanError,
     QueueFull,
+    ToolError,
 )
 from core.settings import Settings
 from serve_app.access import RuntimeAccess
 from serve_app.admin_routes import build_admin_routes
 from serve_app.auth import require_token
+from serve_app.google_routes import approval_status, build_google_routes
 from serve_app.memory_routes import build_memory_routes
 from serve_app.metrics import HttpMetrics, TimingMiddleware
 from serve_app.routes import build_work_routes
@@ -37,7 +41,7 @@ from serve_app.routes import build_work_routes
 _log = structlog.get_logger("maos.api")
 _STATUS: list[tuple[type[MaosError], int]] = [
     (NotFound, 404), (Conflict, 409), (QueueFull, 429), (ActorGone, 503), (LLMUnavailable, 503),
-    (ConfigError, 422), (PlanError, 422), (IngestError, 422),
+    (ConfigError, 422), (PlanError, 422), (IngestError, 422), (ToolError, 422), (IntegrationUnavailable, 409),
 ]
 
 
@@ -57,7 +61,8 @@ def install_error_handlers(api: FastAPI, rt: RuntimeAccess) -> None:
 
     @api.exception_handler(MaosError)
     async def _program(_: Request, exc: MaosError) -> JSONResponse:
-        code = next((c for kind, c in _STATUS if isinstance(exc, kind)), 400)
+        code = approval_status(exc) if isinstance(exc, ApprovalRefused) else next(
+            (c for kind, c in _STATUS if isinstance(exc, kind)), 400)
         headers = {}
         if isinstance(exc, QueueFull):
             headers["Retry-After"] = str(max(1, int(exc.retry_after_s)))
@@ -94,6 +99,7 @@ def build_api(settings: Settings, dashboard_url: str | None = None, api_base: st
     api.include_router(build_work_routes(rt))
     api.include_router(build_memory_routes(rt))
     api.include_router(build_admin_routes(rt, metrics))
+    api.include_router(build_google_routes(rt, with_ui=api_base is not None))
 
     if api_base is not None:
         from ui import mount_ui

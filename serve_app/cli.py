@@ -14,7 +14,15 @@ from core.logging import configure
 from core.schemas import RunView, TaskRecord
 from core.settings import Settings
 
-_SYMBOL = {"pending": "·", "ready": "○", "running": "◐", "failed": "↻", "done": "✔", "dead": "✖", "blocked": "⊘"}
+_SYMBOL = {"pending": "·", "ready": "○", "running": "◐", "failed": "↻", "done": "✔", "dead": "✖", "blocked": "⊘", "waiting": "⏸"}
+
+
+_JSON_OUT: list[Any] = []  # the real stdout while a --json command runs
+
+
+def _print_json(value: Any) -> None:
+    out = _JSON_OUT[-1] if _JSON_OUT else sys.stdout
+    print(json.dumps(value, indent=2), file=out, flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -37,9 +45,9 @@ def main(argv: list[str] | None = None) -> None:
     serve = sub.add_parser("serve", help="start the app and its HTTP server")
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
-    from serve_app import cli_memory
+    from serve_app import cli_google, cli_memory
 
-    more = cli_memory.add_commands(sub)
+    more = {**cli_memory.add_commands(sub), **cli_google.add_commands(sub)}
     dev = sub.add_parser("dev", help="developer tools").add_subparsers(dest="tool", required=True)
     sim = dev.add_parser("sim-llm", help="run the simulated LLM server (a test tool)")
     sim.add_argument("rest", nargs=argparse.REMAINDER)
@@ -52,6 +60,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     settings = Settings()
     configure(settings.log_level, settings.log_format)
+    if getattr(args, "json", False):  # stdout is for the JSON alone: Ray's own notices go to stderr
+        _JSON_OUT.append(sys.stdout)
+        sys.stdout = sys.stderr
     handler = {"ask": _ask, "status": _status, "tasks": _tasks, "dead": _dead, "retry": _retry, "serve": _serve,
                **more}
     try:
@@ -82,7 +93,7 @@ def _ask(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         booted.close()
     if args.json:
-        print(json.dumps(run_json(view), indent=2))
+        _print_json(run_json(view))
     return 0 if view.run.status == "done" else 1
 
 
@@ -195,7 +206,7 @@ class _Sync:
 
 def _print_tasks(tasks: list[TaskRecord], as_json: bool) -> None:
     if as_json:
-        print(json.dumps([t.model_dump() for t in tasks], indent=2))
+        _print_json([t.model_dump() for t in tasks])
         return
     from rich.console import Console
     from rich.table import Table

@@ -32,7 +32,7 @@ class HttpMetrics:
         self._requests.labels(method, route, str(status)).observe(seconds)
 
     def render(self, queue: dict[str, int], pools: list[AgentPoolView], llm: dict[str, Any]) -> bytes:
-        for status in ("pending", "ready", "running", "failed", "done", "dead", "blocked"):
+        for status in ("pending", "ready", "running", "failed", "done", "dead", "blocked", "waiting"):
             self._tasks.labels(status).set(queue.get(status, 0))
         for p in pools:
             self._in_flight.labels(p.agent).set(p.in_flight)

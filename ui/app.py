@@ -12,14 +12,16 @@ import gradio as gr
 
 from core.schemas import EditableSettings
 from ui import views
+from ui.approvals import approvals_page
 from ui.chat import ChatHandlers
 from ui.client import ApiClient
 from ui.feedback import feedback_form
+from ui.integrations import google_section
 from ui.memory import memory_page
 from ui.pages import ANY, RUN_STATUSES, SETTING_FIELDS, TASK_STATUSES, PageHandlers, table
 from ui.render import plan_html
 
-PAGES = {"chat": "Chat", "history": "History", "memory": "Memory", "agents": "Agents",
+PAGES = {"chat": "Chat", "approvals": "Approvals", "history": "History", "memory": "Memory", "agents": "Agents",
          "integrations": "Integrations", "settings": "Settings"}
 SECTIONS = {
     "LLM server": ["llm_provider", "llm_base_url", "llm_model", "llm_worker_model", "llm_slots"],
@@ -29,6 +31,8 @@ SECTIONS = {
 }
 STATUS_EVERY_S = 3.0
 AGENTS_EVERY_S = 2.0
+BADGE_EVERY_S = 10.0  # the count of pending approvals in the sidebar
+OPEN_PARAM = "open"  # /?open=<page key> opens that page
 QUIET: dict[str, Any] = {"api_visibility": "private", "show_progress": "hidden"}
 
 
@@ -59,13 +63,18 @@ def setting_input(name: str) -> gr.components.Component:
     return gr.Textbox(**common)
 
 
-def memory_link(outputs: list[Any], switch: Any) -> Any:
-    """A source link (``/?doc=<id>``) opens the Memory page on that document."""
+def url_link(outputs: list[Any], show: Any) -> Any:
+    """A source link (``/?doc=<id>``) opens the Memory page on that document; ``/?open=<key>`` opens
+    that page (Google's consent comes back to ``/?open=integrations``). Not ``?page=``: Gradio
+    reads that one itself (multipage apps) and answers 500 for a page it does not have."""
     def open_link(request: gr.Request) -> list[Any]:
-        document_id = request.query_params.get("doc") if request is not None else None
-        if not document_id:
-            return [gr.skip() for _ in outputs] + [gr.skip()]
-        return [*switch(), document_id]
+        params = request.query_params if request is not None else {}
+        document_id, page = params.get("doc"), params.get(OPEN_PARAM)
+        if document_id:
+            return [*show("memory")(), document_id]
+        if page in PAGES:
+            return [*show(page)(), gr.skip()]
+        return [gr.skip() for _ in outputs] + [gr.skip()]
     return open_link
 
 
@@ -125,6 +134,7 @@ def build_blocks(client: ApiClient, dashboard_url: str | None) -> gr.Blocks:
                                        elem_id="tasks-results", max_height=480,
                                        column_widths=["14%", "8%", "9%", "7%", "7%", "28%", "27%"])
 
+        approvals = approvals_page(client, nav["approvals"])
         memory = memory_page(client)
 
         with gr.Column(visible=False, elem_id="page-agents") as agents_page:
@@ -144,10 +154,10 @@ def build_blocks(client: ApiClient, dashboard_url: str | None) -> gr.Blocks:
                         else "The Ray dashboard is not running in this cluster.", elem_id="agents-dashboard")
 
         with gr.Column(visible=False, elem_id="page-integrations") as integrations_page:
-            gr.Markdown("## Integrations\n### LLM backend")
+            gr.Markdown("## Integrations")
+            google = google_section(client)
+            gr.Markdown("### LLM backend")
             integrations = gr.HTML(views.integrations_html(None, "checking…"), elem_id="integrations-llm")
-            gr.Markdown("### Google accounts\nGmail, Calendar and Drive are not connected yet: "
-                        "connecting Google accounts comes with its own issue.", elem_id="integrations-google")
 
         with gr.Column(visible=False, elem_id="page-settings") as settings_page:
             gr.Markdown("## Settings")
@@ -169,16 +179,19 @@ def build_blocks(client: ApiClient, dashboard_url: str | None) -> gr.Blocks:
 
         status_timer = gr.Timer(STATUS_EVERY_S)
         agents_timer = gr.Timer(AGENTS_EVERY_S, active=False)
+        badge_timer = gr.Timer(BADGE_EVERY_S)
 
         # --- wiring ---------------------------------------------------------------------------
-        page_columns = [chat_page, history_page, memory.column, agents_page, integrations_page, settings_page]
-        switch_outputs: list[Any] = [*page_columns, *nav.values(), agents_timer]
+        columns = {"chat": chat_page, "approvals": approvals.column, "history": history_page,
+                   "memory": memory.column, "agents": agents_page, "integrations": integrations_page,
+                   "settings": settings_page}
+        switch_outputs: list[Any] = [*(columns[k] for k in PAGES), *nav.values(), agents_timer, approvals.timer]
 
         def show(key: str) -> Any:
             def switch() -> list[Any]:
                 return ([gr.Column(visible=k == key) for k in PAGES]
                         + [gr.Button(variant="primary" if k == key else "secondary") for k in PAGES]
-                        + [gr.Timer(active=key == "agents")])
+                        + [gr.Timer(active=key == "agents"), gr.Timer(active=key == "approvals")])
             return switch
 
         history_inputs = [h_q, h_status, h_agent, h_when]
@@ -191,6 +204,11 @@ def build_blocks(client: ApiClient, dashboard_url: str | None) -> gr.Blocks:
                 switched.then(pages.search, history_inputs, history_outputs, **QUIET)
             elif key == "memory":
                 switched.then(*memory.refresh, **QUIET)
+            elif key == "approvals":
+                switched.then(*approvals.refresh, **QUIET).then(*approvals.load_policy, **QUIET).then(
+                    *approvals.audit, **QUIET)
+            elif key == "integrations":
+                switched.then(*google.refresh, **QUIET)
             elif key == "agents":
                 switched.then(pages.agents, None, agents_outputs, **QUIET)
             elif key == "settings":
@@ -212,8 +230,11 @@ def build_blocks(client: ApiClient, dashboard_url: str | None) -> gr.Blocks:
         new_chat.click(lambda: ([], None, plan_html(None), "", "", "", None, gr.Column(visible=False)), None,
                        [chatbot, conversation, plan, drafts, message, sources, run_id, feedback.box],
                        cancels=[opened, *submitted], api_visibility="private")
-        demo.load(memory_link(switch_outputs, show("memory")), None, [*switch_outputs, memory.picked],
+        demo.load(url_link(switch_outputs, show), None, [*switch_outputs, memory.picked],
                   **QUIET).then(*memory.open_picked, **QUIET).then(*memory.refresh, **QUIET)
+        demo.load(*google.refresh, **QUIET)
+        demo.load(*approvals.refresh, **QUIET).then(*approvals.load_policy, **QUIET)
+        badge_timer.tick(*approvals.badge, **QUIET)
 
         h_go.click(pages.search, history_inputs, history_outputs, api_visibility="private")
         h_q.submit(pages.search, history_inputs, history_outputs, api_visibility="private")

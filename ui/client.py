@@ -9,11 +9,29 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import httpx
 from pydantic import BaseModel, TypeAdapter
 
+from core.action_schemas import (
+    ActionStatus,
+    ActionType,
+    ActionView,
+    AuditEntry,
+    BatchDecision,
+    BatchItem,
+    BatchResult,
+    ConnectRequest,
+    ConnectStart,
+    Decision,
+    EditDecision,
+    GoogleFeature,
+    IntegrationView,
+    Policy,
+    PolicyView,
+    Rejection,
+)
 from core.memory_schemas import (
     DocumentInfo,
     DocumentKind,
@@ -44,6 +62,9 @@ _TASKS = TypeAdapter(list[TaskRecord])
 _DRAFTS = TypeAdapter(list[Draft])
 _DOCUMENTS = TypeAdapter(list[DocumentInfo])
 _SOURCES = TypeAdapter(list[MemorySource])
+_INTEGRATIONS = TypeAdapter(list[IntegrationView])
+_ACTIONS = TypeAdapter(list[ActionView])
+_AUDIT = TypeAdapter(list[AuditEntry])
 
 
 class ApiError(Exception):
@@ -236,3 +257,52 @@ class ApiClient:
 
     async def learning(self, run_id: str) -> LearningView:
         return LearningView.model_validate(await self._call("GET", f"/api/runs/{run_id}/learning"))
+
+    # --- integrations, approvals and the audit log ----------------------------------------------
+
+    async def integrations(self) -> list[IntegrationView]:
+        return _INTEGRATIONS.validate_python(await self._call("GET", "/api/integrations"))
+
+    async def connect_google(self, features: list[GoogleFeature]) -> ConnectStart:
+        """Start the OAuth grant of ``features``: the browser must be sent to ``authorization_url``."""
+        body = ConnectRequest(features=features).model_dump(mode="json")
+        return ConnectStart.model_validate(await self._call("POST", "/api/integrations/google/connect", body))
+
+    async def disconnect_google(self) -> IntegrationView:
+        return IntegrationView.model_validate(await self._call("POST", "/api/integrations/google/disconnect"))
+
+    async def list_approvals(self, status: ActionStatus | None = None, run_id: str | None = None,
+                             limit: int = 200) -> list[ActionView]:
+        """Proposed actions, newest first (``status`` None: every status)."""
+        params = {"status": status, "run_id": run_id, "limit": limit}
+        return _ACTIONS.validate_python(await self._call("GET", "/api/approvals", params=params))
+
+    async def approve(self, action_id: str, args_hash: str) -> ActionView:
+        body = Decision(args_hash=args_hash).model_dump(mode="json")
+        return ActionView.model_validate(await self._call("POST", f"/api/approvals/{action_id}/approve", body))
+
+    async def edit_action(self, action_id: str, args_hash: str, arguments: dict[str, Any]) -> ActionView:
+        """Approve ``arguments`` instead: the answer is the new, approved action (the old one is superseded)."""
+        body = EditDecision(args_hash=args_hash, arguments=arguments).model_dump(mode="json")
+        return ActionView.model_validate(await self._call("POST", f"/api/approvals/{action_id}/edit", body))
+
+    async def reject(self, action_id: str, reason: str = "") -> ActionView:
+        body = Rejection(reason=reason).model_dump(mode="json")
+        return ActionView.model_validate(await self._call("POST", f"/api/approvals/{action_id}/reject", body))
+
+    async def decide_batch(self, decision: Literal["approve", "reject"], items: list[BatchItem]) -> BatchResult:
+        """Decide every item alike; each is refused on its own (``refused``) when it cannot be."""
+        body = BatchDecision(decision=decision, items=items).model_dump(mode="json")
+        return BatchResult.model_validate(await self._call("POST", "/api/approvals/batch", body))
+
+    async def get_policy(self) -> PolicyView:
+        return PolicyView.model_validate(await self._call("GET", "/api/approvals/policy"))
+
+    async def update_policy(self, policies: dict[ActionType, Policy]) -> PolicyView:
+        """PUT only the types in ``policies``; the answer holds them all."""
+        body = PolicyView(policies=policies).model_dump(mode="json")
+        return PolicyView.model_validate(await self._call("PUT", "/api/approvals/policy", body))
+
+    async def audit(self, run_id: str | None = None, action: str | None = None, limit: int = 200) -> list[AuditEntry]:
+        params = {"run_id": run_id, "action": action, "limit": limit}
+        return _AUDIT.validate_python(await self._call("GET", "/api/audit", params=params))

@@ -13,7 +13,7 @@ from ui.client import ApiClient, ApiError
 
 ANY = "Any"
 RUN_STATUSES = [ANY, "planning", "running", "summarizing", "done", "failed"]
-TASK_STATUSES = [ANY, "pending", "ready", "running", "failed", "done", "dead", "blocked"]
+TASK_STATUSES = [ANY, "pending", "ready", "running", "failed", "done", "dead", "blocked", "waiting"]
 SETTING_FIELDS: list[str] = list(EditableSettings.model_fields)
 Table = dict[str, Any]
 

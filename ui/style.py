@@ -11,7 +11,9 @@ CSS = """
 #sidebar .llm-provider { text-transform: uppercase; letter-spacing: .04em; font-size: 11px; opacity: .75; }
 #sidebar .llm-model { font-family: var(--font-mono); font-size: 12px; word-break: break-all; }
 #chat-send, #chat-new, #settings-test, #settings-save, #settings-reload, #history-search, #tasks-search,
-#agents-retry, #memory-upload, #memory-search, #memory-docs-refresh, #fb-up, #fb-down { white-space: nowrap; }
+#agents-retry, #memory-upload, #memory-search, #memory-docs-refresh, #fb-up, #fb-down, #approvals-refresh,
+#approval-approve, #approval-reject, #approval-save, #policy-save, #audit-search, #google-connect,
+#google-disconnect { white-space: nowrap; }
 .nav-btn { justify-content: flex-start !important; }
 .plan, .drafts { border: 1px solid var(--border-color-primary); border-radius: 10px; padding: 10px 12px;
   background: var(--background-fill-secondary); font-size: 14px; }
@@ -77,4 +79,24 @@ CSS = """
 .doc-view h3 { margin: 0 0 2px; }
 .doc-text { white-space: pre-wrap; word-break: break-word; font-size: 12px; max-height: 420px; overflow: auto;
   margin: 6px 0 2px; padding: 6px 8px; border-radius: 6px; background: var(--background-fill-primary); }
+.act-group-head { margin: 0 0 6px; }
+.act { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 6px 10px; margin: 6px 0;
+  background: var(--background-fill-secondary); font-size: 14px; }
+.act-head { display: flex; gap: 8px; align-items: baseline; flex-wrap: wrap; }
+.act-summary { opacity: .85; }
+.act-args { border: none !important; border-collapse: collapse; width: 100%; font-size: 13px; margin-top: 4px; }
+.act-args th, .act-args td { border: none !important; border-top: 1px solid var(--border-color-primary) !important;
+  background: transparent !important; vertical-align: top; }
+.act-args th { width: 110px; text-align: left; font-weight: 600; padding: 2px 8px 2px 0; opacity: .8; }
+.act-args td { padding: 2px 0; word-break: break-word; }
+.act-text { white-space: pre-wrap; word-break: break-word; font-size: 12px; margin: 0; padding: 6px 8px;
+  max-height: 260px; overflow: auto; border-radius: 6px; background: var(--background-fill-primary); }
+.act-none, .act-more { opacity: .7; font-size: 13px; }
+.integ-box { border: 1px solid var(--border-color-primary); border-radius: 10px; padding: 8px 12px;
+  background: var(--background-fill-secondary); font-size: 14px; }
+.integ-box[data-status="connected"] { color: #15803d; }
+.integ-warn { color: #92400e; background: #fef3c7; border-radius: 8px; padding: 6px 10px; margin: 4px 0; }
+.integ-waiting { font-weight: 600; margin-top: 4px; }
+.integ-link { display: inline-block; padding: 6px 14px; border-radius: 8px; background: #4f46e5; color: #fff !important;
+  font-weight: 600; text-decoration: none; }
 """

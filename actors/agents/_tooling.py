@@ -21,7 +21,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from actors.agents.context import ToolContext
-from core.errors import ToolError
+from core.errors import IntegrationUnavailable, ToolError
 from core.schemas import ToolSpec
 
 ToolFunction = Callable[..., Awaitable[object]]
@@ -166,6 +166,8 @@ async def invoke(tool: Tool, ctx: ToolContext, arguments: dict[str, Any]) -> str
         result = await tool.fn(ctx, **kwargs)
     except ToolError as exc:
         return f"error: {tool.name}: {exc}"
+    except IntegrationUnavailable:
+        raise  # not the model's to fix: the step waits until a person reconnects
     except Exception as exc:  # a tool bug must not kill the sub-agent; the model may try another way
         _log.warning("tool_failed", tool=tool.name, task_id=ctx.task_id, error_type=type(exc).__name__)
         return f"error: tool '{tool.name}' failed ({type(exc).__name__}: {exc})"

@@ -2,7 +2,12 @@
 
 Pure functions over a protocol-neutral :class:`SimRequest`; ``_sim_wire`` turns requests from
 and replies into Ollama or OpenAI wire format. Markers in user messages steer tests:
-``[fanout N]``, ``[slow S]``, ``[fail-step]``, ``[broken-json K|always]``, ``[invalid-plan [K]]``.
+``[fanout N]`` (``[fanout N AGENT]``: all of one type), ``[slow S]``, ``[fail-step]``, ``[broken-json K|always]``, ``[invalid-plan [K]]``,
+``[use TOOL]`` (the sub-agent calls that tool; ``name=value`` in the request fills that argument).
+
+The simulated model is naive on purpose: it obeys instructions it reads in a tool's result
+("call send_email {...}"), as a model fooled by a prompt injection would. What keeps such a
+model from doing harm must be the product's approval gates, never the model.
 """
 
 from __future__ import annotations
@@ -17,12 +22,14 @@ WireProtocol = Literal["ollama", "openai"]
 
 DEFAULT_AGENTS = ("leads", "email", "calendar", "sops", "texting", "calling", "research", "writing")
 
-_FANOUT = re.compile(r"\[fanout (\d+)\]")
+_FANOUT = re.compile(r"\[fanout (\d+)(?: ([a-z_]+))?\]")
 _SLOW = re.compile(r"\[slow (\d+(?:\.\d+)?)\]")
 _FAIL_STEP = "[fail-step]"
 _BROKEN = re.compile(r"\[broken-json (\d+|always)\]")
 _INVALID = re.compile(r"\[invalid-plan(?: (\d+))?\]")
-_ANY_MARKER = re.compile(r"\[(?:fanout|slow|fail-step|broken-json|invalid-plan)[^\]]*\]")
+_USE = re.compile(r"\[use (\w+)\]")
+_ASSIGNED = re.compile(r"\b(\w+)=([^\s,;\]]+)")
+_ANY_MARKER = re.compile(r"\[(?:fanout|slow|fail-step|broken-json|invalid-plan|use)[^\]]*\]")
 _TASK_ID = re.compile(r"task_id: (\S+)")
 _TAGGED = re.compile(r"\btag(?:ged)? ['\"]?([\w-]+)", re.IGNORECASE)
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
@@ -115,6 +122,9 @@ def reply_for(req: SimRequest, reply_tokens: int) -> Reply:
         if not req.texts("tool"):
             name, args = _tool_call(req.tools, req.last("user"))
             return Reply("tool_call", tool_name=name, tool_args=args, slow_s=slow)
+        obeyed = _injected_call(req.tools, req.messages[-1][1] if req.messages[-1][0] == "tool" else "")
+        if obeyed is not None:
+            return Reply("tool_call", tool_name=obeyed[0], tool_args=obeyed[1], slow_s=slow)
         result = " ".join(req.last("tool").split())[:80]
         return Reply("final", pad(f"Done: {result} …", reply_tokens), slow_s=slow)
     answer = pad("Summary: " + strip_markers(req.last("user")), reply_tokens)
@@ -167,8 +177,8 @@ def _plan_shape(schema: dict[str, Any]) -> tuple[list[str], int | None]:
 # (pattern, agent, instruction prefix): the prefixes name the tool a sub-agent should pick.
 _RULES = (
     (r"\bleads?\b", "leads", "Find leads for"),
-    (r"\bemails?\b|\bfollow[ -]?up", "email", "Draft an email for"),
-    (r"\bcalendar\b|\bmeetings?\b|\bcalls?\b|\bbook", "calendar", "Draft an event for"),
+    (r"\bemails?\b|\bfollow[ -]?up|\binbox\b|\btriage\b|\bgmail\b|\brepl(?:y|ies)\b", "email", "Draft an email for"),
+    (r"\bcalendar\b|\bmeetings?\b|\bcalls?\b|\bbook|\bslot\b|\binvite\b", "calendar", "Draft an event for"),
     (r"\bsms\b|\btext messages?\b|\btexting\b|\btext (?:them|him|her|everyone)\b", "texting", "Draft a text for"),
     (r"\bphone\b", "calling", "Draft a call for"),
     (r"\bsops?\b|\bprocedures?\b", "sops", "Search documents for the procedure in"),
@@ -192,9 +202,12 @@ def _plan_text(req: SimRequest) -> str:
     agents, max_items = _plan_shape(req.schema or {})
     slow = _SLOW.search(everything)
     carry = f" {slow.group(0)}" if slow else ""
+    use = _USE.search(everything)
+    carry += f" {use.group(0)}" if use else ""
     fail = _FAIL_STEP in everything
     fanout = _FANOUT.search(everything)
-    steps = _fanout_steps(int(fanout.group(1)), agents, request) if fanout else _keyword_steps(agents, request)
+    only = [fanout.group(2)] if fanout and fanout.group(2) in agents else agents
+    steps = _fanout_steps(int(fanout.group(1)), only, request) if fanout else _keyword_steps(agents, request)
     if max_items is not None:
         steps = _clip(steps, max(1, max_items - 1) if fail and max_items > 1 else max_items)
     for step in steps:
@@ -259,16 +272,54 @@ def _words(text: str) -> set[str]:
 
 
 def _tool_call(tools: list[dict[str, Any]], instruction: str) -> tuple[str, dict[str, Any]]:
-    """The tool whose name's words best overlap the instruction (ties: the first), with arguments."""
+    """The tool named by ``[use TOOL]``, else the one whose name's words best overlap the instruction
+    (ties: the first), with arguments (``name=value`` in the instruction fills argument ``name``)."""
     said = _words(instruction)
+    use = _USE.search(instruction)
     best, best_score = tools[0], -1
     for tool in tools:
         score = len(_words(str(tool.get("name", "")).replace("_", " ")) & said)
+        if use is not None and tool.get("name") == use.group(1):
+            score = 1_000
         if score > best_score:
             best, best_score = tool, score
     params = best.get("parameters") or {"type": "object", "properties": {}}
     clean = strip_markers(instruction)
-    return str(best.get("name", "")), _value(params, params, "", clean)
+    args = _value(params, params, "", _ASSIGNED.sub(" ", clean))
+    props = params.get("properties", {})
+    for name, value in _ASSIGNED.findall(clean):
+        if name in props:
+            args[name] = [value] if _resolve(props[name], params).get("type") == "array" else value
+    return str(best.get("name", "")), args
+
+
+def _strings(node: Any) -> list[str]:
+    if isinstance(node, str):
+        return [node]
+    if isinstance(node, dict):
+        return [s for v in node.values() for s in _strings(v)]
+    if isinstance(node, list):
+        return [s for v in node for s in _strings(v)]
+    return []
+
+
+def _injected_call(tools: list[dict[str, Any]], observation: str) -> tuple[str, dict[str, Any]] | None:
+    """A call an instruction inside a tool result asks for ("… call send_email {json} …"), obeyed."""
+    try:
+        texts = _strings(json.loads(observation))
+    except ValueError:
+        texts = [observation]
+    for text in texts:
+        for tool in tools:
+            name = str(tool.get("name"))
+            for m in re.finditer(rf"\b{re.escape(name)}\b[^{{}}]{{0,40}}?(\{{[^{{}}]*\}})", text):
+                try:
+                    args = json.loads(m.group(1))
+                except ValueError:
+                    continue
+                if isinstance(args, dict):
+                    return name, args
+    return None
 
 
 def _value(schema: dict[str, Any], root: dict[str, Any], name: str, instruction: str,

@@ -13,8 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
+from pydantic import SecretStr
 
 from actors import runtime
+from core.crypto import new_key_text
+from integrations.google.fake_server import FakeGoogle
 from integrations.llm.backend import resolve
 from integrations.llm.sim_server import SimHandle
 from serve_app.server import serve_http
@@ -31,16 +34,31 @@ def free_port() -> int:
 class Served:
     base_url: str
     app: runtime.App
+    google: FakeGoogle
 
 
 @pytest.fixture(scope="session")
-def served(ray_session: None, sim: SimHandle, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """The whole product on one app: runtime actors plus the Serve deployment with API and UI."""
+def fake_google() -> Iterator[FakeGoogle]:
+    """Google, faked on 127.0.0.1 (built on the discovery documents; records every side effect)."""
+    server = FakeGoogle(account_email="owner@example.test").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def served(ray_session: None, sim: SimHandle, fake_google: FakeGoogle,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """The whole product on one app: runtime actors plus the Serve deployment with API and UI,
+    with Google set up against the fake (OAuth client, endpoints, an encryption key)."""
+    port = free_port()
+    fake = fake_google
     settings = app_settings(tmp_path_factory.mktemp("served") / "data", sim.base_url, retry_base_s=0.05,
-                            max_attempts=2)
+                            max_attempts=2, port=port, google_client_id=fake.client_id,
+                            google_client_secret=SecretStr(fake.client_secret), google_auth_uri=fake.auth_uri,
+                            google_token_uri=fake.token_uri, google_revoke_uri=fake.revoke_uri,
+                            google_api_endpoint=fake.url, encryption_key=SecretStr(new_key_text()))
     backend = asyncio.run(resolve(settings))
     app = runtime.start_app(settings, backend)
-    port = free_port()
     serve_http(settings, "127.0.0.1", port)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -53,7 +71,7 @@ def served(ray_session: None, sim: SimHandle, tmp_path_factory: pytest.TempPathF
         time.sleep(0.2)
     else:
         raise AssertionError(f"the Serve app at {base} never became ready")
-    yield Served(base, app)
+    yield Served(base, app, fake)
     from ray import serve
 
     serve.shutdown()
@@ -75,7 +93,7 @@ def artifacts() -> Path:
 # --- the web UI in headless Chromium (Debian's; a browser download does not work offline) --------
 
 WAIT_MS = 60_000
-PAGE_KEYS = ("chat", "history", "memory", "agents", "integrations", "settings")
+PAGE_KEYS = ("chat", "history", "memory", "agents", "approvals", "integrations", "settings")
 expect.set_options(timeout=WAIT_MS)
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from actors.agents.tools import documents, leads, outbox, research
+from actors.agents.tools import actions, documents, google, leads, outbox, research
 
-BUILTIN_TOOL_FUNCTIONS = (*leads.TOOLS, *documents.TOOLS, *outbox.TOOLS, *research.TOOLS)
+BUILTIN_TOOL_FUNCTIONS = (*leads.TOOLS, *documents.TOOLS, *outbox.TOOLS, *research.TOOLS, *google.TOOLS,
+                          *actions.TOOLS)
 
-__all__ = ["BUILTIN_TOOL_FUNCTIONS", "documents", "leads", "outbox", "research"]
+__all__ = ["BUILTIN_TOOL_FUNCTIONS", "actions", "documents", "google", "leads", "outbox", "research"]

@@ -13,6 +13,7 @@ from pydantic import Field
 
 from actors.agents.context import ToolContext
 from actors.agents.tools._common import args_hash, check_emails, iso, new_id, now, parse_when
+from core.action_schemas import ActionType
 from core.errors import ToolError
 
 Channel = Literal["email", "calendar", "text", "call"]
@@ -27,13 +28,23 @@ async def _draft(ctx: ToolContext, channel: Channel, target: str, subject: str, 
         "VALUES (?, ?, ?, ?, ?, ?, ?, 'draft', ?, ?) ON CONFLICT DO NOTHING RETURNING id",
         [new_id(), ctx.user_id, ctx.task_id, channel, target, subject, body, key, now()],
     )
+    if channel in ("text", "call") and ctx.workspace is not None:  # texting and calling are gated actions too
+        action: ActionType = "send_text" if channel == "text" else "place_call"
+        args = {"to": target, "body": body} if channel == "text" else {"to": target, "script": body}
+        try:
+            view = await ctx.workspace.propose(ctx.user_id, ctx.run_id, ctx.task_id, ctx.idempotency_key, action, args)
+            proposed = f" Proposed as action {view.id} ({view.status}) for the user's approval."
+        except ToolError as exc:
+            proposed = f" It was not proposed for sending: {exc}."
+    else:
+        proposed = ""
     if rows:
         saved = f"Saved {channel} draft {rows[0][0]} for {target} (status: draft)."
     else:
         existing = await ctx.store.read("SELECT id FROM drafts WHERE idempotency_key = ?", [key])
         draft_id = existing[0][0] if existing else "unknown"
         saved = f"This {channel} draft already exists: {draft_id} for {target} (status: draft); not stored twice."
-    return f"{saved} {_NOT_SENT.format(what=_WHAT[channel])}"
+    return f"{saved} {_NOT_SENT.format(what=_WHAT[channel])}{proposed}"
 
 
 def _check_phone(to: str) -> str:

@@ -1,0 +1,423 @@
+"""The Workspace actor: the one owner of Google credentials and of the actions that leave the machine.
+
+- ``google`` runs a read or draft operation for a sub-agent, refreshing the access token as
+  needed; when refresh fails the integration shows "reconnect" and the step waits.
+- ``propose`` records a gated action (encrypted), then applies the user's policy: ask (a person
+  decides), allow (run now), deny. Nothing a tool or a document says can approve anything: only
+  ``approve``/``edit``/``batch`` do, called by the HTTP API for a signed-in person.
+- Approved actions run once: claimed (approved → executing) under their idempotency key, done
+  with the ids of what happened; after a crash, an action left executing is looked up in Google
+  before it is retried, and one that cannot be checked goes to a person (needs_review).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+from typing import Any, cast
+
+import structlog
+from google.auth.exceptions import RefreshError
+
+from actors import _actions_sql as sql
+from actors._action_args import PROVIDER, args_hash, check_arguments, scrub
+from actors._executor import NoProvider, already_done, perform
+from actors._vault import Vault
+from actors.handles import Handle
+from core.action_schemas import (
+    ActionType,
+    ActionView,
+    AuditEntry,
+    BatchItem,
+    BatchResult,
+    ConnectStart,
+    FeatureInfo,
+    GoogleFeature,
+    IntegrationView,
+    Policy,
+)
+from core.crypto import Sealer
+from core.errors import ApprovalRefused, GoogleApiError, IntegrationUnavailable, ToolError
+from core.settings import Settings
+from integrations.google import gmail, oauth
+from integrations.google.api import RetryPolicy, build_service, retry_policy
+from integrations.google.ops import FEATURE_LABELS, OPS, features_granted, scopes_for
+
+_log = structlog.get_logger("maos.workspace")
+SWEEP_S = 5.0
+
+
+class _NoServices:
+    """What texting and calling run with: no Google clients (they have no provider yet)."""
+
+    def get(self, name: str) -> Any:
+        raise ToolError(f"no {name} client for this action")
+
+
+class _Session:
+    """One user's Google credentials and built API clients (built once, on first use). The clients'
+    httplib2 connections are not thread-safe: ``serial`` runs one of the user's calls at a time."""
+
+    def __init__(self, row_id: str, creds: Any, account: str | None, api_endpoint: str | None) -> None:
+        self.serial = threading.Lock()
+        self.row_id = row_id
+        self.creds = creds
+        self.account = account
+        self._endpoint = api_endpoint
+        self._built: dict[str, Any] = {}
+
+    def get(self, name: str) -> Any:
+        if name not in self._built:
+            self._built[name] = build_service(name, self.creds, self._endpoint)  # type: ignore[arg-type]
+        return self._built[name]
+
+
+def _serially(fn: Any, session: Any, policy: RetryPolicy) -> Any:
+    """``fn(session)`` in this worker thread: one call of the user's at a time, retrying rate limits
+    and server errors under ``policy``."""
+    lock = getattr(session, "serial", None) or threading.Lock()
+    with lock, retry_policy(policy):
+        return fn(session)
+
+
+class Workspace:
+    def __init__(self, settings: Settings, store: Handle, sweep: bool = True) -> None:
+        self._settings = settings
+        self._store = store
+        key = settings.encryption_key
+        self._vault = Vault(store, Sealer.from_text(key.get_secret_value(), settings.encryption_old_keys.get_secret_value()
+                                                     if settings.encryption_old_keys else None)) if key else None
+        self._retry = RetryPolicy(settings.google_retries, settings.google_backoff_s)
+        self._sessions: dict[str, _Session] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._running: set[str] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+        self._sweep = sweep
+        if sweep:  # as an actor: runs what a previous incarnation left approved or executing
+            try:
+                self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+            except RuntimeError:  # built outside a loop (unit tests): call start()
+                pass
+
+    @property
+    def vault(self) -> Vault:
+        if self._vault is None:
+            raise ToolError("outbound actions need ENCRYPTION_KEY (their content is encrypted at rest)")
+        return self._vault
+
+    async def start(self) -> None:
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+
+    async def ping(self) -> bool:
+        return True
+
+    # --- Google for sub-agents -------------------------------------------------------------
+
+    async def google(self, user_id: str, op: str, args: dict[str, Any]) -> Any:
+        spec = OPS.get(op)
+        if spec is None:
+            raise ToolError(f"unknown Google operation '{op}'; known: {', '.join(sorted(OPS))}")
+        session = await self._session(user_id)
+        if spec.feature not in features_granted(session.creds.scopes or []):
+            raise ToolError(f"the Google grant does not include '{FEATURE_LABELS[spec.feature]}': ask the user to "
+                            "turn it on in Integrations and reconnect")
+        return await self._call(user_id, session, lambda s: spec.fn(s.get(spec.service), **args))
+
+    async def _call(self, user_id: str, session: _Session, fn: Any) -> Any:
+        """``fn(session)`` in a thread; one refresh and retry on 401; Google's errors for the model."""
+        for attempt in (1, 2):
+            try:
+                return await asyncio.to_thread(_serially, fn, session, self._retry)
+            except GoogleApiError as exc:
+                if exc.status == 401 and attempt == 1:
+                    await self._refresh(user_id, session, force=True)
+                    continue
+                raise ToolError(str(exc)) from None
+            except RefreshError:
+                await self._refresh(user_id, session, force=True)
+            except TypeError as exc:
+                raise ToolError(f"bad arguments: {exc}") from None
+        raise IntegrationUnavailable("Google keeps refusing the credentials: reconnect it")
+
+    async def _session(self, user_id: str) -> _Session:
+        lock = self._locks.setdefault(user_id, asyncio.Lock())
+        async with lock:
+            session = self._sessions.get(user_id)
+            if session is None:
+                if self._vault is None or oauth.configured(self._settings) is not None:
+                    raise IntegrationUnavailable("Google is not set up on this installation: "
+                                                 + (oauth.configured(self._settings) or "no encryption key"))
+                loaded = await self._vault.load(user_id)
+                if loaded is None:
+                    raise IntegrationUnavailable("Google is not connected: connect it on the Integrations page")
+                row_id, tokens, info = loaded
+                if info["status"] == "reconnect":
+                    raise IntegrationUnavailable(info["reason"] or "Google needs reconnecting")
+                session = _Session(row_id, oauth.credentials(self._settings, tokens), info["account"],
+                                   self._settings.google_api_endpoint)
+                self._sessions[user_id] = session
+            if not session.creds.valid:
+                await self._refresh(user_id, session)
+            return session
+
+    async def _refresh(self, user_id: str, session: _Session, force: bool = False) -> None:
+        if not force and session.creds.valid:
+            return
+        try:
+            await asyncio.to_thread(oauth.refresh, session.creds)
+        except IntegrationUnavailable as exc:
+            self._sessions.pop(user_id, None)
+            await self.vault.set_status(session.row_id, "reconnect", str(exc))
+            await self._audit(user_id, "system", "google.reconnect_needed", subject_id=session.row_id)
+            _log.warning("google.refresh_failed", user_id=user_id)
+            raise
+        await self.vault.update_tokens(session.row_id, user_id, oauth.token_set(session.creds), session.account)
+
+    # --- connecting ------------------------------------------------------------------------
+
+    async def connect_start(self, user_id: str, features: list[GoogleFeature]) -> ConnectStart:
+        missing = oauth.configured(self._settings)
+        if missing is not None:
+            raise ToolError(f"Google cannot be connected yet: {missing}")
+        wanted: list[GoogleFeature] = sorted(set(features) | set(await self._granted(user_id)))
+        redirect = self._settings.base_url + oauth.CALLBACK_PATH
+        verifier = oauth.new_verifier()
+        state = await self.vault.put_state(user_id, list(wanted), redirect, verifier)
+        url = oauth.authorization_url(self._settings, scopes_for(wanted), redirect, state, verifier)
+        return ConnectStart(authorization_url=url)
+
+    async def connect_finish(self, state: str, code: str) -> IntegrationView:
+        user_id, names, redirect, verifier = await self.vault.take_state(state)
+        features = cast(list[GoogleFeature], names)
+        try:
+            tokens = await asyncio.to_thread(oauth.exchange_code, self._settings, code, scopes_for(features),
+                                             redirect, verifier)
+        except Exception as exc:  # Google refused the code (replayed, wrong verifier, client changed)
+            _log.warning("google.exchange_failed", user_id=user_id, error_type=type(exc).__name__)
+            raise ApprovalRefused("Google did not accept the sign-in; connect again", "exchange") from None
+        return await self.connect_tokens(user_id, tokens)
+
+    async def connect_tokens(self, user_id: str, tokens: oauth.TokenSet) -> IntegrationView:
+        """Keep tokens a flow obtained (web callback or the CLI's loopback flow); release waiting steps."""
+        account = None
+        if "gmail_read" in features_granted(tokens["scopes"]):
+            creds = oauth.credentials(self._settings, tokens)
+            probe = _Session("", creds, None, self._settings.google_api_endpoint)
+            try:
+                account = (await asyncio.to_thread(lambda: gmail.profile(probe.get("gmail"))))["emailAddress"]
+            except Exception as exc:  # the address is a nicety on the Integrations page
+                _log.warning("google.profile_failed", error_type=type(exc).__name__)
+        row_id = await self.vault.save(user_id, tokens, account)
+        self._sessions.pop(user_id, None)
+        released = await self._store.call("release_waiting", user_id, "google")
+        await self._audit(user_id, user_id, "google.connected", subject_id=row_id,
+                          detail={"scopes": len(tokens["scopes"]), "released_tasks": released})
+        self._kick_approved()
+        return await self.status(user_id)
+
+    async def disconnect(self, user_id: str) -> IntegrationView:
+        loaded = await self.vault.load(user_id) if self._vault is not None else None
+        if loaded is not None:
+            row_id, tokens, _ = loaded
+            token = tokens["refresh_token"] or tokens["access_token"]
+            revoked = await asyncio.to_thread(oauth.revoke, self._settings, token)
+            await self.vault.forget(user_id)
+            self._sessions.pop(user_id, None)
+            await self._audit(user_id, user_id, "google.disconnected", subject_id=row_id, detail={"revoked": revoked})
+        return await self.status(user_id)
+
+    async def _granted(self, user_id: str) -> list[GoogleFeature]:
+        loaded = await self.vault.load(user_id) if self._vault is not None else None
+        return sorted(features_granted(loaded[1]["scopes"])) if loaded else []
+
+    async def status(self, user_id: str) -> IntegrationView:
+        missing = oauth.configured(self._settings)
+        loaded = await self.vault.load(user_id) if self._vault is not None and missing is None else None
+        granted = features_granted(loaded[1]["scopes"]) if loaded else set()
+        features = [FeatureInfo(name=f, label=FEATURE_LABELS[f], scopes=scopes_for([f]), enabled=f in granted)
+                    for f in FEATURE_LABELS]
+        waiting = await self._store.call(
+            "read", "SELECT count(*) FROM tasks WHERE status = 'waiting' AND waiting_on = 'google' "
+                    "AND run_id IN (SELECT id FROM runs WHERE user_id = ?)", [user_id])
+        n = int(waiting[0][0]) if waiting else 0
+        if missing is not None:
+            return IntegrationView(status="not_configured", reason=missing, features=features, waiting_tasks=n)
+        if loaded is None:
+            return IntegrationView(status="disconnected", features=features, waiting_tasks=n)
+        info = loaded[2]
+        return IntegrationView(status=info["status"], reason=info["reason"], account=info["account"],
+                               features=features, connected_at=info["created_at"], waiting_tasks=n)
+
+    # --- proposing and deciding ------------------------------------------------------------
+
+    async def propose(self, user_id: str, run_id: str | None, task_id: str | None, idempotency_key: str,
+                      action: ActionType, arguments: dict[str, Any]) -> ActionView:
+        args = check_arguments(action, arguments)
+        if action == "reply_email":
+            headers = await self.google(user_id, "gmail.reply_headers", {"thread_id": args["thread_id"]})
+            args.update(to=headers["to"], subject=headers["subject"], in_reply_to=headers.get("in_reply_to"),
+                        references=headers.get("references"))
+            args = check_arguments(action, args)
+        digest = args_hash(action, args)
+        policy = (await self.policies(user_id))[action]
+        status = {"ask": "pending", "allow": "approved", "deny": "rejected"}[policy]
+        row = await sql.insert_action(self._store, self.vault.sealer, user_id=user_id, run_id=run_id, task_id=task_id,
+                                      key=f"{idempotency_key}:{action}:{digest[:16]}", action=action, args=args,
+                                      digest=digest, status=status, ttl_s=self._settings.approval_ttl_s,
+                                      decided_by=None if policy == "ask" else "policy")
+        if row.created:
+            await self._audit(user_id, "agent", f"{action}.proposed", run_id=run_id, task_id=task_id,
+                              subject_id=row.view.id, detail={"policy": policy})
+            if policy == "allow":
+                await self._audit(user_id, "policy", "approval.approved", run_id=run_id, task_id=task_id,
+                                  subject_id=row.view.id, approved_by="policy")
+                self._kick(row.view.id)
+        return row.view
+
+    async def list_actions(self, user_id: str, status: str | None = None, run_id: str | None = None,
+                           limit: int = 200) -> list[ActionView]:
+        return await sql.list_actions(self._store, self.vault.sealer, user_id, status, run_id, limit)
+
+    async def get_action(self, user_id: str, action_id: str) -> ActionView:
+        return await sql.get_action(self._store, self.vault.sealer, user_id, action_id)
+
+    async def approve(self, user_id: str, action_id: str, digest: str, approver: str) -> ActionView:
+        view = await sql.decide(self._store, self.vault.sealer, user_id, action_id, digest, "approved", approver)
+        await self._audit(user_id, approver, "approval.approved", run_id=view.run_id, task_id=view.task_id,
+                          subject_id=action_id, approved_by=approver)
+        self._kick(action_id)
+        return view
+
+    async def reject(self, user_id: str, action_id: str, reason: str, who: str) -> ActionView:
+        view = await sql.decide(self._store, self.vault.sealer, user_id, action_id, None, "rejected", who,
+                                error=scrub(reason) if reason else None)
+        await self._audit(user_id, who, "approval.rejected", run_id=view.run_id, task_id=view.task_id,
+                          subject_id=action_id)
+        return view
+
+    async def edit(self, user_id: str, action_id: str, digest: str, arguments: dict[str, Any],
+                   approver: str) -> ActionView:
+        """Edit then approve: the edited arguments become a new action, approved; the old one is superseded."""
+        old = await sql.get_action(self._store, self.vault.sealer, user_id, action_id)
+        args = check_arguments(old.action, {**arguments, **({"thread_id": old.arguments["thread_id"]}
+                                                            if old.action == "reply_email" else {})})
+        await sql.decide(self._store, self.vault.sealer, user_id, action_id, digest, "superseded", approver)
+        new_digest = args_hash(old.action, args)
+        row = await sql.insert_action(self._store, self.vault.sealer, user_id=user_id, run_id=old.run_id,
+                                      task_id=old.task_id, key=f"{action_id}:edit:{new_digest[:16]}",
+                                      action=old.action, args=args, digest=new_digest, status="approved",
+                                      ttl_s=self._settings.approval_ttl_s, decided_by=approver, replaces=action_id)
+        await self._audit(user_id, approver, "approval.edited_and_approved", run_id=old.run_id, task_id=old.task_id,
+                          subject_id=row.view.id, approved_by=approver, detail={"replaces": action_id})
+        self._kick(row.view.id)
+        return row.view
+
+    async def batch(self, user_id: str, decision: str, items: list[BatchItem], who: str) -> BatchResult:
+        done: list[str] = []
+        refused: dict[str, str] = {}
+        for item in items:
+            try:
+                if decision == "approve":
+                    await self.approve(user_id, item.id, item.args_hash, who)
+                else:
+                    await self.reject(user_id, item.id, "", who)
+                done.append(item.id)
+            except ApprovalRefused as exc:
+                refused[item.id] = str(exc)
+        return BatchResult(done=done, refused=refused)
+
+    async def policies(self, user_id: str) -> dict[str, Policy]:
+        return await sql.policies(self._store, user_id)
+
+    async def set_policies(self, user_id: str, changes: dict[str, Policy], who: str) -> dict[str, Policy]:
+        await sql.set_policies(self._store, user_id, changes)
+        await self._audit(user_id, who, "policy.changed", detail={k: v for k, v in changes.items()})
+        return await self.policies(user_id)
+
+    async def audit(self, user_id: str, run_id: str | None = None, action: str | None = None,
+                    limit: int = 200) -> list[AuditEntry]:
+        return await sql.audit_entries(self._store, user_id, run_id, action, limit)
+
+    async def rotate_keys(self) -> dict[str, int]:
+        return await self.vault.rotate()
+
+    async def _audit(self, user_id: str | None, actor: str, what: str, *, run_id: str | None = None,
+                     task_id: str | None = None, subject_id: str | None = None, approved_by: str | None = None,
+                     detail: dict[str, Any] | None = None) -> None:
+        await self._store.call(
+            "write", "INSERT INTO audit_log (id, occurred_at, actor, action, run_id, task_id, detail, user_id, "
+                     "subject_id, approved_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [uuid.uuid4().hex, time.time(), actor, what, run_id, task_id, json.dumps(detail or {}), user_id,
+             subject_id, approved_by])
+
+    # --- carrying out, exactly once ---------------------------------------------------------
+
+    def _kick(self, action_id: str) -> None:
+        if self._sweep and action_id not in self._running:
+            self._running.add(action_id)
+            task = asyncio.get_running_loop().create_task(self._execute(action_id))
+            task.add_done_callback(lambda _: self._running.discard(action_id))
+
+    def _kick_approved(self) -> None:
+        if not self._sweep:
+            return
+        if self._sweeper is not None and not self._sweeper.done():
+            return
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+
+    async def _sweep_forever(self) -> None:
+        """On start: actions left executing are reconciled; approved ones run. Then every few seconds."""
+        first = True
+        while True:
+            try:
+                if self._vault is not None:
+                    for action_id in await sql.due(self._store, include_executing=first):
+                        self._kick(action_id)
+                first = False
+            except Exception as exc:  # the Store restarting: try again next round
+                _log.warning("workspace.sweep_failed", error=str(exc))
+            await asyncio.sleep(SWEEP_S)
+
+    async def _execute(self, action_id: str) -> None:
+        claimed = await sql.claim(self._store, self.vault.sealer, action_id)
+        if claimed is None:
+            return
+        view, attempts, was_executing = claimed
+        provider = PROVIDER[view.action]
+        try:
+            session: _Session | _NoServices = (await self._session(view.user_id) if provider == "google"
+                                               else _NoServices())
+            result = None
+            if was_executing or attempts > 1:  # an earlier attempt may have happened: look before redoing
+                try:
+                    result = await asyncio.to_thread(_serially, lambda s: already_done(
+                        view.action, view.arguments, action_id, s), session, self._retry)
+                except Exception as exc:
+                    await self._finish(view, "needs_review", error=scrub(
+                        f"could not check whether it already happened ({exc}); look in Google, then retry or reject"))
+                    return
+            if result is None:
+                result = await asyncio.to_thread(_serially, lambda s: perform(
+                    view.action, view.arguments, action_id, s), session, self._retry)
+        except IntegrationUnavailable as exc:
+            await sql.release(self._store, action_id, scrub(str(exc)))  # back to approved: runs after reconnecting
+            return
+        except (GoogleApiError, NoProvider, ToolError) as exc:
+            retry = isinstance(exc, GoogleApiError) and exc.retryable
+            if retry:
+                await sql.release(self._store, action_id, scrub(str(exc)))
+                return
+            await self._finish(view, "failed", error=scrub(str(exc)))
+            return
+        await self._finish(view, "done", result=result)
+
+    async def _finish(self, view: ActionView, status: str, result: dict[str, Any] | None = None,
+                      error: str | None = None) -> None:
+        await sql.finish(self._store, view.id, status, result, error)
+        await self._audit(view.user_id, "system", f"{view.action}.{status}", run_id=view.run_id, task_id=view.task_id,
+                          subject_id=view.id, approved_by=view.decided_by, detail=result or {})
+        _log.info("action.finished", action_id=view.id, action=view.action, status=status)

@@ -1,0 +1,104 @@
+"""Secrets at rest: AES-256-GCM with a key from the environment.
+
+Every encryption takes a fresh random 96-bit nonce and binds associated data (the row's id and
+user), so a ciphertext copied to another row does not decrypt. Each ciphertext carries the id of
+its key (the first 8 hex digits of the key's SHA-256), so ``maos keys rotate`` can re-encrypt
+what older keys wrote while those keys are still listed in ``ENCRYPTION_OLD_KEYS``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from core.errors import ConfigError, MaosError
+
+NONCE_BYTES = 12
+
+
+class DecryptError(MaosError):
+    """A ciphertext that does not open: wrong key, another row's data, or tampered with."""
+
+
+def parse_key(text: str) -> bytes:
+    """32 bytes from base64 (standard or url-safe) or 64 hex digits."""
+    raw = text.strip()
+    if len(raw) == 64:
+        try:
+            return bytes.fromhex(raw)
+        except ValueError:
+            pass
+    try:
+        key = base64.b64decode(raw + "=" * (-len(raw) % 4), altchars=b"-_" if ("-" in raw or "_" in raw) else None,
+                               validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError("ENCRYPTION_KEY must be 32 bytes as base64 or 64 hex digits "
+                          "(make one with: python -c 'import os,base64;print(base64.b64encode(os.urandom(32)).decode())')") from None
+    if len(key) != 32:
+        raise ConfigError(f"ENCRYPTION_KEY must be 32 bytes (AES-256); this one is {len(key)} bytes")
+    return key
+
+
+def key_id(key: bytes) -> str:
+    return hashlib.sha256(key).hexdigest()[:8]
+
+
+def new_key_text() -> str:
+    return base64.b64encode(os.urandom(32)).decode()
+
+
+@dataclass(frozen=True)
+class Sealed:
+    ciphertext: bytes
+    nonce: bytes
+    key_id: str
+
+
+class Sealer:
+    """Encrypts with the current key; decrypts with it or any older key still configured."""
+
+    def __init__(self, current: bytes, older: list[bytes] | None = None) -> None:
+        self.key_id = key_id(current)
+        self._current = AESGCM(current)
+        self._keys = {key_id(k): AESGCM(k) for k in (older or [])}
+        self._keys[self.key_id] = self._current
+
+    @classmethod
+    def from_text(cls, current: str, older: str | None = None) -> Sealer:
+        return cls(parse_key(current), [parse_key(k) for k in (older or "").split(",") if k.strip()])
+
+    def seal(self, plaintext: bytes, aad: str) -> Sealed:
+        nonce = os.urandom(NONCE_BYTES)
+        return Sealed(self._current.encrypt(nonce, plaintext, aad.encode()), nonce, self.key_id)
+
+    def open(self, sealed: Sealed, aad: str) -> bytes:
+        aead = self._keys.get(sealed.key_id)
+        if aead is None:
+            raise DecryptError(f"data was encrypted with key {sealed.key_id}, which is not configured "
+                               "(add it to ENCRYPTION_OLD_KEYS, then run `maos keys rotate`)")
+        try:
+            return aead.decrypt(sealed.nonce, sealed.ciphertext, aad.encode())
+        except InvalidTag:
+            raise DecryptError("encrypted data does not open under its key and row (moved or tampered with)") from None
+
+    def seal_json(self, value: Any, aad: str) -> Sealed:
+        return self.seal(json.dumps(value, separators=(",", ":")).encode(), aad)
+
+    def open_json(self, sealed: Sealed, aad: str) -> Any:
+        return json.loads(self.open(sealed, aad))
+
+    def is_current(self, sealed_key_id: str) -> bool:
+        return sealed_key_id == self.key_id
+
+
+def aad_for(table: str, row_id: str, user_id: str) -> str:
+    """Associated data binding a ciphertext to its table, row and user."""
+    return f"{table}:{row_id}:{user_id}"

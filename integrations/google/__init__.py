@@ -1,0 +1,1 @@
+"""Google Workspace: OAuth, and plain synchronous wrappers over Gmail, Calendar and Drive."""

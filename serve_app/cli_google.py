@@ -1,0 +1,126 @@
+"""``maos google …``, ``maos approvals …`` and ``maos keys …``: through the running app's Workspace
+actor, or (app stopped) a Workspace opened here on the data files."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from core.crypto import new_key_text
+from core.errors import ApprovalRefused, MaosError
+from core.settings import Settings
+
+READ_ONLY = ["gmail_read", "calendar_read", "drive_read"]
+
+
+def add_commands(sub: Any) -> dict[str, Callable[[Settings, argparse.Namespace], int]]:
+    g = sub.add_parser("google", help="connect Google (Gmail, Calendar, Drive)").add_subparsers(
+        dest="google_command", required=True)
+    c = g.add_parser("connect", help="connect in the browser (a loopback sign-in; for CLI-only set-ups)")
+    c.add_argument("--features", default=",".join(READ_ONLY),
+                   help="comma-separated: gmail_read, gmail_write, calendar_read, calendar_write, drive_read, "
+                        "drive_write (default: read-only)")
+    c.add_argument("--no-browser", action="store_true", help="print the address instead of opening a browser")
+    g.add_parser("status", help="connected or not, granted features, waiting tasks")
+    g.add_parser("disconnect", help="revoke the grant and forget the tokens")
+    a = sub.add_parser("approvals", help="actions waiting for approval").add_subparsers(
+        dest="approvals_command", required=True)
+    a.add_parser("list", help="pending actions")
+    ap = a.add_parser("approve", help="approve one action as listed")
+    ap.add_argument("action_id")
+    rj = a.add_parser("reject", help="reject one action")
+    rj.add_argument("action_id")
+    rj.add_argument("--reason", default="")
+    k = sub.add_parser("keys", help="encryption keys").add_subparsers(dest="keys_command", required=True)
+    k.add_parser("new", help="print a new random key (for ENCRYPTION_KEY)")
+    k.add_parser("rotate", help="re-encrypt everything under ENCRYPTION_KEY (old keys in ENCRYPTION_OLD_KEYS)")
+    return {"google": _google, "approvals": _approvals, "keys": _keys}
+
+
+def _with_workspace(settings: Settings, work: Callable[[Any], Coroutine[Any, Any, Any]]) -> Any:
+    from actors import runtime
+    from actors.handles import LocalHandle
+
+    address = runtime.app_address(settings)
+    if address is not None:
+        runtime.init_ray(settings, address)
+        app = runtime.connect(settings, None)  # type: ignore[arg-type]
+        if app is not None:
+            return asyncio.run(work(app.workspace))
+    from actors.store import Store
+    from actors.workspace import Workspace
+
+    async def local() -> Any:
+        store = Store(str(settings.db_path))
+        try:
+            result = await work(LocalHandle(Workspace(settings, LocalHandle(store, "store"), sweep=False), "workspace"))
+            await store.flush()
+            return result
+        finally:
+            store.close()
+
+    return asyncio.run(local())
+
+
+def _google(settings: Settings, args: argparse.Namespace) -> int:
+    user = settings.user_id
+    if args.google_command == "connect":
+        from integrations.google import oauth
+        from integrations.google.ops import scopes_for
+
+        missing = oauth.configured(settings)
+        if missing is not None:
+            print(f"maos: Google cannot be connected yet: {missing}")
+            return 2
+        features = [f.strip() for f in args.features.split(",") if f.strip()]
+        tokens = oauth.loopback_connect(settings, scopes_for(features), open_browser=not args.no_browser)
+        view = _with_workspace(settings, lambda w: w.call("connect_tokens", user, tokens))
+    elif args.google_command == "disconnect":
+        view = _with_workspace(settings, lambda w: w.call("disconnect", user))
+    else:
+        view = _with_workspace(settings, lambda w: w.call("status", user))
+    granted = ", ".join(f.name for f in view.features if f.enabled) or "nothing"
+    print(f"Google: {view.status}" + (f" ({view.account})" if view.account else "")
+          + (f": {view.reason}" if view.reason else ""))
+    print(f"  granted: {granted}; tasks waiting for it: {view.waiting_tasks}")
+    return 0
+
+
+def _approvals(settings: Settings, args: argparse.Namespace) -> int:
+    user = settings.user_id
+    try:
+        if args.approvals_command == "list":
+            views = _with_workspace(settings, lambda w: w.call("list_actions", user, "pending", None, 200))
+            for v in views:
+                print(f"{v.id}  {v.summary}")
+            print(f"{len(views)} pending")
+            return 0
+        if args.approvals_command == "approve":
+            async def approve(w: Any) -> Any:
+                shown = await w.call("get_action", user, args.action_id)
+                print(shown.summary)
+                print(json.dumps(shown.arguments, indent=2, ensure_ascii=False))
+                return await w.call("approve", user, args.action_id, shown.args_hash, user)
+            view = _with_workspace(settings, approve)
+        else:
+            view = _with_workspace(settings, lambda w: w.call("reject", user, args.action_id, args.reason, user))
+    except (ApprovalRefused, MaosError) as exc:
+        print(f"maos: {exc}")
+        return 1
+    print(f"{view.id}: {view.status}")
+    return 0
+
+
+def _keys(settings: Settings, args: argparse.Namespace) -> int:
+    if args.keys_command == "new":
+        print(new_key_text())
+        return 0
+    if settings.encryption_key is None:
+        print("maos: set ENCRYPTION_KEY to the new key, and ENCRYPTION_OLD_KEYS to the old one(s)")
+        return 2
+    counts = _with_workspace(settings, lambda w: w.call("rotate_keys"))
+    print("re-encrypted: " + ", ".join(f"{n} {table}" for table, n in counts.items()))
+    return 0

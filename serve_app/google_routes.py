@@ -1,0 +1,135 @@
+"""Integrations (Google OAuth), approvals of gated actions, approval policies and the audit log.
+
+Decisions are made here, for the signed-in person, and nowhere else: an approval quotes the
+``args_hash`` of what the person saw, is used once, and only for that person's own actions.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any, Literal
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from core.action_schemas import (
+    ActionStatus,
+    ActionView,
+    AuditEntry,
+    BatchDecision,
+    BatchResult,
+    ConnectRequest,
+    ConnectStart,
+    Decision,
+    EditDecision,
+    IntegrationView,
+    PolicyView,
+    Rejection,
+)
+from core.errors import ApprovalRefused
+from serve_app.access import RuntimeAccess
+
+
+def build_google_routes(rt: RuntimeAccess, with_ui: bool) -> APIRouter:
+    r = APIRouter(prefix="/api")
+
+    async def ws(method: str, *args: Any) -> Any:
+        return await (await rt.app()).workspace.call(method, *args)
+
+    def me() -> str:
+        return rt.live.settings.user_id
+
+    # --- integrations ------------------------------------------------------------------------
+
+    @r.get("/integrations", response_model=list[IntegrationView], tags=["integrations"])
+    async def integrations() -> list[IntegrationView]:
+        """The integrations and their state (Google: connected, reconnect, not configured …)."""
+        return [await ws("status", me())]
+
+    @r.post("/integrations/google/connect", response_model=ConnectStart, tags=["integrations"])
+    async def connect(body: ConnectRequest) -> ConnectStart:
+        """Start connecting Google for these features; send the browser to ``authorization_url``."""
+        return await ws("connect_start", me(), body.features)  # type: ignore[no-any-return]
+
+    @r.get("/integrations/google/callback", include_in_schema=False)
+    async def callback(state: str = "", code: str = "", error: str = "") -> Response:
+        if error or not code or not state:
+            reason = error or "Google sent no code"
+            return _finish_page(with_ui, False, f"Google was not connected: {reason}")
+        try:
+            await ws("connect_finish", state, code)
+        except ApprovalRefused as exc:
+            return _finish_page(with_ui, False, str(exc))
+        return _finish_page(with_ui, True, "Google is connected.")
+
+    @r.post("/integrations/google/disconnect", response_model=IntegrationView, tags=["integrations"])
+    async def disconnect() -> IntegrationView:
+        """Revoke the grant at Google and forget the tokens."""
+        return await ws("disconnect", me())  # type: ignore[no-any-return]
+
+    # --- approvals ---------------------------------------------------------------------------
+
+    @r.get("/approvals", response_model=list[ActionView], tags=["approvals"])
+    async def approvals(status: ActionStatus | None = None, run_id: str | None = None,
+                        limit: int = Query(200, ge=1, le=1000)) -> list[ActionView]:
+        """Proposed actions exactly as they would be carried out, newest first."""
+        return await ws("list_actions", me(), status, run_id, limit)  # type: ignore[no-any-return]
+
+    @r.get("/approvals/policy", response_model=PolicyView, tags=["approvals"])
+    async def get_policy() -> PolicyView:
+        """Per action type: ask (a person approves; the default), allow, or deny."""
+        return PolicyView(policies=await ws("policies", me()))
+
+    @r.put("/approvals/policy", response_model=PolicyView, tags=["approvals"])
+    async def put_policy(body: PolicyView) -> PolicyView:
+        return PolicyView(policies=await ws("set_policies", me(), dict(body.policies), me()))
+
+    @r.get("/approvals/{action_id}", response_model=ActionView, tags=["approvals"])
+    async def approval(action_id: str) -> ActionView:
+        return await ws("get_action", me(), action_id)  # type: ignore[no-any-return]
+
+    @r.post("/approvals/batch", response_model=BatchResult, tags=["approvals"])
+    async def batch(body: BatchDecision) -> BatchResult:
+        """Approve or reject many at once (each must quote the args_hash shown)."""
+        return await ws("batch", me(), body.decision, body.items, me())  # type: ignore[no-any-return]
+
+    @r.post("/approvals/{action_id}/approve", response_model=ActionView, tags=["approvals"],
+            responses={409: {"description": "Already decided, or the arguments differ from args_hash."},
+                       410: {"description": "Expired."}})
+    async def approve(action_id: str, body: Decision) -> ActionView:
+        """Approve this action as shown: it is carried out once."""
+        return await ws("approve", me(), action_id, body.args_hash, me())  # type: ignore[no-any-return]
+
+    @r.post("/approvals/{action_id}/edit", response_model=ActionView, tags=["approvals"])
+    async def edit(action_id: str, body: EditDecision) -> ActionView:
+        """Edit then approve: the edited action (a new id) is carried out; this one is superseded."""
+        return await ws("edit", me(), action_id, body.args_hash, body.arguments, me())  # type: ignore[no-any-return]
+
+    @r.post("/approvals/{action_id}/reject", response_model=ActionView, tags=["approvals"])
+    async def reject(action_id: str, body: Rejection) -> ActionView:
+        return await ws("reject", me(), action_id, body.reason, me())  # type: ignore[no-any-return]
+
+    # --- audit -------------------------------------------------------------------------------
+
+    @r.get("/audit", response_model=list[AuditEntry], tags=["audit"])
+    async def audit(run_id: str | None = None, action: str | None = None,
+                    limit: int = Query(200, ge=1, le=2000)) -> list[AuditEntry]:
+        """Sensitive actions: who asked, plan and step, who approved, what was done (ids), when."""
+        return await ws("audit", me(), run_id, action, limit)  # type: ignore[no-any-return]
+
+    return r
+
+
+def _finish_page(with_ui: bool, ok: bool, message: str) -> Response:
+    if with_ui:
+        outcome: Literal["connected", "failed"] = "connected" if ok else "failed"
+        query = urlencode({"open": "integrations", "google": outcome, **({} if ok else {"reason": message})})
+        return RedirectResponse(f"/?{query}", status_code=303)
+    return HTMLResponse(f"<p>{'✔' if ok else '✖'} {escape(message)}</p>", status_code=200 if ok else 400)
+
+
+def approval_status(exc: ApprovalRefused) -> int:
+    """HTTP status of a refused decision."""
+    return {"expired": 410, "used": 409, "mismatch": 409, "state": 400, "exchange": 400, "tampered": 409}.get(
+        exc.reason, 404)
