@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any
 
-from core.errors import ConfigError
+from core.errors import ConfigError, MaosError
 from core.logging import configure
 from core.schemas import RunView, TaskRecord
 from core.settings import Settings
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
                **more}
     try:
         code = handler[args.command](settings, args)
-    except ConfigError as exc:
+    except (ConfigError, MaosError) as exc:
         print(f"maos: {exc}", file=sys.stderr)
         code = 2
     sys.exit(code)

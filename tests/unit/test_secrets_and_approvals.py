@@ -135,3 +135,22 @@ def test_arguments_are_checked_and_errors_scrubbed() -> None:
         check_arguments("send_email", {"to": ["a@b.co"], "subject": "s", "body": "b", "approved": True})
     assert scrub("invalid To: dana@example.test") == "invalid To: <address>"
 
+
+
+def test_google_client_from_the_environment_or_a_client_secrets_file(tmp_path: Path) -> None:
+    from integrations.google import oauth
+
+    assert "GOOGLE_CLIENT_ID" in (oauth.configured(Settings()) or "")
+    with_env = Settings(google_client_id="id-1", google_client_secret=SecretStr("s-1"))  # type: ignore[call-arg]
+    assert "ENCRYPTION_KEY" in (oauth.configured(with_env) or "")
+    assert oauth.client_config(with_env)["web"]["client_id"] == "id-1"
+    secrets = tmp_path / "client_secret.json"
+    secrets.write_text('{"installed": {"client_id": "id-2", "client_secret": "s-2"}}')
+    from_file = Settings(google_client_secrets_file=secrets, encryption_key=SecretStr(new_key_text()))  # type: ignore[call-arg]
+    assert oauth.configured(from_file) is None
+    config = oauth.client_config(from_file)["web"]
+    assert (config["client_id"], config["client_secret"]) == ("id-2", "s-2")
+    assert config["token_uri"] == "https://oauth2.googleapis.com/token"
+    secrets.write_text("{}")
+    with pytest.raises(ConfigError, match="not a Google client-secrets file"):
+        oauth.client_config(from_file)

@@ -96,6 +96,12 @@ async def gmail_list_labels(ctx: ToolContext) -> dict[str, Any]:
             "system_labels": sorted(lab["name"] for lab in labels if lab.get("type") != "user")}
 
 
+async def calendar_list_calendars(ctx: ToolContext) -> dict[str, Any]:
+    """List the user's Google calendars: id, name, whether primary, and the access the user has."""
+    calendars = await _google(ctx, "calendar.list_calendars")
+    return {"count": len(calendars), "calendars": [_compact(c) for c in calendars]}
+
+
 async def gmail_apply_labels(ctx: ToolContext, message_ids: list[str], add: list[str] | None = None,
                              remove: list[str] | None = None) -> dict[str, Any]:
     """Add or remove Gmail labels on messages. Remove 'UNREAD' to mark read; remove 'INBOX' to archive.
@@ -280,4 +286,4 @@ async def _remember(ctx: ToolContext, name: str, text: str, truncated: bool) -> 
 
 
 TOOLS = (gmail_search, gmail_read_thread, gmail_list_labels, gmail_apply_labels, gmail_create_draft,
-         calendar_list_events, calendar_find_slots, calendar_free_busy, drive_search, drive_read)
+         calendar_list_calendars, calendar_list_events, calendar_find_slots, calendar_free_busy, drive_search, drive_read)
