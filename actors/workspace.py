@@ -17,7 +17,7 @@ import json
 import threading
 import time
 import uuid
-from typing import Any, cast
+from typing import Any
 
 import structlog
 from google.auth.exceptions import RefreshError
@@ -25,6 +25,7 @@ from google.auth.exceptions import RefreshError
 from actors import _actions_sql as sql
 from actors._action_args import PROVIDER, args_hash, check_arguments, scrub
 from actors._executor import NoProvider, already_done, perform
+from actors._google_accounts import GoogleAccounts, NoServices, Session
 from actors._vault import Vault
 from actors.handles import Handle
 from core.action_schemas import (
@@ -33,46 +34,17 @@ from core.action_schemas import (
     AuditEntry,
     BatchItem,
     BatchResult,
-    ConnectStart,
-    FeatureInfo,
-    GoogleFeature,
-    IntegrationView,
     Policy,
 )
 from core.crypto import Sealer
 from core.errors import ApprovalRefused, GoogleApiError, IntegrationUnavailable, ToolError
 from core.settings import Settings
-from integrations.google import gmail, oauth
-from integrations.google.api import RetryPolicy, build_service, retry_policy
-from integrations.google.ops import FEATURE_LABELS, OPS, features_granted, scopes_for
+from integrations.google import oauth
+from integrations.google.api import RetryPolicy, retry_policy
+from integrations.google.ops import FEATURE_LABELS, OPS, features_granted
 
 _log = structlog.get_logger("maos.workspace")
 SWEEP_S = 5.0
-
-
-class _NoServices:
-    """What texting and calling run with: no Google clients (they have no provider yet)."""
-
-    def get(self, name: str) -> Any:
-        raise ToolError(f"no {name} client for this action")
-
-
-class _Session:
-    """One user's Google credentials and built API clients (built once, on first use). The clients'
-    httplib2 connections are not thread-safe: ``serial`` runs one of the user's calls at a time."""
-
-    def __init__(self, row_id: str, creds: Any, account: str | None, api_endpoint: str | None) -> None:
-        self.serial = threading.Lock()
-        self.row_id = row_id
-        self.creds = creds
-        self.account = account
-        self._endpoint = api_endpoint
-        self._built: dict[str, Any] = {}
-
-    def get(self, name: str) -> Any:
-        if name not in self._built:
-            self._built[name] = build_service(name, self.creds, self._endpoint)  # type: ignore[arg-type]
-        return self._built[name]
 
 
 def _serially(fn: Any, session: Any, policy: RetryPolicy) -> Any:
@@ -83,7 +55,7 @@ def _serially(fn: Any, session: Any, policy: RetryPolicy) -> Any:
         return fn(session)
 
 
-class Workspace:
+class Workspace(GoogleAccounts):
     def __init__(self, settings: Settings, store: Handle, sweep: bool = True) -> None:
         self._settings = settings
         self._store = store
@@ -91,7 +63,7 @@ class Workspace:
         self._vault = Vault(store, Sealer.from_text(key.get_secret_value(), settings.encryption_old_keys.get_secret_value()
                                                      if settings.encryption_old_keys else None)) if key else None
         self._retry = RetryPolicy(settings.google_retries, settings.google_backoff_s)
-        self._sessions: dict[str, _Session] = {}
+        self._sessions: dict[str, Session] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._running: set[str] = set()
         self._sweeper: asyncio.Task[None] | None = None
@@ -127,7 +99,7 @@ class Workspace:
                             "turn it on in Integrations and reconnect")
         return await self._call(user_id, session, lambda s: spec.fn(s.get(spec.service), **args))
 
-    async def _call(self, user_id: str, session: _Session, fn: Any) -> Any:
+    async def _call(self, user_id: str, session: Session, fn: Any) -> Any:
         """``fn(session)`` in a thread; one refresh and retry on 401; Google's errors for the model."""
         for attempt in (1, 2):
             try:
@@ -143,7 +115,7 @@ class Workspace:
                 raise ToolError(f"bad arguments: {exc}") from None
         raise IntegrationUnavailable("Google keeps refusing the credentials: reconnect it")
 
-    async def _session(self, user_id: str) -> _Session:
+    async def _session(self, user_id: str) -> Session:
         lock = self._locks.setdefault(user_id, asyncio.Lock())
         async with lock:
             session = self._sessions.get(user_id)
@@ -157,14 +129,14 @@ class Workspace:
                 row_id, tokens, info = loaded
                 if info["status"] == "reconnect":
                     raise IntegrationUnavailable(info["reason"] or "Google needs reconnecting")
-                session = _Session(row_id, oauth.credentials(self._settings, tokens), info["account"],
+                session = Session(row_id, oauth.credentials(self._settings, tokens), info["account"],
                                    self._settings.google_api_endpoint)
                 self._sessions[user_id] = session
             if not session.creds.valid:
                 await self._refresh(user_id, session)
             return session
 
-    async def _refresh(self, user_id: str, session: _Session, force: bool = False) -> None:
+    async def _refresh(self, user_id: str, session: Session, force: bool = False) -> None:
         if not force and session.creds.valid:
             return
         try:
@@ -176,81 +148,6 @@ class Workspace:
             _log.warning("google.refresh_failed", user_id=user_id)
             raise
         await self.vault.update_tokens(session.row_id, user_id, oauth.token_set(session.creds), session.account)
-
-    # --- connecting ------------------------------------------------------------------------
-
-    async def connect_start(self, user_id: str, features: list[GoogleFeature]) -> ConnectStart:
-        missing = oauth.configured(self._settings)
-        if missing is not None:
-            raise ToolError(f"Google cannot be connected yet: {missing}")
-        wanted: list[GoogleFeature] = sorted(set(features) | set(await self._granted(user_id)))
-        redirect = self._settings.base_url + oauth.CALLBACK_PATH
-        verifier = oauth.new_verifier()
-        state = await self.vault.put_state(user_id, list(wanted), redirect, verifier)
-        url = oauth.authorization_url(self._settings, scopes_for(wanted), redirect, state, verifier)
-        return ConnectStart(authorization_url=url)
-
-    async def connect_finish(self, state: str, code: str) -> IntegrationView:
-        user_id, names, redirect, verifier = await self.vault.take_state(state)
-        features = cast(list[GoogleFeature], names)
-        try:
-            tokens = await asyncio.to_thread(oauth.exchange_code, self._settings, code, scopes_for(features),
-                                             redirect, verifier)
-        except Exception as exc:  # Google refused the code (replayed, wrong verifier, client changed)
-            _log.warning("google.exchange_failed", user_id=user_id, error_type=type(exc).__name__)
-            raise ApprovalRefused("Google did not accept the sign-in; connect again", "exchange") from None
-        return await self.connect_tokens(user_id, tokens)
-
-    async def connect_tokens(self, user_id: str, tokens: oauth.TokenSet) -> IntegrationView:
-        """Keep tokens a flow obtained (web callback or the CLI's loopback flow); release waiting steps."""
-        account = None
-        if "gmail_read" in features_granted(tokens["scopes"]):
-            creds = oauth.credentials(self._settings, tokens)
-            probe = _Session("", creds, None, self._settings.google_api_endpoint)
-            try:
-                account = (await asyncio.to_thread(lambda: gmail.profile(probe.get("gmail"))))["emailAddress"]
-            except Exception as exc:  # the address is a nicety on the Integrations page
-                _log.warning("google.profile_failed", error_type=type(exc).__name__)
-        row_id = await self.vault.save(user_id, tokens, account)
-        self._sessions.pop(user_id, None)
-        released = await self._store.call("release_waiting", user_id, "google")
-        await self._audit(user_id, user_id, "google.connected", subject_id=row_id,
-                          detail={"scopes": len(tokens["scopes"]), "released_tasks": released})
-        self._kick_approved()
-        return await self.status(user_id)
-
-    async def disconnect(self, user_id: str) -> IntegrationView:
-        loaded = await self.vault.load(user_id) if self._vault is not None else None
-        if loaded is not None:
-            row_id, tokens, _ = loaded
-            token = tokens["refresh_token"] or tokens["access_token"]
-            revoked = await asyncio.to_thread(oauth.revoke, self._settings, token)
-            await self.vault.forget(user_id)
-            self._sessions.pop(user_id, None)
-            await self._audit(user_id, user_id, "google.disconnected", subject_id=row_id, detail={"revoked": revoked})
-        return await self.status(user_id)
-
-    async def _granted(self, user_id: str) -> list[GoogleFeature]:
-        loaded = await self.vault.load(user_id) if self._vault is not None else None
-        return sorted(features_granted(loaded[1]["scopes"])) if loaded else []
-
-    async def status(self, user_id: str) -> IntegrationView:
-        missing = oauth.configured(self._settings)
-        loaded = await self.vault.load(user_id) if self._vault is not None and missing is None else None
-        granted = features_granted(loaded[1]["scopes"]) if loaded else set()
-        features = [FeatureInfo(name=f, label=FEATURE_LABELS[f], scopes=scopes_for([f]), enabled=f in granted)
-                    for f in FEATURE_LABELS]
-        waiting = await self._store.call(
-            "read", "SELECT count(*) FROM tasks WHERE status = 'waiting' AND waiting_on = 'google' "
-                    "AND run_id IN (SELECT id FROM runs WHERE user_id = ?)", [user_id])
-        n = int(waiting[0][0]) if waiting else 0
-        if missing is not None:
-            return IntegrationView(status="not_configured", reason=missing, features=features, waiting_tasks=n)
-        if loaded is None:
-            return IntegrationView(status="disconnected", features=features, waiting_tasks=n)
-        info = loaded[2]
-        return IntegrationView(status=info["status"], reason=info["reason"], account=info["account"],
-                               features=features, connected_at=info["created_at"], waiting_tasks=n)
 
     # --- proposing and deciding ------------------------------------------------------------
 
@@ -391,8 +288,8 @@ class Workspace:
         view, attempts, was_executing = claimed
         provider = PROVIDER[view.action]
         try:
-            session: _Session | _NoServices = (await self._session(view.user_id) if provider == "google"
-                                               else _NoServices())
+            session: Session | NoServices = (await self._session(view.user_id) if provider == "google"
+                                               else NoServices())
             result = None
             if was_executing or attempts > 1:  # an earlier attempt may have happened: look before redoing
                 try:
