@@ -40,6 +40,7 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._watchers: list[asyncio.Task[None]] = []
+        self._down: set[str] = set()  # pools being restarted after a death
         self.dispatched = 0
 
     async def start(self) -> dict[str, Any]:
@@ -98,7 +99,8 @@ class Dispatcher:
             limits = {a: n for a, n in self._limits().items() if n > 0}
             if not limits:
                 return
-            claimed = await self._store.call("claim", limits, self._owners, self._settings.lease_s)
+            up = {a: [o for o in owners if o not in self._down] for a, owners in self._owners.items()}
+            claimed = await self._store.call("claim", limits, up, self._settings.lease_s)
             if not claimed:
                 return
             by_owner: dict[str, list[Assignment]] = defaultdict(list)
@@ -147,14 +149,33 @@ class Dispatcher:
             try:
                 await handle.call("watch")
             except ActorGone as exc:
+                # One death is reclaimed once. Until the runtime has restarted the pool, nothing is
+                # handed to it (a slow restart must not read as more deaths, each costing every
+                # running step an attempt); its steps go to its siblings or wait in the queue.
                 _log.warning("pool.died", owner=owner, error=str(exc))
-                await self._reclaim([owner])
-                await asyncio.sleep(0.2)  # the runtime restarts it; watch the new one
+                self._down.add(owner)
+                try:
+                    await self._reclaim([owner])
+                    await self._restarted(handle)
+                finally:
+                    self._down.discard(owner)
+                    self._wake.set()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 _log.exception("pool.watch_failed", owner=owner)
                 await asyncio.sleep(1.0)
+
+    @staticmethod
+    async def _restarted(handle: Handle) -> None:
+        delay = 0.2
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await handle.call("ping")
+                return
+            except ActorGone:
+                delay = min(delay * 2, 5.0)
 
     async def status(self) -> list[PoolStatus]:
         ready = await self._store.call("ready_by_agent")
