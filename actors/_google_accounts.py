@@ -64,7 +64,7 @@ class GoogleAccounts:
                      detail: dict[str, Any] | None = None) -> None:
         raise NotImplementedError  # the Workspace's audit log
 
-    def _kick_approved(self) -> None:
+    async def _kick_due(self, include_executing: bool = False) -> None:
         raise NotImplementedError
 
     async def connect_start(self, user_id: str, features: list[GoogleFeature]) -> ConnectStart:
@@ -104,7 +104,7 @@ class GoogleAccounts:
         released = await self._store.call("release_waiting", user_id, "google")
         await self._audit(user_id, user_id, "google.connected", subject_id=row_id,
                           detail={"scopes": len(tokens["scopes"]), "released_tasks": released})
-        self._kick_approved()
+        await self._kick_due()  # what waited for this connection runs now
         return await self.status(user_id)
 
     async def disconnect(self, user_id: str) -> IntegrationView:

@@ -71,7 +71,7 @@ class Workspace(GoogleAccounts):
         if sweep:  # as an actor: runs what a previous incarnation left approved or executing
             try:
                 self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
-            except RuntimeError:  # built outside a loop (unit tests): call start()
+            except RuntimeError:  # built outside a loop: nothing is carried out here
                 pass
 
     @property
@@ -79,10 +79,6 @@ class Workspace(GoogleAccounts):
         if self._vault is None:
             raise ToolError("outbound actions need ENCRYPTION_KEY (their content is encrypted at rest)")
         return self._vault
-
-    async def start(self) -> None:
-        if self._sweeper is None:
-            self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
 
     async def ping(self) -> bool:
         return True
@@ -261,21 +257,18 @@ class Workspace(GoogleAccounts):
             task = asyncio.get_running_loop().create_task(self._execute(action_id))
             task.add_done_callback(lambda _: self._running.discard(action_id))
 
-    def _kick_approved(self) -> None:
-        if not self._sweep:
-            return
-        if self._sweeper is not None and not self._sweeper.done():
-            return
-        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+    async def _kick_due(self, include_executing: bool = False) -> None:
+        """Carry out what is approved (and, right after a start, what a crash left executing)."""
+        if self._vault is not None:
+            for action_id in await sql.due(self._store, include_executing=include_executing):
+                self._kick(action_id)
 
     async def _sweep_forever(self) -> None:
         """On start: actions left executing are reconciled; approved ones run. Then every few seconds."""
         first = True
         while True:
             try:
-                if self._vault is not None:
-                    for action_id in await sql.due(self._store, include_executing=first):
-                        self._kick(action_id)
+                await self._kick_due(include_executing=first)
                 first = False
             except Exception as exc:  # the Store restarting: try again next round
                 _log.warning("workspace.sweep_failed", error=str(exc))

@@ -9,18 +9,17 @@ import json
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from core.action_schemas import READ_FEATURES
 from core.crypto import new_key_text
 from core.errors import ApprovalRefused, MaosError
 from core.settings import Settings
-
-READ_ONLY = ["gmail_read", "calendar_read", "drive_read"]
 
 
 def add_commands(sub: Any) -> dict[str, Callable[[Settings, argparse.Namespace], int]]:
     g = sub.add_parser("google", help="connect Google (Gmail, Calendar, Drive)").add_subparsers(
         dest="google_command", required=True)
     c = g.add_parser("connect", help="connect in the browser (a loopback sign-in; for CLI-only set-ups)")
-    c.add_argument("--features", default=",".join(READ_ONLY),
+    c.add_argument("--features", default=",".join(READ_FEATURES),
                    help="comma-separated: gmail_read, gmail_write, calendar_read, calendar_write, drive_read, "
                         "drive_write (default: read-only)")
     c.add_argument("--no-browser", action="store_true", help="print the address instead of opening a browser")
@@ -41,15 +40,12 @@ def add_commands(sub: Any) -> dict[str, Callable[[Settings, argparse.Namespace],
 
 
 def _with_workspace(settings: Settings, work: Callable[[Any], Coroutine[Any, Any, Any]]) -> Any:
-    from actors import runtime
     from actors.handles import LocalHandle
+    from serve_app.cli_memory import running_app
 
-    address = runtime.app_address(settings)
-    if address is not None:
-        runtime.init_ray(settings, address)
-        app = runtime.connect(settings, None)  # type: ignore[arg-type]
-        if app is not None:
-            return asyncio.run(work(app.workspace))
+    app = running_app(settings)
+    if app is not None:
+        return asyncio.run(work(app.workspace))
     from actors.store import Store
     from actors.workspace import Workspace
 

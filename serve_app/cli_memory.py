@@ -28,17 +28,24 @@ def add_commands(sub: Any) -> dict[str, Callable[[Settings, argparse.Namespace],
     return {"memory": _memory, "export": _export}
 
 
-def _with_memory(settings: Settings, work: Callable[[Any], Coroutine[Any, Any, Any]]) -> Any:
-    """Run ``work(memory_handle)`` against the running app's Memory actor, else a Memory opened here."""
+def running_app(settings: Settings) -> Any:
+    """The app running on this data directory (joined through Ray), or None."""
     from actors import runtime
-    from actors.handles import LocalHandle
 
     address = runtime.app_address(settings)
-    if address is not None:
-        runtime.init_ray(settings, address)
-        app = runtime.connect(settings, None)  # type: ignore[arg-type]
-        if app is not None:
-            return asyncio.run(work(app.memory))
+    if address is None:
+        return None
+    runtime.init_ray(settings, address)
+    return runtime.connect(settings, None)  # type: ignore[arg-type]
+
+
+def _with_memory(settings: Settings, work: Callable[[Any], Coroutine[Any, Any, Any]]) -> Any:
+    """Run ``work(memory_handle)`` against the running app's Memory actor, else a Memory opened here."""
+    from actors.handles import LocalHandle
+
+    app = running_app(settings)
+    if app is not None:
+        return asyncio.run(work(app.memory))
     from actors.memory import Memory
     from actors.store import Store
 
