@@ -32,6 +32,7 @@ from actors.memory_context import (
     quotas_for,
     render_memory,
 )
+from core.crypto import Sealer
 from core.errors import IngestError, NotFound
 from core.memory_schemas import (
     DocumentKind,
@@ -115,7 +116,8 @@ class Memory:
                 key = s.qdrant_api_key.get_secret_value() if s.qdrant_api_key else None
                 vectors = await loop.run_in_executor(
                     self._vector_thread,
-                    lambda: VectorStore(dim, path=path, url=s.qdrant_url, api_key=key, engine=s.vector_engine))
+                    lambda: VectorStore(dim, path=path, url=s.qdrant_url, api_key=key, engine=s.vector_engine,
+                                        sealer=Sealer.from_settings(s)))
                 # Entries embedded by another model (the embedder was changed): their vectors cannot be
                 # searched with this one's, and may not even have its size. Start empty, re-embed below.
                 stale = (await self._store.call(

@@ -130,8 +130,8 @@ def claim(
         turn[agent] += 1
     claimed = conn.execute(
         f"UPDATE tasks SET status = 'running', attempts = attempts + 1, lease_owner = v.owner, "
-        f"lease_expires_at = ?, started_at = ?, updated_at = ?, next_attempt_at = NULL "
-        f"FROM (SELECT unnest(?) AS id, unnest(?) AS owner) v WHERE tasks.id = v.id "
+        f"lease_expires_at = $1, started_at = $2, updated_at = $3, next_attempt_at = NULL "
+        f"FROM (SELECT unnest($4) AS id, unnest($5) AS owner) v WHERE tasks.id = v.id "
         f"RETURNING {', '.join('tasks.' + c.strip() for c in TASK_COLUMNS.split(','))}, tasks.lease_owner",
         [now + lease_s, now, now, ids, leased_to],
     ).fetchall()
@@ -172,9 +172,9 @@ def complete(
     ok = [o for o in outcomes if o.ok]
     if ok:
         rows = conn.execute(
-            "UPDATE tasks SET status = 'done', result = v.result, error = NULL, finished_at = ?, "
-            "updated_at = ?, lease_owner = NULL, lease_expires_at = NULL "
-            "FROM (SELECT unnest(?) AS id, unnest(?) AS attempt, unnest(?) AS result) v "
+            "UPDATE tasks SET status = 'done', result = v.result, error = NULL, finished_at = $1, "
+            "updated_at = $2, lease_owner = NULL, lease_expires_at = NULL "
+            "FROM (SELECT unnest($3) AS id, unnest($4) AS attempt, unnest($5) AS result) v "
             "WHERE tasks.id = v.id AND tasks.attempts = v.attempt AND tasks.status = 'running' "
             "RETURNING tasks.id, tasks.run_id, tasks.agent, tasks.attempts",
             [now, now, [o.task_id for o in ok], [o.attempt for o in ok], [o.result or "" for o in ok]],
@@ -239,11 +239,11 @@ def _fail(
     if ids:
         conn.execute(
             "UPDATE tasks SET status = v.status, attempts = v.attempts, next_attempt_at = v.next_at, "
-            "error = v.error, finished_at = v.finished, waiting_on = v.waiting_on, updated_at = ?, "
+            "error = v.error, finished_at = v.finished, waiting_on = v.waiting_on, updated_at = $1, "
             "lease_owner = NULL, lease_expires_at = NULL "
-            "FROM (SELECT unnest(?) AS id, unnest(?) AS status, unnest(?) AS attempts, "
-            "unnest(?::DOUBLE[]) AS next_at, unnest(?) AS error, unnest(?::DOUBLE[]) AS finished, "
-            "unnest(?::TEXT[]) AS waiting_on) v "
+            "FROM (SELECT unnest($2) AS id, unnest($3) AS status, unnest($4) AS attempts, "
+            "unnest($5::DOUBLE[]) AS next_at, unnest($6) AS error, unnest($7::DOUBLE[]) AS finished, "
+            "unnest($8::TEXT[]) AS waiting_on) v "
             "WHERE tasks.id = v.id",
             [now, ids, statuses, attempts, next_at, errors, finished, waiting],
         )
@@ -278,8 +278,8 @@ def _block_dependents(conn: duckdb.DuckDBPyConnection, dead: list[tuple[str, str
                     reasons.append(f"blocked: depends on {', '.join(sorted(needs & gone))}, which did not finish")
     if to_block:
         conn.execute(
-            "UPDATE tasks SET status = 'blocked', error = v.reason, finished_at = ?, updated_at = ? "
-            "FROM (SELECT unnest(?) AS id, unnest(?) AS reason) v WHERE tasks.id = v.id",
+            "UPDATE tasks SET status = 'blocked', error = v.reason, finished_at = $1, updated_at = $2 "
+            "FROM (SELECT unnest($3) AS id, unnest($4) AS reason) v WHERE tasks.id = v.id",
             [now, now, [t[0] for t in to_block], reasons],
         )
         out.events.extend(_event(t, "blocked", now, r) for t, r in zip(to_block, reasons, strict=True))

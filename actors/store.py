@@ -12,7 +12,7 @@ import asyncio
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,6 +21,7 @@ import duckdb
 from actors import _conversations as conversations
 from actors import queue
 from actors._conversations import RUN_COLUMNS, row_to_run
+from actors._database import open_database
 from actors._events import EventLog
 from actors._memory_tables import MemoryTables
 from actors._migrations import migrate
@@ -45,10 +46,12 @@ T = TypeVar("T")
 class Store(MemoryTables):
     """DuckDB owner. Plain class; the runtime makes it an actor."""
 
-    def __init__(self, db_path: str, commit_interval_s: float = 0.002, retry: queue.RetryPolicy | None = None) -> None:
+    def __init__(self, db_path: str, commit_interval_s: float = 0.002, retry: queue.RetryPolicy | None = None,
+                 keys: Sequence[str] = ()) -> None:
+        """``keys``: the database file's encryption keys (``database_keys``), current first."""
         if db_path != ":memory:":
             Path(db_path).parent.mkdir(parents=True, exist_ok=True)
-        self._conn = duckdb.connect(db_path)
+        self._conn = open_database(db_path, keys)
         migrate(self._conn)
         self._interval = commit_interval_s
         self._retry = retry if retry is not None else queue.RetryPolicy()

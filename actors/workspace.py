@@ -37,7 +37,13 @@ from core.action_schemas import (
     Policy,
 )
 from core.crypto import Sealer
-from core.errors import ApprovalRefused, GoogleApiError, IntegrationUnavailable, ToolError
+from core.errors import (
+    ApprovalRefused,
+    ConfigError,
+    GoogleApiError,
+    IntegrationUnavailable,
+    ToolError,
+)
 from core.settings import Settings
 from integrations.google import oauth
 from integrations.google.api import RetryPolicy, retry_policy
@@ -59,9 +65,8 @@ class Workspace(GoogleAccounts):
     def __init__(self, settings: Settings, store: Handle, sweep: bool = True) -> None:
         self._settings = settings
         self._store = store
-        key = settings.encryption_key
-        self._vault = Vault(store, Sealer.from_text(key.get_secret_value(), settings.encryption_old_keys.get_secret_value()
-                                                     if settings.encryption_old_keys else None)) if key else None
+        sealer = Sealer.from_settings(settings)
+        self._vault = Vault(store, sealer) if sealer else None
         self._retry = RetryPolicy(settings.google_retries, settings.google_backoff_s)
         self._sessions: dict[str, Session] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -237,7 +242,11 @@ class Workspace(GoogleAccounts):
                     limit: int = 200) -> list[AuditEntry]:
         return await sql.audit_entries(self._store, user_id, run_id, action, limit)
 
-    async def rotate_keys(self) -> dict[str, int]:
+    async def rotate_keys(self, key_id: str) -> dict[str, int]:
+        """Re-encrypt under the current key, which must be ``key_id`` (the caller's ENCRYPTION_KEY)."""
+        if self.vault.sealer.key_id != key_id:
+            raise ConfigError("the running app has another ENCRYPTION_KEY: restart it with ENCRYPTION_KEY=NEW "
+                              "ENCRYPTION_OLD_KEYS=OLD, then rotate")
         return await self.vault.rotate()
 
     async def _audit(self, user_id: str | None, actor: str, what: str, *, run_id: str | None = None,

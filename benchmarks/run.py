@@ -165,11 +165,29 @@ async def _ttft(app: Any, base: str, repeats: int = 5) -> dict[str, float]:
 async def _store_bench(n: int = 5000) -> dict[str, float]:
     import duckdb
 
+    from core.crypto import Sealer, new_key_text
+
+    tmp = Path(tempfile.mkdtemp())
+    store_rate = await _store_rate(tmp / "s.duckdb", [], n)
+    encrypted_rate = await _store_rate(tmp / "e.duckdb", Sealer.from_text(new_key_text()).derived("duckdb"), n)
+    conn = duckdb.connect(str(tmp / "plain.duckdb"))
+    conn.execute("CREATE TABLE t (id TEXT PRIMARY KEY, status TEXT, attempts INT)")
+    conn.execute("INSERT INTO t SELECT 'k' || i, 'ready', 0 FROM range(?) r(i)", [1000])
+    started = time.perf_counter()
+    for i in range(1000):
+        conn.execute("UPDATE t SET status = 'running', attempts = attempts + 1 WHERE id = ?", [f"k{i}"])
+    plain_rate = 1000 / (time.perf_counter() - started)
+    return {"store_transitions_per_s": store_rate, "encrypted_store_transitions_per_s": encrypted_rate,
+            "plain_autocommit_per_s": plain_rate, "ratio": store_rate / plain_rate,
+            "encrypted_ratio": encrypted_rate / store_rate}
+
+
+async def _store_rate(path: Path, keys: list[str], n: int) -> float:
+    """Committed queue transitions per second: n steps claimed and completed by 8 workers."""
     from actors.store import Store
     from core.schemas import Plan, PlanStep, StepOutcome
 
-    tmp = Path(tempfile.mkdtemp())
-    store = Store(str(tmp / "s.duckdb"))
+    store = Store(str(path), keys=keys)
     run = await store.create_run("bench", "u")
     await store.enqueue_plan(run.id, Plan(goal="g", steps=[PlanStep(id=f"s{i}", agent="email", instruction="x") for i in range(n)]), 3)
     started = time.perf_counter()
@@ -184,16 +202,9 @@ async def _store_bench(n: int = 5000) -> dict[str, float]:
             moved += 2 * len(claimed)
 
     moved = sum(await asyncio.gather(*(worker() for _ in range(8))))
-    store_rate = moved / (time.perf_counter() - started)
+    rate = moved / (time.perf_counter() - started)
     store.close()
-    conn = duckdb.connect(str(tmp / "plain.duckdb"))
-    conn.execute("CREATE TABLE t (id TEXT PRIMARY KEY, status TEXT, attempts INT)")
-    conn.execute("INSERT INTO t SELECT 'k' || i, 'ready', 0 FROM range(?) r(i)", [1000])
-    started = time.perf_counter()
-    for i in range(1000):
-        conn.execute("UPDATE t SET status = 'running', attempts = attempts + 1 WHERE id = ?", [f"k{i}"])
-    plain_rate = 1000 / (time.perf_counter() - started)
-    return {"store_transitions_per_s": store_rate, "plain_autocommit_per_s": plain_rate, "ratio": store_rate / plain_rate}
+    return rate
 
 
 def _cold_start(base: str) -> float:
@@ -204,9 +215,10 @@ def _cold_start(base: str) -> float:
     out = subprocess.run([sys.executable, "-m", "serve_app.cli", "ask", "--json", "[fanout 8] write a note"],
                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    import duckdb
+    from actors._database import database_keys, open_database
+    from core.settings import Settings
 
-    conn = duckdb.connect(str(data / "maos.duckdb"), read_only=True)
+    conn = open_database(str(data / "maos.duckdb"), database_keys(Settings(data_dir=data)), read_only=True)
     first = conn.execute("SELECT min(started_at) FROM tasks").fetchone()[0]
     return float(first - t0)
 
@@ -293,7 +305,8 @@ def _print(r: dict[str, Any]) -> None:
     t = r["ttft"]
     print(f"TTFT: direct {t['direct_ms']:.1f} ms, via gateway {t['via_gateway_ms']:.1f} ms, added {t['added_ms']:.1f} ms")
     s = r["store"]
-    print(f"Store: {s['store_transitions_per_s']:.0f} committed transitions/s vs plain auto-commit {s['plain_autocommit_per_s']:.0f}/s ({s['ratio']:.1f}x)")
+    print(f"Store: {s['store_transitions_per_s']:.0f} committed transitions/s vs plain auto-commit {s['plain_autocommit_per_s']:.0f}/s ({s['ratio']:.1f}x); "
+          f"encrypted file {s['encrypted_store_transitions_per_s']:.0f}/s ({s['encrypted_ratio']:.2f}x of unencrypted)")
     print(f"maos ask cold start to first step running: {r['cold_start_to_first_step_s']:.1f} s")
 
 

@@ -14,12 +14,17 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from core.errors import ConfigError, MaosError
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 NONCE_BYTES = 12
 
@@ -70,10 +75,25 @@ class Sealer:
         self._current = AESGCM(current)
         self._keys = {key_id(k): AESGCM(k) for k in (older or [])}
         self._keys[self.key_id] = self._current
+        self._raw = [current, *(older or [])]
 
     @classmethod
     def from_text(cls, current: str, older: str | None = None) -> Sealer:
         return cls(parse_key(current), [parse_key(k) for k in (older or "").split(",") if k.strip()])
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Sealer | None:
+        """The sealer of ``ENCRYPTION_KEY`` (and ``ENCRYPTION_OLD_KEYS``); none when no key is set."""
+        if settings.encryption_key is None:
+            return None
+        older = settings.encryption_old_keys
+        return cls.from_text(settings.encryption_key.get_secret_value(), older.get_secret_value() if older else None)
+
+    def derived(self, purpose: str) -> list[str]:
+        """Keys for another cipher (hex; the current key's first, then the older ones'), derived with
+        HKDF-SHA256 so that one secret never keys two ciphers."""
+        return [HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=f"maos:{purpose}".encode())
+                .derive(k).hex() for k in self._raw]
 
     def seal(self, plaintext: bytes, aad: str) -> Sealed:
         nonce = os.urandom(NONCE_BYTES)

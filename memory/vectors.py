@@ -6,10 +6,16 @@ Synchronous: the Memory actor calls it from one worker thread. Engines:
   thousand points: one SQLite commit per point, payload filters scan every point);
 - path, engine="edge": qdrant-edge (`qdrant-edge-py`), Qdrant's storage engine in-process.
 One client per path: the folder is locked while a store has it open.
+
+With a sealer (``ENCRYPTION_KEY`` set), the text of each point (its ``SEALED_FIELDS``) is stored
+AES-256-GCM encrypted, bound to its collection, point and user; the fields that filters use stay
+as they are. Points written before a key was set read as they were; `maos memory rebuild` seals them.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +24,7 @@ from typing import Any, Final, Literal, Protocol
 import numpy as np
 import structlog
 
+from core.crypto import NONCE_BYTES, Sealed, Sealer
 from core.errors import ConfigError
 from memory._filters import Conds, MatchValue
 
@@ -29,6 +36,8 @@ PAYLOAD_INDEXES: Final[Mapping[str, str]] = {
     "user_id": "keyword", "source": "keyword", "source_id": "keyword", "tags": "keyword",
     "timestamp": "float", "usable": "bool",
 }
+SEALED_FIELDS: Final = ("text", "title", "heading")
+_SEALED = "sealed"
 
 Vector = Sequence[float] | np.ndarray
 Engine = Literal["local", "edge"]
@@ -64,10 +73,11 @@ class VectorStore:
     """Qdrant behind the few operations memory needs. Exactly one of `path` / `url`."""
 
     def __init__(self, dim: int, *, path: Path | None = None, url: str | None = None,
-                 api_key: str | None = None, engine: Engine = "local") -> None:
+                 api_key: str | None = None, engine: Engine = "local", sealer: Sealer | None = None) -> None:
         if (path is None) == (url is None):
             raise ConfigError("VectorStore needs exactly one of path (embedded) or url (server)")
         self.dim = dim
+        self._sealer = sealer
         self._engine: _Engine
         if path is not None:
             path.mkdir(parents=True, exist_ok=True)
@@ -102,7 +112,7 @@ class VectorStore:
 
     def upsert(self, collection: str, points: Sequence[Point]) -> None:
         self._check(collection)
-        rows = [(p.id, self._vector(p.vector), _payload(p)) for p in points]
+        rows = [(p.id, self._vector(p.vector), self._seal(collection, p.id, _payload(p))) for p in points]
         if rows:
             self._engine.upsert(collection, rows)
 
@@ -115,7 +125,7 @@ class VectorStore:
             raise ValueError("search is always scoped to user_id; do not pass it in match")
         conds: Conds = [("user_id", user_id), *(match or {}).items()]
         found = self._engine.query(collection, self._vector(vector), conds, limit, score_threshold)
-        return [Hit(id=pid, score=score, payload=payload) for pid, score, payload in found]
+        return [Hit(id=pid, score=score, payload=self._open(collection, pid, payload)) for pid, score, payload in found]
 
     def delete(self, collection: str, *, ids: Sequence[str] | None = None,
                source_id: str | None = None, user_id: str | None = None) -> None:
@@ -145,11 +155,34 @@ class VectorStore:
             self._engine.ensure(collection, PAYLOAD_INDEXES)
             self._ready.add(collection)
 
+    def _seal(self, collection: str, point_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+        if self._sealer is None:
+            return payload
+        secret = {k: payload[k] for k in SEALED_FIELDS if k in payload}
+        sealed = self._sealer.seal_json(secret, _aad(collection, point_id, payload))
+        token = ".".join((sealed.key_id, base64.b64encode(sealed.nonce + sealed.ciphertext).decode()))
+        return {**{k: v for k, v in payload.items() if k not in secret}, _SEALED: token}
+
+    def _open(self, collection: str, point_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+        token = payload.pop(_SEALED, None)
+        if token is None:
+            return payload
+        if self._sealer is None:
+            raise ConfigError("memory was stored encrypted: set ENCRYPTION_KEY to read it")
+        kid, blob = str(token).split(".", 1)
+        raw = base64.b64decode(blob)
+        sealed = Sealed(ciphertext=raw[NONCE_BYTES:], nonce=raw[:NONCE_BYTES], key_id=kid)
+        return {**payload, **json.loads(self._sealer.open(sealed, _aad(collection, point_id, payload)))}
+
     def _vector(self, vector: Vector) -> list[float]:
         values = vector.tolist() if isinstance(vector, np.ndarray) else [float(x) for x in vector]
         if len(values) != self.dim:
             raise ValueError(f"vector has {len(values)} dims; the store holds {self.dim}")
         return values
+
+
+def _aad(collection: str, point_id: str, payload: Mapping[str, Any]) -> str:
+    return f"qdrant.{collection}:{point_id}:{payload['user_id']}"
 
 
 def _payload(point: Point) -> dict[str, Any]:

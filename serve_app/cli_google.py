@@ -10,7 +10,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from core.action_schemas import READ_FEATURES
-from core.crypto import new_key_text
+from core.crypto import Sealer, new_key_text
 from core.errors import ApprovalRefused, MaosError
 from core.settings import Settings
 
@@ -46,11 +46,12 @@ def _with_workspace(settings: Settings, work: Callable[[Any], Coroutine[Any, Any
     app = running_app(settings)
     if app is not None:
         return asyncio.run(work(app.workspace))
+    from actors._database import database_keys
     from actors.store import Store
     from actors.workspace import Workspace
 
     async def local() -> Any:
-        store = Store(str(settings.db_path))
+        store = Store(str(settings.db_path), keys=database_keys(settings))
         try:
             result = await work(LocalHandle(Workspace(settings, LocalHandle(store, "store"), sweep=False), "workspace"))
             await store.flush()
@@ -117,6 +118,14 @@ def _keys(settings: Settings, args: argparse.Namespace) -> int:
     if settings.encryption_key is None:
         print("maos: set ENCRYPTION_KEY to the new key, and ENCRYPTION_OLD_KEYS to the old one(s)")
         return 2
-    counts = _with_workspace(settings, lambda w: w.call("rotate_keys"))
-    print("re-encrypted: " + ", ".join(f"{n} {table}" for table, n in counts.items()))
+    sealer = Sealer.from_settings(settings)
+    assert sealer is not None
+    try:
+        counts = _with_workspace(settings, lambda w: w.call("rotate_keys", sealer.key_id))
+    except MaosError as exc:
+        print(f"maos: {exc}")
+        return 1
+    print("re-encrypted: " + ", ".join(f"{n} {table}" for table, n in counts.items())
+          + "; the database file is under the new key from its next opening")
+    print("vector payloads still read with the old key: `maos memory rebuild` re-encrypts them")
     return 0

@@ -46,11 +46,12 @@ def _with_memory(settings: Settings, work: Callable[[Any], Coroutine[Any, Any, A
     app = running_app(settings)
     if app is not None:
         return asyncio.run(work(app.memory))
+    from actors._database import database_keys
     from actors.memory import Memory
     from actors.store import Store
 
     async def local() -> Any:
-        store = Store(str(settings.db_path))
+        store = Store(str(settings.db_path), keys=database_keys(settings))
         try:
             memory = Memory(settings, LocalHandle(store, "store"))
             result = await work(LocalHandle(memory, "memory"))

@@ -17,6 +17,7 @@ import duckdb
 import structlog
 
 from actors import runtime
+from actors._database import database_keys, open_database
 from core.errors import ConfigError
 from core.schemas import ConnectionResult, ConnectionTest, EditableSettings, SettingsView
 from core.settings import Settings, overlay
@@ -37,7 +38,7 @@ def with_saved(settings: Settings) -> Settings:
     if not path.exists():
         return settings
     try:
-        conn = duckdb.connect(str(path), read_only=True)
+        conn = open_database(str(path), database_keys(settings), read_only=True)
     except duckdb.Error as exc:  # held by a running app: it has them already
         _log.info("settings.saved_unreadable", error=str(exc))
         return settings

@@ -125,8 +125,7 @@ def reply_for(req: SimRequest, reply_tokens: int) -> Reply:
         obeyed = _injected_call(req.tools, req.messages[-1][1] if req.messages[-1][0] == "tool" else "")
         if obeyed is not None:
             return Reply("tool_call", tool_name=obeyed[0], tool_args=obeyed[1], slow_s=slow)
-        result = " ".join(req.last("tool").split())[:80]
-        return Reply("final", pad(f"Done: {result} …", reply_tokens), slow_s=slow)
+        return Reply("final", pad(f"Done: {_gist(req.last('tool'))} …", reply_tokens), slow_s=slow)
     answer = pad("Summary: " + strip_markers(req.last("user")), reply_tokens)
     if req.schema is not None:
         root = req.schema
@@ -134,6 +133,17 @@ def reply_for(req: SimRequest, reply_tokens: int) -> Reply:
     if req.json_mode:
         return Reply("chat", json.dumps({"answer": answer}), slow_s=slow)
     return Reply("chat", answer, slow_s=slow)
+
+
+def _gist(observation: str) -> str:
+    """What the model reports of a tool's result: its start, past any note about the content."""
+    try:
+        value = json.loads(observation)
+    except ValueError:
+        value = None
+    if isinstance(value, dict):
+        observation = json.dumps({k: v for k, v in value.items() if not k.endswith("_note")})
+    return " ".join(observation.split())[:80]
 
 
 # --- schemas -----------------------------------------------------------------------------------

@@ -51,4 +51,6 @@ def test_loopback_connect_status_and_key_rotation(tmp_path: Path) -> None:
         after = _maos(["google", "status"], {**env, "ENCRYPTION_KEY": new_key})  # the old key is no longer needed
         assert after.returncode == 0 and "cli.owner@example.test" in after.stdout, after.stderr[-2000:]
         stale = _maos(["google", "status"], env)  # and no longer opens anything
-        assert stale.returncode != 0 and "not configured" in stale.stderr + stale.stdout
+        assert stale.returncode != 0 and "does not open with ENCRYPTION_KEY" in stale.stderr + stale.stdout
+        data = b"".join(p.read_bytes() for p in (tmp_path / "data").glob("maos.duckdb*"))
+        assert b"googleapis.com/auth" not in data  # the granted scopes, plain columns: the whole file is encrypted

@@ -242,6 +242,12 @@ def test_no_token_address_or_body_in_duckdb_or_logs(google_app: runtime.App, use
     connect(app, user, ["gmail_read", "gmail_write"])
     sender, subject = "canary.sender.7731@example.test", "CanarySubject7731"
     tid = fake.add_message(sender=sender, to="owner@example.test", subject=subject, body="CanaryInbound7731")["threadId"]
+    # What the model writes quotes the mail: the step's result, the run's summary, the chat, memory.
+    triage = wait_run(app, ask(app, user, f"Triage gmail thread_id={tid} [use gmail_read_thread]"))
+    assert any(subject in (t.result or "") for t in triage.tasks), triage.tasks
+    remembered = poll(lambda: [s for s in app.memory.get("search", user, subject, ["conversations"], timeout=30)
+                               if subject in s.snippet])
+    assert remembered
     wait_run(app, ask(app, user, f"Reply to thread_id={tid} [use reply_email]"))
     (proposal,) = actions(app, user, "pending")
     edited = app.workspace.get("edit", user, proposal.id, proposal.args_hash,
@@ -250,11 +256,14 @@ def test_no_token_address_or_body_in_duckdb_or_logs(google_app: runtime.App, use
     assert sent_in(fake, [tid])[0]["to"] == [sender]
     app.store.get("flush", timeout=30)
     tokens = [*fake._oauth._access, *fake._oauth._refresh]  # every token the fake Google issued
-    canaries = [sender, subject, "CanaryOutbound7731", *tokens]
+    canaries = [sender, subject, "CanaryInbound7731", "CanaryOutbound7731", *tokens]
     assert len(tokens) >= 2
     data = b"".join(p.read_bytes() for p in data_dir.glob("maos.duckdb*"))
     assert data, "the DuckDB file was not found"
     assert [c for c in canaries if c.encode() in data] == []
+    vectors = b"".join(p.read_bytes() for p in (data_dir / "qdrant").rglob("*") if p.is_file())
+    assert vectors, "the vector store's files were not found"
+    assert [c for c in canaries if c.encode() in vectors] == []
     logs_dir = Path(_ray_logs())
     text = b"".join(p.read_bytes() for p in logs_dir.glob("*") if p.is_file() and p.suffix in (".out", ".err", ".log"))
     assert text, "no Ray worker logs found"

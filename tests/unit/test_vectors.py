@@ -193,3 +193,38 @@ def test_dimension_mismatch_on_existing_store(tmp_path: Path, engine: Engine) ->
         assert wider.count("documents") == 0
     finally:
         wider.close()
+
+
+def test_with_a_key_the_text_is_sealed_on_disk_and_bound_to_its_point(tmp_path: Path, engine: Engine) -> None:
+    from core.crypto import DecryptError, Sealer, new_key_text
+
+    key = new_key_text()
+    rng = np.random.default_rng(7)
+    query = _unit(rng)
+    sealed = VectorStore(DIM, path=tmp_path / "q", engine=engine, sealer=Sealer.from_text(key))
+    plain_before = _point(_unit(rng), "alice", "p0", text="written before the key was set")
+    sealed.upsert("documents", [_point(query, "alice", "d1", text="CanaryChunk4410", title="CanaryTitle4410",
+                                       heading="Refunds", tags=["sop"])])
+    plain = VectorStore(DIM, path=tmp_path / "p", engine=engine)
+    plain.upsert("documents", [plain_before])
+    plain.close()
+    (hit,) = sealed.search("documents", query, user_id="alice", limit=1, match={"tags": "sop"})  # filters still work
+    assert (hit.payload["text"], hit.payload["title"], hit.payload["heading"]) == ("CanaryChunk4410", "CanaryTitle4410",
+                                                                                  "Refunds")
+    assert "sealed" not in hit.payload
+    sealed.close()
+    on_disk = b"".join(p.read_bytes() for p in (tmp_path / "q").rglob("*") if p.is_file())
+    assert on_disk and b"CanaryChunk4410" not in on_disk and b"CanaryTitle4410" not in on_disk
+    assert b"written before the key" in b"".join(p.read_bytes() for p in (tmp_path / "p").rglob("*") if p.is_file())
+
+    unkeyed = VectorStore(DIM, path=tmp_path / "q", engine=engine)
+    with pytest.raises(ConfigError, match="set ENCRYPTION_KEY"):
+        unkeyed.search("documents", query, user_id="alice", limit=1)
+    unkeyed.close()
+    other = VectorStore(DIM, path=tmp_path / "q", engine=engine, sealer=Sealer.from_text(new_key_text()))
+    with pytest.raises(DecryptError, match="not configured"):
+        other.search("documents", query, user_id="alice", limit=1)
+    other.close()
+    later = VectorStore(DIM, path=tmp_path / "p", engine=engine, sealer=Sealer.from_text(key))
+    assert later.search("documents", query, user_id="alice", limit=1)[0].payload["text"].startswith("written before")
+    later.close()
