@@ -117,19 +117,32 @@ async def decide(store: Handle, sealer: Sealer, user_id: str, action_id: str, di
                           "reload and review it again", "mismatch")
 
 
-async def claim(store: Handle, sealer: Sealer, action_id: str) -> tuple[ActionView, int, bool] | None:
-    """approved → executing (one caller wins); on the first sweep also a row left executing by a crash.
-    Returns (the action, attempts so far, whether it was left executing)."""
+@dataclass(frozen=True)
+class Claimed:
+    view: ActionView
+    attempts: int  # this one included
+    staged: dict[str, Any] | None  # what an earlier attempt staged (a mail's draft)
+
+
+async def claim(store: Handle, sealer: Sealer, action_id: str) -> Claimed | None:
+    """approved → executing (one caller wins); on the first sweep also a row left executing by a crash."""
     now = time.time()
     rows = await store.call(
         "write", "UPDATE actions SET status = 'executing', attempts = attempts + 1, started_at = ?, updated_at = ? "
-                 f"WHERE id = ? AND status IN ('approved', 'executing') RETURNING {_COLUMNS}, attempts",
+                 f"WHERE id = ? AND status IN ('approved', 'executing') RETURNING {_COLUMNS}, attempts, staged",
         [now, now, action_id])
     if not rows:
         return None
-    attempts = int(rows[0][-1])
-    view = _view(rows[0][:-1], sealer)
-    return view, attempts, attempts > 1
+    *row, attempts, staged = rows[0]
+    return Claimed(_view(tuple(row), sealer), int(attempts), json.loads(staged) if staged else None)
+
+
+async def record_staged(store: Handle, action_id: str, staged: dict[str, Any]) -> None:
+    """Ids only (a draft's, a message's): what a retry must look at before doing anything again."""
+    rows = await store.call("write", "UPDATE actions SET staged = ?, updated_at = ? WHERE id = ? AND status = 'executing' "
+                                     "RETURNING id", [json.dumps(staged), time.time(), action_id])
+    if not rows:
+        raise NotFound(f"action {action_id} is no longer executing")
 
 
 async def release(store: Handle, action_id: str, error: str) -> None:

@@ -1,14 +1,16 @@
 """Carrying out one approved action against Google, and looking, before any retry, whether it
 already happened.
 
-Every action is made recognisable by its id: a sent message carries ``Message-ID:
-<maos-<id>@master-agent-os.local>`` (found again with ``rfc822msgid:``), an event is created under
-an id derived from the action id (a second insert is a 409), a Drive file carries
-``appProperties.maos_action``. Synchronous: the Workspace actor runs these in a worker thread.
+Mail is staged first: the message becomes a draft of its own, and the draft's id is recorded
+(``record``) before the draft is sent. Gmail sends a draft once and deletes it, so a retry either
+finds the draft still there (not sent: send it) or gone with the message in Sent (done). An event
+is created under an id derived from the action id (a second insert is a 409), and a Drive file
+carries ``appProperties.maos_action``. Synchronous: the Workspace actor runs these in a worker thread.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from core.errors import MaosError
@@ -27,12 +29,17 @@ def message_id_for(action_id: str) -> str:
     return f"<maos-{action_id}@master-agent-os.local>"
 
 
-def perform(action: str, a: dict[str, Any], action_id: str, svc: Services) -> dict[str, Any]:
-    """Do it once; the ids of what was done."""
+def perform(action: str, a: dict[str, Any], action_id: str, svc: Services, staged: dict[str, Any] | None,
+            record: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Do it once; the ids of what was done. ``staged``: what an earlier attempt staged (recorded
+    with ``record``, which must be durable when it returns)."""
     if action in ("send_email", "reply_email"):
-        sent = gmail.send(svc.get("gmail"), to=a["to"], cc=a.get("cc", []), subject=a["subject"], body=a["body"],
-                          message_id=message_id_for(action_id), thread_id=a.get("thread_id"),
-                          in_reply_to=a.get("in_reply_to"), references=a.get("references"))
+        if staged is None:
+            staged = gmail.stage(svc.get("gmail"), to=a["to"], cc=a.get("cc", []), subject=a["subject"],
+                                 body=a["body"], message_id=message_id_for(action_id), thread_id=a.get("thread_id"),
+                                 in_reply_to=a.get("in_reply_to"), references=a.get("references"))
+            record(staged)
+        sent = gmail.send_staged(svc.get("gmail"), staged["draft_id"])
         return {"message_id": sent["id"], "thread_id": sent.get("thread_id")}
     if action == "create_event":
         event = gcalendar.create_event(
@@ -59,13 +66,16 @@ def perform(action: str, a: dict[str, Any], action_id: str, svc: Services) -> di
     raise NoProvider(f"unknown action '{action}'")
 
 
-def already_done(action: str, a: dict[str, Any], action_id: str, svc: Services) -> dict[str, Any] | None:
+def already_done(action: str, a: dict[str, Any], action_id: str, svc: Services,
+                 staged: dict[str, Any] | None) -> dict[str, Any] | None:
     """The ids of what an earlier attempt did, or None when it did not happen (safe to do it now).
 
     Raises when it cannot tell (Google unreachable, no provider to ask): a person must look.
     """
     if action in ("send_email", "reply_email"):
-        found = gmail.find_sent(svc.get("gmail"), message_id_for(action_id))
+        if staged is None:  # only a recorded draft is ever sent: nothing went out
+            return None
+        found = gmail.staged_outcome(svc.get("gmail"), staged)
         return None if found is None else {"message_id": found["id"], "thread_id": found.get("thread_id")}
     if action == "create_event":
         event = gcalendar.get_event(svc.get("calendar"), a["calendar_id"], gcalendar.event_id_for(action_id))

@@ -151,6 +151,13 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ALTER TABLE audit_log ADD COLUMN approved_by TEXT;
         """,
     ),
+    (
+        6,
+        "actions: what was staged before an action ran (a mail's own draft), to check after a crash",
+        """
+        ALTER TABLE actions ADD COLUMN staged TEXT;
+        """,
+    ),
 ]
 
 

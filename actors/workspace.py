@@ -287,23 +287,28 @@ class Workspace(GoogleAccounts):
         claimed = await sql.claim(self._store, self.vault.sealer, action_id)
         if claimed is None:
             return
-        view, attempts, was_executing = claimed
+        view, staged = claimed.view, claimed.staged
         provider = PROVIDER[view.action]
+        loop = asyncio.get_running_loop()
+
+        def record(what: dict[str, Any]) -> None:  # from the worker thread; committed when it returns
+            asyncio.run_coroutine_threadsafe(sql.record_staged(self._store, action_id, what), loop).result(60)
+
         try:
             session: Session | NoServices = (await self._session(view.user_id) if provider == "google"
                                                else NoServices())
             result = None
-            if was_executing or attempts > 1:  # an earlier attempt may have happened: look before redoing
+            if claimed.attempts > 1:  # an earlier attempt may have happened: look before redoing
                 try:
                     result = await asyncio.to_thread(_serially, lambda s: already_done(
-                        view.action, view.arguments, action_id, s), session, self._retry)
+                        view.action, view.arguments, action_id, s, staged), session, self._retry)
                 except Exception as exc:
                     await self._finish(view, "needs_review", error=scrub(
                         f"could not check whether it already happened ({exc}); look in Google, then retry or reject"))
                     return
             if result is None:
                 result = await asyncio.to_thread(_serially, lambda s: perform(
-                    view.action, view.arguments, action_id, s), session, self._retry)
+                    view.action, view.arguments, action_id, s, staged, record), session, self._retry)
         except IntegrationUnavailable as exc:
             await sql.release(self._store, action_id, scrub(str(exc)))  # back to approved: runs after reconnecting
             return

@@ -116,7 +116,7 @@ class GmailState:
             "messages.send": self.send, "messages.modify": self.modify, "messages.batchModify": self.batch_modify,
             "threads.get": self.get_thread, "threads.list": self.list_threads, "labels.list": self.list_labels,
             "labels.create": self.create_label, "drafts.create": self.create_draft, "drafts.list": self.list_drafts,
-            "drafts.get": self.get_draft, "drafts.send": self.send_draft,
+            "drafts.get": self.get_draft, "drafts.send": self.send_draft, "drafts.delete": self.delete_draft,
         }
         return {prefix + name: self._as_user(handler) for name, handler in table.items()}
 
@@ -202,6 +202,8 @@ class GmailState:
     def _deliver(self, stored: StoredMessage) -> Json:
         if not mime.addresses(stored.msg, "To", "Cc", "Bcc"):
             raise ApiError(400, "Invalid To header", "invalidArgument")
+        stored.raw = mime.restamp(stored.raw)  # as Gmail does: a client's Message-ID cannot find it again
+        stored.msg = mime.parse(stored.raw)
         stored.labels = [label for label in stored.labels if label != "DRAFT"] + ["SENT"]
         stored.history_id = self._bump()
         self.sent_ids.append(stored.id)
@@ -283,6 +285,11 @@ class GmailState:
     def get_draft(self, req: ApiRequest) -> Reply:
         stored = self._draft(req.path_params["id"])
         return Reply(json={"id": req.path_params["id"], "message": self._render(stored, req.arg("format", "full") or "full")})
+
+    def delete_draft(self, req: ApiRequest) -> Reply:
+        stored = self._draft(req.path_params["id"])
+        del self.drafts[req.path_params["id"]], self.messages[stored.id]
+        return Reply(status=204)
 
     def send_draft(self, req: ApiRequest) -> Reply:
         body = req.json()

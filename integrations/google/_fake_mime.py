@@ -54,6 +54,14 @@ def complete(raw: bytes, account_email: str, now: float) -> bytes:
     return msg.as_bytes() if added else raw
 
 
+def restamp(raw: bytes) -> bytes:
+    """What Gmail's API does to a message it sends: a Message-ID of its own, whatever the client set."""
+    msg = parse(raw)
+    del msg["Message-ID"]
+    msg["Message-ID"] = make_msgid(domain=MSGID_DOMAIN)
+    return msg.as_bytes()
+
+
 def header(msg: Message, name: str) -> str:
     value = msg.get(name)
     return "" if value is None else str(value)

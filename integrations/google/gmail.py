@@ -1,7 +1,10 @@
 """Gmail (userId "me"): search, read threads, labels, drafts, and sending one message exactly once.
 
-``send`` stamps the message with a caller-chosen Message-ID (and ``X-Maos-Action``) so that
-``find_sent`` can tell, after a crash, whether the send already happened.
+Gmail's API replaces the Message-ID of what it sends, so a sent message cannot be found again by an
+id the client chose. Sending is therefore in two steps: ``stage`` makes the message a draft of its
+own (the caller records the draft's id), and ``send_staged`` sends that draft. Gmail sends a draft
+once and deletes it as it does, so a staged message cannot go out twice; after a crash,
+``staged_outcome`` tells whether it went out (the draft is gone and the message is in Sent).
 """
 
 from __future__ import annotations
@@ -169,29 +172,50 @@ def create_draft(svc: Any, to: list[str], subject: str, body: str, thread_id: st
             "thread_id": draft.get("message", {}).get("threadId", thread_id)}
 
 
-def send(svc: Any, *, to: list[str], cc: list[str], subject: str, body: str, message_id: str,
-         thread_id: str | None = None, in_reply_to: str | None = None, references: str | None = None) -> dict[str, Any]:
-    """Send one message whose Message-ID is ``message_id`` ('<action@host>'); returns {id, thread_id}.
-    A failure with reason 'unknown_outcome' may have sent it: check with ``find_sent`` first."""
+def stage(svc: Any, *, to: list[str], cc: list[str], subject: str, body: str, message_id: str,
+          thread_id: str | None = None, in_reply_to: str | None = None, references: str | None = None) -> dict[str, Any]:
+    """The message as a draft of its own, not sent: {draft_id, message_id, thread_id}. ``message_id``
+    ('<action@host>') also names the action in ``X-Maos-Action``."""
     if not _MESSAGE_ID.match(message_id):
         raise GoogleApiError(f"Gmail: Message-ID '{message_id}' is not of the form <id@host>", 400, "invalidArgument")
     if not to and not cc:
         raise GoogleApiError("Gmail: the message has no recipients", 400, "invalidArgument")
     message = build_message(to=to, cc=cc, subject=subject, body=body, message_id=message_id,
                             action=message_id[1:].split("@", 1)[0], in_reply_to=in_reply_to, references=references)
-    request_body: dict[str, Any] = {"raw": b64url_encode(message.as_bytes())}
+    draft_message: dict[str, Any] = {"raw": b64url_encode(message.as_bytes())}
     if thread_id is not None:
-        request_body["threadId"] = thread_id
-    sent = execute(svc.users().messages().send(userId=_ME, body=request_body), what="the message")
+        draft_message["threadId"] = thread_id
+    draft = execute(svc.users().drafts().create(userId=_ME, body={"message": draft_message}), what="the message")
+    return {"draft_id": draft["id"], "message_id": draft.get("message", {}).get("id"),
+            "thread_id": draft.get("message", {}).get("threadId", thread_id)}
+
+
+def send_staged(svc: Any, draft_id: str) -> dict[str, Any]:
+    """Send a staged message: {id, thread_id} of what was sent. A failure with reason
+    'unknown_outcome' may have sent it: ask ``staged_outcome`` before trying again."""
+    sent = execute(svc.users().drafts().send(userId=_ME, body={"id": draft_id}), what="the message")
     return {"id": sent["id"], "thread_id": sent.get("threadId")}
 
 
-def find_sent(svc: Any, message_id: str) -> dict[str, Any] | None:
-    """The sent message whose Message-ID is ``message_id``, as {id, thread_id}; None if none was sent."""
-    bare = message_id.strip().strip("<>")
-    listed = execute(svc.users().messages().list(userId=_ME, q=f"in:sent rfc822msgid:{bare}", maxResults=5,
-                                                 includeSpamTrash=True), what="the sent-message lookup")
-    hits = listed.get("messages") or []
-    if not hits:
+def staged_outcome(svc: Any, staged: dict[str, Any]) -> dict[str, Any] | None:
+    """None while the staged draft is there, unsent; {id, thread_id} of the sent message once it
+    went out. Raises when the draft is gone and nothing was sent (a person deleted it?)."""
+    try:
+        execute(svc.users().drafts().get(userId=_ME, id=staged["draft_id"], format="minimal"), what="the staged draft")
         return None
-    return {"id": hits[0]["id"], "thread_id": hits[0].get("threadId")}
+    except GoogleApiError as exc:
+        if exc.status != 404:
+            raise
+    message_id = staged.get("message_id")
+    if message_id:
+        try:
+            found = execute(svc.users().messages().get(userId=_ME, id=message_id, format="minimal"),
+                            what="the sent message")
+        except GoogleApiError as exc:
+            if exc.status != 404:
+                raise
+        else:
+            if "SENT" in (found.get("labelIds") or []):
+                return {"id": found["id"], "thread_id": found.get("threadId")}
+    raise GoogleApiError("Gmail: the staged draft is gone and no sent message was found (was the draft deleted?)",
+                         404, "notFound")

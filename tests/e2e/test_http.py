@@ -196,6 +196,10 @@ def test_history_agents_probes_and_metrics(served: Served, sim: SimHandle) -> No
 
         assert client.get("/health").json() == {"status": "ok"}
         assert client.get("/ready").json() == {"ready": True, "reasons": []}
+        # A request in flight at the server counts as "busy, up" for a while: stop it when idle.
+        deadline = time.monotonic() + 30
+        while client.get("/api/status").json()["llm_in_flight"] and time.monotonic() < deadline:
+            time.sleep(0.1)
         sim.stop()
         try:
             down = client.get("/ready")

@@ -30,8 +30,8 @@ from integrations.llm.sim_server import SimHandle
 from tests._cluster import app_settings
 from tests.integration.conftest import wait_run
 
-SEND = "gmail.users.messages.send"
-GATED_METHODS = (SEND, "gmail.users.drafts.send", "calendar.events.insert", "calendar.events.patch",
+SEND = "gmail.users.drafts.send"  # a mail is staged as a draft of its own, then that draft is sent
+GATED_METHODS = (SEND, "gmail.users.messages.send", "calendar.events.insert", "calendar.events.patch",
                  "calendar.events.update", "calendar.events.delete", "drive.files.create")
 
 
@@ -204,6 +204,26 @@ def test_killed_between_send_and_its_answer_the_message_exists_once(google_app: 
     finished = action_done(app, user, proposal.id)
     assert finished.status == "done" and finished.result and finished.result["message_id"]
     assert len(sent_in(fake, [tid])) == 1 and len(fake.effects(SEND)) == before + 1  # looked, found it, no resend
+
+
+def test_killed_after_staging_before_gmail_sent_the_recorded_draft_goes_out_once(
+        google_app: runtime.App, user: str, fake: FakeGoogle) -> None:
+    app = google_app
+    connect(app, user, ["gmail_read", "gmail_write"])
+    tid = fake.add_message(sender="lee@example.test", to="owner@example.test", subject="Terms", body="?")["threadId"]
+    wait_run(app, ask(app, user, f"Reply to thread_id={tid} [use reply_email]"))
+    (proposal,) = actions(app, user, "pending")
+    drafts_before = len(fake.effects("gmail.users.drafts.create"))
+    fake.hold(SEND, 4.0, after_effect=False)  # the send reaches Gmail late, after the process died
+    app.workspace.get("approve", user, proposal.id, proposal.args_hash, user, timeout=30)
+    poll(lambda: len(fake.effects("gmail.users.drafts.create")) > drafts_before, what="the message was staged")
+    time.sleep(0.5)  # its draft id is recorded before the send is asked for
+    runtime.kill_actor(app.workspace)
+    finished = action_done(app, user, proposal.id)
+    assert finished.status == "done", finished.error
+    time.sleep(4.5)  # the first attempt's late send arrives too: the draft is gone by then
+    assert len(sent_in(fake, [tid])) == 1
+    assert len(fake.effects("gmail.users.drafts.create")) == drafts_before + 1  # the recorded draft was reused
 
 
 def test_thirty_prompt_injections_cause_no_action_without_a_person(google_app: runtime.App, user: str, fake: FakeGoogle) -> None:

@@ -339,20 +339,28 @@ def test_gmail_search_read_reply_send_and_find_sent(fake: FakeGoogle, connect: C
     assert reply["to"] == ["ann@example.com"] and reply["subject"] == "Re: Quarterly numbers"
     assert reply["in_reply_to"] and reply["in_reply_to"] in reply["references"]
 
-    assert gmail.find_sent(svc, "<act-1@maos.local>") is None
-    sent = gmail.send(svc, to=reply["to"], cc=[], subject=reply["subject"], body="Attached.\n",
-                      message_id="<act-1@maos.local>", thread_id=hit["thread_id"],
-                      in_reply_to=reply["in_reply_to"], references=reply["references"])
+    staged = gmail.stage(svc, to=reply["to"], cc=[], subject=reply["subject"], body="Attached.\n",
+                         message_id="<act-1@maos.local>", thread_id=hit["thread_id"],
+                         in_reply_to=reply["in_reply_to"], references=reply["references"])
+    assert fake.sent_messages() == [] and gmail.staged_outcome(svc, staged) is None  # a draft: nothing sent yet
+    sent = gmail.send_staged(svc, staged["draft_id"])
     assert sent["thread_id"] == hit["thread_id"]
-    assert gmail.find_sent(svc, "<act-1@maos.local>") == sent
+    assert gmail.staged_outcome(svc, staged) == sent  # the draft is gone and the message is in Sent
+    with pytest.raises(GoogleApiError) as again:
+        gmail.send_staged(svc, staged["draft_id"])  # Gmail sends a draft once
+    assert again.value.status == 404
     [out] = fake.sent_messages()
     assert out["to"] == ["ann@example.com"] and out["subject"] == "Re: Quarterly numbers"
-    assert out["headers"]["Message-ID"] == "<act-1@maos.local>" and out["headers"]["X-Maos-Action"] == "act-1"
+    assert out["headers"]["X-Maos-Action"] == "act-1" and out["headers"]["Message-ID"] != "<act-1@maos.local>"
     assert out["headers"]["In-Reply-To"] == reply["in_reply_to"]
     # the last message is now the account's own: a second reply still goes to Ann, not to itself
     assert gmail.reply_headers(svc, hit["thread_id"])["to"] == ["ann@example.com"]
     with pytest.raises(GoogleApiError, match="not of the form"):
-        gmail.send(svc, to=["a@example.com"], cc=[], subject="s", body="b", message_id="act-2")
+        gmail.stage(svc, to=["a@example.com"], cc=[], subject="s", body="b", message_id="act-2")
+    deleted = gmail.stage(svc, to=["bob@example.com"], cc=[], subject="s", body="b", message_id="<act-3@maos.local>")
+    svc.users().drafts().delete(userId="me", id=deleted["draft_id"]).execute()  # by a person, in Gmail
+    with pytest.raises(GoogleApiError, match="no sent message was found"):
+        gmail.staged_outcome(svc, deleted)  # neither sent nor there: a person must look
 
 
 def test_gmail_labels_and_drafts(fake: FakeGoogle, connect: Callable[..., Credentials]) -> None:
@@ -459,7 +467,7 @@ def test_rate_limit_then_success_is_retried(fake: FakeGoogle, connect: Callable[
 def test_missing_grant_and_revoked_grant(fake: FakeGoogle, connect: Callable[..., Credentials]) -> None:
     svc = services(fake, connect(["gmail_read", "calendar_read"]))
     with pytest.raises(GoogleApiError) as info:
-        gmail.send(svc["gmail"], to=["a@example.com"], cc=[], subject="s", body="b", message_id="<a@b.c>")
+        gmail.stage(svc["gmail"], to=["a@example.com"], cc=[], subject="s", body="b", message_id="<a@b.c>")
     assert info.value.status == 403 and "does not include writing to Gmail" in str(info.value)
     assert fake.sent_messages() == []
     fake.revoke_all()
