@@ -153,9 +153,13 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     ),
     (
         6,
-        "actions: what was staged before an action ran (a mail's own draft), to check after a crash",
+        "actions: what was staged before an action ran (a mail's own draft); tool effects made once per step",
         """
         ALTER TABLE actions ADD COLUMN staged TEXT;
+        CREATE TABLE tool_effects (
+            idempotency_key TEXT PRIMARY KEY, user_id TEXT NOT NULL, task_id TEXT, tool TEXT NOT NULL,
+            result TEXT NOT NULL, created_at DOUBLE NOT NULL
+        );
         """,
     ),
 ]

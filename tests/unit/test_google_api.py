@@ -22,6 +22,7 @@ from googleapiclient.errors import HttpError
 from actors.agents._tooling import MAX_OBSERVATION_CHARS, Tool, invoke
 from actors.agents.context import ToolContext
 from actors.agents.tools import google as google_tools
+from actors.store import Store
 from core.action_schemas import GoogleFeature
 from core.errors import GoogleApiError, ToolError
 from core.memory_schemas import DocumentInfo, DocumentKind, UploadResult
@@ -516,7 +517,7 @@ class _Memory:
 
 
 def _ctx(workspace: _Workspace | None, memory: _Memory | None = None) -> ToolContext:
-    return ToolContext(store=None, user_id="u1", run_id="r1", task_id="r1:s1",  # type: ignore[arg-type]  # unused
+    return ToolContext(store=Store(":memory:"), user_id="u1", run_id="r1", task_id="r1:s1",  # type: ignore[arg-type]
                        idempotency_key="r1:s1", memory=memory, workspace=workspace)
 
 
@@ -560,6 +561,9 @@ async def test_mail_tools_mark_outside_text_and_fit_the_observation(
     saved = await _tool(google_tools.gmail_create_draft, ctx, to=[], subject="", body="Will do.",
                         thread_id=first["threadId"])
     assert "NOT been sent" in saved and fake.sent_messages() == []
+    again = await _tool(google_tools.gmail_create_draft, ctx, to=[], subject="", body="Will do.",
+                        thread_id=first["threadId"])  # the step retried: the same draft is not saved twice
+    assert "already saved" in again and len(fake.effects("gmail.users.drafts.create")) == 1
     bad = await _tool(google_tools.gmail_create_draft, ctx, to=["not-an-address"], subject="s", body="b")
     assert "not an email address" in bad
     labels = await _tool_json(google_tools.gmail_apply_labels, ctx, message_ids=[first["id"]], add=["Follow up"])
