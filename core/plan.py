@@ -60,9 +60,16 @@ def parse_plan(text: str) -> Plan:
 
 
 def validate_plan(plan: Plan, known_agents: Sequence[str], budget: Budget) -> Plan:
-    """Known agent types, unique ids, dependencies that exist, no cycles, within budget."""
+    """Known agent types, unique ids, dependencies that exist, no cycles, within budget.
+
+    A step naming itself among its dependencies (small models do) can only mean "none": that entry
+    is dropped rather than sending the whole plan back.
+    """
     if not plan.steps:
         raise PlanError("the plan has no steps")
+    if any(s.id in s.depends_on for s in plan.steps):
+        plan = plan.model_copy(update={"steps": [
+            s.model_copy(update={"depends_on": [d for d in s.depends_on if d != s.id]}) for s in plan.steps]})
     known = sorted(known_agents)
     ids: dict[str, int] = {}
     for n, step in enumerate(plan.steps, start=1):
@@ -75,8 +82,6 @@ def validate_plan(plan: Plan, known_agents: Sequence[str], budget: Budget) -> Pl
         for dep in step.depends_on:
             if dep not in ids:
                 raise PlanError(f"step {n} ({step.id}) depends on '{dep}', which is not a step in the plan")
-            if dep == step.id:
-                raise PlanError(f"step {n} ({step.id}) depends on itself")
     cycle = _find_cycle({s.id: list(s.depends_on) for s in plan.steps})
     if cycle:
         raise PlanError(f"the steps form a cycle: {' → '.join(cycle)}")
