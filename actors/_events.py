@@ -40,20 +40,21 @@ class EventLog:
                 columns,
             )
 
-    def append_task_events(self, conn: duckdb.DuckDBPyConnection, events: list[TaskEvent]) -> None:
-        """Queue transitions as ``task`` events; a finished step carries an excerpt of its result."""
+    def append_task_events(self, conn: duckdb.DuckDBPyConnection, events: list[TaskEvent],
+                           results: dict[str, str]) -> None:
+        """Queue transitions as ``task`` events; a finished step carries an excerpt of its result
+        (from ``results``, else read)."""
         if not events:
             return
-        ids = sorted({e.task_id for e in events})
-        rows = conn.execute(
-            "SELECT id, step_id, result FROM tasks WHERE id IN (SELECT unnest(?))", [ids]
-        ).fetchall()
-        step_of = {r[0]: r[1] for r in rows}
-        result_of = {r[0]: r[2] or "" for r in rows}
+        finished = sorted({e.task_id for e in events if e.event == "done" and e.task_id not in results})
+        result_of = dict(conn.execute(
+            "SELECT id, result FROM tasks WHERE id IN (SELECT unnest(?))", [finished]).fetchall()) if finished else {}
+        result_of.update(results)
         self.append(conn, (
-            RunEvent(kind="task", run_id=e.run_id, at=e.at, status=e.event, task_id=e.task_id,
-                     step_id=step_of.get(e.task_id, ""), agent=e.agent, attempt=e.attempt, error=e.error,
-                     text=result_of.get(e.task_id, "")[:RESULT_EXCERPT] if e.event == "done" else None)
+            RunEvent.model_construct(  # from the queue's own values: nothing to validate
+                kind="task", run_id=e.run_id, at=e.at, status=e.event, task_id=e.task_id,
+                step_id=e.task_id.split(":", 1)[1], agent=e.agent, attempt=e.attempt, error=e.error,
+                text=(result_of.get(e.task_id) or "")[:RESULT_EXCERPT] if e.event == "done" else None)
             for e in events if e.event != "planned"  # the plan event lists every step already
         ))
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import duckdb
 
-from core.schemas import Plan, StepOutcome, TaskEvent, TaskRecord
+from core.schemas import Plan, StepOutcome, TaskEvent, TaskEventKind, TaskRecord
 
 TASK_COLUMNS = (
     "id, run_id, step_id, agent, instruction, depends_on, status, attempts, max_attempts, error, "
@@ -42,9 +42,11 @@ def row_to_task(row: Sequence[Any]) -> TaskRecord:
     )
 
 
-def _event(task: tuple[str, str, str, int], kind: str, now: float, error: str | None = None) -> TaskEvent:
+def task_event(task: tuple[str, str, str, int], kind: TaskEventKind, now: float, error: str | None = None) -> TaskEvent:
     task_id, run_id, agent, attempt = task
-    return TaskEvent(event=kind, run_id=run_id, task_id=task_id, agent=agent, attempt=attempt, at=now, error=error)  # type: ignore[arg-type]
+    # built from the queue's own columns: nothing to validate, and this runs for every transition
+    return TaskEvent.model_construct(event=kind, run_id=run_id, task_id=task_id, agent=agent, attempt=attempt, at=now,
+                                     error=error)
 
 
 def retry_delay(attempt: int, base_s: float, max_s: float, rng: random.Random) -> float:
@@ -61,11 +63,13 @@ class Transition:
     accepted: set[str] = field(default_factory=set)
     finished_runs: set[str] = field(default_factory=set)
     claimed: list[tuple[TaskRecord, str]] = field(default_factory=list)
+    results: dict[str, str] = field(default_factory=dict)  # of the steps that finished here
 
     def merge(self, other: Transition) -> None:
         self.events.extend(other.events)
         self.accepted |= other.accepted
         self.finished_runs |= other.finished_runs
+        self.results.update(other.results)
 
 
 # --- enqueue ----------------------------------------------------------------------------------
@@ -91,9 +95,9 @@ def enqueue_plan(conn: duckdb.DuckDBPyConnection, run_id: str, plan: Plan, max_a
     )
     out = Transition()
     for tid, step, st in zip(ids, steps, status, strict=True):
-        out.events.append(_event((tid, run_id, step.agent, 0), "planned", now))
+        out.events.append(task_event((tid, run_id, step.agent, 0), "planned", now))
         if st == "ready":
-            out.events.append(_event((tid, run_id, step.agent, 0), "ready", now))
+            out.events.append(task_event((tid, run_id, step.agent, 0), "ready", now))
     return out
 
 
@@ -111,14 +115,13 @@ def claim(
     wanted = {a: n for a, n in limits.items() if n > 0 and owners.get(a)}
     if not wanted:
         return Transition()
+    # Each type's oldest due tasks, top-n per type (no sort of everything that is due).
     agents = list(wanted)
-    rows = conn.execute(
-        "SELECT id, agent FROM (SELECT id, agent, row_number() OVER (PARTITION BY agent ORDER BY "
-        "coalesce(next_attempt_at, ready_at), seq) AS rank, lim.n AS n FROM tasks "
-        "JOIN (SELECT unnest(?) AS a, unnest(?) AS n) lim ON tasks.agent = lim.a "
-        "WHERE status IN ('ready', 'failed') AND coalesce(next_attempt_at, 0) <= ?) WHERE rank <= n",
-        [agents, [wanted[a] for a in agents], now],
-    ).fetchall()
+    picks = " UNION ALL ".join(
+        f"(SELECT id, agent FROM tasks WHERE agent = ${k + 2} AND status IN ('ready', 'failed') "
+        f"AND coalesce(next_attempt_at, 0) <= $1 ORDER BY coalesce(next_attempt_at, ready_at), seq "
+        f"LIMIT {int(wanted[a])})" for k, a in enumerate(agents))
+    rows = conn.execute(picks, [now, *agents]).fetchall()
     if not rows:
         return Transition()
     turn: dict[str, int] = defaultdict(int)
@@ -139,7 +142,7 @@ def claim(
     for row in claimed:
         task = row_to_task(row[:-1])
         out.claimed.append((task, row[-1]))
-        out.events.append(_event((task.id, task.run_id, task.agent, task.attempts), "running", now))
+        out.events.append(task_event((task.id, task.run_id, task.agent, task.attempts), "running", now))
     return out
 
 
@@ -179,19 +182,21 @@ def complete(
             "RETURNING tasks.id, tasks.run_id, tasks.agent, tasks.attempts",
             [now, now, [o.task_id for o in ok], [o.attempt for o in ok], [o.result or "" for o in ok]],
         ).fetchall()
+        given = {o.task_id: o.result or "" for o in ok}
         for r in rows:
             out.accepted.add(r[0])
-            out.events.append(_event(r, "done", now))
+            out.events.append(task_event(r, "done", now))
+            out.results[r[0]] = given[r[0]]
     failed = [o for o in outcomes if not o.ok]
     if failed:
-        out.merge(_fail(conn, failed, policy, rng, now))
+        out.merge(fail(conn, failed, policy, rng, now))
     _record_subagent_runs(conn, [o for o in outcomes if o.task_id in out.accepted], now)
     touched = {e.run_id for e in out.events}
     out.merge(settle_runs(conn, touched, now))
     return out
 
 
-def _fail(
+def fail(
     conn: duckdb.DuckDBPyConnection,
     failed: list[StepOutcome],
     policy: RetryPolicy,
@@ -216,19 +221,19 @@ def _fail(
         if o.wait_on is not None:
             status, att, at = "waiting", attempt - 1, None
             error = f"waiting: {error}"
-            out.events.append(_event(ev, "retried", now, error))
+            out.events.append(task_event(ev, "retried", now, error))
         elif o.wait:
             status, att, at = "ready", attempt - 1, now + policy.wait_s
             error = f"waiting: {error}"
-            out.events.append(_event(ev, "retried", now, error))
+            out.events.append(task_event(ev, "retried", now, error))
         elif o.retryable and attempt < max_attempts:
             status, att, at = "failed", attempt, now + retry_delay(attempt, policy.base_s, policy.max_s, rng)
-            out.events.append(_event(ev, "failed", now, error))
-            out.events.append(_event(ev, "retried", now))
+            out.events.append(task_event(ev, "failed", now, error))
+            out.events.append(task_event(ev, "retried", now))
         else:
             status, att, at = "dead", attempt, None
             dead.append((run_id, tid))
-            out.events.append(_event(ev, "dead", now, error))
+            out.events.append(task_event(ev, "dead", now, error))
         ids.append(tid)
         statuses.append(status)
         attempts.append(att)
@@ -248,11 +253,11 @@ def _fail(
             [now, ids, statuses, attempts, next_at, errors, finished, waiting],
         )
     if dead:
-        out.merge(_block_dependents(conn, dead, now))
+        out.merge(block_dependents(conn, dead, now))
     return out
 
 
-def _block_dependents(conn: duckdb.DuckDBPyConnection, dead: list[tuple[str, str]], now: float) -> Transition:
+def block_dependents(conn: duckdb.DuckDBPyConnection, dead: list[tuple[str, str]], now: float) -> Transition:
     """Mark every pending task that depends, directly or not, on a dead task as blocked."""
     out = Transition()
     runs: dict[str, set[str]] = defaultdict(set)
@@ -282,43 +287,47 @@ def _block_dependents(conn: duckdb.DuckDBPyConnection, dead: list[tuple[str, str
             "FROM (SELECT unnest($3) AS id, unnest($4) AS reason) v WHERE tasks.id = v.id",
             [now, now, [t[0] for t in to_block], reasons],
         )
-        out.events.extend(_event(t, "blocked", now, r) for t, r in zip(to_block, reasons, strict=True))
+        out.events.extend(task_event(t, "blocked", now, r) for t, r in zip(to_block, reasons, strict=True))
     return out
 
 
 def settle_runs(conn: duckdb.DuckDBPyConnection, run_ids: Iterable[str], now: float) -> Transition:
-    """Promote pending tasks whose dependencies are all done; report runs with nothing left to do."""
+    """Promote pending tasks whose dependencies are all done; report runs with nothing left to do.
+
+    One aggregate per batch; the steps themselves are read only for runs that have pending ones
+    (a wide fan-out has none, and re-reading its thousand steps on every batch made settling O(n²)).
+    """
     out = Transition()
     run_list = list(run_ids)
     if not run_list:
         return out
-    rows = conn.execute(
-        "SELECT run_id, step_id, status, depends_on, id, agent FROM tasks WHERE run_id IN (SELECT unnest(?)) "
-        "AND status IN ('pending', 'done')",
+    counts = conn.execute(
+        f"SELECT run_id, count(*) FILTER (WHERE status NOT IN {_TERMINAL_SQL}), "
+        "count(*) FILTER (WHERE status = 'pending') FROM tasks WHERE run_id IN (SELECT unnest(?)) GROUP BY run_id",
         [run_list],
     ).fetchall()
-    done: dict[str, set[str]] = defaultdict(set)
-    pending = []
-    for run_id, step_id, status, depends_on, tid, agent in rows:
-        if status == "done":
-            done[run_id].add(step_id)
-        else:
-            pending.append((run_id, tid, agent, set(json.loads(depends_on))))
-    promote = [(tid, run_id, agent, 0) for run_id, tid, agent, needs in pending if needs <= done[run_id]]
-    if promote:
-        conn.execute(
-            "UPDATE tasks SET status = 'ready', ready_at = ?, updated_at = ? WHERE id IN (SELECT unnest(?))",
-            [now, now, [p[0] for p in promote]],
-        )
-        out.events.extend(_event(p, "ready", now) for p in promote)
-    open_counts = dict(
-        conn.execute(
-            f"SELECT run_id, count(*) FILTER (WHERE status NOT IN {_TERMINAL_SQL}) FROM tasks "
-            "WHERE run_id IN (SELECT unnest(?)) GROUP BY run_id",
-            [run_list],
+    out.finished_runs |= {run_id for run_id, open_n, _ in counts if open_n == 0}
+    waiting = [run_id for run_id, _, pending in counts if pending]
+    if waiting:
+        rows = conn.execute(
+            "SELECT run_id, step_id, status, depends_on, id, agent FROM tasks WHERE run_id IN (SELECT unnest(?)) "
+            "AND status IN ('pending', 'done')",
+            [waiting],
         ).fetchall()
-    )
-    out.finished_runs |= {r for r, n in open_counts.items() if n == 0}
+        done: dict[str, set[str]] = defaultdict(set)
+        pending = []
+        for run_id, step_id, status, depends_on, tid, agent in rows:
+            if status == "done":
+                done[run_id].add(step_id)
+            else:
+                pending.append((run_id, tid, agent, set(json.loads(depends_on))))
+        promote = [(tid, run_id, agent, 0) for run_id, tid, agent, needs in pending if needs <= done[run_id]]
+        if promote:
+            conn.execute(
+                "UPDATE tasks SET status = 'ready', ready_at = ?, updated_at = ? WHERE id IN (SELECT unnest(?))",
+                [now, now, [p[0] for p in promote]],
+            )
+            out.events.extend(task_event(p, "ready", now) for p in promote)
     return out
 
 
@@ -337,83 +346,3 @@ def _record_subagent_runs(conn: duckdb.DuckDBPyConnection, outcomes: list[StepOu
             [o.ok for o in outcomes], [o.error for o in outcomes],
         ],
     )
-
-
-# --- recovery and manual retry ----------------------------------------------------------------
-
-
-def reclaim(
-    conn: duckdb.DuckDBPyConnection,
-    owners: list[str] | None,
-    policy: RetryPolicy,
-    rng: random.Random,
-    now: float,
-    keep: list[str] | None = None,
-) -> Transition:
-    """Running tasks whose worker is gone fail and retry: those leased to ``owners``, those
-    leased to anyone not in ``keep`` (a restarted app), or, with neither, expired leases."""
-    if owners is not None:
-        rows = conn.execute(
-            "SELECT id, attempts FROM tasks WHERE status = 'running' AND lease_owner IN (SELECT unnest(?))",
-            [owners],
-        ).fetchall()
-        reason = "worker died while running the step"
-    elif keep is not None:
-        rows = conn.execute(
-            "SELECT id, attempts FROM tasks WHERE status = 'running' "
-            "AND coalesce(lease_owner, '') NOT IN (SELECT unnest(?::VARCHAR[]))",
-            [keep],
-        ).fetchall()
-        reason = "the app stopped while the step was running"
-    else:
-        rows = conn.execute(
-            "SELECT id, attempts FROM tasks WHERE status = 'running' AND lease_expires_at < ?", [now]
-        ).fetchall()
-        reason = "worker lost: lease expired"
-    outcomes = [StepOutcome(task_id=tid, attempt=att, ok=False, error=reason) for tid, att in rows]
-    if not outcomes:
-        return Transition()
-    out = _fail(conn, outcomes, policy, rng, now)
-    out.merge(settle_runs(conn, {e.run_id for e in out.events}, now))
-    return out
-
-
-def requeue(conn: duckdb.DuckDBPyConnection, task_id: str, now: float) -> Transition:
-    """Give a dead task a fresh set of attempts; its blocked dependents wait on it again."""
-    row = conn.execute(
-        "UPDATE tasks SET status = 'ready', attempts = 0, error = NULL, next_attempt_at = NULL, finished_at = NULL, "
-        "ready_at = ?, updated_at = ? WHERE id = ? AND status = 'dead' RETURNING id, run_id, agent, attempts",
-        [now, now, task_id],
-    ).fetchone()
-    out = Transition()
-    if row is None:
-        return out
-    out.accepted.add(task_id)
-    out.events.append(_event(row, "requeued", now))
-    out.events.append(_event(row, "ready", now))
-    conn.execute(
-        "UPDATE tasks SET status = 'pending', error = NULL, finished_at = NULL, updated_at = ? "
-        "WHERE run_id = ? AND status = 'blocked'",
-        [now, row[1]],
-    )
-    # Dependents of other dead steps go straight back to blocked.
-    others = conn.execute(
-        "SELECT run_id, id FROM tasks WHERE run_id = ? AND status = 'dead'", [row[1]]
-    ).fetchall()
-    if others:
-        out.merge(_block_dependents(conn, [(r, t) for r, t in others], now))
-    return out
-
-
-def release_waiting(conn: duckdb.DuckDBPyConnection, user_id: str, provider: str, now: float) -> Transition:
-    """Tasks of ``user_id`` waiting on ``provider`` become ready (it was reconnected)."""
-    rows = conn.execute(
-        "UPDATE tasks SET status = 'ready', waiting_on = NULL, error = NULL, ready_at = ?, updated_at = ? "
-        "WHERE status = 'waiting' AND waiting_on = ? AND run_id IN (SELECT id FROM runs WHERE user_id = ?) "
-        "RETURNING id, run_id, agent, attempts",
-        [now, now, provider, user_id],
-    ).fetchall()
-    out = Transition()
-    for r in rows:
-        out.events.append(_event(r, "ready", now))
-    return out

@@ -190,7 +190,7 @@ def start_app(settings: Settings, backend: Backend) -> App:
     # in a cluster too, and restart there.
     here = {"scheduling_strategy": NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)}
     store_cls: Any = ray.remote(_with_logging(Store, settings))
-    store = RayHandle(store_cls.options(**_options("store", settings, **here)).remote(str(settings.db_path.resolve()), retry=retry, keys=database_keys(settings)), "store")
+    store = RayHandle(store_cls.options(**_options("store", settings, **here)).remote(str(settings.db_path.resolve()), retry=retry, keys=database_keys(settings), threads=settings.db_threads), "store")
     n_gw = settings.gateway_replicas
     per_gw = max(1, -(-settings.llm_slots // n_gw))
     gw_cls: Any = ray.remote(_with_logging(LLMGateway, settings))

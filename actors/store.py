@@ -20,6 +20,7 @@ import duckdb
 
 from actors import _conversations as conversations
 from actors import queue
+from actors import queue_recovery as recovery
 from actors._conversations import RUN_COLUMNS, row_to_run
 from actors._database import open_database
 from actors._events import EventLog
@@ -47,11 +48,12 @@ class Store(MemoryTables):
     """DuckDB owner. Plain class; the runtime makes it an actor."""
 
     def __init__(self, db_path: str, commit_interval_s: float = 0.002, retry: queue.RetryPolicy | None = None,
-                 keys: Sequence[str] = ()) -> None:
+                 keys: Sequence[str] = (), threads: int = 1) -> None:
         """``keys``: the database file's encryption keys (``database_keys``), current first."""
         if db_path != ":memory:":
             Path(db_path).parent.mkdir(parents=True, exist_ok=True)
         self._conn = open_database(db_path, keys)
+        self._conn.execute(f"SET threads = {int(threads)}")
         migrate(self._conn)
         self._interval = commit_interval_s
         self._retry = retry if retry is not None else queue.RetryPolicy()
@@ -92,7 +94,7 @@ class Store(MemoryTables):
             for fn, _ in batch:
                 result = fn(self._conn)
                 if isinstance(result, queue.Transition):
-                    self._events.append_task_events(self._conn, result.events)
+                    self._events.append_task_events(self._conn, result.events, result.results)
                 results.append(result)
             self._conn.execute("COMMIT")
             self.commits += 1
@@ -283,7 +285,7 @@ class Store(MemoryTables):
     async def reclaim(self, owners: list[str] | None) -> tuple[list[str], list[str]]:
         """Fail the running tasks of dead workers (or expired leases); returns (task ids, finished runs)."""
         def run(conn: duckdb.DuckDBPyConnection) -> queue.Transition:
-            return queue.reclaim(conn, owners, self._retry, self._rng, time.time())
+            return recovery.reclaim(conn, owners, self._retry, self._rng, time.time())
 
         t = await self._submit(run)
         return sorted(t.accepted), sorted(t.finished_runs)
@@ -291,7 +293,7 @@ class Store(MemoryTables):
     async def reclaim_foreign(self, keep: list[str]) -> tuple[list[str], list[str]]:
         """At start-up: fail and retry running tasks leased to workers this app does not have."""
         def run(conn: duckdb.DuckDBPyConnection) -> queue.Transition:
-            return queue.reclaim(conn, None, self._retry, self._rng, time.time(), keep=keep)
+            return recovery.reclaim(conn, None, self._retry, self._rng, time.time(), keep=keep)
 
         t = await self._submit(run)
         return sorted(t.accepted), sorted(t.finished_runs)
@@ -299,7 +301,7 @@ class Store(MemoryTables):
     async def release_waiting(self, user_id: str, provider: str) -> int:
         """The user's tasks waiting on ``provider`` go back to ready (it was reconnected); how many."""
         def run(conn: duckdb.DuckDBPyConnection) -> queue.Transition:
-            return queue.release_waiting(conn, user_id, provider, time.time())
+            return recovery.release_waiting(conn, user_id, provider, time.time())
 
         return len((await self._submit(run)).events)
 
@@ -312,7 +314,7 @@ class Store(MemoryTables):
     async def requeue(self, task_id: str) -> bool:
         def run(conn: duckdb.DuckDBPyConnection) -> queue.Transition:
             now = time.time()
-            t = queue.requeue(conn, task_id, now)
+            t = recovery.requeue(conn, task_id, now)
             if t.accepted:
                 t.merge(queue.settle_runs(conn, [task_id.split(":", 1)[0]], now))
                 conn.execute(

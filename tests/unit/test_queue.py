@@ -132,3 +132,19 @@ async def test_fanout_enqueue_and_claim_respects_limits(n: int) -> None:
     assert len(claimed) == min(n, 100)
     assert {o for _, o, _ in claimed} == ({"e/0", "e/1"} if n > 1 else {"e/0"})
     assert (await store.queue_counts()).get("running") == min(n, 100)
+
+
+async def test_claim_takes_each_types_oldest_first_within_its_limit_and_spreads_them_over_the_pool() -> None:
+    store = Store(":memory:")
+    run = await store.create_run("x", "u")
+    steps = [PlanStep(id=f"e{i}", agent="email", instruction="i") for i in range(6)]
+    steps += [PlanStep(id=f"l{i}", agent="leads", instruction="i") for i in range(3)]
+    await store.enqueue_plan(run.id, Plan(goal="g", steps=steps), 3)
+    # e0 failed once and waits out its retry delay: it is not due.
+    first = await store.claim({"email": 1}, {"email": ["e/0"]}, 30)
+    await store.complete([StepOutcome(task_id=first[0][0].id, attempt=1, ok=False, error="x")])
+    claimed = await store.claim({"email": 4, "leads": 2, "writing": 5}, {"email": ["e/0", "e/1"], "leads": ["l/0"]}, 30)
+    by_type = {a: sorted(t.step_id for t, _, _ in claimed if t.agent == a) for a in ("email", "leads")}
+    assert by_type == {"email": ["e1", "e2", "e3", "e4"], "leads": ["l0", "l1"]}
+    owners = [o for t, o, _ in claimed if t.agent == "email"]
+    assert sorted(owners) == ["e/0", "e/0", "e/1", "e/1"]
