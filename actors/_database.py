@@ -49,8 +49,14 @@ def open_database(path: str, keys: Sequence[str] = (), read_only: bool = False) 
     conn = duckdb.connect()
     _load_openssl(conn)
     file = Path(path)
-    if not read_only and file.exists():
-        _bring_to_key(conn, file, keys)
+    attached = not read_only and file.exists() and _bring_to_key(conn, file, keys)
+    if not attached:
+        _attach_current(conn, file, keys, read_only)
+    conn.execute(f"USE {ALIAS}")
+    return conn
+
+
+def _attach_current(conn: duckdb.DuckDBPyConnection, file: Path, keys: Sequence[str], read_only: bool) -> None:
     try:
         _attach(conn, file, keys[0], read_only)
     except duckdb.CatalogException as exc:
@@ -61,11 +67,11 @@ def open_database(path: str, keys: Sequence[str] = (), read_only: bool = False) 
         if not read_only:
             raise
         _attach_any(conn, file, keys[1:], read_only=True)
-    conn.execute(f"USE {ALIAS}")
-    return conn
 
 
-def _bring_to_key(conn: duckdb.DuckDBPyConnection, file: Path, keys: Sequence[str]) -> None:
+def _bring_to_key(conn: duckdb.DuckDBPyConnection, file: Path, keys: Sequence[str]) -> bool:
+    """The file under ``keys[0]``, copied there if it is plain or under an older key. True when it
+    is left attached (it opened under the current key as it was)."""
     try:
         _attach(conn, file, keys[0], read_only=False)
     except duckdb.CatalogException as exc:
@@ -74,13 +80,13 @@ def _bring_to_key(conn: duckdb.DuckDBPyConnection, file: Path, keys: Sequence[st
         conn.execute(f"ATTACH {_quote(file)} AS old")
         _copy_over(conn, file, keys[0])
         _log.info("database.encrypted", path=str(file))
-        return
+        return False
     except duckdb.InvalidInputException:  # written under an older key
         _attach_any(conn, file, keys[1:], read_only=False, alias="old")
         _copy_over(conn, file, keys[0])
         _log.info("database.rekeyed", path=str(file))
-        return
-    conn.execute(f"DETACH {ALIAS}")
+        return False
+    return True
 
 
 def _attach_any(conn: duckdb.DuckDBPyConnection, file: Path, keys: Sequence[str], read_only: bool,
