@@ -43,18 +43,14 @@ class EventLog:
     def append_task_events(self, conn: duckdb.DuckDBPyConnection, events: list[TaskEvent],
                            results: dict[str, str]) -> None:
         """Queue transitions as ``task`` events; a finished step carries an excerpt of its result
-        (from ``results``, else read)."""
+        (``results``: only ``queue.complete`` finishes steps, and it has them)."""
         if not events:
             return
-        finished = sorted({e.task_id for e in events if e.event == "done" and e.task_id not in results})
-        result_of = dict(conn.execute(
-            "SELECT id, result FROM tasks WHERE id IN (SELECT unnest(?))", [finished]).fetchall()) if finished else {}
-        result_of.update(results)
         self.append(conn, (
             RunEvent.model_construct(  # from the queue's own values: nothing to validate
                 kind="task", run_id=e.run_id, at=e.at, status=e.event, task_id=e.task_id,
                 step_id=e.task_id.split(":", 1)[1], agent=e.agent, attempt=e.attempt, error=e.error,
-                text=(result_of.get(e.task_id) or "")[:RESULT_EXCERPT] if e.event == "done" else None)
+                text=results.get(e.task_id, "")[:RESULT_EXCERPT] if e.event == "done" else None)
             for e in events if e.event != "planned"  # the plan event lists every step already
         ))
 
