@@ -156,18 +156,22 @@ class MemoryTables:
 
     # --- sources a run was given -----------------------------------------------------------
 
-    async def add_run_sources(self, run_id: str, task_id: str | None, sources: list[MemorySource]) -> None:
-        if not sources:
+    async def add_run_sources(self, entries: list[tuple[str, str | None, list[MemorySource]]]) -> None:
+        """Sources given to runs' planning or steps: (run id, task id or None, sources), in one statement."""
+        entries = [e for e in entries if e[2]]
+        if not entries:
             return
 
         def run(conn: duckdb.DuckDBPyConnection) -> None:
             now = time.time()
-            conn.executemany(f"INSERT INTO run_sources (run_id, task_id, {_SOURCE_COLUMNS}, created_at) "
-                             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                             [[run_id, task_id, s.collection, s.source_id, s.title, s.heading, s.snippet, s.score,
-                               s.link, now] for s in sources])
-            self._events.append(conn, [RunEvent(kind="memory", run_id=run_id, at=now, task_id=task_id,
-                                                sources=sources)])
+            rows = [(run_id, task_id, s.collection, s.source_id, s.title, s.heading, s.snippet, s.score, s.link, now)
+                    for run_id, task_id, sources in entries for s in sources]
+            columns = [list(c) for c in zip(*rows, strict=True)]
+            types = ["VARCHAR"] * 7 + ["DOUBLE", "VARCHAR", "DOUBLE"]
+            conn.execute(f"INSERT INTO run_sources (run_id, task_id, {_SOURCE_COLUMNS}, created_at) SELECT "
+                         + ", ".join(f"unnest(${i + 1}::{t}[])" for i, t in enumerate(types)), columns)
+            self._events.append(conn, [RunEvent(kind="memory", run_id=run_id, at=now, task_id=task_id, sources=sources)
+                                       for run_id, task_id, sources in entries])
 
         await self._submit(run)
 

@@ -25,6 +25,7 @@ from actors.handles import Handle
 from actors.memory_context import (
     GatewayEmbedder,
     Quotas,
+    SourceRecorder,
     content_hash,
     entry_embed_text,
     entry_payload,
@@ -46,7 +47,7 @@ from core.memory_schemas import (
 from core.schemas import MEMORY_COLLECTIONS, MemoryCollection, MemorySource, RunView
 from core.settings import Settings
 from memory.chunking import Chunk, chunk_text
-from memory.embedder import Embedder, local_embedder
+from memory.embedder import MODEL_ID, CoalescingEmbedder, Embedder, local_embedder
 from memory.extract import extract
 from memory.vectors import Hit, Point, VectorStore
 
@@ -59,10 +60,12 @@ class Memory:
         self._settings = settings
         self._store = store
         self._gateway = gateway
+        self._sources = SourceRecorder(store)
         self._query_thread = ThreadPoolExecutor(1, thread_name_prefix="memory-query")
         self._ingest_thread = ThreadPoolExecutor(1, thread_name_prefix="memory-ingest")
         self._vector_thread = ThreadPoolExecutor(1, thread_name_prefix="memory-vectors")
-        self._local: Embedder | None = None
+        self._local: Embedder | None = None  # uploads: all cores
+        self._queries: CoalescingEmbedder | None = None  # one core, concurrent queries batched
         self._remote: GatewayEmbedder | None = None
         self._vectors: VectorStore | None = None
         self._has_memories: dict[str, bool] = {}
@@ -89,17 +92,20 @@ class Memory:
                 self._remote = GatewayEmbedder(self._gateway, self._settings.embedding_model, len(probe[0]))
             return await self._remote.embed(texts)
         loop = asyncio.get_running_loop()
-        embedder = self._local
-        if embedder is None:
-            embedder = self._local = await loop.run_in_executor(self._query_thread, local_embedder)
-        thread = self._query_thread if interactive else self._ingest_thread
-        return await loop.run_in_executor(thread, embedder.embed, list(texts))
+        if interactive:
+            if self._queries is None:
+                one_core = await loop.run_in_executor(self._query_thread, local_embedder, 1)
+                self._queries = CoalescingEmbedder(one_core, self._query_thread)
+            return await self._queries.embed(list(texts))
+        if self._local is None:
+            self._local = await loop.run_in_executor(self._ingest_thread, local_embedder)
+        return await loop.run_in_executor(self._ingest_thread, self._local.embed, list(texts))
 
     @property
     def model_id(self) -> str:
         if self._settings.embedder == "ollama":
             return f"ollama/{self._settings.embedding_model}"
-        return self._local.model_id if self._local is not None else "all-MiniLM-L6-v2-onnx-int8"
+        return MODEL_ID
 
     async def _vec(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """Call the vector store in its own thread (opening it, and its collections, the first time)."""
@@ -349,8 +355,7 @@ class Memory:
         sources = [hit_source(c, h) for c, h in hits[:used]]
         examples = await self._examples(user_id, past, run_id, k)
         if run_id is not None and sources:
-            # Recorded without holding up the plan; the Store applies a caller's calls in order.
-            self._store.fire("add_run_sources", run_id, task_id, sources)
+            self._sources.add(run_id, task_id, sources)  # without holding up the plan
         return MemoryContext(text=text, sources=sources, examples=examples)
 
     async def _examples(self, user_id: str, past: list[Hit], run_id: str | None, k: int) -> list[PlanExample]:

@@ -8,12 +8,14 @@ is spent. Embeddings from the LLM server go through the gateway.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import structlog
 
 from actors.handles import Handle
 from core.schemas import MemoryCollection, MemorySource
@@ -21,6 +23,7 @@ from memory.chunking import Chunk
 from memory.vectors import Hit
 
 _SNIPPET = 600
+_log = structlog.get_logger("maos.memory")
 
 Quotas = dict[MemoryCollection, int]
 _CHARS_PER_TOKEN = 4
@@ -104,3 +107,35 @@ def hit_source(collection: MemoryCollection, hit: Hit) -> MemorySource:
     return MemorySource(collection=collection, source_id=str(p["source_id"]), title=str(p.get("title", "")),
                         heading=str(p.get("heading", "")), snippet=text if len(text) <= _SNIPPET else text[:_SNIPPET] + "…",
                         score=round(float(hit.score), 4), link=str(p.get("link", "")))
+
+
+class SourceRecorder:
+    """Records the sources each run was given, without holding up the caller.
+
+    One Store call at a time: what arrives while one is in flight goes in the next, so a thousand
+    steps' sources cost a few calls and statements, and a lone one goes at once. The Store applies
+    them in the order they were given.
+    """
+
+    def __init__(self, store: Handle) -> None:
+        self._store = store
+        self._pending: list[tuple[str, str | None, list[MemorySource]]] = []
+        self._sender: asyncio.Task[None] | None = None
+
+    def add(self, run_id: str, task_id: str | None, sources: list[MemorySource]) -> None:
+        self._pending.append((run_id, task_id, sources))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.get_running_loop().create_task(self._send())
+
+    async def _send(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                await self._store.call("add_run_sources", batch)
+            except Exception as exc:  # sources explain a run; losing them must not fail it
+                _log.warning("memory.sources_not_recorded", error=str(exc), runs=len({r for r, _, _ in batch}))
+
+    async def flush(self) -> None:
+        """Wait until every source added so far is committed."""
+        while self._sender is not None and not self._sender.done():
+            await asyncio.shield(self._sender)

@@ -39,6 +39,25 @@ def _message_dict(m: ChatMessage) -> dict[str, Any]:
     return out
 
 
+_registered: set[str] = set()
+
+
+def register_local_model(model: str) -> None:
+    """Tell litellm a local model costs nothing and serves chat, once per model name.
+
+    Without this, litellm looks up every call's model: for Ollama with a synchronous
+    ``/api/show`` request from a worker thread (about half the gateway's CPU under load),
+    and for any model through a cost calculation that fails.
+    """
+    if model in _registered:
+        return
+    provider = model.split("/", 1)[0]
+    litellm.register_model({model: {"litellm_provider": provider, "mode": "chat",
+                                    "input_cost_per_token": 0.0, "output_cost_per_token": 0.0,
+                                    "cache_creation_input_token_cost": 0.0, "cache_read_input_token_cost": 0.0}})
+    _registered.add(model)
+
+
 def request_kwargs(backend: Backend, req: ChatRequest, timeout_s: float) -> dict[str, Any]:
     """litellm keyword arguments for one request (pure; tested without a server)."""
     kwargs: dict[str, Any] = {
@@ -104,6 +123,7 @@ def _parse_tool_calls(raw: Any) -> list[ToolCall]:
 async def complete(backend: Backend, req: ChatRequest, timeout_s: float) -> ChatResponse:
     """One non-streaming call. Raises LLMError (``transient`` set) or LLMUnavailable."""
     started = time.perf_counter()
+    register_local_model(backend.litellm_model(req.role))
     try:
         resp = await litellm.acompletion(**request_kwargs(backend, req, timeout_s))
     except Exception as exc:
@@ -136,6 +156,7 @@ async def embed(backend: Backend, texts: list[str], model: str, timeout_s: float
 
 async def stream(backend: Backend, req: ChatRequest, timeout_s: float) -> AsyncIterator[str]:
     """Stream text deltas (for text a person watches)."""
+    register_local_model(backend.litellm_model(req.role))
     try:
         resp = await litellm.acompletion(**request_kwargs(backend, req, timeout_s), stream=True)
         async for chunk in resp:

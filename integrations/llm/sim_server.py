@@ -49,6 +49,7 @@ class SimLLMServer:
         self.log: list[dict[str, Any]] = []
         self.port: int | None = None
         self._seq = 0
+        self._lookups = 0  # /api/show requests (model information)
         self._rng = random.Random(self.config.seed)
         self._slots = Slots()
         self._runner: web.AppRunner | None = None
@@ -108,12 +109,13 @@ class SimLLMServer:
         """Clear the log and the counters."""
         self.log.clear()
         self._seq = 0
+        self._lookups = 0
         self._slots.peak = self._slots.in_flight
         self._rng = random.Random(self.config.seed)
 
     def stats(self) -> dict[str, int]:
         return {"in_flight": self._slots.in_flight, "waiting": len(self._slots.waiters),
-                "peak_in_flight": self._slots.peak, "requests": self._seq}
+                "peak_in_flight": self._slots.peak, "requests": self._seq, "model_lookups": self._lookups}
 
     async def _tags(self, request: web.Request) -> web.Response:
         return web.json_response(wire.ollama_tags(self.config.model))
@@ -155,6 +157,7 @@ class SimLLMServer:
 
     async def _show(self, request: web.Request) -> web.Response:
         body = await _read_json(request) or {}
+        self._lookups += 1
         return web.json_response(wire.ollama_show(str(body.get("model") or body.get("name") or self.config.model)))
 
     async def _stats(self, request: web.Request) -> web.Response:
@@ -247,9 +250,10 @@ class SimLLMServer:
         tokens = reply.tokens()
         n = len(tokens)
         per_token = cfg.token_ms / 1000
+        timed = min(n, cfg.timed_tokens_cap) if cfg.timed_tokens_cap > 0 else n
         first_delay = cfg.ttft_ms / 1000 + reply.slow_s
         if reply.tool_name is not None:  # a tool call goes out whole, when it is complete
-            first_delay += (n - 1) * per_token
+            first_delay += (timed - 1) * per_token
         if first_delay > 0:
             await asyncio.sleep(first_delay)
         content_type = "application/x-ndjson" if req.protocol == "ollama" else "text/event-stream"
@@ -260,7 +264,7 @@ class SimLLMServer:
             if reply.tool_name is not None:
                 await resp.write(wire.stream_tool_call(req, reply, seq))
             else:
-                await self._write_tokens(resp, req, seq, tokens, per_token)
+                await self._write_tokens(resp, req, seq, tokens, per_token, timed)
             elapsed = time.time() - record["t_received"]
             await resp.write(wire.stream_end(req, reply, seq, record["tokens_in"], n, elapsed))
             await resp.write_eof()
@@ -271,25 +275,27 @@ class SimLLMServer:
 
     @staticmethod
     async def _write_tokens(resp: web.StreamResponse, req: SimRequest, seq: int, tokens: list[str],
-                            per_token: float) -> None:
-        """First token now, the rest on a fixed schedule; tokens due together go in one write."""
+                            per_token: float, timed: int) -> None:
+        """First token now, the next ``timed - 1`` on a fixed schedule, the rest at once.
+
+        Tokens due together go in one write.
+        """
         await resp.write(wire.stream_chunk(req, seq, tokens[0], first=True))
-        if per_token <= 0:
-            await resp.write(b"".join(wire.stream_chunk(req, seq, t, first=False) for t in tokens[1:]))
-            return
         loop = asyncio.get_running_loop()
         t_first = loop.time()
         i = 1
-        while i < len(tokens):
+        while i < timed and per_token > 0:
             wait = t_first + i * per_token - loop.time()
             if wait > 0:
                 await asyncio.sleep(wait)
             now = loop.time() + 0.002
             j = i + 1
-            while j < len(tokens) and t_first + j * per_token <= now:
+            while j < timed and t_first + j * per_token <= now:
                 j += 1
             await resp.write(b"".join(wire.stream_chunk(req, seq, t, first=False) for t in tokens[i:j]))
             i = j
+        if i < len(tokens):
+            await resp.write(b"".join(wire.stream_chunk(req, seq, t, first=False) for t in tokens[i:]))
 
     def _error(self, record: dict[str, Any], protocol: WireProtocol, status: int, message: str) -> web.Response:
         record["status"] = status

@@ -248,6 +248,22 @@ async def test_streaming_sends_the_first_token_before_the_rest(sim: SimHandle, p
     assert text.startswith("Summary: How did the week go?") and len(text.split()) == 10
 
 
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_timed_tokens_cap_bounds_a_long_stream(sim: SimHandle, protocol: str) -> None:
+    kwargs = llm(protocol, sim)
+    messages = [{"role": "user", "content": "How did the week go?"}]
+    await litellm.acompletion(messages=messages, **kwargs)
+    sim.update(token_ms=50, reply_tokens=60, timed_tokens_cap=4)
+    started = time.monotonic()
+    resp = await litellm.acompletion(messages=messages, stream=True, **kwargs)
+    text = ""
+    async for chunk in resp:
+        text += (chunk.choices[0].delta.content if chunk.choices else None) or ""
+    total = time.monotonic() - started
+    assert len(text.split()) == 60
+    assert 0.15 <= total < 1.5  # three timed tokens after the first, not 59 (3 s)
+
+
 async def test_non_streaming_waits_ttft_plus_tokens(sim: SimHandle) -> None:
     sim.update(ttft_ms=100, token_ms=20, reply_tokens=6)
     started = time.monotonic()
