@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 
+from actors._boot import actor_class
 from actors.handles import Handle
 from core.errors import ActorGone
 from core.schemas import Assignment, PoolStatus, StepOutcome
@@ -191,3 +192,6 @@ class Dispatcher:
 
     async def ping(self) -> bool:
         return True
+
+
+ActorDispatcher = actor_class(Dispatcher)  # what Ray runs (see actors._boot)

@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 
+from actors._boot import actor_class
 from actors.handles import Handle
 from core.errors import LLMError, LLMUnavailable
 from core.schemas import ChatMessage, ChatRequest, ChatResponse, Priority, StreamChunk
@@ -75,9 +76,15 @@ class PrioritySlots:
 class LLMGateway:
     """Plain class; the runtime makes it an actor (``num_cpus=0``: it waits on I/O)."""
 
-    def __init__(self, settings: Settings, backend: Backend, store: Handle | None, slots: int | None = None) -> None:
+    @staticmethod
+    def prepare_process(settings: Settings, backend: Backend, *rest: object) -> None:
+        """Import litellm (2-3 s) while the process waits for the rest of the app to start."""
         apply_litellm_environment(backend.base_url if backend.provider == "ollama" else None)
-        from integrations.llm import client  # litellm is imported here and nowhere else
+        from integrations.llm import client  # noqa: F401  # litellm is imported here and nowhere else
+
+    def __init__(self, settings: Settings, backend: Backend, store: Handle | None, slots: int | None = None) -> None:
+        self.prepare_process(settings, backend)
+        from integrations.llm import client
 
         self._client = client
         self._settings = settings
@@ -270,3 +277,6 @@ class LLMGateway:
 
     async def ping(self) -> bool:
         return True
+
+
+ActorLLMGateway = actor_class(LLMGateway)  # what Ray runs (see actors._boot)

@@ -1,4 +1,4 @@
-"""How actors reach each other: a small protocol, with a Ray implementation in ``runtime``
+"""How actors reach each other: a small protocol, with a Ray implementation in ``ray_handles``
 and an in-process one here, so the classes run and test without Ray."""
 
 from __future__ import annotations

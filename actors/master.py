@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import structlog
 
+from actors._boot import actor_class
 from actors.agents import AgentSpec, all_specs
 from actors.agents.prompts import render
 from actors.handles import Handle
@@ -227,3 +228,6 @@ def _listing(view: RunView) -> str:
     if len(view.tasks) > 50:
         lines.append(f"- … and {len(view.tasks) - 50} more")
     return "\n".join(lines)
+
+
+ActorMasterAgent = actor_class(MasterAgent)  # what Ray runs (see actors._boot)

@@ -12,6 +12,7 @@ from typing import Any
 
 import structlog
 
+from actors._boot import actor_class
 from actors.agents import get as get_spec
 from actors.handles import Handle
 from actors.subagent import run_subagent
@@ -168,3 +169,6 @@ class SubAgentPool:
 
     async def ping(self) -> bool:
         return True
+
+
+ActorSubAgentPool = actor_class(SubAgentPool)  # what Ray runs (see actors._boot)

@@ -20,6 +20,7 @@ import duckdb
 
 from actors import _conversations as conversations
 from actors import queue
+from actors._boot import actor_class
 from actors._conversations import RUN_COLUMNS, row_to_run
 from actors._database import open_database
 from actors._events import EventLog
@@ -296,3 +297,6 @@ class Store(MemoryTables, QueueTables):
 
     def close(self) -> None:
         self._conn.close()
+
+
+ActorStore = actor_class(Store)  # what Ray runs (see actors._boot)

@@ -24,6 +24,7 @@ from google.auth.exceptions import RefreshError
 
 from actors import _actions_sql as sql
 from actors._action_args import PROVIDER, args_hash, check_arguments, scrub
+from actors._boot import actor_class
 from actors._executor import NoProvider, already_done, perform
 from actors._google_accounts import GoogleAccounts, NoServices, Session
 from actors._vault import Vault
@@ -327,3 +328,6 @@ class Workspace(GoogleAccounts):
         await self._audit(view.user_id, "system", f"{view.action}.{status}", run_id=view.run_id, task_id=view.task_id,
                           subject_id=view.id, approved_by=view.decided_by, detail=result or {})
         _log.info("action.finished", action_id=view.id, action=view.action, status=status)
+
+
+ActorWorkspace = actor_class(Workspace)  # what Ray runs (see actors._boot)

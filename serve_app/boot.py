@@ -53,8 +53,9 @@ def resolve_backend(settings: Settings) -> tuple[Backend, EmbeddedServer | None]
     return backend, (holder[0] if holder else None)
 
 
-def attach_or_start(settings: Settings) -> Booted:
-    """Use the app running on this data directory if there is one, else start one here."""
+def attach_or_start(settings: Settings, dashboard: bool = True) -> Booted:
+    """Use the app running on this data directory if there is one, else start one here (a command
+    that starts its own app for one request passes ``dashboard=False``: it starts faster)."""
     address = runtime.app_address(settings)
     if address is not None:
         runtime.init_ray(settings, address)
@@ -66,7 +67,7 @@ def attach_or_start(settings: Settings) -> Booted:
     settings = with_saved(settings)
     backend, embedded = resolve_backend(settings)
     try:
-        runtime.init_ray(settings)
+        runtime.init_ray(settings, dashboard=dashboard)
         app = runtime.start_app(settings, backend)
     except BaseException:
         if embedded is not None:

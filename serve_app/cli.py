@@ -83,7 +83,7 @@ def _ask(settings: Settings, args: argparse.Namespace) -> int:
 
     console = Console(stderr=args.json)
     with console.status("starting Master Agent OS…"):
-        booted = attach_or_start(settings)
+        booted = attach_or_start(settings, dashboard=False)
     try:
         app = booted.app
         console.print(f"[dim]LLM: {app.backend.provider} · {app.backend.planner_model} at {app.backend.base_url}[/dim]")

@@ -1,0 +1,74 @@
+"""What runs first in an actor's process: logging, and the settings saved from the UI.
+
+Each actor module defines its class's actor form with :func:`actor_class` as a module attribute,
+so Ray pickles it by reference: an actor's process then imports its own module only. (A class
+made on the fly is pickled by value, and every process given a handle to it imported its module
+too: a pool imported the gateway, Store, Memory and Workspace modules, about a second of each
+process's start on a small machine.)
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar, cast
+
+import ray
+import structlog
+
+from core.logging import configure
+from core.settings import Settings, overlay
+
+_log = structlog.get_logger("maos.runtime")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Boot:
+    """An actor's first constructor argument: how it logs, and whether it takes the saved settings."""
+
+    level: str
+    fmt: Literal["auto", "json", "console"]
+    namespace: str
+    saved_settings: bool = True
+
+    @classmethod
+    def of(cls, settings: Settings, saved_settings: bool = True) -> Boot:
+        return cls(settings.log_level, settings.log_format, settings.namespace, saved_settings)
+
+
+def actor_class(cls: type[T]) -> type[T]:
+    """``cls`` taking a :class:`Boot` first: it sets up structlog in the actor's process before the
+    class runs and, when Ray restarts the actor, hands the class the settings saved from the UI since
+    the app started. Assign the result to ``Actor<ClassName>`` in ``cls``'s module.
+
+    A class with a static ``prepare_process(*args)`` has it run in a thread meanwhile (the gateway
+    imports litellm there, 2-3 s, while the Store is still opening).
+    """
+
+    def __init__(self: Any, boot: Boot, *args: Any, **kwargs: Any) -> None:
+        configure(boot.level, "json" if boot.fmt == "auto" else boot.fmt)
+        prepare = getattr(cls, "prepare_process", None)
+        if prepare is not None:
+            threading.Thread(target=prepare, args=args, name="prepare-process", daemon=True).start()
+        # At the app's start the settings given already include the saved ones (``with_saved``);
+        # an actor Ray restarts gets those start-up arguments again, so it asks the Store.
+        if boot.saved_settings and ray.get_runtime_context().was_current_actor_reconstructed:
+            args = _saved_settings_applied(args, boot.namespace)
+        cls.__init__(self, *args, **kwargs)  # type: ignore[misc]  # the wrapped class's own constructor
+
+    return cast(type[T], type(cls.__name__, (cls,), {
+        "__init__": __init__, "__module__": cls.__module__, "__qualname__": f"Actor{cls.__name__}"}))
+
+
+def _saved_settings_applied(args: tuple[Any, ...], namespace: str) -> tuple[Any, ...]:
+    """``args`` with any Settings overlaid by what the Store has saved; unchanged if it cannot answer."""
+    if not any(isinstance(a, Settings) for a in args):
+        return args
+    try:
+        saved = cast(dict[str, object], ray.get(
+            ray.get_actor("store", namespace=namespace).settings_overrides.remote(), timeout=30))
+    except Exception as exc:  # no Store (yet): the start-up settings stand
+        _log.warning("actor.saved_settings_unavailable", error=str(exc))
+        return args
+    return tuple(overlay(a, saved) if isinstance(a, Settings) else a for a in args)
