@@ -268,6 +268,12 @@ def main() -> None:
         app = runtime.start_app(settings, backend)
         print("ttft…", flush=True)
         results["ttft"] = asyncio.run(_ttft(app, base))
+        print("dispatch at light load…", flush=True)
+        light = [_fanout(app, base, 10) for _ in range(3)]
+        results["dispatch_light_load"] = {
+            "steps": 10, "repeats": 3,
+            "claim_to_server_ms_p50": statistics.median(r["dispatch_claim_to_server_ms_p50"] for r in light),
+            "claim_to_server_ms_p99": statistics.median(r["dispatch_claim_to_server_ms_p99"] for r in light)}
         for n in sizes:
             print(f"fanout {n}…", flush=True)
             base_s = asyncio.run(_baseline(base, n))
@@ -305,6 +311,9 @@ def _print(r: dict[str, Any]) -> None:
         print(f"{n:>6} | {s['steps_per_s']:7.1f} | {s['steps_wall_s']:12.2f} | {s['baseline_wall_s']:10.2f} | {s['ratio_vs_baseline']:5.2f} | "
               f"{s['dispatch_claim_to_server_ms_p50']:7.1f} / {s['dispatch_claim_to_server_ms_p99']:7.1f} | "
               f"{s['ready_to_server_ms_p50']:7.1f} / {s['ready_to_server_ms_p99']:7.1f} | {s['kb_per_in_flight']:8.1f} | {s['peak_rss_mb']:7.0f}")
+    d = r["dispatch_light_load"]
+    print(f"dispatch overhead at light load ({d['steps']} steps): claim→server p50 {d['claim_to_server_ms_p50']:.1f} ms, "
+          f"p99 {d['claim_to_server_ms_p99']:.1f} ms")
     t = r["ttft"]
     print(f"TTFT: direct {t['direct_ms']:.1f} ms, via gateway {t['via_gateway_ms']:.1f} ms, added {t['added_ms']:.1f} ms")
     s = r["store"]
