@@ -27,6 +27,8 @@ class QueueTables:
     _events: EventLog
     _retry: queue.RetryPolicy
     _rng: random.Random
+    _writes: int  # the Store's count of statements run in transactions
+    _idle: tuple[int, float]  # (_writes when a claim found nothing, when the next task falls due)
 
     async def _submit(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         raise NotImplementedError  # the Store's group commit
@@ -34,9 +36,22 @@ class QueueTables:
     async def claim(
         self, limits: dict[str, int], owners: dict[str, list[str]], lease_s: float
     ) -> list[tuple[TaskRecord, str, str]]:
-        """Claim due tasks; returns (task, lease owner, results of its dependencies as context)."""
+        """Claim due tasks; returns (task, lease owner, results of its dependencies as context).
+
+        An idle app's dispatcher asks every few tens of milliseconds: when the last claim found
+        nothing, nothing has been written since, and its next due time has not come, the answer
+        is nothing without a query (it cost ~6 ms, a tenth of a core at 20 a second).
+        """
+        writes, due = self._idle
+        if writes == self._writes and time.time() < due:
+            return []
+
         def run(conn: duckdb.DuckDBPyConnection) -> queue.Transition:
-            return queue.claim(conn, limits, owners, lease_s, time.time())
+            now = time.time()
+            t = queue.claim(conn, limits, owners, lease_s, now)
+            if not t.claimed:  # in the same transaction: any later write invalidates it
+                self._idle = (self._writes, queue.next_due(conn))
+            return t
 
         claimed = (await self._submit(run)).claimed
         with_deps = [t for t, _ in claimed if t.depends_on]

@@ -146,6 +146,13 @@ def claim(
     return out
 
 
+def next_due(conn: duckdb.DuckDBPyConnection) -> float:
+    """When the next claimable task falls due (now or earlier if one is due; infinity if none waits)."""
+    row = conn.execute("SELECT min(coalesce(next_attempt_at, 0)) FROM tasks WHERE status IN ('ready', 'failed')"
+                       ).fetchone()
+    return float("inf") if row is None or row[0] is None else float(row[0])
+
+
 def renew_leases(conn: duckdb.DuckDBPyConnection, task_ids: list[str], until: float) -> None:
     conn.execute(
         "UPDATE tasks SET lease_expires_at = ? WHERE id IN (SELECT unnest(?)) AND status = 'running'",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import duckdb
 import pytest
 
@@ -148,3 +150,26 @@ async def test_claim_takes_each_types_oldest_first_within_its_limit_and_spreads_
     assert by_type == {"email": ["e1", "e2", "e3", "e4"], "leads": ["l0", "l1"]}
     owners = [o for t, o, _ in claimed if t.agent == "email"]
     assert sorted(owners) == ["e/0", "e/0", "e/1", "e/1"]
+
+
+async def test_an_idle_claim_skips_the_query_until_a_write_or_a_retry_falls_due() -> None:
+    store = Store(":memory:", retry=RetryPolicy(base_s=0.6, max_s=0.6))
+    limits = {"leads": 10, "email": 10, "writing": 10}
+    run_id = await _started(store)
+    claimed = await store.claim(limits, OWNERS, 30)
+    assert await store.claim(limits, OWNERS, 30) == []  # b and c wait on a and d
+    commits = store.commits
+    assert await store.claim(limits, OWNERS, 30) == []
+    assert store.commits == commits  # nothing written since: no query, no transaction
+    a = next(t for t, _, _ in claimed if t.step_id == "a")
+    d = next(t for t, _, _ in claimed if t.step_id == "d")
+    await store.complete([StepOutcome(task_id=a.id, attempt=1, ok=True, result="r-a"),
+                          StepOutcome(task_id=d.id, attempt=1, ok=False, error="flaky")])
+    (b, _, _), = await store.claim(limits, OWNERS, 30)  # released by a's completion
+    assert b.step_id == "b"
+    assert await store.claim(limits, OWNERS, 30) == []  # d retries in 0.3-0.6 s
+    commits = store.commits
+    assert await store.claim(limits, OWNERS, 30) == [] and store.commits == commits
+    await asyncio.sleep(0.65)
+    (again, _, _), = await store.claim(limits, OWNERS, 30)
+    assert again.id == d.id and again.attempts == 2 and again.run_id == run_id
