@@ -137,7 +137,9 @@ def test_past_the_queue_bound_new_work_gets_429_with_retry_after(served: Served)
         finally:
             assert client.patch("/api/settings", json={"queue_bound": 50_000}).status_code == 200
         list(read_events(client, slow["events_url"]))
-        assert client.post("/api/runs", json={"message": "[fanout 1] and now this"}).status_code == 202
+        after = client.post("/api/runs", json={"message": "[fanout 1] and now this"})
+        assert after.status_code == 202
+        list(read_events(client, after.json()["events_url"]))  # left running, it would keep the LLM busy
 
 
 def test_settings_round_trip_are_saved_and_applied(served: Served, sim: SimHandle) -> None:
@@ -196,9 +198,15 @@ def test_history_agents_probes_and_metrics(served: Served, sim: SimHandle) -> No
 
         assert client.get("/health").json() == {"status": "ok"}
         assert client.get("/ready").json() == {"ready": True, "reasons": []}
-        # A request in flight at the server counts as "busy, up" for a while: stop it when idle.
-        deadline = time.monotonic() + 30
-        while client.get("/api/status").json()["llm_in_flight"] and time.monotonic() < deadline:
+        # A request in flight at the server counts as "busy, up" for a while: stop it when idle,
+        # with no step left that could send one.
+        def busy() -> bool:
+            status = client.get("/api/status").json()
+            return bool(status["llm_in_flight"] or any(status["queue"].get(s) for s in ("pending", "ready", "running")))
+
+        deadline = time.monotonic() + 60
+        while busy():
+            assert time.monotonic() < deadline, client.get("/api/status").json()
             time.sleep(0.1)
         sim.stop()
         try:
