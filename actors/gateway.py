@@ -13,6 +13,7 @@ import itertools
 import random
 import time
 from collections.abc import AsyncIterator
+from types import ModuleType
 from typing import Any
 
 import structlog
@@ -77,16 +78,15 @@ class LLMGateway:
     """Plain class; the runtime makes it an actor (``num_cpus=0``: it waits on I/O)."""
 
     @staticmethod
-    def prepare_process(settings: Settings, backend: Backend, *rest: object) -> None:
-        """Import litellm (2-3 s) while the process waits for the rest of the app to start."""
+    def prepare_process(settings: Settings, backend: Backend, *rest: object) -> ModuleType:
+        """The LLM client module: importing litellm takes 2-3 s, so the runtime starts it early."""
         apply_litellm_environment(backend.base_url if backend.provider == "ollama" else None)
-        from integrations.llm import client  # noqa: F401  # litellm is imported here and nowhere else
+        from integrations.llm import client  # litellm is imported here and nowhere else
+
+        return client
 
     def __init__(self, settings: Settings, backend: Backend, store: Handle | None, slots: int | None = None) -> None:
-        self.prepare_process(settings, backend)
-        from integrations.llm import client
-
-        self._client = client
+        self._client = self.prepare_process(settings, backend)
         self._settings = settings
         self._backend = backend
         self._store = store

@@ -134,8 +134,3 @@ class SourceRecorder:
                 await self._store.call("add_run_sources", batch)
             except Exception as exc:  # sources explain a run; losing them must not fail it
                 _log.warning("memory.sources_not_recorded", error=str(exc), runs=len({r for r, _, _ in batch}))
-
-    async def flush(self) -> None:
-        """Wait until every source added so far is committed."""
-        while self._sender is not None and not self._sender.done():
-            await asyncio.shield(self._sender)

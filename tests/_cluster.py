@@ -12,7 +12,7 @@ import pytest
 import ray
 
 from core.settings import Settings
-from integrations.llm.sim_server import SimConfig, SimHandle, sim_llm_in_thread
+from integrations.llm.sim_thread import SimConfig, SimHandle, sim_llm_in_thread
 
 
 @pytest.fixture(scope="session")

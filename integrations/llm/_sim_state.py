@@ -30,6 +30,10 @@ class SimConfig:
     log_max: int = 100_000  # oldest records are dropped beyond this
     timed_tokens_cap: int = 0  # >0: at most this many tokens are timed per reply (long plans stay quick)
 
+    def timed_tokens(self, n: int) -> int:
+        """How many of a reply's ``n`` tokens take ``token_ms`` each (the rest go at once)."""
+        return min(n, self.timed_tokens_cap) if self.timed_tokens_cap > 0 else n
+
     def __post_init__(self) -> None:
         self.update(**dataclasses.asdict(self))  # coerce and check the values given
 

@@ -5,6 +5,7 @@ A real HTTP server on 127.0.0.1 speaking Ollama (``/api/chat``, ``/api/show``, `
 litellm client. Replies are computed from the request (see ``_sim_replies``); timing, parallel
 slots and failures are knobs of :class:`SimConfig`, changeable at run time through
 ``/_sim/config``. Every chat request is recorded in :attr:`SimLLMServer.log` (``/_sim/log``).
+Tests run it in a thread through :mod:`integrations.llm.sim_thread`.
 """
 
 from __future__ import annotations
@@ -16,10 +17,7 @@ import dataclasses
 import json
 import random
 import signal
-import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from concurrent.futures import Future as ThreadFuture
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -37,7 +35,7 @@ from integrations.llm._sim_replies import (
 from integrations.llm._sim_state import Overflow, SimConfig, Slots
 
 _T = TypeVar("_T")
-__all__ = ["Overflow", "SimConfig", "SimHandle", "SimLLMServer", "main", "serve", "sim_llm_in_thread"]
+__all__ = ["Overflow", "SimConfig", "SimLLMServer", "main", "serve"]
 _BUSY = "server busy, please try again.  maximum pending requests exceeded"
 
 
@@ -235,7 +233,7 @@ class SimLLMServer:
     async def _whole(self, req: SimRequest, reply: Reply, seq: int, record: dict[str, Any]) -> web.Response:
         cfg = self.config
         n = len(reply.tokens())
-        timed = min(n, cfg.timed_tokens_cap) if cfg.timed_tokens_cap > 0 else n
+        timed = cfg.timed_tokens(n)
         delay = cfg.ttft_ms / 1000 + reply.slow_s + (timed - 1) * cfg.token_ms / 1000
         if delay > 0:
             await asyncio.sleep(delay)
@@ -250,7 +248,7 @@ class SimLLMServer:
         tokens = reply.tokens()
         n = len(tokens)
         per_token = cfg.token_ms / 1000
-        timed = min(n, cfg.timed_tokens_cap) if cfg.timed_tokens_cap > 0 else n
+        timed = cfg.timed_tokens(n)
         first_delay = cfg.ttft_ms / 1000 + reply.slow_s
         if reply.tool_name is not None:  # a tool call goes out whole, when it is complete
             first_delay += (timed - 1) * per_token
@@ -318,77 +316,7 @@ async def _read_json(request: web.Request) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
-# --- in a thread, and as a process -------------------------------------------------------------
-
-
-class SimHandle:
-    """A sim server on its own event loop in a daemon thread, driven from ordinary (sync) code."""
-
-    def __init__(self, config: SimConfig | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.server = SimLLMServer(config)
-        self.host = host
-        self.port = port
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="sim-llm", daemon=True)
-        self._thread.start()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def _call(self, fn: Callable[[], Awaitable[_T]], timeout: float = 10.0) -> _T:
-        async def run() -> _T:
-            return await fn()
-
-        fut: ThreadFuture[_T] = asyncio.run_coroutine_threadsafe(run(), self._loop)
-        return fut.result(timeout)
-
-    def _sync(self, fn: Callable[[], _T]) -> _T:
-        async def run() -> _T:
-            return fn()
-
-        return self._call(run)
-
-    def start(self) -> str:
-        """Start (or restart, on the same port after :meth:`stop`)."""
-        url = self._call(lambda: self.server.start(self.host, self.port))
-        self.port = int(self.server.port or self.port)
-        return url
-
-    def stop(self) -> None:
-        self._call(self.server.stop)
-
-    def log(self) -> list[dict[str, Any]]:
-        return self._sync(lambda: [dict(r) for r in self.server.log])
-
-    def clear(self) -> None:
-        self._sync(self.server.reset)
-
-    def update(self, **knobs: Any) -> None:
-        self._sync(lambda: self.server.update(**knobs))
-
-    def stats(self) -> dict[str, int]:
-        return self._sync(self.server.stats)
-
-    def close(self) -> None:
-        if self._thread.is_alive():
-            with contextlib.suppress(Exception):
-                self.stop()
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(5)
-        if not self._thread.is_alive():
-            self._loop.close()
-
-
-@contextlib.contextmanager
-def sim_llm_in_thread(config: SimConfig | None = None, port: int = 0) -> Iterator[SimHandle]:
-    """Run a sim server in a daemon thread for the ``with`` block; yields its handle."""
-    handle = SimHandle(config, port=port)
-    try:
-        handle.start()
-        yield handle
-    finally:
-        handle.close()
+# --- as a process ----------------------------------------------------------------------------
 
 
 def serve(host: str, port: int, config: SimConfig) -> None:

@@ -19,7 +19,7 @@ from actors import runtime
 from core.crypto import new_key_text
 from integrations.google.fake_server import FakeGoogle
 from integrations.llm.backend import resolve
-from integrations.llm.sim_server import SimHandle
+from integrations.llm.sim_thread import SimHandle
 from serve_app.server import serve_http
 from tests._cluster import app_settings
 

@@ -26,7 +26,7 @@ from core.crypto import new_key_text
 from core.errors import ActorGone, ApprovalRefused
 from integrations.google.fake_server import FakeGoogle
 from integrations.llm.backend import resolve
-from integrations.llm.sim_server import SimHandle
+from integrations.llm.sim_thread import SimHandle
 from tests._cluster import app_settings
 from tests.integration.conftest import wait_run
 

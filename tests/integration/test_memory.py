@@ -13,7 +13,7 @@ from actors import runtime
 from core.errors import IngestError
 from core.memory_schemas import DocumentView, Feedback, UploadResult
 from core.schemas import Plan, PlanStep
-from integrations.llm.sim_server import SimHandle
+from integrations.llm.sim_thread import SimHandle
 from memory.finetune import examples
 from tests.integration.conftest import ask, wait_run
 

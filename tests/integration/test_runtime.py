@@ -6,7 +6,7 @@ from collections import Counter
 
 import ray
 
-from integrations.llm.sim_server import SimHandle
+from integrations.llm.sim_thread import SimHandle
 from tests.integration.conftest import ask, wait_run
 
 

@@ -21,7 +21,7 @@ import litellm  # noqa: E402
 
 from core.schemas import Plan  # noqa: E402
 from integrations.llm._sim_replies import SimRequest, reply_for  # noqa: E402
-from integrations.llm.sim_server import SimConfig, SimHandle, sim_llm_in_thread  # noqa: E402
+from integrations.llm.sim_thread import SimConfig, SimHandle, sim_llm_in_thread  # noqa: E402
 
 AGENTS = ["leads", "email", "calendar", "sops", "texting", "calling", "research", "writing"]
 PROTOCOLS = ["ollama", "openai"]

@@ -1,0 +1,91 @@
+"""The Memory actor's retrieval: the memories a plan or a step is given, and search.
+
+A mixin of :class:`actors.memory.Memory` (which owns the embedder, the vector store and the Store
+handle), kept apart as its own concept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from actors.handles import Handle
+from actors.memory_context import Quotas, SourceRecorder, hit_source, quotas_for, render_memory
+from core.memory_schemas import MemoryContext, PlanExample
+from core.schemas import MEMORY_COLLECTIONS, MemoryCollection, MemorySource
+from core.settings import Settings
+from memory.vectors import Hit, VectorStore
+
+
+class Retrieval:
+    _settings: Settings
+    _store: Handle
+    _sources: SourceRecorder
+    _has_memories: dict[str, bool]
+
+    async def _embed(self, texts: Sequence[str], interactive: bool) -> np.ndarray:
+        raise NotImplementedError  # Memory's
+
+    async def _with_vectors(self, work: Callable[[VectorStore], Any]) -> Any:
+        raise NotImplementedError  # Memory's
+
+    async def _any_memory(self, user_id: str) -> bool:
+        if user_id not in self._has_memories:
+            rows = await self._store.call("read", "SELECT 1 FROM memory_entries WHERE user_id = ? LIMIT 1", [user_id])
+            self._has_memories[user_id] = bool(rows)
+        return self._has_memories[user_id]
+
+    async def _hits(self, user_id: str, vector: np.ndarray, quotas: Quotas, min_score: float | None,
+                    usable_learnings: int = 0) -> tuple[list[tuple[MemoryCollection, Hit]], list[Hit]]:
+        """The best matches per collection (best first overall), and past requests whose plans may be
+        shown as examples: every search in one trip to the vector thread."""
+        wanted = [(c, k) for c, k in quotas.items() if k > 0]
+
+        def run(v: VectorStore) -> tuple[list[tuple[MemoryCollection, Hit]], list[Hit]]:
+            found = [(c, h) for c, k in wanted
+                     for h in v.search(c, vector, user_id=user_id, limit=k, score_threshold=min_score)]
+            past = v.search("learnings", vector, user_id=user_id, limit=usable_learnings, match={"usable": True},
+                            score_threshold=min_score) if usable_learnings > 0 else []
+            return sorted(found, key=lambda ch: -ch[1].score), past
+
+        return await self._with_vectors(run)  # type: ignore[no-any-return]
+
+    async def search(self, user_id: str, query: str, collections: Sequence[MemoryCollection] | None = None,
+                     limit: int = 5) -> list[MemorySource]:
+        if not query.strip() or not await self._any_memory(user_id):
+            return []
+        vector = (await self._embed([query], True))[0]
+        names = list(collections) if collections else [c for c in MEMORY_COLLECTIONS if c != "learnings"]
+        found, _ = await self._hits(user_id, vector, dict.fromkeys(names, limit), None)
+        return [hit_source(c, h) for c, h in found[:limit]]
+
+    async def context(self, user_id: str, query: str, run_id: str | None = None, task_id: str | None = None,
+                      agent: str | None = None) -> MemoryContext:
+        """The memories (and, for planning, past plans) for one request, recorded as the run's sources."""
+        if not query.strip() or not await self._any_memory(user_id):
+            return MemoryContext(text="")
+        vector = (await self._embed([query], True))[0]
+        k = self._settings.few_shot_examples if agent is None else 0
+        hits, past = await self._hits(user_id, vector, quotas_for(agent), self._settings.rag_min_score,
+                                      k + 1 if k > 0 else 0)  # one more: the run itself may be among them
+        text, used = render_memory([(c, h.payload, h.score) for c, h in hits], self._settings.rag_token_budget)
+        sources = [hit_source(c, h) for c, h in hits[:used]]
+        examples = await self._examples(user_id, past, run_id, k)
+        if run_id is not None and sources:
+            self._sources.add(run_id, task_id, sources)  # without holding up the plan
+        return MemoryContext(text=text, sources=sources, examples=examples)
+
+    async def _examples(self, user_id: str, past: list[Hit], run_id: str | None, k: int) -> list[PlanExample]:
+        run_ids = [h.payload["source_id"] for h in past if h.payload["source_id"] != run_id][:k]
+        if not run_ids:
+            return []
+        learnings = {x.run_id: x for x in await self._store.call("learnings", user_id, run_ids)}
+        out = []
+        for rid in run_ids:
+            x = learnings.get(rid)
+            plan = x.correction or x.plan if x is not None else None
+            if x is not None and x.usable and plan is not None:
+                out.append(PlanExample(run_id=rid, request=x.request, plan=plan, corrected=x.correction is not None))
+        return out
