@@ -18,7 +18,7 @@ from ui.client import ApiClient
 from ui.feedback import feedback_form
 from ui.integrations import google_section
 from ui.memory import memory_page
-from ui.pages import ANY, RUN_STATUSES, SETTING_FIELDS, TASK_STATUSES, PageHandlers, table
+from ui.pages import ANY, RUN_STATUSES, SETTING_FIELDS, TASK_STATUSES, PageHandlers, Search, table
 from ui.render import plan_html
 
 PAGES = {"chat": "Chat", "approvals": "Approvals", "history": "History", "memory": "Memory", "agents": "Agents",
@@ -194,19 +194,20 @@ def build_blocks(client: ApiClient, dashboard_url: str | None) -> gr.Blocks:
                         + [gr.Timer(active=key == "agents"), gr.Timer(active=key == "approvals")])
             return switch
 
-        history_inputs = [h_q, h_status, h_agent, h_when]
-        history_outputs = [h_table, found_ids, h_note]
+        history = Search((pages.search, [h_q, h_status, h_agent, h_when], [h_table, found_ids, h_note]),
+                         [h_go.click, h_q.submit])
         agents_outputs = [a_pools, a_totals, a_dead, a_pick]
         settings_outputs = [*(fields[n] for n in SETTING_FIELDS), saved, s_result]
+        opening: dict[Search, list[Any]] = {history: [], memory.documents: [], approvals.audit: []}
         for key, button in nav.items():
             switched = button.click(show(key), None, switch_outputs, queue=False, api_visibility="private")
             if key == "history":
-                switched.then(pages.search, history_inputs, history_outputs, **QUIET)
+                opening[history].append(switched.then(*history.call, **QUIET))
             elif key == "memory":
-                switched.then(*memory.refresh, **QUIET)
+                opening[memory.documents].append(switched.then(*memory.documents.call, **QUIET))
             elif key == "approvals":
-                switched.then(*approvals.refresh, **QUIET).then(*approvals.load_policy, **QUIET).then(
-                    *approvals.audit, **QUIET)
+                switched.then(*approvals.refresh, **QUIET).then(*approvals.load_policy, **QUIET)
+                opening[approvals.audit].append(switched.then(*approvals.audit.call, **QUIET))
             elif key == "integrations":
                 switched.then(*google.refresh, **QUIET)
             elif key == "agents":
@@ -230,14 +231,15 @@ def build_blocks(client: ApiClient, dashboard_url: str | None) -> gr.Blocks:
         new_chat.click(lambda: ([], None, plan_html(None), "", "", "", None, gr.Column(visible=False)), None,
                        [chatbot, conversation, plan, drafts, message, sources, run_id, feedback.box],
                        cancels=[opened, *submitted], api_visibility="private")
-        demo.load(url_link(switch_outputs, show), None, [*switch_outputs, memory.picked],
-                  **QUIET).then(*memory.open_picked, **QUIET).then(*memory.refresh, **QUIET)
+        loaded = demo.load(url_link(switch_outputs, show), None, [*switch_outputs, memory.picked],
+                           **QUIET).then(*memory.open_picked, **QUIET)
+        opening[memory.documents].append(loaded.then(*memory.documents.call, **QUIET))
         demo.load(*google.refresh, **QUIET)
         demo.load(*approvals.refresh, **QUIET).then(*approvals.load_policy, **QUIET)
         badge_timer.tick(*approvals.badge, **QUIET)
 
-        h_go.click(pages.search, history_inputs, history_outputs, api_visibility="private")
-        h_q.submit(pages.search, history_inputs, history_outputs, api_visibility="private")
+        for search, listings in opening.items():
+            search.wire(cancels=listings)
         h_table.select(pages.select, [found_ids], [h_record, picked, h_continue], api_visibility="private")
         task_inputs = [t_q, t_status, t_agent, t_when]
         t_go.click(pages.tasks, task_inputs, [t_table, t_note], api_visibility="private")

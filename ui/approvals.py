@@ -13,7 +13,7 @@ import gradio as gr
 from core.action_schemas import ACTION_TYPES, ActionView, BatchItem
 from ui import approval_views as av
 from ui.client import ApiClient, ApiError
-from ui.pages import Table, table
+from ui.pages import Search, Table, table
 
 MAX_GROUPS = 6  # groups on screen at once; the others show as these are decided
 PENDING_LIMIT = 1000  # as many as one batch decision takes
@@ -180,7 +180,7 @@ class ApprovalsPage:
     timer: Any
     refresh: tuple[Any, list[Any], list[Any]]  # (handler, inputs, outputs) to list the actions
     load_policy: tuple[Any, list[Any], list[Any]]  # … to fill the policy form
-    audit: tuple[Any, list[Any], list[Any]]  # … to list the audit log
+    audit: Search  # list the audit log: on opening the page, and by its Search button or filter boxes
     badge: tuple[Any, list[Any], list[Any]]  # … to show the count of pending actions in the sidebar
 
 
@@ -284,10 +284,9 @@ def approvals_page(client: ApiClient, nav_button: Any) -> ApprovalsPage:
     save.click(h.save_edit, [picked, *form, e_json], [result], api_visibility="private").then(
         h.listing, [seen, picked], listing, **quiet)
     p_save.click(h.save_policy, [*choices, policies], [policies, p_result], api_visibility="private")
-    a_go.click(h.audit, [a_run, a_action], [a_table, a_note], api_visibility="private")
-    for box in (a_run, a_action):
-        box.submit(h.audit, [a_run, a_action], [a_table, a_note], api_visibility="private")
 
     return ApprovalsPage(column, timer, (h.listing, [seen, picked], listing),
                          (h.load_policy, [], [*choices, policies, p_result]),
-                         (h.audit, [a_run, a_action], [a_table, a_note]), (h.badge, [], [nav_button]))
+                         Search((h.audit, [a_run, a_action], [a_table, a_note]), [a_go.click, a_run.submit,
+                                                                                  a_action.submit]),
+                         (h.badge, [], [nav_button]))

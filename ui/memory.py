@@ -16,7 +16,7 @@ from core.memory_schemas import DocumentKind
 from core.schemas import MEMORY_COLLECTIONS
 from ui import memory_views as mv
 from ui.client import ApiClient, ApiError
-from ui.pages import ANY, Table, table
+from ui.pages import ANY, Search, Table, table
 
 UPLOAD_TYPES = [".txt", ".md", ".markdown", ".pdf", ".docx", ".csv", ".html", ".htm"]
 KIND_CHOICES = [("Document", "doc"), ("SOP (a procedure to follow)", "sop")]
@@ -121,7 +121,7 @@ class MemoryPage:
 
     column: Any
     picked: Any
-    refresh: tuple[Any, list[Any], list[Any]]  # (handler, inputs, outputs) to list documents
+    documents: Search  # list documents: on opening the page, and by Refresh, the filter box or the kind
     open_picked: tuple[Any, list[Any], list[Any]]  # (handler, inputs, outputs) to show the picked document
 
 
@@ -165,8 +165,6 @@ def memory_page(client: ApiClient) -> MemoryPage:
 
     listing = [docs, ids, note, stats]
     add.click(h.upload, [file, kind, tags, q, kind_filter], [state, *listing, file], api_visibility="private")
-    for trigger in (refresh.click, q.submit, kind_filter.input):
-        trigger(h.listing, [q, kind_filter], listing, api_visibility="private")
     docs.select(h.select, [ids], [viewer, picked, delete], api_visibility="private")
     delete.click(h.delete, [picked, q, kind_filter], [viewer, picked, delete, *listing], api_visibility="private")
     go.click(h.search, [sq, coll], [found], api_visibility="private")
@@ -175,4 +173,5 @@ def memory_page(client: ApiClient) -> MemoryPage:
     async def open_picked(document_id: str | None) -> tuple[str, Any]:
         return await h.read(document_id), gr.Button(interactive=document_id is not None)
 
-    return MemoryPage(column, picked, (h.listing, [q, kind_filter], listing), (open_picked, [picked], [viewer, delete]))
+    documents = Search((h.listing, [q, kind_filter], listing), [refresh.click, q.submit, kind_filter.input])
+    return MemoryPage(column, picked, documents, (open_picked, [picked], [viewer, delete]))

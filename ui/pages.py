@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -20,6 +21,22 @@ Table = dict[str, Any]
 
 def table(headers: list[str], rows: list[list[Any]]) -> Table:
     return {"headers": headers, "data": rows}
+
+
+@dataclass(eq=False)  # compared, and used as a key, by identity
+class Search:
+    """A listing that opening a page starts, and the events by which the user asks for one of their own.
+
+    The app wires the triggers (``wire``) once it knows the listings that opening the page starts: a search
+    of one's own cancels them, so a slower listing cannot land after it and overwrite what was asked for.
+    """
+
+    call: tuple[Any, list[Any], list[Any]]  # (handler, inputs, outputs)
+    triggers: list[Any]  # e.g. [button.click, box.submit]
+
+    def wire(self, cancels: list[Any]) -> None:
+        for trigger in self.triggers:
+            trigger(*self.call, api_visibility="private", cancels=cancels)
 
 
 def _opt(value: str | None) -> str | None:
