@@ -37,28 +37,28 @@ class Retrieval:
             self._has_memories[user_id] = bool(rows)
         return self._has_memories[user_id]
 
-    async def _hits(self, user_id: str, vector: np.ndarray, quotas: Quotas, min_score: float | None,
-                    usable_learnings: int = 0) -> tuple[list[tuple[MemoryCollection, Hit]], list[Hit]]:
-        """The best matches per collection (best first overall), and past requests whose plans may be
-        shown as examples: every search in one trip to the vector thread."""
+    async def _hits(self, user_id: str, vectors: np.ndarray, quotas: Quotas, min_score: float | None,
+                    usable_learnings: int = 0) -> list[tuple[list[tuple[MemoryCollection, Hit]], list[Hit]]]:
+        """Per query vector: the best matches per collection (best first overall), and past requests
+        whose plans may be shown as examples. Every search of every vector in one trip to the vector thread."""
         wanted = [(c, k) for c, k in quotas.items() if k > 0]
 
-        def run(v: VectorStore) -> tuple[list[tuple[MemoryCollection, Hit]], list[Hit]]:
+        def one(v: VectorStore, vector: np.ndarray) -> tuple[list[tuple[MemoryCollection, Hit]], list[Hit]]:
             found = [(c, h) for c, k in wanted
                      for h in v.search(c, vector, user_id=user_id, limit=k, score_threshold=min_score)]
             past = v.search("learnings", vector, user_id=user_id, limit=usable_learnings, match={"usable": True},
                             score_threshold=min_score) if usable_learnings > 0 else []
             return sorted(found, key=lambda ch: -ch[1].score), past
 
-        return await self._with_vectors(run)  # type: ignore[no-any-return]
+        return await self._with_vectors(lambda v: [one(v, vector) for vector in vectors])  # type: ignore[no-any-return]
 
     async def search(self, user_id: str, query: str, collections: Sequence[MemoryCollection] | None = None,
                      limit: int = 5) -> list[MemorySource]:
         if not query.strip() or not await self._any_memory(user_id):
             return []
-        vector = (await self._embed([query], True))[0]
+        vectors = await self._embed([query], True)
         names = list(collections) if collections else [c for c in MEMORY_COLLECTIONS if c != "learnings"]
-        found, _ = await self._hits(user_id, vector, dict.fromkeys(names, limit), None)
+        ((found, _),) = await self._hits(user_id, vectors, dict.fromkeys(names, limit), None)
         return [hit_source(c, h) for c, h in found[:limit]]
 
     async def context(self, user_id: str, query: str, run_id: str | None = None, task_id: str | None = None,
@@ -66,16 +66,34 @@ class Retrieval:
         """The memories (and, for planning, past plans) for one request, recorded as the run's sources."""
         if not query.strip() or not await self._any_memory(user_id):
             return MemoryContext(text="")
-        vector = (await self._embed([query], True))[0]
+        vectors = await self._embed([query], True)
         k = self._settings.few_shot_examples if agent is None else 0
-        hits, past = await self._hits(user_id, vector, quotas_for(agent), self._settings.rag_min_score,
-                                      k + 1 if k > 0 else 0)  # one more: the run itself may be among them
+        ((hits, past),) = await self._hits(user_id, vectors, quotas_for(agent), self._settings.rag_min_score,
+                                           k + 1 if k > 0 else 0)  # one more: the run itself may be among them
+        found = self._rendered(hits, run_id, task_id)
+        return found.model_copy(update={"examples": await self._examples(user_id, past, run_id, k)})
+
+    async def step_contexts(self, user_id: str, agent: str, steps: Sequence[tuple[str, str, str]]) -> list[str]:
+        """The memories for many steps of one agent type at once, each ``(instruction, run id, task id)``:
+        one embedding batch and one trip to the vector thread for all (a pool asks for a batch it was
+        handed), each step's recorded as its run's sources. Returns each step's memory text."""
+        asked = [i for i, (query, _, _) in enumerate(steps) if query.strip()]
+        texts = [""] * len(steps)
+        if not asked or not await self._any_memory(user_id):
+            return texts
+        vectors = await self._embed([steps[i][0] for i in asked], True)
+        found = await self._hits(user_id, vectors, quotas_for(agent), self._settings.rag_min_score)
+        for i, (hits, _) in zip(asked, found, strict=True):
+            texts[i] = self._rendered(hits, steps[i][1], steps[i][2]).text
+        return texts
+
+    def _rendered(self, hits: list[tuple[MemoryCollection, Hit]], run_id: str | None,
+                  task_id: str | None) -> MemoryContext:
         text, used = render_memory([(c, h.payload, h.score) for c, h in hits], self._settings.rag_token_budget)
         sources = [hit_source(c, h) for c, h in hits[:used]]
-        examples = await self._examples(user_id, past, run_id, k)
         if run_id is not None and sources:
-            self._sources.add(run_id, task_id, sources)  # without holding up the plan
-        return MemoryContext(text=text, sources=sources, examples=examples)
+            self._sources.add(run_id, task_id, sources)  # without holding up the plan or the step
+        return MemoryContext(text=text, sources=sources)
 
     async def _examples(self, user_id: str, past: list[Hit], run_id: str | None, k: int) -> list[PlanExample]:
         run_ids = [h.payload["source_id"] for h in past if h.payload["source_id"] != run_id][:k]

@@ -8,6 +8,7 @@ A pool that dies is noticed through ``watch`` and its tasks are retried elsewher
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from typing import Any
 
 import structlog
@@ -17,7 +18,7 @@ from actors.agents import get as get_spec
 from actors.handles import Handle
 from actors.subagent import run_subagent
 from core.action_schemas import ActionType, ActionView
-from core.memory_schemas import DocumentKind, MemoryContext, UploadResult
+from core.memory_schemas import DocumentKind, UploadResult
 from core.schemas import Assignment, MemoryCollection, MemorySource, StepOutcome
 from core.settings import Settings
 
@@ -95,17 +96,21 @@ class SubAgentPool:
         loop = asyncio.get_running_loop()
         if self._renewer is None:
             self._renewer = loop.create_task(self._renew_leases())
+        by_user: dict[str, list[Assignment]] = defaultdict(list)
         for a in assignments:
-            if a.task.id in self._running:
-                continue
-            goal, user_id = goals.get(a.task.run_id, ("", ""))
-            self._running[a.task.id] = loop.create_task(self._one(a, goal, user_id or self._settings.user_id))
+            if a.task.id not in self._running:
+                by_user[goals.get(a.task.run_id, ("", ""))[1] or self._settings.user_id].append(a)
+        for user_id, batch in by_user.items():
+            recalled = loop.create_task(self._recall(user_id, batch))
+            for i, a in enumerate(batch):
+                goal = goals.get(a.task.run_id, ("", ""))[0]
+                self._running[a.task.id] = loop.create_task(self._one(a, goal, user_id, recalled, i))
         return len(assignments)
 
-    async def _one(self, a: Assignment, goal: str, user_id: str) -> None:
+    async def _one(self, a: Assignment, goal: str, user_id: str, recalled: asyncio.Task[list[str]], i: int) -> None:
         """One step, run for the user who asked (their leads, documents and memories only)."""
         try:
-            memory = await self._recall(user_id, a)
+            memory = (await recalled)[i]
             outcome = await run_subagent(a, self._spec, self._gateway, self._tool_store, user_id, goal,
                                          self._settings.max_turns, memory=memory,
                                          recall=self._tool_memory, workspace=self._tool_workspace)
@@ -116,17 +121,17 @@ class SubAgentPool:
         if self._reporter is None or self._reporter.done():
             self._reporter = asyncio.get_running_loop().create_task(self._report())
 
-    async def _recall(self, user_id: str, a: Assignment) -> str:
-        """Memory for the step's instruction (recorded as the run's sources); '' if none or memory is down."""
+    async def _recall(self, user_id: str, batch: list[Assignment]) -> list[str]:
+        """Memory for each step's instruction, in one call for the batch (recorded as the runs' sources);
+        '' for each if memory is off or down."""
         if self._memory is None or not self._settings.rag_subagents:
-            return ""
+            return [""] * len(batch)
         try:
-            ctx: MemoryContext = await self._memory.call("context", user_id, a.task.instruction, a.task.run_id,
-                                                         a.task.id, self.agent)
+            return await self._memory.call(  # type: ignore[no-any-return]
+                "step_contexts", user_id, self.agent, [(a.task.instruction, a.task.run_id, a.task.id) for a in batch])
         except Exception as exc:  # memory helps a step; it is not required to run one
-            _log.warning("subagent.memory_unavailable", task_id=a.task.id, error=str(exc))
-            return ""
-        return ctx.text
+            _log.warning("subagent.memory_unavailable", tasks=len(batch), error=str(exc))
+            return [""] * len(batch)
 
     async def _report(self) -> None:
         while self._outbox:

@@ -83,6 +83,13 @@ def test_a_fact_only_in_an_sop_reaches_the_plan_the_step_and_the_sources(
     events = app.store.get("run_events", view.run.id, 0, 0.0, 1000, timeout=30)
     assert any(e.kind == "memory" and e.sources for e in events)
 
+    # A pool asks for a whole batch of steps at once: each step gets the memories for its own instruction.
+    steps = [("Who approves a refund of 800 dollars?", "r-batch", "r-batch:s1"), ("  ", "r-batch", "r-batch:s2"),
+             ("What does the welcome pack for a new client contain?", "r-batch", "r-batch:s3")]
+    refund_text, blank, welcome = app.memory.get("step_contexts", "u1", "sops", steps, timeout=60)
+    assert "Priya Raman" in refund_text and blank == "" and "service agreement" in welcome
+    assert app.memory.get("step_contexts", "u2", "sops", steps, timeout=60) == ["", "", ""]  # not u1's
+
 
 def test_dedup_isolation_delete_and_rebuild(make_app: Callable[..., runtime.App]) -> None:
     app = make_app()
