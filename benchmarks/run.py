@@ -228,7 +228,7 @@ def _cold_start(base: str) -> float:
 def main() -> None:
     from actors import runtime
     from core.logging import configure
-    from core.settings import Settings
+    from core.settings import Settings, apply_litellm_environment
     from integrations.llm.backend import Backend
 
     configure("WARNING", "json")
@@ -236,7 +236,9 @@ def main() -> None:
     parts = set(os.environ.get("BENCH_PARTS", "runtime,http,memory").split(","))
     results: dict[str, Any] = {"machine": {"cores": os.cpu_count()}, "sizes": {}}
     sim, base = _start_sim(ttft_ms=200, token_ms=50, reply_tokens=20)
-    os.environ["OLLAMA_API_BASE"] = base
+    # The baseline's litellm (imported in this process) gets an HTTP pool as large as the app's gateways
+    # get: with litellm's default, 500 a host, its requests waited for connections at 1,000 in flight.
+    apply_litellm_environment(base, connections=2000)
     try:
         if "http" in parts:
             from benchmarks.http_bench import run_http

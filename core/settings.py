@@ -153,17 +153,23 @@ def overlay(settings: Settings, saved: dict[str, object]) -> Settings:
     return settings.model_copy(update={k: getattr(checked, k) for k in known})
 
 
-def litellm_environment(api_base: str | None) -> dict[str, str]:
-    """Environment litellm needs before import: the local cost map, and Ollama's address."""
+def litellm_environment(api_base: str | None, connections: int = 0) -> dict[str, str]:
+    """Environment litellm needs before import: the local cost map, Ollama's address, and with
+    ``connections`` (the gateway's slots) an HTTP pool at least that large. litellm's own default, 500
+    connections a host, was a second, hidden bound below the slots: at 1,000 steps in flight, requests
+    waited a second for a connection before they were sent."""
     env = {"LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     if api_base is not None:
         env["OLLAMA_API_BASE"] = api_base
+    if connections > 0:
+        env["AIOHTTP_CONNECTOR_LIMIT"] = env["AIOHTTP_CONNECTOR_LIMIT_PER_HOST"] = str(max(connections, 1000))
     return env
 
 
-def apply_litellm_environment(api_base: str | None) -> None:
-    """Set :func:`litellm_environment` in this process (call before importing litellm)."""
-    os.environ.update(litellm_environment(api_base))
+def apply_litellm_environment(api_base: str | None, connections: int = 0) -> None:
+    """Set :func:`litellm_environment` in this process (call before importing litellm: it reads
+    the pool's size once, at import)."""
+    os.environ.update(litellm_environment(api_base, connections))
 
 
 def apply_oauth_environment(token_uri: str) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -46,3 +48,17 @@ async def test_calls_send_the_schema_and_tools_and_look_a_model_up_once(sim: Sim
     for _ in range(3):
         await client.complete(backend, ChatRequest(messages=[ChatMessage(role="user", content="hi")]), 10)
     assert sim.stats()["model_lookups"] == lookups <= 2
+
+
+def test_the_gateway_sizes_litellms_http_pool_to_its_slots() -> None:
+    """litellm reads its pool size once, at import: in a fresh process, the gateway's set-up must size it
+    (its default, 500 a host, held requests back below the slots at 1,000 in flight)."""
+    code = ("from actors.gateway import LLMGateway; from core.settings import Settings; "
+            "from integrations.llm.backend import Backend; "
+            "LLMGateway.prepare_process(Settings(llm_slots=3000), Backend(provider='ollama', "
+            "base_url='http://127.0.0.1:9', planner_model='m', worker_model='m')); "
+            "from litellm import constants as c; print(c.AIOHTTP_CONNECTOR_LIMIT, c.AIOHTTP_CONNECTOR_LIMIT_PER_HOST)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIOHTTP_CONNECTOR")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["3000", "3000"]
