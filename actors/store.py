@@ -13,6 +13,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -53,6 +54,13 @@ class Store(MemoryTables, QueueTables):
         self._conn = open_database(db_path, keys)
         self._conn.execute(f"SET threads = {int(threads)}")
         migrate(self._conn)
+        # Tools' reads: their own connection, used only in the reader thread. The encrypted file is
+        # attached rather than the default database, so the reader is pointed at the same one.
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="store-read")
+        database = self._conn.execute("SELECT current_database()").fetchone()
+        self._read_conn = self._conn.cursor()
+        if database is not None:
+            self._read_conn.execute(f'USE "{database[0]}"')
         self._interval = commit_interval_s
         self._retry = retry if retry is not None else queue.RetryPolicy()
         self._rng = random.Random()
@@ -123,7 +131,12 @@ class Store(MemoryTables, QueueTables):
     # --- generic access for tools ----------------------------------------------------------
 
     async def read(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-        return self._conn.execute(sql, params or []).fetchall()
+        """A tool's query, on its own connection in a thread: it sees what is committed, and a long one
+        (a keyword search over many saved drafts) does not hold up every other step's commits."""
+        return await asyncio.get_running_loop().run_in_executor(self._reader, self._read, sql, params or [])
+
+    def _read(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        return self._read_conn.execute(sql, params).fetchall()
 
     async def write(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         def run(conn: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
@@ -299,6 +312,8 @@ class Store(MemoryTables, QueueTables):
         return True
 
     def close(self) -> None:
+        self._reader.submit(self._read_conn.close).result()
+        self._reader.shutdown()
         self._conn.close()
 
 

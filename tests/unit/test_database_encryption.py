@@ -30,6 +30,7 @@ def test_plain_file_is_encrypted_then_rekeyed_and_wrong_keys_are_refused(tmp_pat
     store = Store(path, keys=Sealer.from_text(old).derived("duckdb"))
     assert asyncio.run(store.read("SELECT name FROM users")) == [("CanaryName5521",)]
     asyncio.run(store.write("INSERT INTO users VALUES ('u2', 'CanaryName5522', NULL, 0)"))
+    assert asyncio.run(store.read("SELECT count(*) FROM users")) == [(2,)]  # tools' reader sees the commit
     store.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["maos.duckdb"]
     assert b"CanaryName552" not in _bytes(tmp_path)

@@ -20,10 +20,12 @@ from core.schemas import MemoryCollection
 DocumentKind = Literal["doc", "sop", "draft"]
 READ_CHUNK_CHARS = 3000
 _MAX_TERMS = 8
+# One query word's score, ``{t}`` its parameter; ``lt``/``lc`` are the lower-cased title and content, made
+# once per row. Counting (a split) only where the word is found: this scan runs over every saved draft.
 _TERM_SCORE = (
-    "(CASE WHEN contains(lower(title) || ' ' || lower(content), ?) THEN 10 ELSE 0 END"
-    " + 3 * (len(string_split(lower(title), ?)) - 1)"
-    " + least(len(string_split(lower(content), ?)) - 1, 5))"
+    "(CASE WHEN contains(lc, {t}) THEN 10 + least(len(string_split(lc, {t})) - 1, 5) ELSE 0 END"
+    " + CASE WHEN contains(lt, {t}) THEN 3 * (len(string_split(lt, {t})) - 1)"
+    " + CASE WHEN contains(lc, {t}) THEN 0 ELSE 10 END ELSE 0 END)"
 )
 
 
@@ -46,17 +48,18 @@ async def _keyword_rank(ctx: ToolContext, query: str, kind: DocumentKind | None,
     terms = search_terms(query)[:_MAX_TERMS]
     if not terms:
         raise ToolError(f"query '{query}' has no words to search for")
-    score = " + ".join([_TERM_SCORE] * len(terms))
-    params: list[Any] = [t for t in terms for _ in range(3)] + [ctx.user_id]
+    params: list[Any] = [ctx.user_id, limit, *terms]
+    score = " + ".join(_TERM_SCORE.format(t=f"${i + 3}") for i in range(len(terms)))
     kind_filter = ""
     if kind is not None:
-        kind_filter = " AND kind = ?"
         params.append(kind)
+        kind_filter = f" AND kind = ${len(params)}"
     rows = await ctx.store.read(
-        f"SELECT id, kind, title, content, created_at, score FROM ("
-        f"SELECT id, kind, title, content, created_at, {score} AS score FROM documents "
-        f"WHERE user_id = ?{kind_filter}) WHERE score > 0 ORDER BY score DESC, created_at DESC, id LIMIT ?",
-        [*params, limit],
+        f"SELECT id, kind, title, content, created_at, score FROM (SELECT id, kind, title, content, created_at, "
+        f"{score} AS score FROM (SELECT id, kind, title, content, created_at, lower(title) AS lt, "
+        f"lower(content) AS lc FROM documents WHERE user_id = $1{kind_filter})) "
+        f"WHERE score > 0 ORDER BY score DESC, created_at DESC, id LIMIT $2",
+        params,
     )
     return [
         {"id": r[0], "kind": r[1], "title": r[2], "snippet": snippet(r[3], terms), "added": iso(r[4])}
