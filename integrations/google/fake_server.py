@@ -98,6 +98,10 @@ class FakeGoogle:
         self._thread: threading.Thread | None = None
 
     def start(self) -> FakeGoogle:
+        """Serve in a thread; a second call is a no-op (two loops on one socket: ``shutdown`` stops
+        one, and the other spins on the closed socket)."""
+        if self._thread is not None:
+            return self
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="fake-google", daemon=True)
         self._thread.start()

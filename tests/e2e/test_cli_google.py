@@ -18,7 +18,7 @@ from tests.e2e.test_cli import ROOT, _maos
 
 def test_loopback_connect_status_and_key_rotation(tmp_path: Path) -> None:
     old_key, new_key = new_key_text(), new_key_text()
-    with FakeGoogle(account_email="cli.owner@example.test").start() as fake:
+    with FakeGoogle(account_email="cli.owner@example.test") as fake:
         env = {**os.environ, "MAOS_DATA_DIR": str(tmp_path / "data"), "GOOGLE_CLIENT_ID": fake.client_id,
                "GOOGLE_CLIENT_SECRET": fake.client_secret, "MAOS_GOOGLE_AUTH_URI": fake.auth_uri,
                "MAOS_GOOGLE_TOKEN_URI": fake.token_uri, "MAOS_GOOGLE_REVOKE_URI": fake.revoke_uri,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import ssl
+import threading
 import time
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -473,3 +474,13 @@ def test_hold_delays_the_answer_after_or_before_the_effect(fake: FakeGoogle) -> 
     while len(fake.sent_messages()) < 3 and time.monotonic() < deadline:
         time.sleep(0.02)
     assert [m["subject"] for m in fake.sent_messages()] == ["slow", "lost", "late"]
+
+
+def test_starting_twice_serves_once_and_stop_ends_it() -> None:
+    """`with FakeGoogle().start() as f` starts it twice; a second serving loop outlived `stop` and spun
+    on the closed socket (it took most of a core for the rest of the test session)."""
+    before = {t for t in threading.enumerate() if t.name == "fake-google"}
+    with FakeGoogle().start() as server:
+        assert httpx.get(server.url + "nope").status_code == 404
+        assert len({t for t in threading.enumerate() if t.name == "fake-google"} - before) == 1
+    assert {t for t in threading.enumerate() if t.name == "fake-google" and t.is_alive()} - before == set()
