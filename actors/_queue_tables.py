@@ -29,6 +29,7 @@ class QueueTables:
     _rng: random.Random
     _writes: int  # the Store's count of statements run in transactions
     _idle: tuple[int, float]  # (_writes when a claim found nothing, when the next task falls due)
+    claims_asked = 0  # by the dispatcher, answered or not
 
     async def _submit(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         raise NotImplementedError  # the Store's group commit
@@ -42,6 +43,7 @@ class QueueTables:
         nothing, nothing has been written since, and its next due time has not come, the answer
         is nothing without a query (it cost ~6 ms, a tenth of a core at 20 a second).
         """
+        self.claims_asked += 1
         writes, due = self._idle
         if writes == self._writes and time.time() < due:
             return []
@@ -65,6 +67,14 @@ class QueueTables:
             for t in with_deps:
                 context[t.id] = "\n".join(by_id.get(f"{t.run_id}:{d}", "") for d in t.depends_on)
         return [(t, owner, context.get(t.id, "")) for t, owner in claimed]
+
+    async def claim_or_due(
+        self, limits: dict[str, int], owners: dict[str, list[str]], lease_s: float
+    ) -> tuple[list[tuple[TaskRecord, str, str]], float]:
+        """:meth:`claim`, and when it found nothing, when the next task falls due (epoch seconds;
+        infinity when none waits), so an idle dispatcher can sleep until then."""
+        claimed = await self.claim(limits, owners, lease_s)
+        return claimed, (0.0 if claimed else self._idle[1])
 
     async def complete(self, outcomes: list[StepOutcome]) -> tuple[list[str], list[str]]:
         """Record outcomes; returns (accepted task ids, runs with nothing left to do)."""

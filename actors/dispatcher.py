@@ -4,6 +4,10 @@ Bounds: per-type in-flight, global in-flight, and the LLM gateway's slots (times
 oversubscription factor, since sub-agents also spend time in tools). Work beyond them waits in
 the queue (DuckDB), not in memory. It learns of pool deaths through ``watch`` calls and gives
 their tasks back to the queue at once; expired leases are reclaimed on a timer as a backstop.
+
+It is woken when work may have become claimable (a new plan, a retry, a pool's outcomes); else
+it sleeps until the next task falls due (a retry's backoff), at most ``idle_s``: an idle app
+does not ask the Store twenty times a second.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ _log = structlog.get_logger("maos.dispatcher")
 
 class Dispatcher:
     def __init__(self, settings: Settings, store: Handle, pools: dict[str, list[Handle]], master: Handle,
-                 gateway_slots: int, tick_s: float = 0.05, oversubscribe: int = 2) -> None:
+                 gateway_slots: int, tick_s: float = 0.05, oversubscribe: int = 2, idle_s: float = 0.25) -> None:
         self._settings = settings
         self._store = store
         self._pools = pools
@@ -36,6 +40,7 @@ class Dispatcher:
         self._global_limit = min(settings.max_in_flight, gateway_slots * oversubscribe)
         self._oversubscribe = oversubscribe
         self._tick = tick_s
+        self._idle_s = idle_s
         self._in_flight: dict[str, tuple[str, str]] = {}  # task id -> (agent, owner)
         self._goals: dict[str, tuple[str, str]] = {}  # run id -> (goal, user id)
         self._wake = asyncio.Event()
@@ -73,19 +78,26 @@ class Dispatcher:
 
     async def _run(self) -> None:
         last_reclaim = time.monotonic()
+        wait = self._tick
         while True:
             try:
-                await asyncio.wait_for(self._wake.wait(), self._tick)
+                await asyncio.wait_for(self._wake.wait(), wait)
             except TimeoutError:
                 pass
             self._wake.clear()
             try:
-                if time.monotonic() - last_reclaim > min(1.0, self._settings.lease_s / 3):
+                reclaim_every = min(1.0, self._settings.lease_s / 3)
+                # Leases to expire are only those of tasks handed out (a dead app's were reclaimed at start).
+                if self._in_flight and time.monotonic() - last_reclaim > reclaim_every:
                     last_reclaim = time.monotonic()
                     await self._reclaim(None)
-                await self._dispatch()
+                due = await self._dispatch()
+                wait = min(max(due - time.time(), self._tick), self._idle_s)
+                if self._in_flight:
+                    wait = min(wait, reclaim_every)
             except Exception:
                 _log.exception("dispatcher.tick_failed")
+                wait = self._tick
                 await asyncio.sleep(0.5)
 
     def _limits(self) -> dict[str, int]:
@@ -95,15 +107,18 @@ class Dispatcher:
             return {}
         return {a: min(self._settings.per_type_in_flight - per_type[a], room) for a in self._pools}
 
-    async def _dispatch(self) -> None:
+    async def _dispatch(self) -> float:
+        """Hand out what the limits allow; returns when to look again unwoken (epoch seconds): at
+        once while the queue may hold more, else when its next task falls due. At the limits, a
+        pool's outcomes wake it."""
         while True:
             limits = {a: n for a, n in self._limits().items() if n > 0}
             if not limits:
-                return
+                return float("inf")
             up = {a: [o for o in owners if o not in self._down] for a, owners in self._owners.items()}
-            claimed = await self._store.call("claim", limits, up, self._settings.lease_s)
+            claimed, due = await self._store.call("claim_or_due", limits, up, self._settings.lease_s)
             if not claimed:
-                return
+                return float(due)
             by_owner: dict[str, list[Assignment]] = defaultdict(list)
             for task, owner, context in claimed:
                 self._in_flight[task.id] = (task.agent, owner)
@@ -116,7 +131,7 @@ class Dispatcher:
                 self._by_owner[owner].fire("run", batch, goals)
             self.dispatched += len(claimed)
             if sum(limits.values()) > len(claimed):
-                return  # the queue had less than we could take
+                return 0.0  # the queue had less than we could take (a type's may have been held back)
 
     async def report(self, owner: str, outcomes: list[StepOutcome]) -> None:
         """Outcomes from a pool: committed before this returns, so the pool may forget them."""

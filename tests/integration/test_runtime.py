@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 import ray
@@ -20,6 +21,11 @@ def test_a_request_is_planned_run_and_summarized(make_app, sim: SimHandle) -> No
     assert view.run.summary
     kinds = Counter(r["kind"] for r in sim.log())
     assert kinds["plan"] == 1 and kinds["tool_call"] >= len(view.tasks) and kinds["final"] >= len(view.tasks)
+    # Idle, the dispatcher sleeps until woken (or a backstop of a few times a second), not every 50 ms.
+    asked = lambda: ray.get(app.store.actor.__ray_call__.remote(lambda store: store.claims_asked))  # noqa: E731
+    before = asked()
+    time.sleep(2.0)
+    assert asked() - before <= 12
 
 
 def _finals_by_task(sim: SimHandle) -> Counter[str]:
