@@ -37,7 +37,9 @@ class Served:
     google: FakeGoogle
 
 
-@pytest.fixture(scope="session")
+# Package scope: torn down after the last end-to-end test, not left running (Serve's replica, proxy
+# and controller cost CPU while idle) under the integration and unit tiers that follow.
+@pytest.fixture(scope="package")
 def fake_google() -> Iterator[FakeGoogle]:
     """Google, faked on 127.0.0.1 (built on the discovery documents; records every side effect)."""
     server = FakeGoogle(account_email="owner@example.test").start()
@@ -45,7 +47,7 @@ def fake_google() -> Iterator[FakeGoogle]:
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def served(ray_session: None, sim: SimHandle, fake_google: FakeGoogle,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """The whole product on one app: runtime actors plus the Serve deployment with API and UI,
