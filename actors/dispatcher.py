@@ -87,14 +87,11 @@ class Dispatcher:
             self._wake.clear()
             try:
                 reclaim_every = min(1.0, self._settings.lease_s / 3)
-                # Leases to expire are only those of tasks handed out (a dead app's were reclaimed at start).
-                if self._in_flight and time.monotonic() - last_reclaim > reclaim_every:
+                if time.monotonic() - last_reclaim > reclaim_every:
                     last_reclaim = time.monotonic()
                     await self._reclaim(None)
                 due = await self._dispatch()
-                wait = min(max(due - time.time(), self._tick), self._idle_s)
-                if self._in_flight:
-                    wait = min(wait, reclaim_every)
+                wait = min(max(due - time.time(), self._tick), self._idle_s, reclaim_every)
             except Exception:
                 _log.exception("dispatcher.tick_failed")
                 wait = self._tick

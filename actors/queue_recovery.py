@@ -10,6 +10,8 @@ import duckdb
 from actors.queue import RetryPolicy, Transition, block_dependents, fail, settle_runs, task_event
 from core.schemas import StepOutcome
 
+EXPIRED = "status = 'running' AND lease_expires_at < ?"  # a task whose worker stopped renewing its lease
+
 
 def reclaim(
     conn: duckdb.DuckDBPyConnection,
@@ -35,9 +37,7 @@ def reclaim(
         ).fetchall()
         reason = "the app stopped while the step was running"
     else:
-        rows = conn.execute(
-            "SELECT id, attempts FROM tasks WHERE status = 'running' AND lease_expires_at < ?", [now]
-        ).fetchall()
+        rows = conn.execute(f"SELECT id, attempts FROM tasks WHERE {EXPIRED}", [now]).fetchall()
         reason = "worker lost: lease expired"
     outcomes = [StepOutcome(task_id=tid, attempt=att, ok=False, error=reason) for tid, att in rows]
     if not outcomes:
