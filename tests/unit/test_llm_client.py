@@ -62,3 +62,12 @@ def test_the_gateway_sizes_litellms_http_pool_to_its_slots() -> None:
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["3000", "3000"]
+
+
+def test_litellms_price_catalogue_keeps_only_the_providers_used_here() -> None:
+    """litellm scans its whole catalogue (~4,900 hosted models) several times on every Ollama call; only
+    the local providers' entries are kept (the calls above run with it, their models registered)."""
+    import litellm
+
+    assert {v.get("litellm_provider") for v in litellm.model_cost.values()} <= client.LOCAL_PROVIDERS
+    assert 0 < len(litellm.model_cost) < 1000
