@@ -35,7 +35,8 @@ def sim() -> Iterator[SimHandle]:
 @pytest.fixture
 def fresh_sim(sim: SimHandle, monkeypatch: pytest.MonkeyPatch) -> SimHandle:
     """The shared simulated server with default knobs, and litellm pointed at it."""
-    sim.update(ttft_ms=0, token_ms=0, reply_tokens=20, slots=1000, overflow="queue", fail_next=0, fail_rate=0)
+    sim.update(ttft_ms=0, token_ms=0, reply_tokens=20, slots=1000, overflow="queue", fail_next=0, fail_rate=0,
+               timed_tokens_cap=0)
     sim.clear()
     monkeypatch.setenv("OLLAMA_API_BASE", sim.base_url)
     return sim

@@ -38,12 +38,28 @@ def make_app(ray_session: None, sim: SimHandle, tmp_path: Path) -> Iterator[Call
         runtime.kill_app(app)
 
 
+@pytest.fixture(scope="module")
+def module_app(ray_session: None, sim: SimHandle, tmp_path_factory: pytest.TempPathFactory) -> Iterator[runtime.App]:
+    """One app with the default settings for the tests of a module that neither kill its actors nor
+    change its settings (an app start is ~15-25 s on a 2-core machine). Each test waits for its runs
+    to end, so none leaves work running into the next."""
+    settings = app_settings(tmp_path_factory.mktemp("module-app") / "data", sim.base_url)
+    app = runtime.start_app(settings, asyncio.run(resolve(settings)))
+    yield app
+    runtime.kill_app(app)
+
+
 def wait_run(app: runtime.App, run_id: str, timeout_s: float = 120.0,
              until: Callable[[RunView], bool] | None = None) -> RunView:
     """Poll the run until it ends (or ``until`` holds), with a deadline."""
     deadline = time.monotonic() + timeout_s
     view: RunView | None = None
     while time.monotonic() < deadline:
+        if until is None:  # poll the status alone (a big run's whole view, ten times a second, is real load)
+            status = app.store.get("read", "SELECT status FROM runs WHERE id = ?", [run_id], timeout=30)
+            if not status or status[0][0] not in ("done", "failed"):
+                time.sleep(0.1)
+                continue
         view = app.store.get("get_run", run_id, timeout=30)
         assert view is not None
         if until is not None and until(view):
@@ -51,6 +67,7 @@ def wait_run(app: runtime.App, run_id: str, timeout_s: float = 120.0,
         if until is None and view.run.status in ("done", "failed"):
             return view
         time.sleep(0.1)
+    view = view or app.store.get("get_run", run_id, timeout=30)
     tasks = [(t.step_id, t.status, t.attempts, t.error) for t in view.tasks] if view else []
     raise AssertionError(f"run {run_id} did not finish in {timeout_s} s; last: {view.run if view else None}; tasks: {tasks}")
 

@@ -1,0 +1,67 @@
+"""Recovery end to end: a pool or the whole app killed mid-run, the LLM server down. Each test has its
+own app (it kills actors, or needs a short LLM timeout)."""
+
+from __future__ import annotations
+
+import ray
+
+from integrations.llm.sim_thread import SimHandle
+from tests.integration.conftest import ask, wait_run
+
+
+def test_killing_a_pool_actor_mid_run_loses_nothing_and_completes_each_step_once(make_app, sim: SimHandle) -> None:
+    from actors import runtime
+
+    app = make_app()
+    run_id = ask(app, "[fanout 32] [slow 0.5] draft a note to each account")
+    # Wait until the email pool has sub-agents in flight, then kill it like a crash.
+    wait_run(app, run_id, until=lambda v: any(t.status == "running" and t.agent == "email" for t in v.tasks))
+    victim = app.pools["email"][0]
+    turns = lambda: ray.get(victim.actor.__ray_call__.remote(lambda pool: pool._settings.max_turns))  # noqa: E731
+    app.store.get("save_settings_overrides", {"max_turns": 5}, timeout=30)  # as the settings page saves it
+    assert turns() == 6
+    runtime.kill_actor(victim, restart=True)
+    view = wait_run(app, run_id, timeout_s=120)
+    assert turns() == 5  # the restarted pool came back with the saved settings, not its start-up ones
+    assert view.run.status == "done", view.run.error
+    assert all(t.status == "done" for t in view.tasks)
+    retried = [t for t in view.tasks if t.attempts > 1]
+    assert retried and all(t.agent == "email" for t in retried)
+    done_rows = app.store.get("read", "SELECT task_id, count(*) FROM agent_runs WHERE kind = 'subagent' AND ok "
+                              "AND run_id = ? GROUP BY task_id", [run_id])
+    assert sorted(r[0] for r in done_rows) == sorted(t.id for t in view.tasks)
+    assert {r[1] for r in done_rows} == {1}
+    drafts = app.store.get("read", "SELECT task_id, count(*) FROM drafts GROUP BY task_id HAVING count(*) > 1", [])
+    assert drafts == []
+
+
+def test_killing_and_restarting_the_app_mid_run_resumes_and_finishes(make_app, sim: SimHandle, tmp_path) -> None:
+    from actors import runtime
+
+    data = tmp_path / "shared-data"
+    app = make_app(data_dir=data)
+    run_id = ask(app, "[fanout 24] [slow 0.5] research each competitor")
+    wait_run(app, run_id, until=lambda v: any(t.status == "running" for t in v.tasks))
+    runtime.kill_app(app)
+    again = make_app(data_dir=data)
+    view = wait_run(again, run_id, timeout_s=120)
+    assert view.run.status == "done", view.run.error
+    assert len(view.tasks) == 24 and all(t.status == "done" for t in view.tasks)
+    assert any(t.attempts > 1 for t in view.tasks)  # the interrupted ones ran again
+
+
+def test_llm_server_down_steps_wait_with_a_clear_error_then_finish(make_app, sim: SimHandle) -> None:
+    app = make_app(llm_timeout_s=5)
+    run_id = ask(app, "[fanout 6] [slow 0.3] tidy each record")
+    wait_run(app, run_id, until=lambda v: any(t.status == "running" for t in v.tasks))
+    sim.stop()
+    try:
+        waiting = wait_run(app, run_id, timeout_s=60, until=lambda v: any(
+            (t.error or "").startswith("waiting: LLM server at") for t in v.tasks))
+        assert waiting.run.status == "running"
+        assert all(t.status != "dead" for t in waiting.tasks)
+    finally:
+        sim.start()
+    view = wait_run(app, run_id, timeout_s=90)
+    assert view.run.status == "done", view.run.error
+    assert all(t.status == "done" and t.attempts == 1 for t in view.tasks)  # waiting spent no attempt
