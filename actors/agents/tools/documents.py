@@ -20,14 +20,15 @@ from core.schemas import MemoryCollection
 DocumentKind = Literal["doc", "sop", "draft"]
 READ_CHUNK_CHARS = 3000
 _MAX_TERMS = 8
-# One query word's score, ``{t}`` its parameter; ``lt``/``lc`` are the lower-cased title and content, made
+# One query word's score for the word ``t``; ``lt``/``lc`` are the lower-cased title and content, made
 # once per row. Counting (a split) only where the word is found: this scan runs over every saved draft.
+# The words go in as one list parameter, scored by one lambda: a query written out per word took
+# DuckDB ~13 ms to plan here before it read a row (eight words), the lambda ~4 ms.
 _TERM_SCORE = (
-    "(CASE WHEN contains(lc, {t}) THEN 10 + least(len(string_split(lc, {t})) - 1, 5) ELSE 0 END"
-    " + CASE WHEN contains(lt, {t}) THEN 3 * (len(string_split(lt, {t})) - 1)"
-    " + CASE WHEN contains(lc, {t}) THEN 0 ELSE 10 END ELSE 0 END)"
+    "CASE WHEN contains(lc, t) THEN 10 + least(len(string_split(lc, t)) - 1, 5) ELSE 0 END"
+    " + CASE WHEN contains(lt, t) THEN 3 * (len(string_split(lt, t)) - 1)"
+    " + CASE WHEN contains(lc, t) THEN 0 ELSE 10 END ELSE 0 END"
 )
-
 
 async def rank_documents(ctx: ToolContext, query: str, kind: DocumentKind | None, limit: int) -> list[dict[str, Any]]:
     """The user's documents best matching ``query``, best first, each with a snippet."""
@@ -48,8 +49,8 @@ async def _keyword_rank(ctx: ToolContext, query: str, kind: DocumentKind | None,
     terms = search_terms(query)[:_MAX_TERMS]
     if not terms:
         raise ToolError(f"query '{query}' has no words to search for")
-    params: list[Any] = [ctx.user_id, limit, *terms]
-    score = " + ".join(_TERM_SCORE.format(t=f"${i + 3}") for i in range(len(terms)))
+    params: list[Any] = [ctx.user_id, limit, terms]
+    score = f"list_sum(list_transform($3::VARCHAR[], t -> {_TERM_SCORE}))"
     kind_filter = ""
     if kind is not None:
         params.append(kind)
