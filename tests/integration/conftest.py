@@ -72,6 +72,6 @@ def wait_run(app: runtime.App, run_id: str, timeout_s: float = 120.0,
     raise AssertionError(f"run {run_id} did not finish in {timeout_s} s; last: {view.run if view else None}; tasks: {tasks}")
 
 
-def ask(app: runtime.App, message: str) -> str:
-    run = app.master.get("submit", message, "u1", None, timeout=60)
+def ask(app: runtime.App, message: str, user: str = "u1") -> str:
+    run = app.master.get("submit", message, user, None, timeout=60)
     return str(run.id)
