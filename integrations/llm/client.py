@@ -28,12 +28,10 @@ litellm.telemetry = False
 LOCAL_PROVIDERS = frozenset({"ollama", "ollama_chat", "openai"})
 
 
-def keep_local_catalogue() -> int:
-    """Drop litellm's entries for other providers' hosted models (in place: litellm's modules hold the
-    dict). Returns how many entries are left."""
+def keep_local_catalogue() -> None:
+    """Drop litellm's entries for other providers' hosted models (in place: litellm's modules hold the dict)."""
     for key in [k for k, v in litellm.model_cost.items() if v.get("litellm_provider") not in LOCAL_PROVIDERS]:
         del litellm.model_cost[key]
-    return len(litellm.model_cost)
 
 
 keep_local_catalogue()

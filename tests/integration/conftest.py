@@ -22,14 +22,17 @@ def _fresh_sim(fresh_sim: SimHandle) -> None:
     pass
 
 
+def _start_app(data_dir: Path, base_url: str, **overrides: Any) -> runtime.App:
+    settings = app_settings(data_dir, base_url, **overrides)
+    return runtime.start_app(settings, asyncio.run(resolve(settings)))
+
+
 @pytest.fixture
 def make_app(ray_session: None, sim: SimHandle, tmp_path: Path) -> Iterator[Callable[..., runtime.App]]:
     apps: list[runtime.App] = []
 
     def start(data_dir: Path | None = None, **overrides: Any) -> runtime.App:
-        settings = app_settings(data_dir if data_dir is not None else tmp_path / "data", sim.base_url, **overrides)
-        backend = asyncio.run(resolve(settings))
-        app = runtime.start_app(settings, backend)
+        app = _start_app(data_dir if data_dir is not None else tmp_path / "data", sim.base_url, **overrides)
         apps.append(app)
         return app
 
@@ -43,8 +46,7 @@ def module_app(ray_session: None, sim: SimHandle, tmp_path_factory: pytest.TempP
     """One app with the default settings for the tests of a module that neither kill its actors nor
     change its settings (an app start is ~15-25 s on a 2-core machine). Each test waits for its runs
     to end, so none leaves work running into the next."""
-    settings = app_settings(tmp_path_factory.mktemp("module-app") / "data", sim.base_url)
-    app = runtime.start_app(settings, asyncio.run(resolve(settings)))
+    app = _start_app(tmp_path_factory.mktemp("module-app") / "data", sim.base_url)
     yield app
     runtime.kill_app(app)
 
@@ -57,15 +59,13 @@ def wait_run(app: runtime.App, run_id: str, timeout_s: float = 120.0,
     while time.monotonic() < deadline:
         if until is None:  # poll the status alone (a big run's whole view, ten times a second, is real load)
             status = app.store.get("read", "SELECT status FROM runs WHERE id = ?", [run_id], timeout=30)
-            if not status or status[0][0] not in ("done", "failed"):
-                time.sleep(0.1)
-                continue
-        view = app.store.get("get_run", run_id, timeout=30)
-        assert view is not None
-        if until is not None and until(view):
-            return view
-        if until is None and view.run.status in ("done", "failed"):
-            return view
+            if status and status[0][0] in ("done", "failed"):
+                return app.store.get("get_run", run_id, timeout=30)  # type: ignore[no-any-return]
+        else:
+            view = app.store.get("get_run", run_id, timeout=30)
+            assert view is not None
+            if until(view):
+                return view
         time.sleep(0.1)
     view = view or app.store.get("get_run", run_id, timeout=30)
     tasks = [(t.step_id, t.status, t.attempts, t.error) for t in view.tasks] if view else []

@@ -30,6 +30,7 @@ _TERM_SCORE = (
     " + CASE WHEN contains(lc, t) THEN 0 ELSE 10 END ELSE 0 END"
 )
 
+
 async def rank_documents(ctx: ToolContext, query: str, kind: DocumentKind | None, limit: int) -> list[dict[str, Any]]:
     """The user's documents best matching ``query``, best first, each with a snippet."""
     if ctx.memory is not None and kind != "draft":
