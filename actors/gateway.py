@@ -29,6 +29,8 @@ _log = structlog.get_logger("maos.gateway")
 _RANK: dict[Priority, int] = {"interactive": 0, "background": 1}
 _BUSY_GRACE_S = 30.0  # a server busy with our requests that was active this recently counts as up
 _TOKEN_FLUSH_S = 0.02  # live reply text goes to the Store at most this often (batched over all streams)
+_REPLY_GAP_S = 0.02  # a batch's replies go back to its pool at most this often (the first one at once)
+ChatReply = tuple[int, ChatResponse | LLMError]  # (index in the batch, the reply or why there is none)
 
 
 class PrioritySlots:
@@ -119,6 +121,42 @@ class LLMGateway:
         resp = resp.model_copy(update={"queued_ms": queued_ms, "latency_ms": (time.perf_counter() - queued_at) * 1000})
         self._record(req, resp, queued_ms, resp.latency_ms, None)
         return resp
+
+    async def chat_many(self, reqs: list[ChatRequest], gap_s: float = _REPLY_GAP_S) -> AsyncIterator[list[ChatReply]]:
+        """Many sub-agents' chats in one call (a pool's, gathered by ``BatchedChat``): each reply, or the
+        LLMError it ended in, comes back as ``(index, value)`` once ready; the first at once, then what
+        is ready at most every ``gap_s`` (each item of the stream is a message between processes)."""
+        loop = asyncio.get_running_loop()
+        ready: list[ChatReply] = []
+        arrived = asyncio.Event()
+
+        async def one(i: int, req: ChatRequest) -> None:
+            value: ChatResponse | LLMError
+            try:
+                value = await self.chat(req)
+            except LLMError as exc:
+                value = exc
+            except Exception as exc:  # a bug fails its own request, not the others in the batch
+                _log.exception("gateway.chat_crashed", run_id=req.run_id, task_id=req.task_id)
+                value = LLMError(f"LLM gateway error: {exc!r}")
+            ready.append((i, value))
+            arrived.set()
+
+        tasks = [loop.create_task(one(i, r)) for i, r in enumerate(reqs)]
+        left, last = len(reqs), -gap_s
+        try:
+            while left:
+                await arrived.wait()
+                await asyncio.sleep(max(0.0, last + gap_s - loop.time()))
+                arrived.clear()
+                out = ready[:]
+                del ready[:]
+                left -= len(out)
+                last = loop.time()
+                yield out
+        finally:  # the caller went away: its requests stop too
+            for t in tasks:
+                t.cancel()
 
     async def embed(self, texts: list[str], model: str) -> list[list[float]]:
         """Embeddings from the LLM server (the Memory actor's Ollama embedder); background priority."""

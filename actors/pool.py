@@ -15,6 +15,7 @@ import structlog
 
 from actors._boot import actor_class
 from actors.agents import get as get_spec
+from actors.chat_batch import BatchedChat
 from actors.handles import Handle
 from actors.subagent import run_subagent
 from core.action_schemas import ActionType, ActionView
@@ -76,7 +77,7 @@ class SubAgentPool:
         self.owner = owner
         self._spec = get_spec(agent)
         self._settings = settings
-        self._gateway = gateway
+        self._chat = BatchedChat(gateway)  # its sub-agents' LLM calls, a few Ray calls for many
         self._store = store
         self._tool_store = _StoreForTools(store)
         self._dispatcher = dispatcher
@@ -113,7 +114,7 @@ class SubAgentPool:
         """One step, run for the user who asked (their leads, documents and memories only)."""
         try:
             memory = (await recalled)[i]
-            outcome = await run_subagent(a, self._spec, self._gateway, self._tool_store, user_id, goal,
+            outcome = await run_subagent(a, self._spec, self._chat.chat, self._tool_store, user_id, goal,
                                          self._settings.max_turns, memory=memory,
                                          recall=self._tool_memory, workspace=self._tool_workspace)
         except Exception as exc:  # a bug in a tool or the loop: fail the step visibly, keep the pool alive

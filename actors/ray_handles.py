@@ -30,13 +30,17 @@ class RayHandle:
     async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         try:
             return await getattr(self.actor, method).remote(*args, **kwargs)
-        except GONE as exc:
-            raise ActorGone(f"actor '{self.name}' is gone: {type(exc).__name__}", self.name) from None
-        except RayTaskError as exc:
-            # The program's own errors cross as themselves, without Ray's traceback in the message.
-            if isinstance(exc.cause, MaosError):
-                raise exc.cause from None
-            raise
+        except (*GONE, RayTaskError) as exc:
+            raise self._translated(exc) from None
+
+    def _translated(self, exc: Exception) -> Exception:
+        """Actor death becomes ActorGone; the program's own errors cross as themselves, without Ray's
+        traceback in the message; anything else as Ray raised it."""
+        if isinstance(exc, GONE):
+            return ActorGone(f"actor '{self.name}' is gone: {type(exc).__name__}", self.name)
+        if isinstance(exc, RayTaskError) and isinstance(exc.cause, MaosError):
+            return exc.cause
+        return exc
 
     def fire(self, method: str, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
         ref = getattr(self.actor, method).remote(*args, **kwargs)
@@ -46,8 +50,11 @@ class RayHandle:
 
     async def stream(self, method: str, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
         gen = getattr(self.actor, method).remote(*args, **kwargs)
-        async for ref in gen:
-            yield await ref
+        try:
+            async for ref in gen:
+                yield await ref
+        except (*GONE, RayTaskError) as exc:
+            raise self._translated(exc) from None
 
     def get(self, method: str, *args: Any, timeout: float | None = None) -> Any:
         """Blocking call, for synchronous callers (the CLI)."""

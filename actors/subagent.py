@@ -6,11 +6,12 @@ observations; only LLM failures and an exhausted budget end the run unsuccessful
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import structlog
 
 from actors.agents import AgentSpec, Tool, invoke, render_subagent_prompt, tools_for
 from actors.agents.context import ToolContext, ToolMemory, ToolStore, ToolWorkspace
-from actors.handles import Handle
 from core.errors import ActorGone, IntegrationUnavailable, LLMError, LLMUnavailable
 from core.schemas import Assignment, ChatMessage, ChatRequest, ChatResponse, StepOutcome
 
@@ -20,7 +21,7 @@ _log = structlog.get_logger("maos.subagent")
 async def run_subagent(
     assignment: Assignment,
     spec: AgentSpec,
-    gateway: Handle,
+    chat: Callable[[ChatRequest], Awaitable[ChatResponse]],
     store: ToolStore,
     user_id: str,
     goal: str,
@@ -48,7 +49,7 @@ async def run_subagent(
                           tools=[t.spec() for t in tools.values()], run_id=task.run_id, task_id=task.id,
                           agent=spec.name)
         try:
-            resp: ChatResponse = await gateway.call("chat", req)
+            resp = await chat(req)
         except LLMUnavailable as exc:
             return outcome(False, turn, error=str(exc), wait=True)
         except ActorGone as exc:
