@@ -14,12 +14,14 @@ _NO_WEB = "No web search is available; only stored documents and leads were sear
 
 
 async def _matching_leads(ctx: ToolContext, terms: list[str], limit: int) -> list[dict[str, Any]]:
-    text = "lower(concat_ws(' ', name, email, company, notes, tags))"
-    hits = " + ".join([f"CASE WHEN contains({text}, ?) THEN 1 ELSE 0 END"] * len(terms))
+    # The words as one list scored by one lambda, like the documents' search (a CASE per word took
+    # DuckDB ~10 ms to plan for eight words).
     rows = await ctx.store.read(
-        f"SELECT id, name, company, status, tags, hits FROM (SELECT *, {hits} AS hits FROM leads WHERE user_id = ?) "
-        "WHERE hits > 0 ORDER BY hits DESC, created_at DESC, id LIMIT ?",
-        [*terms, ctx.user_id, limit],
+        "SELECT id, name, company, status, tags, hits FROM (SELECT *, list_sum(list_transform($3::VARCHAR[], "
+        "t -> CASE WHEN contains(lt, t) THEN 1 ELSE 0 END)) AS hits FROM (SELECT *, "
+        "lower(concat_ws(' ', name, email, company, notes, tags)) AS lt FROM leads WHERE user_id = $1)) "
+        "WHERE hits > 0 ORDER BY hits DESC, created_at DESC, id LIMIT $2",
+        [ctx.user_id, limit, terms],
     )
     return [
         {k: v for k, v in {"id": r[0], "name": r[1], "company": r[2], "status": r[3],
