@@ -20,6 +20,7 @@ from actors._events import EventLog
 from core.schemas import Draft, Plan, RunEvent, StepOutcome, TaskRecord
 
 T = TypeVar("T")
+_IDLE_RECHECK_S = 5.0
 
 
 class QueueTables:
@@ -27,8 +28,8 @@ class QueueTables:
     _events: EventLog
     _retry: queue.RetryPolicy
     _rng: random.Random
-    _writes: int  # the Store's count of statements run in transactions
-    _idle: tuple[int, float]  # (_writes when a claim found nothing, when the next task falls due)
+    _queue_changes: int  # the Store's count of transitions that may have made a task claimable
+    _idle: tuple[int, float, float]  # when a claim last found nothing: (_queue_changes, next task due, checked at)
     claims_asked = 0  # by the dispatcher, answered or not
 
     async def _submit(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
@@ -39,20 +40,22 @@ class QueueTables:
     ) -> list[tuple[TaskRecord, str, str]]:
         """Claim due tasks; returns (task, lease owner, results of its dependencies as context).
 
-        An idle app's dispatcher asks every few tens of milliseconds: when the last claim found
-        nothing, nothing has been written since, and its next due time has not come, the answer
-        is nothing without a query (it cost ~6 ms, a tenth of a core at 20 a second).
+        The dispatcher asks after every batch of outcomes and, idle, every few hundred ms: when the
+        last claim found nothing, no transition since made a task ready (a thousand steps finishing
+        make none), and its next due time has not come, the answer is nothing without a query. The
+        answer is checked again after ``_IDLE_RECHECK_S`` whatever happened.
         """
         self.claims_asked += 1
-        writes, due = self._idle
-        if writes == self._writes and time.time() < due:
+        changes, due, checked = self._idle
+        now = time.time()
+        if changes == self._queue_changes and now < due and now - checked < _IDLE_RECHECK_S:
             return []
 
         def run(conn: duckdb.DuckDBPyConnection) -> queue.Transition:
             now = time.time()
             t = queue.claim(conn, limits, owners, lease_s, now)
-            if not t.claimed:  # in the same transaction: any later write invalidates it
-                self._idle = (self._writes, queue.next_due(conn))
+            if not t.claimed:  # in the same transaction: a later one that readies a task voids it
+                self._idle = (self._queue_changes, queue.next_due(conn), now)
             return t
 
         claimed = (await self._submit(run)).claimed
@@ -92,7 +95,7 @@ class QueueTables:
         """Fail the running tasks of dead workers (or expired leases); returns (task ids, finished runs).
 
         The dispatcher's backstop asks every second: with no lease expired it is one read, not a
-        transaction (which would also void the idle answer of :meth:`claim`)."""
+        transaction."""
         if owners is None and not self._conn.execute(
                 f"SELECT 1 FROM tasks WHERE {recovery.EXPIRED} LIMIT 1", [time.time()]).fetchone():
             return [], []

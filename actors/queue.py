@@ -55,6 +55,9 @@ def retry_delay(attempt: int, base_s: float, max_s: float, rng: random.Random) -
     return ceiling * (0.5 + 0.5 * rng.random())
 
 
+_CLAIMABLE_EVENTS = frozenset({"ready", "retried", "requeued"})
+
+
 @dataclass
 class Transition:
     """What one batch of transitions did: events to publish and runs that reached the end."""
@@ -64,6 +67,11 @@ class Transition:
     finished_runs: set[str] = field(default_factory=set)
     claimed: list[tuple[TaskRecord, str]] = field(default_factory=list)
     results: dict[str, str] = field(default_factory=dict)  # of the steps that finished here
+
+    @property
+    def adds_claimable(self) -> bool:
+        """Whether it may have made a task claimable (only these events put one in 'ready' or 'failed')."""
+        return any(e.event in _CLAIMABLE_EVENTS for e in self.events)
 
     def merge(self, other: Transition) -> None:
         self.events.extend(other.events)
@@ -115,13 +123,14 @@ def claim(
     wanted = {a: n for a, n in limits.items() if n > 0 and owners.get(a)}
     if not wanted:
         return Transition()
-    # Each type's oldest due tasks, top-n per type (no sort of everything that is due).
-    agents = list(wanted)
-    picks = " UNION ALL ".join(
-        f"(SELECT id, agent FROM tasks WHERE agent = ${k + 2} AND status IN ('ready', 'failed') "
-        f"AND coalesce(next_attempt_at, 0) <= $1 ORDER BY coalesce(next_attempt_at, ready_at), seq "
-        f"LIMIT {int(wanted[a])})" for k, a in enumerate(agents))
-    rows = conn.execute(picks, [now, *agents]).fetchall()
+    # Each type's oldest due tasks, top-n per type, in one statement: one sub-query per type made
+    # DuckDB plan eight (~7 ms with nothing due, on every claim; this one ~2.5 ms).
+    rows = conn.execute(
+        "SELECT id, agent FROM (SELECT id, tasks.agent, cap, row_number() OVER (PARTITION BY tasks.agent "
+        "ORDER BY coalesce(next_attempt_at, ready_at), seq) AS n FROM tasks "
+        "JOIN (SELECT unnest($2::VARCHAR[]) AS agent, unnest($3::BIGINT[]) AS cap) c ON tasks.agent = c.agent "
+        "WHERE status IN ('ready', 'failed') AND coalesce(next_attempt_at, 0) <= $1) WHERE n <= cap",
+        [now, list(wanted), list(wanted.values())]).fetchall()
     if not rows:
         return Transition()
     turn: dict[str, int] = defaultdict(int)

@@ -69,8 +69,8 @@ class Store(MemoryTables, QueueTables):
         self._flusher: asyncio.Task[None] | None = None
         self._events = EventLog()
         self.commits = 0
-        self._writes = 0  # statements run in transactions so far (a claim compares it: see QueueTables)
-        self._idle = (-1, 0.0)
+        self._queue_changes = 0  # transactions' changes that may have made a task claimable (see QueueTables)
+        self._idle = (-1, 0.0, 0.0)
 
     # --- group commit ---------------------------------------------------------------------
 
@@ -100,10 +100,10 @@ class Store(MemoryTables, QueueTables):
         try:
             self._conn.execute("BEGIN TRANSACTION")
             for fn, _ in batch:
-                self._writes += 1
                 result = fn(self._conn)
                 if isinstance(result, queue.Transition):
                     self._events.append_task_events(self._conn, result.events, result.results)
+                    self._queue_changes += result.adds_claimable
                 results.append(result)
             self._conn.execute("COMMIT")
             self.commits += 1

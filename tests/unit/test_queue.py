@@ -152,7 +152,7 @@ async def test_claim_takes_each_types_oldest_first_within_its_limit_and_spreads_
     assert sorted(owners) == ["e/0", "e/0", "e/1", "e/1"]
 
 
-async def test_an_idle_claim_skips_the_query_until_a_write_or_a_retry_falls_due() -> None:
+async def test_an_idle_claim_skips_the_query_until_a_task_may_be_ready_or_a_retry_falls_due() -> None:
     store = Store(":memory:", retry=RetryPolicy(base_s=0.6, max_s=0.6))
     limits = {"leads": 10, "email": 10, "writing": 10}
     run_id = await _started(store)
@@ -161,6 +161,10 @@ async def test_an_idle_claim_skips_the_query_until_a_write_or_a_retry_falls_due(
     commits = store.commits
     assert await store.claim(limits, OWNERS, 30) == []
     assert store.commits == commits  # nothing written since: no query, no transaction
+    await store.write("CREATE TABLE notes (t TEXT)")
+    await store.write("INSERT INTO notes VALUES ('a tool wrote this')")
+    commits = store.commits
+    assert await store.claim(limits, OWNERS, 30) == [] and store.commits == commits  # readies no task: still none
     a = next(t for t, _, _ in claimed if t.step_id == "a")
     d = next(t for t, _, _ in claimed if t.step_id == "d")
     await store.complete([StepOutcome(task_id=a.id, attempt=1, ok=True, result="r-a"),
