@@ -35,6 +35,28 @@ def test_killing_a_pool_actor_mid_run_loses_nothing_and_completes_each_step_once
     assert drafts == []
 
 
+def test_killing_the_llm_gateway_mid_run_its_steps_wait_and_finish_once(make_app, sim: SimHandle) -> None:
+    # Pools reach the gateway through batched calls whose replies stream back: the gateway dying
+    # mid-stream fails every request still waiting in it, and their steps wait (spending no attempt).
+    from actors import runtime
+
+    app = make_app()
+    run_id = ask(app, "[fanout 16] [slow 1.0] draft a note to each account")
+    wait_run(app, run_id, until=lambda v: sum(t.status == "running" for t in v.tasks) >= 8)
+    runtime.kill_actor(app.gateways[0], restart=True)
+    view = wait_run(app, run_id, timeout_s=120)
+    assert view.run.status == "done", view.run.error
+    assert all(t.status == "done" and t.attempts == 1 for t in view.tasks)
+    events = app.store.get("run_events", run_id, 0, 0.0, 100_000, timeout=30)
+    assert any(e.kind == "task" and e.status == "retried" and (e.error or "").startswith(
+        "waiting: LLM gateway unavailable") for e in events)  # the kill did land on steps in flight
+    done_rows = app.store.get("read", "SELECT task_id, count(*) FROM agent_runs WHERE kind = 'subagent' AND ok "
+                              "AND run_id = ? GROUP BY task_id", [run_id])
+    assert sorted(r[0] for r in done_rows) == sorted(t.id for t in view.tasks) and {r[1] for r in done_rows} == {1}
+    drafts = app.store.get("read", "SELECT task_id, count(*) FROM drafts GROUP BY task_id HAVING count(*) > 1", [])
+    assert drafts == []
+
+
 def test_killing_and_restarting_the_app_mid_run_resumes_and_finishes(make_app, sim: SimHandle, tmp_path) -> None:
     from actors import runtime
 
