@@ -22,7 +22,7 @@ def _fresh_sim(fresh_sim: SimHandle) -> None:
     pass
 
 
-def _start_app(data_dir: Path, base_url: str, **overrides: Any) -> runtime.App:
+def start_app(data_dir: Path, base_url: str, **overrides: Any) -> runtime.App:
     settings = app_settings(data_dir, base_url, **overrides)
     return runtime.start_app(settings, asyncio.run(resolve(settings)))
 
@@ -32,7 +32,7 @@ def make_app(ray_session: None, sim: SimHandle, tmp_path: Path) -> Iterator[Call
     apps: list[runtime.App] = []
 
     def start(data_dir: Path | None = None, **overrides: Any) -> runtime.App:
-        app = _start_app(data_dir if data_dir is not None else tmp_path / "data", sim.base_url, **overrides)
+        app = start_app(data_dir if data_dir is not None else tmp_path / "data", sim.base_url, **overrides)
         apps.append(app)
         return app
 
@@ -46,7 +46,7 @@ def module_app(ray_session: None, sim: SimHandle, tmp_path_factory: pytest.TempP
     """One app with the default settings for the tests of a module that neither kill its actors nor
     change its settings (an app start is ~15-25 s on a 2-core machine). Each test waits for its runs
     to end, so none leaves work running into the next."""
-    app = _start_app(tmp_path_factory.mktemp("module-app") / "data", sim.base_url)
+    app = start_app(tmp_path_factory.mktemp("module-app") / "data", sim.base_url)
     yield app
     runtime.kill_app(app)
 

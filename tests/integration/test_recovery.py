@@ -1,18 +1,30 @@
-"""Recovery end to end: a pool or the whole app killed mid-run, the LLM server down. Each test has its
-own app (it kills actors, or needs a short LLM timeout)."""
+"""Recovery end to end: a pool or the gateway killed mid-run (Ray restarts it; the app lives on), the
+whole app killed, the LLM server down. The actor kills share one app; the others have their own."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
 import ray
 
+from actors import runtime
 from integrations.llm.sim_thread import SimHandle
-from tests.integration.conftest import ask, wait_run
+from tests.integration.conftest import ask, start_app, wait_run
 
 
-def test_killing_a_pool_actor_mid_run_loses_nothing_and_completes_each_step_once(make_app, sim: SimHandle) -> None:
-    from actors import runtime
+@pytest.fixture(scope="module")
+def restarted_app(ray_session: None, sim: SimHandle, tmp_path_factory: pytest.TempPathFactory) -> Iterator[runtime.App]:
+    """One app for the tests that kill one of its actors and let Ray restart it (each test's run ends
+    before the next starts; the pool test leaves max_turns saved at 5)."""
+    app = start_app(Path(tmp_path_factory.mktemp("restarted-app")) / "data", sim.base_url)
+    yield app
+    runtime.kill_app(app)
 
-    app = make_app()
+
+def test_killing_a_pool_actor_mid_run_loses_nothing_and_completes_each_step_once(restarted_app, sim: SimHandle) -> None:
+    app = restarted_app
     run_id = ask(app, "[fanout 32] [slow 0.5] draft a note to each account")
     # Wait until the email pool has sub-agents in flight, then kill it like a crash.
     wait_run(app, run_id, until=lambda v: any(t.status == "running" and t.agent == "email" for t in v.tasks))
@@ -35,12 +47,10 @@ def test_killing_a_pool_actor_mid_run_loses_nothing_and_completes_each_step_once
     assert drafts == []
 
 
-def test_killing_the_llm_gateway_mid_run_its_steps_wait_and_finish_once(make_app, sim: SimHandle) -> None:
+def test_killing_the_llm_gateway_mid_run_its_steps_wait_and_finish_once(restarted_app, sim: SimHandle) -> None:
     # Pools reach the gateway through batched calls whose replies stream back: the gateway dying
     # mid-stream fails every request still waiting in it, and their steps wait (spending no attempt).
-    from actors import runtime
-
-    app = make_app()
+    app = restarted_app
     run_id = ask(app, "[fanout 16] [slow 1.0] draft a note to each account")
     wait_run(app, run_id, until=lambda v: sum(t.status == "running" for t in v.tasks) >= 8)
     runtime.kill_actor(app.gateways[0], restart=True)
@@ -58,8 +68,6 @@ def test_killing_the_llm_gateway_mid_run_its_steps_wait_and_finish_once(make_app
 
 
 def test_killing_and_restarting_the_app_mid_run_resumes_and_finishes(make_app, sim: SimHandle, tmp_path) -> None:
-    from actors import runtime
-
     data = tmp_path / "shared-data"
     app = make_app(data_dir=data)
     run_id = ask(app, "[fanout 24] [slow 0.5] research each competitor")
