@@ -46,7 +46,12 @@ def module_app(ray_session: None, sim: SimHandle, tmp_path_factory: pytest.TempP
     """One app with the default settings for the tests of a module that neither kill its actors nor
     change its settings (an app start is ~15-25 s on a 2-core machine). Each test waits for its runs
     to end, so none leaves work running into the next."""
-    app = start_app(tmp_path_factory.mktemp("module-app") / "data", sim.base_url)
+    yield from app_for_module(tmp_path_factory, "module-app", sim.base_url)
+
+
+def app_for_module(tmp_path_factory: pytest.TempPathFactory, name: str, base_url: str) -> Iterator[runtime.App]:
+    """The body of a module-scoped app fixture: an app with the default settings, killed at the end."""
+    app = start_app(tmp_path_factory.mktemp(name) / "data", base_url)
     yield app
     runtime.kill_app(app)
 

@@ -4,23 +4,20 @@ whole app killed, the LLM server down. The actor kills share one app; the others
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import ray
 
 from actors import runtime
 from integrations.llm.sim_thread import SimHandle
-from tests.integration.conftest import ask, start_app, wait_run
+from tests.integration.conftest import app_for_module, ask, wait_run
 
 
 @pytest.fixture(scope="module")
 def restarted_app(ray_session: None, sim: SimHandle, tmp_path_factory: pytest.TempPathFactory) -> Iterator[runtime.App]:
     """One app for the tests that kill one of its actors and let Ray restart it (each test's run ends
     before the next starts; the pool test leaves max_turns saved at 5)."""
-    app = start_app(Path(tmp_path_factory.mktemp("restarted-app")) / "data", sim.base_url)
-    yield app
-    runtime.kill_app(app)
+    yield from app_for_module(tmp_path_factory, "restarted-app", sim.base_url)
 
 
 def test_killing_a_pool_actor_mid_run_loses_nothing_and_completes_each_step_once(restarted_app, sim: SimHandle) -> None:

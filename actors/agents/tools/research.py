@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from actors.agents.context import ToolContext
-from actors.agents.tools._common import search_terms
+from actors.agents.tools._common import search_terms, words_score
 from actors.agents.tools.documents import rank_documents
 from core.errors import ToolError
 
@@ -14,11 +14,9 @@ _NO_WEB = "No web search is available; only stored documents and leads were sear
 
 
 async def _matching_leads(ctx: ToolContext, terms: list[str], limit: int) -> list[dict[str, Any]]:
-    # The words as one list scored by one lambda, like the documents' search (a CASE per word took
-    # DuckDB ~10 ms to plan for eight words).
+    hits = words_score("$3", "CASE WHEN contains(lt, t) THEN 1 ELSE 0 END")
     rows = await ctx.store.read(
-        "SELECT id, name, company, status, tags, hits FROM (SELECT *, list_sum(list_transform($3::VARCHAR[], "
-        "t -> CASE WHEN contains(lt, t) THEN 1 ELSE 0 END)) AS hits FROM (SELECT *, "
+        f"SELECT id, name, company, status, tags, hits FROM (SELECT *, {hits} AS hits FROM (SELECT *, "
         "lower(concat_ws(' ', name, email, company, notes, tags)) AS lt FROM leads WHERE user_id = $1)) "
         "WHERE hits > 0 ORDER BY hits DESC, created_at DESC, id LIMIT $2",
         [ctx.user_id, limit, terms],
