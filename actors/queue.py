@@ -22,7 +22,8 @@ from typing import Any
 
 import duckdb
 
-from core.schemas import Plan, StepOutcome, TaskEvent, TaskEventKind, TaskRecord
+from core.events import TaskEvent
+from core.schemas import Plan, StepOutcome, TaskEventKind, TaskRecord
 
 TASK_COLUMNS = (
     "id, run_id, step_id, agent, instruction, depends_on, status, attempts, max_attempts, error, "
@@ -44,9 +45,7 @@ def row_to_task(row: Sequence[Any]) -> TaskRecord:
 
 def task_event(task: tuple[str, str, str, int], kind: TaskEventKind, now: float, error: str | None = None) -> TaskEvent:
     task_id, run_id, agent, attempt = task
-    # built from the queue's own columns: nothing to validate, and this runs for every transition
-    return TaskEvent.model_construct(event=kind, run_id=run_id, task_id=task_id, agent=agent, attempt=attempt, at=now,
-                                     error=error)
+    return TaskEvent(kind, run_id, task_id, agent, attempt, now, error)
 
 
 def retry_delay(attempt: int, base_s: float, max_s: float, rng: random.Random) -> float:

@@ -27,7 +27,7 @@ from actors._database import open_database
 from actors._events import EventLog
 from actors._memory_tables import MemoryTables
 from actors._migrations import migrate
-from actors._queue_tables import QueueTables
+from actors._queue_tables import Completion, QueueTables
 from core.errors import NotFound
 from core.events import publish
 from core.schemas import (
@@ -41,6 +41,31 @@ from core.schemas import (
 )
 
 T = TypeVar("T")
+
+
+Write = Callable[[duckdb.DuckDBPyConnection], Any]
+Job = tuple[Write, list[asyncio.Future[Any]], Callable[[Any], list[Any]]]
+
+
+def _coalesced(batch: list[tuple[Write, asyncio.Future[Any]]]) -> list[Job]:
+    """The batch as run: each write with the futures it answers and how. Its completions are joined
+    into one write, run where the first was (they were concurrent: any order of them is one that
+    could have happened)."""
+    jobs: list[Job] = []
+    parts: list[Completion] = []
+    waiting: list[asyncio.Future[Any]] = []
+    for fn, fut in batch:
+        if isinstance(fn, Completion):
+            if not parts:
+                jobs.append((fn, waiting, lambda t: Completion.answers(t, parts)))
+            parts.append(fn)
+            waiting.append(fut)
+        else:
+            jobs.append((fn, [fut], lambda result: [result]))
+    if len(parts) > 1:
+        at = next(i for i, job in enumerate(jobs) if job[1] is waiting)
+        jobs[at] = (Completion.joined(parts), waiting, jobs[at][2])
+    return jobs
 
 
 class Store(MemoryTables, QueueTables):
@@ -95,16 +120,18 @@ class Store(MemoryTables, QueueTables):
             if batch:
                 self._commit(batch)
 
-    def _commit(self, batch: list[tuple[Callable[[duckdb.DuckDBPyConnection], Any], asyncio.Future[Any]]]) -> None:
+    def _commit(self, batch: list[tuple[Write, asyncio.Future[Any]]]) -> None:
+        jobs = _coalesced(batch)
         results: list[Any] = []
         try:
             self._conn.execute("BEGIN TRANSACTION")
-            for fn, _ in batch:
+            for fn, _, _ in jobs:
                 result = fn(self._conn)
                 if isinstance(result, queue.Transition):
                     self._events.append_task_events(self._conn, result.events, result.results)
                     self._queue_changes += result.adds_claimable
                 results.append(result)
+            self._events.write(self._conn)
             self._conn.execute("COMMIT")
             self.commits += 1
         except Exception as exc:
@@ -117,9 +144,10 @@ class Store(MemoryTables, QueueTables):
                 batch[0][1].set_exception(exc)
             return
         self._events.committed()
-        for (_, fut), result in zip(batch, results, strict=True):
-            if not fut.done():
-                fut.set_result(result)
+        for (_, futures, answers), result in zip(jobs, results, strict=True):
+            for fut, answer in zip(futures, answers(result), strict=True):
+                if not fut.done():
+                    fut.set_result(answer)
         for result in results:
             if isinstance(result, queue.Transition):
                 publish(result.events)

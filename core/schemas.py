@@ -186,17 +186,6 @@ class Draft(_Model):
 TaskEventKind = Literal["planned", "ready", "running", "retried", "done", "failed", "dead", "blocked", "requeued"]
 
 
-class TaskEvent(_Model):
-    kind: Literal["task_event"] = "task_event"
-    event: TaskEventKind = Field(description="Lifecycle change.")
-    run_id: str = Field(description="Run id.")
-    task_id: str = Field(description="Task id.")
-    agent: str = Field(description="Agent type.")
-    attempt: int = Field(0, description="Attempt number.")
-    at: float = Field(description="When.")
-    error: str | None = Field(None, description="Error for failed/dead (no bodies).")
-
-
 class PoolStatus(_Model):
     agent: str = Field(description="Agent type.")
     actors: int = Field(description="Pool actors alive.")

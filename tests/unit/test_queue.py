@@ -10,7 +10,7 @@ import pytest
 from actors._migrations import MIGRATIONS, migrate
 from actors.queue import RetryPolicy
 from actors.store import Store
-from core.schemas import Plan, PlanStep, StepOutcome
+from core.schemas import Plan, PlanStep, StepOutcome, TaskRecord
 
 
 def test_migrations_apply_in_order_once() -> None:
@@ -177,3 +177,32 @@ async def test_an_idle_claim_skips_the_query_until_a_task_may_be_ready_or_a_retr
     await asyncio.sleep(0.65)
     (again, _, _), = await store.claim(limits, OWNERS, 30)
     assert again.id == d.id and again.attempts == 2 and again.run_id == run_id
+
+
+async def test_reports_arriving_together_commit_as_one_completion_and_each_caller_hears_its_own_part() -> None:
+    store = Store(":memory:", commit_interval_s=0.05)
+    runs = []
+    for message in ("first", "second"):
+        run = await store.create_run(message, "u")
+        await store.enqueue_plan(run.id, Plan(goal="g", steps=[
+            PlanStep(id=f"s{i}", agent="email", instruction="i") for i in range(3)]), 3)
+        runs.append(run.id)
+    claimed = [t for t, _, _ in await store.claim({"email": 10}, {"email": ["e/0"]}, 30)]
+    one, two = ([t for t in claimed if t.run_id == r] for r in runs)
+
+    def ok(tasks: list[TaskRecord]) -> list[StepOutcome]:
+        return [StepOutcome(task_id=t.id, attempt=t.attempts, ok=True, result=f"r-{t.id}") for t in tasks]
+
+    commits = store.commits
+    late_failure = StepOutcome(task_id=one[0].id, attempt=one[0].attempts, ok=False, error="resent")
+    a, b, c = await asyncio.gather(store.complete(ok(one[:2] + two)), store.complete(ok(one[2:])),
+                                   store.complete([late_failure]))
+    assert store.commits == commits + 1  # one transaction for the three reports
+    assert a == (sorted(t.id for t in one[:2] + two), sorted(runs))  # every run finished is told once
+    assert b == ([one[2].id], [])
+    assert c == ([], [])  # the same task reported again: the first report counted
+    for run_id in runs:
+        view = await store.get_run(run_id)
+        assert view is not None and all(t.status == "done" and t.result == f"r-{t.id}" for t in view.tasks)
+        done = [e.task_id for e in await store.run_events(run_id) if e.kind == "task" and e.status == "done"]
+        assert sorted(done) == sorted(t.id for t in view.tasks)  # one event each
