@@ -112,14 +112,14 @@ class LLMGateway:
         try:
             resp = await self._with_retries(req)
         except LLMError as exc:
-            self._record(req, None, queued_ms, (time.perf_counter() - queued_at) * 1000, str(exc))
+            self._record(req, (0, 0), queued_ms, (time.perf_counter() - queued_at) * 1000, str(exc))
             raise
         finally:
             self._in_flight -= 1
             self._slots.release()
         self._last_activity = time.monotonic()
         resp = resp.model_copy(update={"queued_ms": queued_ms, "latency_ms": (time.perf_counter() - queued_at) * 1000})
-        self._record(req, resp, queued_ms, resp.latency_ms, None)
+        self._record(req, (resp.tokens_in, resp.tokens_out), queued_ms, resp.latency_ms, None)
         return resp
 
     async def chat_many(self, reqs: list[ChatRequest], gap_s: float = _REPLY_GAP_S) -> AsyncIterator[list[ChatReply]]:
@@ -193,8 +193,12 @@ class LLMGateway:
         assert req.run_id is not None and req.stream_phase is not None
         started = time.perf_counter()
         parts: list[str] = []
+        usage = (0, 0)
         try:
             async for delta in self._client.stream(self._backend, req, self._settings.llm_timeout_s):
+                if not isinstance(delta, str):  # the reply's token counts, after its text
+                    usage = delta
+                    continue
                 self._last_activity = time.monotonic()
                 parts.append(delta)
                 self._tokens.append((req.run_id, req.stream_phase, delta))
@@ -207,7 +211,8 @@ class LLMGateway:
         finally:
             await self._flush_tokens()
         return ChatResponse(message=ChatMessage(role="assistant", content="".join(parts)),
-                            model=self._backend.model_for(req.role), latency_ms=(time.perf_counter() - started) * 1000)
+                            model=self._backend.model_for(req.role), tokens_in=usage[0], tokens_out=usage[1],
+                            latency_ms=(time.perf_counter() - started) * 1000)
 
     async def _flush_tokens_soon(self) -> None:
         while self._tokens:
@@ -245,11 +250,15 @@ class LLMGateway:
         last = 0.0
         first = True
         error: str | None = None
+        usage = (0, 0)
         delay = self._settings.llm_retry_backoff_s
         try:
             for attempt in range(self._settings.llm_retries + 1):
                 try:
                     async for delta in self._client.stream(self._backend, req, self._settings.llm_timeout_s):
+                        if not isinstance(delta, str):  # the reply's token counts, after its text
+                            usage = delta
+                            continue
                         buf.append(delta)
                         now = time.perf_counter()
                         if first or now - last >= flush_s:
@@ -265,21 +274,23 @@ class LLMGateway:
         finally:
             self._in_flight -= 1
             self._slots.release()
-            self._record(req, None, queued_ms, (time.perf_counter() - queued_at) * 1000, error)
+            self._record(req, usage, queued_ms, (time.perf_counter() - queued_at) * 1000, error)
 
-    def _row(self, req: ChatRequest, resp: ChatResponse | None, queued_ms: float, latency_ms: float, error: str | None) -> dict[str, Any]:
+    def _row(self, req: ChatRequest, usage: tuple[int, int], queued_ms: float, latency_ms: float,
+             error: str | None) -> dict[str, Any]:
         return {
             "run_id": req.run_id, "task_id": req.task_id, "agent": req.agent,
-            "model": self._backend.model_for(req.role),
-            "tokens_in": resp.tokens_in if resp else 0, "tokens_out": resp.tokens_out if resp else 0,
+            "model": self._backend.model_for(req.role), "tokens_in": usage[0], "tokens_out": usage[1],
             "latency_ms": latency_ms, "queued_ms": queued_ms, "ok": error is None, "error": error,
             "created_at": time.time(),
         }
 
-    def _record(self, req: ChatRequest, resp: ChatResponse | None, queued_ms: float, latency_ms: float, error: str | None) -> None:
+    def _record(self, req: ChatRequest, usage: tuple[int, int], queued_ms: float, latency_ms: float,
+                error: str | None) -> None:
+        """One row of ``agent_runs`` (``usage``: tokens in and out), written with others shortly."""
         if self._store is None:
             return
-        self._records.append(self._row(req, resp, queued_ms, latency_ms, error))
+        self._records.append(self._row(req, usage, queued_ms, latency_ms, error))
         if self._recorder is None or self._recorder.done():
             self._recorder = asyncio.get_running_loop().create_task(self._flush_records())
 

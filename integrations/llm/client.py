@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import litellm
 
@@ -169,14 +169,27 @@ async def embed(backend: Backend, texts: list[str], model: str, timeout_s: float
     return [list(item["embedding"]) for item in resp.data]
 
 
-async def stream(backend: Backend, req: ChatRequest, timeout_s: float) -> AsyncIterator[str]:
-    """Stream text deltas (for text a person watches)."""
+class Usage(NamedTuple):
+    """A streamed reply's token counts, as the server reported them."""
+
+    tokens_in: int
+    tokens_out: int
+
+
+async def stream(backend: Backend, req: ChatRequest, timeout_s: float) -> AsyncIterator[str | Usage]:
+    """Stream text deltas (for text a person watches), then the reply's :class:`Usage` when the
+    server reports it (Ollama does in its last chunk; OpenAI-style servers when asked, as here)."""
     register_local_model(backend.litellm_model(req.role))
     try:
-        resp = await litellm.acompletion(**request_kwargs(backend, req, timeout_s), stream=True)
+        resp = await litellm.acompletion(**request_kwargs(backend, req, timeout_s), stream=True,
+                                         stream_options={"include_usage": True})
+        usage = None
         async for chunk in resp:
             delta = chunk.choices[0].delta.content if chunk.choices else None
             if delta:
                 yield delta
+            usage = getattr(chunk, "usage", None) or usage
     except Exception as exc:
         raise classify(exc, backend.base_url) from None
+    if usage is not None:
+        yield Usage(int(getattr(usage, "prompt_tokens", 0) or 0), int(getattr(usage, "completion_tokens", 0) or 0))

@@ -45,6 +45,14 @@ async def test_concurrent_streamed_replies_land_whole_and_in_order_per_run(sim: 
         tokens = [e for e in await store.run_events(run.id) if e.kind == "token"]
         assert reply and "".join(e.text or "" for e in tokens) == reply  # committed before chat returned
         assert {e.phase for e in tokens} == {"summary"}
+    # Each streamed call is recorded with the token counts the server sent after the text.
+    ids = [r.id for r in runs]
+    for _ in range(100):
+        rows = await store.read("SELECT tokens_in, tokens_out FROM agent_runs WHERE run_id IN (SELECT unnest(?))", [ids])
+        if len(rows) == len(runs):
+            break
+        await asyncio.sleep(0.05)
+    assert len(rows) == len(runs) and all(tokens_in > 0 and tokens_out > 0 for tokens_in, tokens_out in rows)
 
     before = len(await store.run_events(runs[0].id))
     plain = await gateway.chat(ChatRequest(messages=[ChatMessage(role="user", content="hello")], run_id=runs[0].id))
