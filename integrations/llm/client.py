@@ -36,6 +36,11 @@ def keep_local_catalogue() -> None:
 
 keep_local_catalogue()
 
+# The embedded SmolLM2-135M, left alone, can write to the end of its context (~3,700 tokens: minutes on
+# a laptop's CPU, while every other step waits, for its server answers one request at a time). Its
+# replies are capped unless the request sets its own cap: a tool call or a short answer fits.
+EMBEDDED_REPLY_TOKENS = 512
+
 _UNAVAILABLE = (litellm.APIConnectionError, litellm.ServiceUnavailableError, litellm.BadGatewayError)
 _TRANSIENT = (*_UNAVAILABLE, litellm.RateLimitError, litellm.Timeout)
 
@@ -93,6 +98,8 @@ def request_kwargs(backend: Backend, req: ChatRequest, timeout_s: float) -> dict
         ]
     if req.max_tokens is not None:
         kwargs["max_tokens"] = req.max_tokens
+    elif backend.provider == "embedded":
+        kwargs["max_tokens"] = EMBEDDED_REPLY_TOKENS
     if req.temperature is not None:
         kwargs["temperature"] = req.temperature
     return kwargs

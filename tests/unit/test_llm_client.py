@@ -50,6 +50,16 @@ async def test_calls_send_the_schema_and_tools_and_look_a_model_up_once(sim: Sim
     assert sim.stats()["model_lookups"] == lookups <= 2
 
 
+async def test_the_embedded_model_replies_within_a_cap_unless_a_request_sets_its_own(sim: SimHandle) -> None:
+    backend = Backend(provider="embedded", base_url=sim.base_url, planner_model="m", worker_model="m")
+    ask = [ChatMessage(role="user", content="Write and save a draft document for the team")]
+    await client.complete(backend, ChatRequest(messages=ask, tools=[SAVE]), 10)
+    await client.complete(backend, ChatRequest(messages=ask, max_tokens=50), 10)
+    capped, own = sim.log()
+    assert capped["body"]["max_tokens"] == client.EMBEDDED_REPLY_TOKENS
+    assert own["body"]["max_tokens"] == 50
+
+
 def test_the_gateway_sizes_litellms_http_pool_to_its_slots() -> None:
     """litellm reads its pool size once, at import: in a fresh process, the gateway's set-up must size it
     (its default, 500 a host, held requests back below the slots at 1,000 in flight)."""
