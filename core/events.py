@@ -29,6 +29,7 @@ class TaskEvent:
     at: float
     error: str | None = None  # for failed/dead: why (never a body)
 
+
 TASK_EVENTS = Counter("maos_task_events_total", "Task lifecycle changes", ["event", "agent"])
 _subscribers: list[Callable[[TaskEvent], None]] = []
 
