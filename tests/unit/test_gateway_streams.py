@@ -57,3 +57,19 @@ async def test_concurrent_streamed_replies_land_whole_and_in_order_per_run(sim: 
     before = len(await store.run_events(runs[0].id))
     plain = await gateway.chat(ChatRequest(messages=[ChatMessage(role="user", content="hello")], run_id=runs[0].id))
     assert plain.message.content and len(await store.run_events(runs[0].id)) == before  # no phase: not streamed
+
+
+async def test_a_reply_streamed_to_the_caller_is_recorded_with_its_tokens(sim: SimHandle, tmp_path: Path) -> None:
+    store = Store(":memory:")
+    backend = Backend(provider="ollama", base_url=sim.base_url, planner_model="sim-model", worker_model="sim-model")
+    gateway = LLMGateway(Settings(data_dir=tmp_path, llm_retries=0), backend, LocalHandle(store), slots=5)
+    req = ChatRequest(messages=[ChatMessage(role="user", content="summarize the week please")], role="planner",
+                      agent="chat")
+    chunks = [c async for c in gateway.stream(req, flush_s=0)]
+    assert chunks[-1].done and "".join(c.text for c in chunks)
+    for _ in range(100):
+        rows = await store.read("SELECT tokens_in, tokens_out, ok FROM agent_runs WHERE agent = 'chat'")
+        if rows:
+            break
+        await asyncio.sleep(0.05)
+    assert len(rows) == 1 and rows[0][0] > 0 and rows[0][1] > 0 and rows[0][2] is True
