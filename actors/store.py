@@ -89,7 +89,7 @@ class Store(MemoryTables, QueueTables):
         self._interval = commit_interval_s
         self._retry = retry if retry is not None else queue.RetryPolicy()
         self._rng = random.Random()
-        self._pending: list[tuple[Callable[[duckdb.DuckDBPyConnection], Any], asyncio.Future[Any]]] = []
+        self._pending: list[tuple[Write, asyncio.Future[Any]]] = []
         self._wake: asyncio.Event | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._events = EventLog()

@@ -142,6 +142,18 @@ def _parse_tool_calls(raw: Any) -> list[ToolCall]:
     return calls
 
 
+class Usage(NamedTuple):
+    """A reply's token counts, as the server reported them."""
+
+    tokens_in: int
+    tokens_out: int
+
+
+def _usage(usage: Any) -> Usage:
+    """litellm's usage object (or None) as counts."""
+    return Usage(int(getattr(usage, "prompt_tokens", 0) or 0), int(getattr(usage, "completion_tokens", 0) or 0))
+
+
 async def complete(backend: Backend, req: ChatRequest, timeout_s: float) -> ChatResponse:
     """One non-streaming call. Raises LLMError (``transient`` set) or LLMUnavailable."""
     started = time.perf_counter()
@@ -152,12 +164,12 @@ async def complete(backend: Backend, req: ChatRequest, timeout_s: float) -> Chat
         raise classify(exc, backend.base_url) from None
     choice = resp.choices[0]
     msg = choice.message
-    usage = getattr(resp, "usage", None)
+    tokens_in, tokens_out = _usage(getattr(resp, "usage", None))
     return ChatResponse(
         message=ChatMessage(role="assistant", content=msg.content or "", tool_calls=_parse_tool_calls(msg.tool_calls)),
         model=backend.model_for(req.role),
-        tokens_in=int(getattr(usage, "prompt_tokens", 0) or 0),
-        tokens_out=int(getattr(usage, "completion_tokens", 0) or 0),
+        tokens_in=tokens_in,
+        tokens_out=tokens_out,
         latency_ms=(time.perf_counter() - started) * 1000,
     )
 
@@ -176,13 +188,6 @@ async def embed(backend: Backend, texts: list[str], model: str, timeout_s: float
     return [list(item["embedding"]) for item in resp.data]
 
 
-class Usage(NamedTuple):
-    """A streamed reply's token counts, as the server reported them."""
-
-    tokens_in: int
-    tokens_out: int
-
-
 async def stream(backend: Backend, req: ChatRequest, timeout_s: float) -> AsyncIterator[str | Usage]:
     """Stream text deltas (for text a person watches), then the reply's :class:`Usage` when the
     server reports it (Ollama does in its last chunk; OpenAI-style servers when asked, as here)."""
@@ -199,4 +204,4 @@ async def stream(backend: Backend, req: ChatRequest, timeout_s: float) -> AsyncI
     except Exception as exc:
         raise classify(exc, backend.base_url) from None
     if usage is not None:
-        yield Usage(int(getattr(usage, "prompt_tokens", 0) or 0), int(getattr(usage, "completion_tokens", 0) or 0))
+        yield _usage(usage)
