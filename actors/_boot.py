@@ -44,9 +44,12 @@ def actor_class(cls: type[T]) -> type[T]:
 
     A class with a static ``prepare_process(*args)`` has it run in a thread meanwhile (the gateway
     imports litellm there, 2-3 s, while the Store is still opening).
+
+    A keyword ``_after`` is dropped: the runtime passes there what must be ready before Ray starts
+    the actor (Ray starts no process for it until its arguments are), and the class never sees it.
     """
 
-    def __init__(self: Any, boot: Boot, *args: Any, **kwargs: Any) -> None:
+    def __init__(self: Any, boot: Boot, *args: Any, _after: Any = None, **kwargs: Any) -> None:
         configure(boot.level, "json" if boot.fmt == "auto" else boot.fmt)
         prepare = getattr(cls, "prepare_process", None)
         if prepare is not None:

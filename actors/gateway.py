@@ -81,10 +81,13 @@ class LLMGateway:
 
     @staticmethod
     def prepare_process(settings: Settings, backend: Backend, *rest: object) -> ModuleType:
-        """The LLM client module: importing litellm takes 2-3 s, so the runtime starts it early.
-        Its HTTP pool is sized then, for the whole app's slots (this gateway may be resized up to them)."""
+        """The LLM client module, imported and warmed up: importing litellm takes 2-3 s, so the runtime
+        starts it early. Its HTTP pool is sized then, for the whole app's slots (this gateway may be
+        resized up to them)."""
         apply_litellm_environment(backend.base_url if backend.provider == "ollama" else None, settings.llm_slots)
         from integrations.llm import client  # litellm is imported here and nowhere else
+
+        client.warm_up(backend)
 
         return client
 

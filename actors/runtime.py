@@ -109,6 +109,11 @@ def _options(name: str, settings: Settings, **extra: Any) -> dict[str, Any]:
             "max_task_retries": 0, "max_concurrency": 100_000, "lifetime": None, **extra}
 
 
+def _up(h: RayHandle) -> Any:
+    """A reference that is ready once the actor is (its ``ping`` is asked again if Ray restarts it)."""
+    return h.actor.ping.options(max_task_retries=-1).remote()
+
+
 def start_app(settings: Settings, backend: Backend) -> App:
     """Create the app's actors, wire them, and start dispatching (recovering what a previous app left)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -149,7 +154,12 @@ def start_app(settings: Settings, backend: Backend) -> App:
     dispatcher = RayHandle(disp_cls.options(**_options("dispatcher", settings)).remote(
         boot, settings, store, lazy_pools, master, settings.llm_slots), "dispatcher")
     workspace_cls: Any = ray.remote(ActorWorkspace)
-    workspace = RayHandle(workspace_cls.options(**_options("workspace", settings)).remote(boot, settings, store), "workspace")
+    # Ray starts no process for an actor before the arguments it is given are ready (``_after``, which
+    # the actor never sees). Fourteen processes started at once on a small machine all came up late,
+    # the gateway's (importing litellm, what the first plan waits on) among them. So the pools start
+    # one after another, leaving a core to the gateway, and the Workspace once the gateway is up.
+    workspace = RayHandle(workspace_cls.options(**_options("workspace", settings)).remote(
+        boot, settings, store, _after=_up(gateways[0])), "workspace")
     pool_cls: Any = ray.remote(ActorSubAgentPool)
     # Pools reach the others by name: a process given an actor's handle imports that actor's module
     # as it starts (Google's client, onnxruntime, DuckDB: about 0.4 s of each pool's start here);
@@ -157,13 +167,15 @@ def start_app(settings: Settings, backend: Backend) -> App:
     by_name = {name: LazyHandle(name, settings.namespace) for name in ("dispatcher", "store", "memory", "workspace")}
     pools: dict[str, list[RayHandle]] = {}
     k = 0
+    previous: Any = None
     for agent, names in owners.items():
         pools[agent] = []
         for name, owner in names:
             actor = pool_cls.options(**_options(name, settings)).remote(
                 boot, agent, owner, settings, LazyHandle(f"gateway-{k % n_gw}", settings.namespace), by_name["store"],
-                by_name["dispatcher"], 0.005, by_name["memory"], by_name["workspace"])
+                by_name["dispatcher"], 0.005, by_name["memory"], by_name["workspace"], _after=previous)
             pools[agent].append(RayHandle(actor, owner))
+            previous = _up(pools[agent][-1])
             k += 1
     ray.get(master.actor.attach.remote(dispatcher))
     ray.get(dispatcher.actor.start.remote())

@@ -7,16 +7,19 @@ and ~190 MB. :func:`core.settings.apply_litellm_environment` must run first.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import AsyncIterator
 from typing import Any, NamedTuple
 
 import litellm
+import structlog
 
 from core.errors import LLMError, LLMUnavailable
 from core.schemas import ChatMessage, ChatRequest, ChatResponse, ToolCall
 from integrations.llm.backend import Backend
 
+_log = structlog.get_logger("maos.llm")
 litellm.suppress_debug_info = True
 litellm.drop_params = True
 litellm.telemetry = False
@@ -152,6 +155,29 @@ class Usage(NamedTuple):
 def _usage(usage: Any) -> Usage:
     """litellm's usage object (or None) as counts."""
     return Usage(int(getattr(usage, "prompt_tokens", 0) or 0), int(getattr(usage, "completion_tokens", 0) or 0))
+
+
+_warm_lock = threading.Lock()
+_warmed = threading.Event()
+
+
+def warm_up(backend: Backend) -> None:
+    """Do litellm's first-call work now, with no server involved (a canned reply): its first request
+    otherwise pays ~0.5 s of CPU for modules it imports on first use and its tokenizer tables, and at
+    start-up the first plan waited on that while the pools were starting. Once per process; a failure
+    here only leaves that work to the first request."""
+    with _warm_lock:
+        if _warmed.is_set():
+            return
+        _warmed.set()
+        model = backend.litellm_model("planner")
+        try:
+            register_local_model(model)
+            for _ in litellm.completion(model=model, messages=[{"role": "user", "content": "warm up"}], stream=True,
+                                        mock_response="ok", api_base=backend.litellm_api_base(), num_retries=0):
+                pass
+        except Exception as exc:
+            _log.warning("llm.warm_up_failed", error=repr(exc))
 
 
 async def complete(backend: Backend, req: ChatRequest, timeout_s: float) -> ChatResponse:

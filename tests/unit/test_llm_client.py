@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -48,6 +49,20 @@ async def test_calls_send_the_schema_and_tools_and_look_a_model_up_once(sim: Sim
     for _ in range(3):
         await client.complete(backend, ChatRequest(messages=[ChatMessage(role="user", content="hi")]), 10)
     assert sim.stats()["model_lookups"] == lookups <= 2
+
+
+async def test_warming_litellm_up_sends_the_server_nothing(sim: SimHandle, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gateway warms litellm up as it starts (its first call's own work, ~0.5 s of CPU, done before
+    the first plan needs it) with a canned reply: no request reaches the server, and calls then work."""
+    monkeypatch.setattr(client, "_warmed", threading.Event())  # as in a new process
+    backend = Backend(provider="ollama", base_url=sim.base_url, planner_model="warm-x", worker_model="warm-x")
+    client.warm_up(backend)
+    client.warm_up(backend)
+
+    assert client._warmed.is_set()
+    assert sim.log() == []
+    resp = await client.complete(backend, ChatRequest(messages=[ChatMessage(role="user", content="hi")]), 10)
+    assert resp.message.content and len(sim.log()) == 1
 
 
 async def test_the_embedded_model_replies_within_a_cap_unless_a_request_sets_its_own(sim: SimHandle) -> None:
