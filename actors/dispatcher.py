@@ -67,7 +67,11 @@ class Dispatcher:
         _log.info("dispatcher.started", queue=counts, reclaimed=len(reclaimed), pools=len(self._by_owner))
         return {"recovered": len(reclaimed)}
 
-    async def wake(self) -> None:
+    async def wake(self, goals: dict[str, tuple[str, str]] | None = None) -> None:
+        """Look at the queue now. ``goals``: new runs' (goal, user id), what their steps run for (the
+        Store is asked for the runs it is not told of)."""
+        if goals:
+            self._goals.update(goals)
         self._wake.set()
 
     async def configure(self, settings: Settings, gateway_slots: int) -> None:

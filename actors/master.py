@@ -111,8 +111,8 @@ class MasterAgent:
                 return
         await self._store.call("enqueue_plan", run_id, plan, self._settings.max_attempts)
         _log.info("run.planned", run_id=run_id, steps=len(plan.steps))
-        if self._dispatcher is not None:
-            self._dispatcher.fire("wake")
+        if self._dispatcher is not None:  # with what its steps run for: they go out without asking the Store
+            self._dispatcher.fire("wake", {run_id: (plan.goal, user_id)})
 
     async def plan(self, message: str, memory: str = "", run_id: str | None = None,
                    examples: Sequence[PlanExample] = ()) -> Plan:
