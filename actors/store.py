@@ -340,6 +340,9 @@ class Store(MemoryTables, QueueTables):
         return True
 
     def close(self) -> None:
+        """Close the database (writes not yet committed are dropped: await ``flush`` first to keep them)."""
+        if self._flusher is not None and not self._flusher.done() and not self._flusher.get_loop().is_closed():
+            self._flusher.cancel()
         self._reader.submit(self._read_conn.close).result()
         self._reader.shutdown()
         self._conn.close()
