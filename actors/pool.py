@@ -15,6 +15,7 @@ import structlog
 
 from actors._boot import actor_class
 from actors.agents import get as get_spec
+from actors.agents.context import ToolQuery
 from actors.chat_batch import BatchedChat
 from actors.handles import Handle
 from actors.subagent import run_subagent
@@ -27,16 +28,50 @@ _log = structlog.get_logger("maos.pool")
 
 
 class _StoreForTools:
-    """The Store handle seen through the ToolStore protocol."""
+    """The Store handle seen through the ToolStore protocol. The reads and writes its sub-agents make
+    within ``window_s`` of each other go to the Store in one call (``tool_calls``): a Ray call costs
+    about 1 ms of this process's CPU and 1.5 ms of the Store's, as much as a short query itself."""
 
-    def __init__(self, store: Handle) -> None:
+    def __init__(self, store: Handle, window_s: float = 0.002) -> None:
         self._store = store
+        self._window = window_s
+        self._pending: list[tuple[ToolQuery, asyncio.Future[list[tuple[Any, ...]]]]] = []
+        self._sender: asyncio.Task[None] | None = None
+        self._batches: set[asyncio.Task[None]] = set()
 
     async def read(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-        return await self._store.call("read", sql, params)
+        return await self._call(("read", sql, params))
 
     async def write(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-        return await self._store.call("write", sql, params)
+        return await self._call(("write", sql, params))
+
+    async def _call(self, call: ToolQuery) -> list[tuple[Any, ...]]:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[list[tuple[Any, ...]]] = loop.create_future()
+        self._pending.append((call, fut))
+        if self._sender is None or self._sender.done():
+            self._sender = loop.create_task(self._send_soon())
+        return await fut
+
+    async def _send_soon(self) -> None:
+        await asyncio.sleep(self._window)  # let the sub-agents' other queries of the moment join this one
+        batch, self._pending = self._pending, []
+        task = asyncio.get_running_loop().create_task(self._send(batch))
+        self._batches.add(task)
+        task.add_done_callback(self._batches.discard)
+
+    async def _send(self, batch: list[tuple[ToolQuery, asyncio.Future[list[tuple[Any, ...]]]]]) -> None:
+        try:
+            answers = await self._store.call("tool_calls", [call for call, _ in batch])
+        except Exception as exc:  # the Store is gone or restarting: every query of the batch fails with it
+            answers = [exc] * len(batch)
+        for (_, fut), answer in zip(batch, answers, strict=True):
+            if fut.done():  # its sub-agent was cancelled
+                continue
+            if isinstance(answer, BaseException):
+                fut.set_exception(answer)
+            else:
+                fut.set_result(answer)
 
 
 class _MemoryForTools:

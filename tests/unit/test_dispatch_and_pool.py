@@ -1,4 +1,4 @@
-"""The dispatcher against a real Store (a DuckDB file) and a pool that records what it is handed."""
+"""The dispatcher, and a pool's queries for its tools, against a real Store (a DuckDB file)."""
 
 from __future__ import annotations
 
@@ -73,3 +73,23 @@ async def test_the_goal_of_a_run_it_was_not_told_of_comes_from_the_store(tmp_pat
     goals, asked, run_id = await _handed_goals(tmp_path, told=False)
     assert goals == {run_id: ("a note for the team", "u1")}
     assert "run_goals" in asked
+
+
+async def test_a_pools_tool_queries_of_a_moment_reach_the_store_in_one_call_each_with_its_own_answer(tmp_path: Path) -> None:
+    from actors.pool import _StoreForTools
+
+    store = Store(str(tmp_path / "maos.duckdb"))
+    handle = _Recorded(store, "store")
+    tools = _StoreForTools(handle)
+    await tools.write("CREATE TABLE notes (id INT PRIMARY KEY, body TEXT)")
+    writes = [tools.write("INSERT INTO notes VALUES (?, ?) RETURNING id", [i, f"note {i}"]) for i in range(5)]
+    clash = tools.write("INSERT INTO notes VALUES (?, ?)", [0, "again"])  # id 0 is taken: this one fails alone
+    bad = tools.read("SELECT nothing FROM nowhere")
+    answers = await asyncio.gather(*writes, clash, bad, return_exceptions=True)
+
+    assert answers[:5] == [[(i,)] for i in range(5)]
+    assert isinstance(answers[5], Exception) and "0" in str(answers[5])
+    assert isinstance(answers[6], Exception) and "nowhere" in str(answers[6])
+    assert await tools.read("SELECT count(*) FROM notes") == [(5,)]
+    assert handle.asked == ["tool_calls"] * 3  # the table, the seven queries together, the count
+    store.close()
