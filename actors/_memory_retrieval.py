@@ -6,6 +6,7 @@ handle), kept apart as its own concept.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -13,6 +14,7 @@ import numpy as np
 
 from actors.handles import Handle
 from actors.memory_context import Quotas, SourceRecorder, hit_source, quotas_for, render_memory
+from core.errors import portable
 from core.memory_schemas import MemoryContext, PlanExample
 from core.schemas import MEMORY_COLLECTIONS, MemoryCollection, MemorySource
 from core.settings import Settings
@@ -60,6 +62,13 @@ class Retrieval:
         names = list(collections) if collections else [c for c in MEMORY_COLLECTIONS if c != "learnings"]
         ((found, _),) = await self._hits(user_id, vectors, dict.fromkeys(names, limit), None)
         return [hit_source(c, h) for c, h in found[:limit]]
+
+    async def search_many(self, searches: list[tuple[str, str, list[MemoryCollection], int]]
+                          ) -> list[list[MemorySource] | Exception]:
+        """Many tools' searches, ``(user id, query, collections, limit)``, sent together by a pool: each
+        one's sources, or the error it raised (their queries are embedded together)."""
+        done = await asyncio.gather(*(self.search(*s) for s in searches), return_exceptions=True)
+        return [portable(r) if isinstance(r, BaseException) else r for r in done]
 
     async def context(self, user_id: str, query: str, run_id: str | None = None, task_id: str | None = None,
                       agent: str | None = None) -> MemoryContext:

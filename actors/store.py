@@ -9,7 +9,6 @@ write is retried alone, so one bad write fails only its own caller.
 from __future__ import annotations
 
 import asyncio
-import pickle
 import random
 import time
 import uuid
@@ -30,7 +29,7 @@ from actors._memory_tables import MemoryTables
 from actors._migrations import migrate
 from actors._queue_tables import Completion, QueueTables
 from actors.agents.context import ToolQuery
-from core.errors import NotFound
+from core.errors import NotFound, portable
 from core.events import publish
 from core.schemas import (
     AgentPoolView,
@@ -68,15 +67,6 @@ def _coalesced(batch: list[tuple[Write, asyncio.Future[Any]]]) -> list[Job]:
         at = next(i for i, job in enumerate(jobs) if job[1] is waiting)
         jobs[at] = (Completion.joined(parts), waiting, jobs[at][2])
     return jobs
-
-
-def _portable(exc: BaseException) -> Exception:
-    """``exc``, or an error that says the same where ``exc`` could not be sent to another process."""
-    try:
-        pickle.dumps(exc)
-    except Exception:
-        return RuntimeError(f"{type(exc).__name__}: {exc}")
-    return exc if isinstance(exc, Exception) else RuntimeError(f"{type(exc).__name__}: {exc}")
 
 
 class Store(MemoryTables, QueueTables):
@@ -189,7 +179,7 @@ class Store(MemoryTables, QueueTables):
         or the error it raised (as itself when it can cross processes). The writes share a group commit."""
         done = await asyncio.gather(*((self.read if kind == "read" else self.write)(sql, params) for kind, sql, params in calls),
                                     return_exceptions=True)
-        return [_portable(r) if isinstance(r, BaseException) else r for r in done]
+        return [portable(r) if isinstance(r, BaseException) else r for r in done]
 
     # --- runs ------------------------------------------------------------------------------
 

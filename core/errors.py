@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 
 class MaosError(Exception):
     """Base of every error the program raises on purpose."""
@@ -130,3 +132,13 @@ class ApprovalRefused(MaosError):
 
     def __str__(self) -> str:
         return self.message
+
+
+def portable(exc: BaseException) -> Exception:
+    """``exc``, or an error saying the same where ``exc`` cannot be sent to another process (an answer
+    that carries errors as values, one per request of a batch)."""
+    try:
+        pickle.dumps(exc)
+    except Exception:
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+    return exc if isinstance(exc, Exception) else RuntimeError(f"{type(exc).__name__}: {exc}")

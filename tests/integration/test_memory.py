@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from actors import runtime
-from core.errors import IngestError
+from core.errors import ConfigError, IngestError
 from core.memory_schemas import DocumentView, Feedback, UploadResult
 from core.schemas import Plan, PlanStep
 from integrations.llm.sim_thread import SimHandle
@@ -91,6 +91,12 @@ def test_a_fact_only_in_an_sop_reaches_the_plan_the_step_and_the_sources(
     refund_text, blank, welcome = app.memory.get("step_contexts", "u1", "sops", steps, timeout=60)
     assert "Priya Raman" in refund_text and blank == "" and "service agreement" in welcome
     assert app.memory.get("step_contexts", "nobody", "sops", steps, timeout=60) == ["", "", ""]  # not u1's
+
+    # A pool's tools' searches of a moment come in one call: each gets its own answer, or its own error.
+    found, bad = app.memory.get("search_many", [("u1", "who approves a large refund?", ["sops"], 3),
+                                                ("u1", "refunds", ["no_such_collection"], 3)], timeout=60)
+    assert found and found[0].source_id == sop.id
+    assert isinstance(bad, ConfigError) and "no_such_collection" in str(bad)
 
 
 def test_dedup_isolation_delete_and_rebuild(module_app: runtime.App) -> None:
