@@ -28,7 +28,6 @@ from actors._events import EventLog
 from actors._memory_tables import MemoryTables
 from actors._migrations import migrate
 from actors._queue_tables import Completion, QueueTables
-from actors.agents.context import ToolQuery
 from core.errors import NotFound, portable
 from core.events import publish
 from core.schemas import (
@@ -39,6 +38,7 @@ from core.schemas import (
     Run,
     RunEvent,
     RunView,
+    ToolQuery,
 )
 
 T = TypeVar("T")

@@ -16,6 +16,7 @@ Priority = Literal["interactive", "background"]
 ModelRole = Literal["planner", "worker"]
 Provider = Literal["ollama", "lmstudio", "openai", "embedded"]
 ProviderSetting = Literal["auto", "ollama", "lmstudio", "openai", "embedded"]  # auto: the first that answers
+ToolQuery = tuple[Literal["read", "write"], str, list[Any] | None]  # a tool's query to the Store: (kind, sql, parameters)
 
 
 class _Model(BaseModel):

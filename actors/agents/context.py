@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from core.action_schemas import ActionType, ActionView
 from core.memory_schemas import DocumentKind, UploadResult
 from core.schemas import MemoryCollection, MemorySource
-
-ToolQuery = tuple[Literal["read", "write"], str, list[Any] | None]  # a tool's query: (kind, sql, parameters)
 
 
 class ToolStore(Protocol):
