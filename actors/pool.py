@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
 
 from actors._boot import actor_class
 from actors.agents import get as get_spec
-from actors.chat_batch import BatchedChat
+from actors.chat_batch import BatchedCalls, BatchedChat
 from actors.handles import Handle
 from actors.subagent import run_subagent
 from core.action_schemas import ActionType, ActionView
@@ -27,52 +26,11 @@ from core.settings import Settings
 _log = structlog.get_logger("maos.pool")
 
 
-class _Batched:
-    """Requests of one kind made within ``window_s`` of each other, sent to an actor as one call (``send``:
-    every request's answer, or the error it ended in, in order): a Ray call costs about 1 ms of this
-    process's CPU and 1.5 ms of the callee's, as much as a short query itself."""
-
-    def __init__(self, send: Callable[[list[Any]], Awaitable[list[Any]]], window_s: float = 0.002) -> None:
-        self._send_all = send
-        self._window = window_s
-        self._pending: list[tuple[Any, asyncio.Future[Any]]] = []
-        self._sender: asyncio.Task[None] | None = None
-        self._batches: set[asyncio.Task[None]] = set()
-
-    async def __call__(self, request: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Any] = loop.create_future()
-        self._pending.append((request, fut))
-        if self._sender is None or self._sender.done():
-            self._sender = loop.create_task(self._send_soon())
-        return await fut
-
-    async def _send_soon(self) -> None:
-        await asyncio.sleep(self._window)  # let the sub-agents' other requests of the moment join this one
-        batch, self._pending = self._pending, []
-        task = asyncio.get_running_loop().create_task(self._send(batch))
-        self._batches.add(task)
-        task.add_done_callback(self._batches.discard)
-
-    async def _send(self, batch: list[tuple[Any, asyncio.Future[Any]]]) -> None:
-        try:
-            answers = await self._send_all([request for request, _ in batch])
-        except Exception as exc:  # the actor is gone or restarting: every request of the batch fails with it
-            answers = [exc] * len(batch)
-        for (_, fut), answer in zip(batch, answers, strict=True):
-            if fut.done():  # its sub-agent was cancelled
-                continue
-            if isinstance(answer, BaseException):
-                fut.set_exception(answer)
-            else:
-                fut.set_result(answer)
-
-
 class _StoreForTools:
     """The Store handle seen through the ToolStore protocol; queries of a moment go together (``tool_calls``)."""
 
     def __init__(self, store: Handle) -> None:
-        self._queries = _Batched(lambda queries: store.call("tool_calls", queries))
+        self._queries = BatchedCalls(lambda queries: store.call("tool_calls", queries))
 
     async def read(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         return await self._queries(("read", sql, params))  # type: ignore[no-any-return]
@@ -86,7 +44,7 @@ class _MemoryForTools:
 
     def __init__(self, memory: Handle) -> None:
         self._memory = memory
-        self._searches = _Batched(lambda searches: memory.call("search_many", searches))
+        self._searches = BatchedCalls(lambda searches: memory.call("search_many", searches))
 
     async def search(self, user_id: str, query: str, collections: list[MemoryCollection],
                      limit: int) -> list[MemorySource]:
