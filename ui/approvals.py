@@ -13,6 +13,7 @@ import gradio as gr
 from core.action_schemas import ACTION_TYPES, ActionView, BatchItem
 from ui import approval_views as av
 from ui.client import ApiClient, ApiError
+from ui.disclosure import disclosure
 from ui.pages import Search, Table, table
 
 MAX_GROUPS = 6  # groups on screen at once; the others show as these are decided
@@ -217,7 +218,7 @@ def approvals_page(client: ApiClient, nav_button: Any) -> ApprovalsPage:
                                         min_width=120)
                     reason = gr.Textbox(label="Reason to reject (optional)", elem_id="approval-reason", scale=3)
                     reject = gr.Button("Reject", variant="stop", elem_id="approval-reject", scale=0, min_width=120)
-                with gr.Accordion("Edit, then approve", open=False, elem_id="approval-edit"):
+                with disclosure("Edit, then approve", "approval-edit") as editor:
                     fields: dict[str, Any] = {}
 
                     def field(name: str, label: str, **kw: Any) -> None:
@@ -275,8 +276,14 @@ def approvals_page(client: ApiClient, nav_button: Any) -> ApprovalsPage:
             button.click(h.decide_group, [gr.State(decision), gr.State(i), shown], [batch_result],
                          api_visibility="private").then(h.listing, [seen, picked], listing, **quiet)
     form = [fields[f] for f in av.FORM_FIELDS]
-    pick.input(h.pick, [pick, shown], [review, detail, picked, mail_box, event_box, json_box, *form, e_json,
-                                       reason, result], api_visibility="private")
+
+    async def pick_one(action_id: str | None, now_shown: Shown | None, editing: bool | None) -> list[Any]:
+        """The action's review, with its edit section as the reviewer left it (it is rendered with the
+        review; see ui.disclosure)."""
+        return [*await h.pick(action_id, now_shown), *editor.outputs(bool(editing))]
+
+    pick.input(pick_one, [pick, shown, editor.opened], [review, detail, picked, mail_box, event_box, json_box, *form,
+                                                        e_json, reason, result, *editor.parts], api_visibility="private")
     approve.click(h.approve, [picked], [result], api_visibility="private").then(
         h.listing, [seen, picked], listing, **quiet)
     reject.click(h.reject, [picked, reason], [result], api_visibility="private").then(

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from core.memory_schemas import Feedback, LearningView
 from core.schemas import Plan
 from ui.client import ApiClient, ApiError
+from ui.disclosure import Disclosure, disclosure
 from ui.render import learning_message
 
 BLANK_PLAN = '{\n  "goal": "",\n  "steps": [\n    {"id": "s1", "agent": "", "instruction": "", "depends_on": []}\n  ]\n}'
@@ -42,12 +43,15 @@ def _buttons(rating: str | None) -> tuple[Any, Any]:
 
 
 class FeedbackHandlers:
-    def __init__(self, client: ApiClient) -> None:
+    def __init__(self, client: ApiClient, editor: Disclosure) -> None:
         self.client = client
+        self.editor = editor
 
     async def prepare(self, run_id: str | None) -> tuple[Any, ...]:
-        """Once a run has ended: show the form, the plan prefilled, and any feedback already given."""
-        hidden = (gr.Column(visible=False), gr.skip(), gr.skip(), None, "", *_buttons(None), gr.skip())
+        """Once a run has ended: show the form, the plan prefilled (its editor closed), and any feedback
+        already given."""
+        hidden = (gr.Column(visible=False), gr.skip(), gr.skip(), None, "", *_buttons(None), gr.skip(),
+                  *[gr.skip()] * len(self.editor.parts))
         if not run_id:
             return hidden
         try:
@@ -64,7 +68,8 @@ class FeedbackHandlers:
         shown = plan_text(learned.correction) if learned and learned.correction else original
         note = learning_message(learned) if learned and (learned.rating or learned.correction) else ""
         return (gr.Column(visible=True), shown, original, learned.model_dump(mode="json") if learned else None, note,
-                *_buttons(learned.rating if learned else None), learned.comment if learned and learned.comment else "")
+                *_buttons(learned.rating if learned else None), learned.comment if learned and learned.comment else "",
+                *self.editor.outputs(False))
 
     async def _send(self, run_id: str | None, feedback: Feedback) -> tuple[Any, str]:
         if not run_id:
@@ -107,20 +112,20 @@ class FeedbackForm:
 
 def feedback_form(client: ApiClient, run_id: Any) -> FeedbackForm:
     """Build the form (hidden until a run ends) inside the current Blocks and wire its events."""
-    h = FeedbackHandlers(client)
     original, learned = gr.State(None), gr.State(None)
     with gr.Column(visible=False, elem_id="feedback", variant="panel") as box:
         with gr.Row(elem_id="feedback-row"):
             gr.Markdown("**Was this right?**", elem_id="feedback-ask")
             up = gr.Button("👍 Good", elem_id="fb-up", size="sm", scale=0, min_width=110)
             down = gr.Button("👎 Bad", elem_id="fb-down", size="sm", scale=0, min_width=110)
-        with gr.Accordion("Correct the plan", open=False, elem_id="fb-correct"):
+        with disclosure("Correct the plan", "fb-correct") as editor:
             plan = gr.Textbox(label="The plan it should have made (JSON); future plans learn from it", lines=12,
                               max_lines=30, elem_id="fb-plan", elem_classes="mono")
             comment = gr.Textbox(label="Comment (optional)", lines=2, elem_id="fb-comment")
             save = gr.Button("Save", variant="primary", elem_id="fb-save", size="sm")
         result = gr.Markdown(elem_id="fb-result")
+    h = FeedbackHandlers(client, editor)
     up.click(h.rate, [gr.State("up"), run_id, learned], [learned, result, up, down], api_visibility="private")
     down.click(h.rate, [gr.State("down"), run_id, learned], [learned, result, up, down], api_visibility="private")
     save.click(h.save, [run_id, plan, original, comment, learned], [learned, result], api_visibility="private")
-    return FeedbackForm(box, h.prepare, [box, plan, original, learned, result, up, down, comment])
+    return FeedbackForm(box, h.prepare, [box, plan, original, learned, result, up, down, comment, *editor.parts])

@@ -15,6 +15,7 @@ CSS = """
 #approval-approve, #approval-reject, #approval-save, #policy-save, #audit-search, #google-connect,
 #google-disconnect { white-space: nowrap; }
 .nav-btn { justify-content: flex-start !important; }
+.disclosure { justify-content: flex-start !important; width: fit-content !important; min-width: 0 !important; }
 .plan, .drafts { border: 1px solid var(--border-color-primary); border-radius: 10px; padding: 10px 12px;
   background: var(--background-fill-secondary); font-size: 14px; }
 .drafts { margin-top: 10px; }

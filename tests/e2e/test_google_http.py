@@ -113,3 +113,44 @@ def test_forty_follow_ups_approved_at_once_on_the_approvals_page(served: Served,
     page.get_by_role("tab", name="Audit log").click()
     page.locator("#audit-search").click()
     expect(page.locator("#audit-table")).to_contain_text("reply_email.done")
+
+
+def test_an_edited_reply_is_sent_as_edited_from_the_approvals_page(served: Served, page: Page) -> None:
+    """Review one action, open "Edit, then approve", change the subject and body, save: the edited
+    mail is what Google receives, once, and the original is never sent."""
+    fake = served.google
+    with httpx.Client(base_url=served.base_url, timeout=60) as api:
+        if api.get("/api/integrations").json()[0]["status"] != "connected":
+            connect_http(served, api, ["gmail_read", "gmail_write"])
+        for a in api.get("/api/approvals", params={"status": "pending"}).json():  # earlier tests' leftovers
+            api.post(f"/api/approvals/{a['id']}/reject", json={"reason": "test set-up"})
+        thread = fake.add_message(sender="lee@example.test", to="owner@example.test", subject="Renewal terms",
+                                  body="Can we talk about the renewal?")["threadId"]
+        run = api.post("/api/runs", json={"message": REPLY.format(thread)}).json()["run_id"]
+        wait_for(lambda: api.get(f"/api/runs/{run}").json()["run"]["status"] == "done", what="the run")
+        (action,) = api.get("/api/approvals", params={"run_id": run}).json()
+
+    go(page, "approvals")
+    page.locator("#approval-pick input").click()
+    page.get_by_role("option").filter(has_text=action["id"][:8]).click()
+    expect(page.locator("#approval-detail")).to_contain_text("lee@example.test")
+    expect(page.locator("#approval-edit-subject")).to_be_hidden()  # the edit section starts closed
+    page.locator("#approval-edit").click()
+    subject = page.locator("#approval-edit-subject").get_by_role("textbox")
+    body = page.locator("#approval-edit-body").get_by_role("textbox")
+    expect(subject).to_be_visible()
+    assert subject.input_value() == action["arguments"]["subject"]
+    subject.fill("Renewal: the new terms")
+    body.fill("Hi Lee,\n\nThe new terms are attached. Does Thursday suit you?\n")
+    page.locator("#approval-save").click()
+    expect(page.locator("#approval-result")).to_contain_text("Edited and approved")
+
+    def sent() -> list[dict[str, Any]]:
+        return [m for m in fake.sent_messages() if m["threadId"] == thread]
+    (mail,) = wait_for(sent, what="the edited reply sent")
+    assert mail["subject"] == "Renewal: the new terms" and "Does Thursday suit you?" in mail["body"]
+    assert mail["to"] == ["lee@example.test"]
+    with httpx.Client(base_url=served.base_url, timeout=60) as api:
+        assert api.get(f"/api/approvals/{action['id']}").json()["status"] == "superseded"  # never sent itself
+    time.sleep(1.0)  # and nothing more follows
+    assert len(sent()) == 1

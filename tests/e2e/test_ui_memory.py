@@ -69,7 +69,7 @@ def sources_and_feedback(page: Page, api: httpx.Client, doc_id: str, artifacts: 
     expect(page.locator("#feedback")).to_be_visible()
     page.locator("#fb-up").click()
     expect(page.locator("#fb-result")).to_contain_text("rated good")
-    page.locator("#fb-correct").get_by_text("Correct the plan").click()
+    page.locator("#fb-correct").click()
     box = page.locator("#fb-plan textarea")
     plan = json.loads(box.input_value())
     assert plan == run["run"]["plan"]  # prefilled with the run's plan

@@ -9,11 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import gradio as gr
 import httpx
 import pytest
 
-from core.schemas import Plan, PlanStep
+from core.schemas import Plan, PlanStep, Run, RunView
 from ui.client import ApiClient, ApiError
+from ui.disclosure import disclosure
 from ui.feedback import BLANK_PLAN, FeedbackHandlers, parse_plan, plan_text
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -114,8 +116,11 @@ def test_a_corrected_plan_is_checked_here_first_then_by_the_server() -> None:
             return httpx.Response(422, json={"detail": "unknown agent type 'emial' in step s1; known: email, leads"})
         return httpx.Response(200, json=LEARNING | {k: v for k, v in body.items() if v is not None})
 
+    with gr.Blocks(), disclosure("Correct the plan", "fb-correct") as editor:
+        pass
+
     async def flow(client: ApiClient) -> list[Any]:
-        h = FeedbackHandlers(client)
+        h = FeedbackHandlers(client, editor)
         learned, note, *_ = await h.rate("down", "r1", None)
         out: list[Any] = [note]
         same = await h.save("r1", plan_text(PLAN), plan_text(PLAN), "", learned)  # unchanged: no correction
@@ -137,3 +142,37 @@ def test_a_corrected_plan_is_checked_here_first_then_by_the_server() -> None:
     assert posted[1]["correction"] is None and posted[3]["correction"]["goal"] == "follow up by email"
     assert posted[3]["comment"] == "use email"
     assert posted[4]["correction"]["goal"] == "follow up by email" and posted[4]["comment"] == "use email"
+
+
+def test_a_finished_run_shows_the_form_with_its_plan_and_the_editor_closed() -> None:
+    """The editor is rendered with the form and only shown or hidden (see ui.disclosure): the handler that
+    reveals the form puts it in its closed state; opening and closing it is a toggle."""
+    run = Run(id="r1", conversation_id="c1", user_id="local", message="m", status="done", plan=PLAN,
+              created_at=1.0, updated_at=2.0, finished_at=2.0)
+    corrected = PLAN.model_copy(update={"goal": "follow up by email"})
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/learning"):
+            return httpx.Response(200, json=LEARNING | {"rating": "up", "correction": corrected.model_dump()})
+        unfinished = run.model_copy(update={"finished_at": None, "status": "running"})
+        body = RunView(run=run if request.url.path == "/api/runs/r1" else unfinished)
+        return httpx.Response(200, json=body.model_dump(mode="json"))
+
+    with gr.Blocks(), disclosure("Correct the plan", "fb-correct") as editor:
+        pass
+
+    async def flow(client: ApiClient) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+        h = FeedbackHandlers(client, editor)
+        return await h.prepare("r1"), await h.prepare("r2")
+
+    shown, running = run_with(handler, flow)
+    box, plan, original, learned, note, up, down, comment, section, is_open, button = shown
+    assert box.visible is True and plan == plan_text(corrected) and original == plan_text(PLAN)
+    assert learned["rating"] == "up" and "plan corrected" in note and up.variant == "primary"
+    assert section.visible == "hidden" and is_open is False and button.value == "▸ Correct the plan"
+    assert running[0].visible is False and len(running) == len(shown)  # an unfinished run: no form
+    assert all(part == gr.skip() for part in running[-3:])
+
+    section, is_open, button = editor.toggle(is_open)
+    assert section.visible is True and is_open is True and button.value == "▾ Correct the plan"
+    assert editor.toggle(is_open)[0].visible == "hidden"
