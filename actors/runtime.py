@@ -157,7 +157,8 @@ def start_app(settings: Settings, backend: Backend) -> App:
     # Ray starts no process for an actor before the arguments it is given are ready (``_after``, which
     # the actor never sees). Fourteen processes started at once on a small machine all came up late,
     # the gateway's (importing litellm, what the first plan waits on) among them. So the pools start
-    # one after another, leaving a core to the gateway, and the Workspace once the gateway is up.
+    # one after another, the first once the gateway is up (a first plan needs no pool; a pool starting
+    # beside the gateway's litellm import delayed it), and the Workspace once the gateway is up too.
     workspace = RayHandle(workspace_cls.options(**_options("workspace", settings)).remote(
         boot, settings, store, _after=_up(gateways[0])), "workspace")
     pool_cls: Any = ray.remote(ActorSubAgentPool)
@@ -167,7 +168,7 @@ def start_app(settings: Settings, backend: Backend) -> App:
     by_name = {name: LazyHandle(name, settings.namespace) for name in ("dispatcher", "store", "memory", "workspace")}
     pools: dict[str, list[RayHandle]] = {}
     k = 0
-    previous: Any = None
+    previous: Any = _up(gateways[0])
     for agent, names in owners.items():
         pools[agent] = []
         for name, owner in names:
