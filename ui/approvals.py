@@ -13,7 +13,6 @@ import gradio as gr
 from core.action_schemas import ACTION_TYPES, ActionView, BatchItem
 from ui import approval_views as av
 from ui.client import ApiClient, ApiError
-from ui.disclosure import disclosure
 from ui.pages import Search, Table, table
 
 MAX_GROUPS = 6  # groups on screen at once; the others show as these are decided
@@ -218,28 +217,29 @@ def approvals_page(client: ApiClient, nav_button: Any) -> ApprovalsPage:
                                         min_width=120)
                     reason = gr.Textbox(label="Reason to reject (optional)", elem_id="approval-reason", scale=3)
                     reject = gr.Button("Reject", variant="stop", elem_id="approval-reject", scale=0, min_width=120)
-                with disclosure("Edit, then approve", "approval-edit") as editor:
-                    fields: dict[str, Any] = {}
+                # The edit form is part of the review, not in an Accordion: see ui.disclosure for why.
+                gr.Markdown("**Or edit, then approve**", elem_id="approval-edit")
+                fields: dict[str, Any] = {}
 
-                    def field(name: str, label: str, **kw: Any) -> None:
-                        fields[name] = gr.Textbox(label=label, elem_id=f"approval-edit-{name}", **kw)
+                def field(name: str, label: str, **kw: Any) -> None:
+                    fields[name] = gr.Textbox(label=label, elem_id=f"approval-edit-{name}", **kw)
 
-                    with gr.Column(visible=False, elem_id="approval-edit-mail") as mail_box:
-                        field("to", "To (comma-separated)")
-                        field("cc", "Cc (comma-separated)")
-                        field("subject", "Subject")
-                        field("body", "Body", lines=8, max_lines=30)
-                    with gr.Column(visible=False, elem_id="approval-edit-event") as event_box:
-                        field("title", "Title")
-                        with gr.Row():
-                            field("start", "Start")
-                            field("end", "End")
-                        field("attendees", "Attendees (comma-separated)")
-                        field("description", "Description", lines=4)
-                    with gr.Column(visible=False, elem_id="approval-edit-json-box") as json_box:
-                        e_json = gr.Textbox(label="Arguments (JSON, the whole set)", lines=12, max_lines=40,
-                                            elem_id="approval-edit-json", elem_classes="mono")
-                    save = gr.Button("Save & approve", variant="primary", elem_id="approval-save", size="sm")
+                with gr.Column(visible=False, elem_id="approval-edit-mail") as mail_box:
+                    field("to", "To (comma-separated)")
+                    field("cc", "Cc (comma-separated)")
+                    field("subject", "Subject")
+                    field("body", "Body", lines=8, max_lines=30)
+                with gr.Column(visible=False, elem_id="approval-edit-event") as event_box:
+                    field("title", "Title")
+                    with gr.Row():
+                        field("start", "Start")
+                        field("end", "End")
+                    field("attendees", "Attendees (comma-separated)")
+                    field("description", "Description", lines=4)
+                with gr.Column(visible=False, elem_id="approval-edit-json-box") as json_box:
+                    e_json = gr.Textbox(label="Arguments (JSON, the whole set)", lines=12, max_lines=40,
+                                        elem_id="approval-edit-json", elem_classes="mono")
+                save = gr.Button("Save & approve", variant="primary", elem_id="approval-save", size="sm")
             result = gr.Markdown(elem_id="approval-result")
         with gr.Tab("Recent", elem_id="approvals-tab-recent"):
             recent = gr.Dataframe(table(av.RECENT_HEADERS, []), interactive=False, wrap=True, max_height=480,
@@ -276,14 +276,8 @@ def approvals_page(client: ApiClient, nav_button: Any) -> ApprovalsPage:
             button.click(h.decide_group, [gr.State(decision), gr.State(i), shown], [batch_result],
                          api_visibility="private").then(h.listing, [seen, picked], listing, **quiet)
     form = [fields[f] for f in av.FORM_FIELDS]
-
-    async def pick_one(action_id: str | None, now_shown: Shown | None, editing: bool | None) -> list[Any]:
-        """The action's review, with its edit section as the reviewer left it (it is rendered with the
-        review; see ui.disclosure)."""
-        return [*await h.pick(action_id, now_shown), *editor.outputs(bool(editing))]
-
-    pick.input(pick_one, [pick, shown, editor.opened], [review, detail, picked, mail_box, event_box, json_box, *form,
-                                                        e_json, reason, result, *editor.parts], api_visibility="private")
+    pick.input(h.pick, [pick, shown], [review, detail, picked, mail_box, event_box, json_box, *form, e_json,
+                                       reason, result], api_visibility="private")
     approve.click(h.approve, [picked], [result], api_visibility="private").then(
         h.listing, [seen, picked], listing, **quiet)
     reject.click(h.reject, [picked, reason], [result], api_visibility="private").then(

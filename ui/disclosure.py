@@ -3,12 +3,15 @@
 Gradio 6 renders a closed Accordion's children only when it first opens, and a few frames later
 (after a tick and an animation frame) pushes the props it last had from the server into them again.
 Text typed in that window is replaced by the old value without a sign: an edited plan was saved as
-the plan as made. Here the section's inputs are rendered with the form that holds them, and opening
-or closing only switches the section between shown and ``visible="hidden"`` (in the page, not shown),
-so what a person types stays what is sent.
+the plan as made. Here the section's inputs are rendered with the form that holds
+them, and opening or closing only switches the section between shown and ``visible="hidden"`` (in
+the page, not shown), so what a person types stays what is sent.
 
 The section is created shown (Gradio 6.31 shows a Column built with ``visible="hidden"``); the handler
 that reveals the enclosing form puts it in the state it should have, with :meth:`Disclosure.outputs`.
+Keep the section's own inputs free of visibility updates: the approval review, whose fields each get
+one as an action is picked, showed them in a section just switched to hidden (in one suite run), so
+its edit form is inline instead.
 """
 
 from __future__ import annotations
