@@ -159,8 +159,9 @@ def start_app(settings: Settings, backend: Backend) -> App:
     # the gateway's (importing litellm, what the first plan waits on) among them. So the pools start
     # one after another, the first once the gateway is up (a first plan needs no pool; a pool starting
     # beside the gateway's litellm import delayed it), and the Workspace once the gateway is up too.
+    gateway_up = _up(gateways[0])
     workspace = RayHandle(workspace_cls.options(**_options("workspace", settings)).remote(
-        boot, settings, store, _after=_up(gateways[0])), "workspace")
+        boot, settings, store, _after=gateway_up), "workspace")
     pool_cls: Any = ray.remote(ActorSubAgentPool)
     # Pools reach the others by name: a process given an actor's handle imports that actor's module
     # as it starts (Google's client, onnxruntime, DuckDB: about 0.4 s of each pool's start here);
@@ -168,7 +169,7 @@ def start_app(settings: Settings, backend: Backend) -> App:
     by_name = {name: LazyHandle(name, settings.namespace) for name in ("dispatcher", "store", "memory", "workspace")}
     pools: dict[str, list[RayHandle]] = {}
     k = 0
-    previous: Any = _up(gateways[0])
+    previous: Any = gateway_up
     for agent, names in owners.items():
         pools[agent] = []
         for name, owner in names:

@@ -26,6 +26,14 @@ def connect_http(served: Served, api: httpx.Client, features: list[str]) -> http
     return api.get(callback.removeprefix(served.base_url), follow_redirects=False)
 
 
+def connected_with_nothing_pending(served: Served, api: httpx.Client) -> None:
+    """Google connected for mail, and no pending actions left by earlier tests."""
+    if api.get("/api/integrations").json()[0]["status"] != "connected":
+        connect_http(served, api, ["gmail_read", "gmail_write"])
+    for a in api.get("/api/approvals", params={"status": "pending"}).json():
+        api.post(f"/api/approvals/{a['id']}/reject", json={"reason": "test set-up"})
+
+
 def wait_for(check: Any, timeout_s: float = 120.0, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -83,10 +91,7 @@ def test_forty_follow_ups_approved_at_once_on_the_approvals_page(served: Served,
                                                                   artifacts: Any) -> None:
     fake = served.google
     with httpx.Client(base_url=served.base_url, timeout=60) as api:
-        if api.get("/api/integrations").json()[0]["status"] != "connected":
-            connect_http(served, api, ["gmail_read", "gmail_write"])
-        for a in api.get("/api/approvals", params={"status": "pending"}).json():  # earlier tests' leftovers
-            api.post(f"/api/approvals/{a['id']}/reject", json={"reason": "test set-up"})
+        connected_with_nothing_pending(served, api)
         thread = fake.add_message(sender="webinar@example.test", to="owner@example.test",
                                   subject="Webinar follow-ups", body="Thanks for joining!")["threadId"]
         run = api.post("/api/runs", json={"message": f"[fanout 40 email] {REPLY.format(thread)}"}).json()["run_id"]
@@ -120,10 +125,7 @@ def test_an_edited_reply_is_sent_as_edited_from_the_approvals_page(served: Serve
     mail is what Google receives, once, and the original is never sent."""
     fake = served.google
     with httpx.Client(base_url=served.base_url, timeout=60) as api:
-        if api.get("/api/integrations").json()[0]["status"] != "connected":
-            connect_http(served, api, ["gmail_read", "gmail_write"])
-        for a in api.get("/api/approvals", params={"status": "pending"}).json():  # earlier tests' leftovers
-            api.post(f"/api/approvals/{a['id']}/reject", json={"reason": "test set-up"})
+        connected_with_nothing_pending(served, api)
         thread = fake.add_message(sender="lee@example.test", to="owner@example.test", subject="Renewal terms",
                                   body="Can we talk about the renewal?")["threadId"]
         run = api.post("/api/runs", json={"message": REPLY.format(thread)}).json()["run_id"]

@@ -15,7 +15,7 @@ import pytest
 
 from core.schemas import Plan, PlanStep, Run, RunView
 from ui.client import ApiClient, ApiError
-from ui.disclosure import disclosure
+from ui.disclosure import Disclosure, disclosure
 from ui.feedback import BLANK_PLAN, FeedbackHandlers, parse_plan, plan_text
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -24,6 +24,12 @@ DOC = {"id": "d1", "title": "Refunds", "filename": "refunds.md", "kind": "sop", 
        "status": "indexing", "chunks": 4, "chunks_done": 0, "bytes": 120, "created_at": 1.0}
 LEARNING = {"run_id": "r1", "request": "m", "plan": PLAN.model_dump(), "outcome": "done", "usable": True,
             "created_at": 1.0, "updated_at": 1.0}
+
+
+def plan_editor() -> Disclosure:
+    with gr.Blocks(), disclosure("Correct the plan", "fb-correct") as editor:
+        pass
+    return editor
 
 
 def run_with(handler: Handler, work: Callable[[ApiClient], Any]) -> Any:
@@ -116,8 +122,7 @@ def test_a_corrected_plan_is_checked_here_first_then_by_the_server() -> None:
             return httpx.Response(422, json={"detail": "unknown agent type 'emial' in step s1; known: email, leads"})
         return httpx.Response(200, json=LEARNING | {k: v for k, v in body.items() if v is not None})
 
-    with gr.Blocks(), disclosure("Correct the plan", "fb-correct") as editor:
-        pass
+    editor = plan_editor()
 
     async def flow(client: ApiClient) -> list[Any]:
         h = FeedbackHandlers(client, editor)
@@ -158,8 +163,7 @@ def test_a_finished_run_shows_the_form_with_its_plan_and_the_editor_closed() -> 
         body = RunView(run=run if request.url.path == "/api/runs/r1" else unfinished)
         return httpx.Response(200, json=body.model_dump(mode="json"))
 
-    with gr.Blocks(), disclosure("Correct the plan", "fb-correct") as editor:
-        pass
+    editor = plan_editor()
 
     async def flow(client: ApiClient) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
         h = FeedbackHandlers(client, editor)
