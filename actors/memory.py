@@ -44,7 +44,7 @@ from core.schemas import MEMORY_COLLECTIONS, MemoryCollection, RunView
 from core.settings import Settings
 from memory.chunking import Chunk, chunk_text
 from memory.embedder import MODEL_ID, CoalescingEmbedder, Embedder, local_embedder
-from memory.extract import extract
+from memory.extract import Limits, extract
 from memory.vectors import Point, VectorStore
 
 _log = structlog.get_logger("maos.memory")
@@ -168,7 +168,8 @@ class Memory(Retrieval):
             raise IngestError(f"the file is {len(data) / 1e6:.1f} MB; the limit is {self._settings.max_upload_mb:g} MB",
                               filename)
         loop = asyncio.get_running_loop()
-        extracted = await loop.run_in_executor(self._ingest_thread, extract, filename, data)
+        extracted = await loop.run_in_executor(self._ingest_thread, extract, filename, data,
+                                               Limits.from_settings(self._settings))
         chunks = chunk_text(extracted.text)
         if not chunks:
             raise IngestError("no text to store", filename)

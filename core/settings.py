@@ -74,7 +74,13 @@ class Settings(BaseSettings):
     rag_token_budget: int = Field(600, ge=0, le=8000, description="Most tokens of memory added to one request.")
     rag_min_score: float = Field(0.3, ge=-1, le=1, description="Matches scoring below this are left out.")
     few_shot_examples: int = Field(2, ge=0, le=10, description="Past successful plans shown to the planner.")
-    max_upload_mb: float = Field(50.0, gt=0, description="Largest file accepted for memory.")
+    max_upload_mb: float = Field(50.0, gt=0, description="Largest file accepted for memory (refused while it "
+                                                         "streams in, past this).")
+    max_document_chars: int = Field(10_000_000, ge=1000, description="Most text one file (upload or Drive) may "
+                                                                     "hold; past it the file is refused.")
+    max_document_pages: int = Field(2000, ge=1, description="Most pages of one PDF (upload or Drive).")
+    max_unzipped_mb: float = Field(100.0, gt=0, description="Most a DOCX may unpack to (its parts together); "
+                                                            "a part inflating over 100x is refused as a zip bomb.")
 
     # Google Workspace and secrets at rest
     google_client_id: str | None = Field(

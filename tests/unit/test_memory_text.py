@@ -1,15 +1,19 @@
-"""From an uploaded file to chunks: every supported format, the errors for bad files, chunking."""
+"""From an uploaded file to chunks: every supported format, the errors for bad files, the limits on\nwhat one file may unpack to (uploads and Drive files), chunking."""
 
 from __future__ import annotations
 
 import io
+import zipfile
+from pathlib import Path
 
 import pytest
 from docx import Document
 
-from core.errors import IngestError
+from core.errors import GoogleApiError, IngestError
+from core.settings import Settings
+from integrations.google import drive
 from memory.chunking import chunk_text
-from memory.extract import extract
+from memory.extract import DEFAULT_LIMITS, Limits, extract
 
 
 def pdf_bytes(*lines: str) -> bytes:
@@ -110,3 +114,97 @@ def test_a_long_unbroken_line_is_still_cut_to_size() -> None:
     chunks = chunk_text("x" * 1000 + " tail", max_chars=200, overlap=0)
     assert all(len(c.text) <= 200 for c in chunks)
     assert "".join(c.text for c in chunks).replace(" ", "") == "x" * 1000 + "tail"
+
+
+# --- how much one file may unpack to -------------------------------------------------------------
+
+
+def _zip(parts: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in parts.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def _refusal(name: str, data: bytes, limits: Limits = DEFAULT_LIMITS) -> str:
+    with pytest.raises(IngestError) as caught:
+        extract(name, data, limits)
+    assert caught.value.filename == name
+    return caught.value.message
+
+
+def test_a_zip_bomb_docx_is_refused_before_it_is_inflated(monkeypatch: pytest.MonkeyPatch) -> None:
+    bomb = _zip({"[Content_Types].xml": b"<Types/>", "word/document.xml": b"\0" * (64 * 1024 * 1024)})
+    assert len(bomb) < 200_000  # 64 MB of zeros, deflated
+    import docx
+
+    opened: list[object] = []
+    monkeypatch.setattr(docx, "Document", lambda *a: opened.append(a))  # must not be reached
+    assert "times its size" in _refusal("bomb.docx", bomb) and "zip bomb" in _refusal("bomb.docx", bomb)
+    assert opened == []
+    # Many parts that each inflate modestly still count together.
+    wide = _zip({f"word/part{i}.xml": bytes(range(256)) * 4096 for i in range(3)})  # 3 MiB, barely compressible
+    assert "MAOS_MAX_UNZIPPED_MB" in _refusal("wide.docx", wide, Limits(max_unzipped_mb=2))
+    assert "parts" in _refusal("many.docx", _zip({f"p{i}": b"x" for i in range(5)}), Limits(max_zip_parts=4))
+    assert opened == []
+    monkeypatch.undo()
+    assert extract("esc.docx", docx_bytes()).title == "Escalations"  # a real one passes the checks
+
+
+def test_a_pdf_past_the_page_or_text_limit_is_refused() -> None:
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    for _ in range(5):
+        writer.add_blank_page(width=72, height=72)
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    message = _refusal("long.pdf", buffer.getvalue(), Limits(max_pages=4))
+    assert "5 pages" in message and "the limit is 4" in message and "MAOS_MAX_DOCUMENT_PAGES" in message
+    text = pdf_bytes("Expenses over 500 USD need approval.", "Ask finance.")
+    assert "MAOS_MAX_DOCUMENT_CHARS" in _refusal("handbook.pdf", text, Limits(max_chars=20))
+    assert "MAOS_MAX_DOCUMENT_CHARS" in _refusal("big.txt", b"word " * 300, Limits(max_chars=1000))
+    assert extract("ok.txt", b"word " * 100, Limits(max_chars=1000)).text.startswith("word")
+
+
+def test_limits_come_from_the_settings(tmp_path: Path) -> None:
+    limits = Limits.from_settings(Settings(data_dir=tmp_path, max_document_pages=7, max_document_chars=5000,
+                                           max_unzipped_mb=3))
+    assert (limits.max_pages, limits.max_chars, limits.max_unzipped_mb) == (7, 5000, 3)
+    assert Limits.from_settings(Settings(data_dir=tmp_path)) == DEFAULT_LIMITS
+
+
+class _Request:
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def execute(self, num_retries: int = 0) -> object:
+        return self.value
+
+
+class _DriveFiles:
+    def __init__(self, meta: dict[str, str], data: bytes) -> None:
+        self.meta, self.data = meta, data
+
+    def get(self, fileId: str, fields: str) -> _Request:  # noqa: N803  # Google's names
+        return _Request(self.meta)
+
+    def get_media(self, fileId: str) -> _Request:  # noqa: N803
+        return _Request(self.data)
+
+
+class _Drive:
+    def __init__(self, files: _DriveFiles) -> None:
+        self._files = files
+
+    def files(self) -> _DriveFiles:
+        return self._files
+
+
+def test_a_drive_file_past_the_limits_is_refused_naming_the_limit() -> None:
+    bomb = _zip({"[Content_Types].xml": b"<Types/>", "word/document.xml": b"\0" * (16 * 1024 * 1024)})
+    meta = {"id": "f1", "name": "Quarterly", "size": str(len(bomb)),
+            "mimeType": "application/vnd.openxmlformats-officedocument.wordprocessingml.document"}
+    with pytest.raises(GoogleApiError, match="Drive: cannot read file 'Quarterly'.*zip bomb"):
+        drive.read(_Drive(_DriveFiles(meta, bomb)), "f1")
