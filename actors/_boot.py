@@ -9,6 +9,7 @@ process's start on a small machine.)
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, cast
@@ -45,6 +46,10 @@ def actor_class(cls: type[T]) -> type[T]:
     A class with a static ``prepare_process(*args)`` has it run in a thread meanwhile (the gateway
     imports litellm there, 2-3 s, while the Store is still opening).
 
+    Secrets never arrive as arguments (``Settings.without_secrets``): the wrapper reads them from
+    the cluster's key-value store (:func:`read_secrets`) and puts them back into every Settings
+    given, in this process only.
+
     A keyword ``_after`` is dropped: the runtime passes there what must be ready before Ray starts
     the actor (Ray starts no process for it until its arguments are), and the class never sees it.
     """
@@ -58,6 +63,10 @@ def actor_class(cls: type[T]) -> type[T]:
         # an actor Ray restarts gets those start-up arguments again, so it asks the Store.
         if boot.saved_settings and ray.get_runtime_context().was_current_actor_reconstructed:
             args = _saved_settings_applied(args, boot.namespace)
+        if any(isinstance(a, Settings) for a in (*args, *kwargs.values())):
+            found = read_secrets(boot.namespace)
+            args = tuple(a.with_secrets(found) if isinstance(a, Settings) else a for a in args)
+            kwargs = {k: v.with_secrets(found) if isinstance(v, Settings) else v for k, v in kwargs.items()}
         cls.__init__(self, *args, **kwargs)  # type: ignore[misc]  # the wrapped class's own constructor
 
     return cast(type[T], type(cls.__name__, (cls,), {
@@ -75,3 +84,33 @@ def _saved_settings_applied(args: tuple[Any, ...], namespace: str) -> tuple[Any,
         _log.warning("actor.saved_settings_unavailable", error=str(exc))
         return args
     return tuple(overlay(a, saved) if isinstance(a, Settings) else a for a in args)
+
+
+# --- secrets: in the cluster's key-value store (behind Ray's token auth), never in arguments -----
+
+def _secrets_namespace(namespace: str) -> str:
+    return f"maos-secrets-{namespace}"
+
+
+def publish_secrets(settings: Settings) -> None:
+    """Put the app's secrets where its actors read them as they start (Ray's GCS key-value store,
+    reached only with the cluster's token). Not in actor arguments or runtime environments, which
+    Ray records with the actor, shows in its state API and prints in errors."""
+    from ray.experimental import internal_kv
+
+    internal_kv._internal_kv_put(b"secrets", json.dumps(settings.secrets()).encode(), overwrite=True,
+                                 namespace=_secrets_namespace(settings.namespace))
+
+
+def read_secrets(namespace: str) -> dict[str, str]:
+    """The secrets published for the app in ``namespace``; none if nothing was published."""
+    from ray.experimental import internal_kv
+
+    raw = internal_kv._internal_kv_get(b"secrets", namespace=_secrets_namespace(namespace))
+    return cast(dict[str, str], json.loads(raw)) if raw else {}
+
+
+def forget_secrets(namespace: str) -> None:
+    from ray.experimental import internal_kv
+
+    internal_kv._internal_kv_del(b"secrets", namespace=_secrets_namespace(namespace))

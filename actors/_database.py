@@ -35,12 +35,13 @@ def database_keys(settings: Settings) -> list[str]:
     return sealer.derived("duckdb") if sealer else []
 
 
-def open_database(path: str, keys: Sequence[str] = (), read_only: bool = False) -> duckdb.DuckDBPyConnection:
+def open_database(path: str, keys: Sequence[str] = (), read_only: bool = False,
+                  threads: int | None = None) -> duckdb.DuckDBPyConnection:
     """A connection whose default database is the file at ``path``, encrypted under ``keys[0]``
-    when keys are given (see the module note); plain otherwise."""
+    when keys are given (see the module note); plain otherwise. Its configuration is locked."""
     if path == ":memory:" or not keys:
         try:
-            return duckdb.connect(path, read_only=read_only)
+            return _locked(duckdb.connect(path, read_only=read_only), threads)
         except duckdb.CatalogException as exc:
             if "encrypted" in str(exc):
                 raise ConfigError(f"the database {path} is encrypted: set ENCRYPTION_KEY to the key it was "
@@ -53,6 +54,18 @@ def open_database(path: str, keys: Sequence[str] = (), read_only: bool = False) 
     if not attached:
         _attach_current(conn, file, keys, read_only)
     conn.execute(f"USE {ALIAS}")
+    return _locked(conn, threads)
+
+
+def _locked(conn: duckdb.DuckDBPyConnection, threads: int | None) -> duckdb.DuckDBPyConnection:
+    """No SQL on this connection reaches a file, the network or an extension beyond the database
+    it has open (no COPY, read_csv, ATTACH, httpfs, INSTALL/LOAD), and no SQL can turn that back on."""
+    if threads is not None:
+        conn.execute(f"SET threads = {int(threads)}")
+    for statement in ("SET autoinstall_known_extensions = false", "SET autoload_known_extensions = false",
+                      "SET allow_community_extensions = false", "SET enable_external_access = false",
+                      "SET lock_configuration = true"):
+        conn.execute(statement)
     return conn
 
 

@@ -8,6 +8,7 @@ exponential backoff. Every call's model, tokens and latency go to ``agent_runs``
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import heapq
 import itertools
 import random
@@ -94,7 +95,7 @@ class LLMGateway:
     def __init__(self, settings: Settings, backend: Backend, store: Handle | None, slots: int | None = None) -> None:
         self._client = self.prepare_process(settings, backend)
         self._settings = settings
-        self._backend = backend
+        self._backend = _keyed(backend, settings)
         self._store = store
         self._slots = PrioritySlots(slots if slots is not None else settings.llm_slots)
         self._in_flight = 0
@@ -313,7 +314,7 @@ class LLMGateway:
         """Apply new settings: another server or model, or a different number of slots."""
         apply_litellm_environment(backend.base_url if backend.provider == "ollama" else None)
         self._settings = settings
-        self._backend = backend
+        self._backend = _keyed(backend, settings if settings.llm_api_key is not None else self._settings)
         self._slots.resize(slots)
         _log.info("gateway.configured", provider=backend.provider, slots=slots)
 
@@ -333,3 +334,10 @@ class LLMGateway:
 
 
 ActorLLMGateway = actor_class(LLMGateway)  # what Ray runs (see actors._boot)
+
+
+def _keyed(backend: Backend, settings: Settings) -> Backend:
+    """``backend`` with the API key this process holds (a backend crosses processes without it)."""
+    if backend.api_key is not None or settings.llm_api_key is None:
+        return backend
+    return dataclasses.replace(backend, api_key=settings.llm_api_key.get_secret_value())

@@ -8,6 +8,7 @@ finds an app another process started (its Ray address is in ``<data_dir>/app.jso
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import uuid
@@ -19,8 +20,7 @@ import ray
 import structlog
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from actors._boot import Boot
-from actors._database import database_keys
+from actors._boot import Boot, forget_secrets, publish_secrets
 from actors.agents import names as agent_names
 from actors.dispatcher import ActorDispatcher
 from actors.gateway import ActorLLMGateway
@@ -32,7 +32,7 @@ from actors.queue import RetryPolicy
 from actors.ray_handles import LazyHandle, RayHandle
 from actors.store import ActorStore
 from actors.workspace import ActorWorkspace
-from core.settings import Settings, apply_ray_environment
+from core.settings import Settings, apply_ray_environment, ensure_ray_token
 from integrations.llm.backend import Backend
 
 _log = structlog.get_logger("maos.runtime")
@@ -45,8 +45,10 @@ def init_ray(settings: Settings, address: str | None = None, dashboard: bool = T
     """Join the cluster at ``address`` (or RAY_ADDRESS), else start a local one (with Ray's
     dashboard unless ``dashboard`` is False: it is a dozen processes). Returns its address."""
     if not ray.is_initialized():
-        apply_ray_environment()
         target = address if address is not None else settings.ray_address
+        if target is None:
+            ensure_ray_token(settings.ray_token_path)
+        use_token_auth(settings.ray_token_path)
         # No runtime_env: a worker with one cannot be a prestarted worker and waits on the runtime
         # env agent (start-up went from 12.7 to 8.9 s). The gateway sets litellm's environment itself.
         if target is not None:
@@ -54,8 +56,18 @@ def init_ray(settings: Settings, address: str | None = None, dashboard: bool = T
         else:
             ray.init(num_cpus=settings.ray_num_cpus if settings.ray_num_cpus is not None else os.cpu_count(),
                      namespace=settings.namespace, include_dashboard=dashboard,
-                     dashboard_host="127.0.0.1", log_to_driver=False)
+                     dashboard_host=settings.dashboard_host, log_to_driver=False)
     return str(ray.get_runtime_context().gcs_address)
+
+
+def use_token_auth(token_path: Path) -> None:
+    """Ray's token authentication on for this process and every Ray process it starts, with the
+    token at ``token_path`` (``RAY_AUTH_TOKEN`` in the environment wins: a cluster's own)."""
+    from ray._raylet import AuthenticationTokenLoader, Config
+
+    apply_ray_environment(token_path)
+    Config.initialize("")  # Ray caches its configuration (the auth mode) on first read
+    AuthenticationTokenLoader.instance().reset_cache()
 
 
 def dashboard_url() -> str | None:
@@ -115,8 +127,15 @@ def _up(h: RayHandle) -> Any:
 
 
 def start_app(settings: Settings, backend: Backend) -> App:
-    """Create the app's actors, wire them, and start dispatching (recovering what a previous app left)."""
+    """Create the app's actors, wire them, and start dispatching (recovering what a previous app left).
+
+    The secrets in ``settings`` (and the backend's API key) are published to the cluster's key-value
+    store and read back by each actor as it starts; no actor argument carries one."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    publish_secrets(settings)
+    keep = settings
+    settings = settings.without_secrets()
+    backend = dataclasses.replace(backend, api_key=None)
     epoch = uuid.uuid4().hex[:6]
     retry = RetryPolicy(base_s=settings.retry_base_s, max_s=settings.retry_max_s)
     # The actors owning files under data_dir (DuckDB; embedded Qdrant) stay on this machine's node,
@@ -134,7 +153,7 @@ def start_app(settings: Settings, backend: Backend) -> App:
     ]
     store_cls: Any = ray.remote(ActorStore)
     store = RayHandle(store_cls.options(**_options("store", settings, **here)).remote(
-        Boot.of(settings, saved_settings=False), str(settings.db_path.resolve()), retry=retry, keys=database_keys(settings),
+        Boot.of(settings, saved_settings=False), str(settings.db_path.resolve()), retry=retry, keys_of=settings,
         threads=settings.db_threads), "store")
     memory_cls: Any = ray.remote(ActorMemory)
     memory_on = {} if settings.qdrant_url else here  # with a Qdrant server it may run anywhere
@@ -181,7 +200,7 @@ def start_app(settings: Settings, backend: Backend) -> App:
             k += 1
     ray.get(master.actor.attach.remote(dispatcher))
     ray.get(dispatcher.actor.start.remote())
-    app = App(settings, backend, store, gateways, master, dispatcher, memory, workspace, pools)
+    app = App(keep, backend, store, gateways, master, dispatcher, memory, workspace, pools)
     _app_file(settings).write_text(json.dumps({"ray_address": ray.get_runtime_context().gcs_address,
                                                "namespace": settings.namespace, "pid": os.getpid(),
                                                "backend": backend.provider, "base_url": backend.base_url}))
@@ -222,7 +241,7 @@ def connect(settings: Settings, backend: Backend) -> App | None:
 
 
 def kill_app(app: App) -> None:
-    """Kill every actor of the app at once, as a crash would (tests and shutdown)."""
+    """Kill every actor of the app at once, as a crash would (tests and shutdown), and withdraw its secrets."""
     for h in app.all_handles():
         try:
             ray.kill(h.actor, no_restart=True)
@@ -230,6 +249,10 @@ def kill_app(app: App) -> None:
             _log.debug("actor.kill_failed", actor=h.name, error=str(exc))
     for h in app.all_handles():
         _wait_dead(h)
+    try:
+        forget_secrets(app.settings.namespace)
+    except Exception as exc:  # Ray already down
+        _log.debug("secrets.forget_failed", error=str(exc))
 
 
 def _wait_dead(h: RayHandle, timeout_s: float = 10.0) -> None:

@@ -23,7 +23,7 @@ from actors import _conversations as conversations
 from actors import queue
 from actors._boot import actor_class
 from actors._conversations import RUN_COLUMNS, row_to_run
-from actors._database import open_database
+from actors._database import database_keys, open_database
 from actors._events import EventLog
 from actors._memory_tables import MemoryTables
 from actors._migrations import migrate
@@ -40,6 +40,7 @@ from core.schemas import (
     RunView,
     ToolQuery,
 )
+from core.settings import Settings
 
 T = TypeVar("T")
 
@@ -73,12 +74,14 @@ class Store(MemoryTables, QueueTables):
     """DuckDB owner. Plain class; the runtime makes it an actor."""
 
     def __init__(self, db_path: str, commit_interval_s: float = 0.002, retry: queue.RetryPolicy | None = None,
-                 keys: Sequence[str] = (), threads: int = 1) -> None:
-        """``keys``: the database file's encryption keys (``database_keys``), current first."""
+                 keys: Sequence[str] = (), threads: int = 1, keys_of: Settings | None = None) -> None:
+        """``keys``: the database file's encryption keys (``database_keys``), current first; or
+        ``keys_of``: the settings to derive them from in this process (an actor is given no secret)."""
+        if keys_of is not None:
+            keys = database_keys(keys_of)
         if db_path != ":memory:":
             Path(db_path).parent.mkdir(parents=True, exist_ok=True)
-        self._conn = open_database(db_path, keys)
-        self._conn.execute(f"SET threads = {int(threads)}")
+        self._conn = open_database(db_path, keys, threads=threads)
         migrate(self._conn)
         # Tools' reads: their own connection, used only in the reader thread. The encrypted file is
         # attached rather than the default database, so the reader is pointed at the same one.

@@ -84,6 +84,10 @@ class Conflict(MaosError):
     """A valid request for something not in a state that allows it (retrying a task that is not dead)."""
 
 
+class Reauthenticate(MaosError):
+    """A change that widens what the app may do was asked without the login token given again."""
+
+
 class IngestError(MaosError):
     """A file that cannot be stored in memory (unreadable, empty, unsupported); nothing of it is kept."""
 

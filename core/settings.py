@@ -56,9 +56,20 @@ class Settings(BaseSettings):
     max_run_tokens: int = Field(2_000_000, ge=1, description="Most tokens per run.")
     run_deadline_s: float = Field(3600.0, gt=0, description="Wall-clock limit of one run.")
 
+    # Caps: what one model turn, step or run may do, and what the HTTP layer accepts
+    max_tool_calls_per_turn: int = Field(8, ge=1, description="Tool calls run from one model turn; the rest are "
+                                                                "refused back to the model.")
+    max_proposals_per_step: int = Field(5, ge=1, description="Actions one sub-agent step may propose.")
+    max_proposals_per_run: int = Field(200, ge=1, description="Actions one run may propose.")
+    rate_limit_per_minute: int = Field(600, ge=1, description="API requests one client may make a minute.")
+    login_attempts_per_minute: int = Field(10, ge=1, description="Failed logins one client may make a minute.")
+
     # Features
     stream_replies: bool = Field(True, description="Stream the master's replies (plan, summary) token by token.")
     write_summaries: bool = Field(True, description="Have the model summarize each finished run.")
+    link_hosts: str = Field("", description="Hosts (comma-separated; their subdomains too) that links in the model's "
+                                            "stored answers may point to, beside the app's own; links elsewhere "
+                                            "keep their words, not their address. Images are always removed.")
 
     # Memory
     qdrant_url: str | None = Field(None, description="Qdrant server (for clusters); none: embedded under data_dir.")
@@ -119,10 +130,47 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="HTTP bind address.")
     port: int = Field(8000, ge=1, le=65535, description="HTTP port.")
     api_token: SecretStr | None = Field(
-        None, description="Login for the API and UI; required when the HTTP bind is not loopback.")
+        None, description="Login for the API and UI; none: one is generated at first start, printed once "
+                          "and stored hashed (<data_dir>/login.sha256).")
+    allowed_hosts: str = Field("", description="More host names the app answers to (comma-separated), beside "
+                                               "loopback, the bind address, this machine's names and public_url's.")
+    dashboard_host: str = Field("127.0.0.1", description="Where a local Ray serves its dashboard (and Jobs API); "
+                                                         "loopback unless the cluster commands open it.")
     user_id: str = Field("local", description="User for CLI requests.")
     log_level: str = Field("INFO", description="Log level.")
     log_format: Literal["auto", "json", "console"] = Field("auto", description="auto: JSON unless a terminal.")
+
+    @property
+    def ray_token_path(self) -> Path:
+        """Ray's auth token for the app's cluster (0600, beside the data; the CLI finds it here)."""
+        return self.data_dir / "ray_token"
+
+    @property
+    def login_hash_path(self) -> Path:
+        return self.data_dir / "login.sha256"
+
+    def without_secrets(self) -> Settings:
+        """A copy with every secret left out: what may cross a process boundary (actor arguments,
+        the Serve deployment). The actors read the secrets where they are used (see ``actors.runtime``)."""
+        return self.model_copy(update=dict.fromkeys(SECRET_FIELDS))
+
+    def secrets(self) -> dict[str, str]:
+        """The secrets that are set, by field name."""
+        found = {name: getattr(self, name) for name in SECRET_FIELDS}
+        return {name: v.get_secret_value() for name, v in found.items() if v is not None}
+
+    def with_secrets(self, values: dict[str, str]) -> Settings:
+        """A copy with ``values`` (from :meth:`secrets`) put back; unknown names are ignored."""
+        known = {k: SecretStr(v) for k, v in values.items() if k in SECRET_FIELDS}
+        return self.model_copy(update=known) if known else self
+
+    @property
+    def link_allow_list(self) -> list[str]:
+        """Hosts links in stored model text may point to: the app's own and ``link_hosts``."""
+        from urllib.parse import urlsplit
+
+        own = urlsplit(self.base_url).hostname
+        return [*([own] if own else []), *(h.strip() for h in self.link_hosts.split(",") if h.strip())]
 
     @property
     def db_path(self) -> Path:
@@ -148,6 +196,10 @@ class Settings(BaseSettings):
             max_tokens=self.max_run_tokens,
             deadline_s=self.run_deadline_s,
         )
+
+
+SECRET_FIELDS = ("llm_api_key", "qdrant_api_key", "google_client_secret", "encryption_key", "encryption_old_keys",
+                 "api_token")
 
 
 def overlay(settings: Settings, saved: dict[str, object]) -> Settings:
@@ -188,8 +240,24 @@ def apply_oauth_environment(token_uri: str) -> None:
     os.environ.setdefault("OAUTHLIB_RELAX_TOKEN_SCOPE", "1")  # Google may grant fewer scopes than asked
 
 
-def apply_ray_environment() -> None:
-    """Before starting or joining Ray: no usage stats; no token auth, so that `maos` in another
-    terminal can join the local cluster the app started (it is the app's own, on this machine)."""
+def apply_ray_environment(token_path: Path) -> None:
+    """Before starting or joining Ray: no usage stats, and Ray's token authentication on, with the
+    token read from ``token_path`` (made 0600 by ``ensure_ray_token``). Every Ray process started
+    from here (GCS, raylet, dashboard, workers) inherits this, and refuses a client without the token.
+    ``RAY_AUTH_MODE=disabled`` in the environment is overridden: the app never runs Ray open."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ["RAY_AUTH_MODE"] = "token"
+    if not os.environ.get("RAY_AUTH_TOKEN"):  # a token given in the environment (a cluster's) wins
+        os.environ["RAY_AUTH_TOKEN_PATH"] = str(token_path.resolve())
+
+
+def ensure_ray_token(token_path: Path) -> None:
+    """Create the Ray token file (random, 0600) unless it exists; a wider file is narrowed."""
+    import secrets as _secrets
+
+    token_path.parent.mkdir(parents=True, exist_ok=True)
+    if not token_path.exists():
+        fd = os.open(token_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(_secrets.token_hex(32))
+    os.chmod(token_path, 0o600)

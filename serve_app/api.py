@@ -7,6 +7,7 @@ error is JSON with a ``detail`` that names the field or the thing; none is a bar
 
 from __future__ import annotations
 
+import secrets
 import uuid
 
 import structlog
@@ -27,12 +28,13 @@ from core.errors import (
     NotFound,
     PlanError,
     QueueFull,
+    Reauthenticate,
     ToolError,
 )
 from core.settings import Settings
 from serve_app.access import RuntimeAccess
 from serve_app.admin_routes import build_admin_routes
-from serve_app.auth import require_token
+from serve_app.auth import Guard, Login, allowed_hosts, ensure_login
 from serve_app.google_routes import approval_status, build_google_routes
 from serve_app.memory_routes import build_memory_routes
 from serve_app.metrics import HttpMetrics, TimingMiddleware
@@ -40,7 +42,7 @@ from serve_app.routes import build_work_routes
 
 _log = structlog.get_logger("maos.api")
 _STATUS: list[tuple[type[MaosError], int]] = [
-    (NotFound, 404), (Conflict, 409), (QueueFull, 429), (ActorGone, 503), (LLMUnavailable, 503),
+    (NotFound, 404), (Conflict, 409), (QueueFull, 429), (Reauthenticate, 403), (ActorGone, 503), (LLMUnavailable, 503),
     (ConfigError, 422), (PlanError, 422), (IngestError, 422), (ToolError, 422), (IntegrationUnavailable, 409),
 ]
 
@@ -84,18 +86,25 @@ def install_error_handlers(api: FastAPI, rt: RuntimeAccess) -> None:
                             status_code=500)
 
 
-def build_api(settings: Settings, dashboard_url: str | None = None, api_base: str | None = None) -> FastAPI:
+def build_api(settings: Settings, dashboard_url: str | None = None, api_base: str | None = None,
+              login_hash: str | None = None, bind_host: str = "127.0.0.1") -> FastAPI:
     """The ASGI app. ``api_base`` is where the web UI reaches this API (the Serve proxy on this
-    node); without it there is no UI and ``/`` leads to the API docs."""
+    node); without it there is no UI and ``/`` leads to the API docs. ``login_hash``: the stored
+    hash of the login token (``ensure_login``; from the settings when not given). ``bind_host``:
+    the address served, for the ``Host`` allow-list."""
     rt = RuntimeAccess(settings, dashboard_url)
     api = FastAPI(title="Master Agent OS", version="0.2.0",
                   description="Chat with the master agent; watch its plan and sub-agents work.")
     install_error_handlers(api, rt)
     metrics = HttpMetrics()
+    login = Login(login_hash if login_hash is not None else ensure_login(settings)[0])
+    api.state.login = login
+    ui_key = secrets.token_urlsafe(32)  # the UI's own calls to this API; never leaves this process
 
     api.add_middleware(TimingMiddleware, metrics=metrics)
-    if settings.api_token is not None:
-        require_token(api, settings.api_token.get_secret_value())
+    api.add_middleware(Guard, login=login, hosts=allowed_hosts(settings, bind_host), ui_key=ui_key,
+                       api_per_minute=settings.rate_limit_per_minute,
+                       logins_per_minute=settings.login_attempts_per_minute)
     api.include_router(build_work_routes(rt))
     api.include_router(build_memory_routes(rt))
     api.include_router(build_admin_routes(rt, metrics))
@@ -104,7 +113,7 @@ def build_api(settings: Settings, dashboard_url: str | None = None, api_base: st
     if api_base is not None:
         from ui import mount_ui
 
-        mount_ui(api, settings, api_base, dashboard_url)
+        mount_ui(api, api_base, dashboard_url, login.verify, ui_key)
     else:
         @api.get("/", include_in_schema=False)
         async def index() -> RedirectResponse:

@@ -1,15 +1,38 @@
-"""Login for the HTTP app. Bound to loopback, none is needed; bound to anything else, the app
-refuses to start without ``MAOS_API_TOKEN``. With a token set, the API, its docs and the metrics
-need ``Authorization: Bearer <token>`` (or the ``maos_token`` cookie); the probes stay open; the
-web UI asks for the token on its own login page."""
+"""The HTTP app's door: a login always, a ``Host`` allow-list, same-origin state changes, rate limits.
+
+- **Login.** One login token per install: ``MAOS_API_TOKEN`` when set, else one generated at the
+  first start, printed once and kept only as a salted scrypt hash (``<data_dir>/login.sha256``).
+  The API, its docs and the metrics need ``Authorization: Bearer <token>`` (or the ``maos_token``
+  cookie); the web UI asks for it on its login page and calls the API with a key of its own that
+  never leaves this process. Only the probes (``/health``, ``/ready``) and Google's OAuth redirect
+  (guarded by its single-use ``state``) are open.
+- **Host.** A request naming a host the app does not serve (DNS rebinding) is refused (400).
+- **Origin.** A state-changing request (POST, PUT, PATCH, DELETE) that a browser marks as coming
+  from another site (``Origin``, ``Sec-Fetch-Site``) is refused (403), whatever it carries.
+- **Rate limits.** Per client address: API requests (token bucket, ``rate_limit_per_minute``) and
+  failed logins (``login_attempts_per_minute``; past it, every login from that address waits).
+  Both answer 429 with ``Retry-After``.
+- **Re-authentication.** Routes that widen what the app may do (a policy becoming ``allow``, a new
+  LLM server) need the login token again (:func:`require_reauth`) unless the request itself was
+  authenticated with it.
+- Every answer carries a Content-Security-Policy that loads images only from the app itself.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import os
 import secrets
-from typing import Any
+import socket
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from fastapi import FastAPI, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers
 
@@ -17,7 +40,17 @@ from core.errors import ConfigError
 from core.settings import Settings
 
 PROTECTED = ("/api", "/metrics", "/docs", "/redoc", "/openapi.json")
+OPEN = ("/api/integrations/google/callback",)  # guarded by the OAuth state: single-use, per user, expiring
 COOKIE = "maos_token"
+REAUTH_HEADER = "x-maos-reauth"
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+       "script-src 'self' 'unsafe-inline' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; font-src 'self' data:; "
+       "connect-src 'self'; frame-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'self'; "
+       "object-src 'none'")
+SECURITY_HEADERS = [(b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer"), (b"x-frame-options", b"DENY")]
+AuthKind = Literal["token", "cookie", "ui"]
 
 
 def is_loopback(host: str) -> bool:
@@ -30,37 +63,277 @@ def is_loopback(host: str) -> bool:
 
 
 def check_bind(settings: Settings, host: str) -> None:
-    """Refuse to serve beyond this machine without a login."""
+    """Beyond this machine, only with a login token chosen by a person (not one printed once to a
+    terminal nobody may be watching)."""
     if not is_loopback(host) and settings.api_token is None:
         raise ConfigError(f"binding to {host} makes the app reachable from the network: set MAOS_API_TOKEN "
                           "(a long random string) to require a login, or bind to 127.0.0.1")
 
 
-def token_of(headers: Headers, cookies: dict[str, str]) -> str | None:
+# --- the login token ---------------------------------------------------------------------------
+
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+
+
+def hash_token(token: str, salt: bytes | None = None) -> str:
+    """``scrypt$<salt>$<digest>``: slow to guess even for a short token a person chose."""
+    salt = salt if salt is not None else secrets.token_bytes(16)
+    digest = hashlib.scrypt(token.encode(), salt=salt, dklen=32, **_SCRYPT)
+    return f"scrypt${salt.hex()}${digest.hex()}"
+
+
+@dataclass
+class Login:
+    """Checks a presented token against the stored hash (a token once verified is remembered by its
+    SHA-256, so a client's every request does not pay for scrypt)."""
+
+    stored: str
+    _verified: set[bytes] = field(default_factory=set)
+
+    def verify(self, token: str | None) -> bool:
+        if not token:
+            return False
+        quick = hashlib.sha256(token.encode()).digest()
+        if quick in self._verified:
+            return True
+        try:
+            _, salt, _digest = self.stored.split("$")
+            ok = secrets.compare_digest(hash_token(token, bytes.fromhex(salt)), self.stored)
+        except ValueError:
+            return False
+        if ok:
+            self._verified.add(quick)
+        return ok
+
+
+def ensure_login(settings: Settings) -> tuple[str, str | None]:
+    """The stored hash of the login token, and the token itself when it was generated just now
+    (to print once). ``MAOS_API_TOKEN`` wins over the stored one."""
+    if settings.api_token is not None:
+        return hash_token(settings.api_token.get_secret_value()), None
+    path = settings.login_hash_path
+    if path.exists():
+        return path.read_text().strip(), None
+    return new_login(path)
+
+
+def new_login(path: Path) -> tuple[str, str]:
+    """A fresh login token: its hash written to ``path`` (0600), replacing any earlier one."""
+    token = secrets.token_urlsafe(24)
+    stored = hash_token(token)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".new")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(stored + "\n")
+    os.replace(partial, path)
+    return stored, token
+
+
+def token_of(headers: Headers, cookies: dict[str, str]) -> tuple[str | None, AuthKind]:
     header = headers.get("authorization", "")
     if header.lower().startswith("bearer "):
-        return header[7:].strip()
-    return cookies.get(COOKIE)
+        return header[7:].strip(), "token"
+    return cookies.get(COOKIE), "cookie"
 
 
-class TokenMiddleware:
-    """Pure ASGI: requests to the API, its docs and the metrics must carry the token."""
+# --- hosts and origins -------------------------------------------------------------------------
 
-    def __init__(self, app: Any, token: str) -> None:
+
+def allowed_hosts(settings: Settings, bind_host: str) -> frozenset[str]:
+    """Host names (no port) this app answers to."""
+    names = {"127.0.0.1", "localhost", "::1", bind_host.strip("[]")}
+    names |= {h.strip().lower() for h in settings.allowed_hosts.split(",") if h.strip()}
+    if settings.public_url is not None and urlsplit(settings.public_url).hostname:
+        names.add(str(urlsplit(settings.public_url).hostname).lower())
+    if bind_host in ("0.0.0.0", "::", ""):  # every address of this machine
+        names |= _machine_names()
+    return frozenset(n.lower() for n in names if n)
+
+
+def _machine_names() -> set[str]:
+    names = {socket.gethostname(), socket.getfqdn()}
+    try:
+        names |= {str(info[4][0]) for info in socket.getaddrinfo(socket.gethostname(), None)}
+    except OSError:
+        pass
+    return names
+
+
+def host_name(value: str) -> str:
+    """``Host`` header → the name alone (``[::1]:8000`` → ``::1``)."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[1:value.find("]")] if "]" in value else value
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+def cross_site(headers: Headers, scheme: str) -> str | None:
+    """Why a browser's state-changing request looks cross-site, or None. A request with neither
+    header (curl, the CLI, the UI's own client) is not a browser's cross-site request."""
+    fetch_site = headers.get("sec-fetch-site")
+    if fetch_site is not None and fetch_site not in ("same-origin", "none"):
+        return f"Sec-Fetch-Site: {fetch_site}"
+    origin = headers.get("origin")
+    if origin is None:
+        return None
+    parsed = urlsplit(origin)
+    if origin == "null" or parsed.hostname is None:
+        return f"Origin: {origin}"
+    own = urlsplit(f"{scheme}://{headers.get('host', '')}")
+    if (parsed.scheme, parsed.hostname, _port(parsed)) != (own.scheme, own.hostname, _port(own)):
+        return f"Origin: {origin}"
+    return None
+
+
+def _port(url: Any) -> int:
+    try:
+        port = url.port
+    except ValueError:
+        return -1
+    return int(port) if port is not None else (443 if url.scheme == "https" else 80)
+
+
+# --- rate limits -------------------------------------------------------------------------------
+
+
+class Buckets:
+    """Token buckets per key: ``per_minute`` requests a minute, with bursts up to that many."""
+
+    def __init__(self, per_minute: int, max_keys: int = 10_000) -> None:
+        self.rate = per_minute / 60.0
+        self.capacity = float(per_minute)
+        self._state: dict[str, tuple[float, float]] = {}
+        self._max_keys = max_keys
+
+    def take(self, key: str, now: float | None = None) -> float:
+        """0 when a request may go now (and count it), else the seconds until one may."""
+        now = time.monotonic() if now is None else now
+        tokens, at = self._state.get(key, (self.capacity, now))
+        tokens = min(self.capacity, tokens + (now - at) * self.rate)
+        if tokens >= 1.0:
+            self._remember(key, (tokens - 1.0, now))
+            return 0.0
+        self._remember(key, (tokens, now))
+        return (1.0 - tokens) / self.rate
+
+    def peek(self, key: str, now: float | None = None) -> float:
+        """Like :meth:`take` without counting: the wait before the next one, 0 if none."""
+        now = time.monotonic() if now is None else now
+        tokens, at = self._state.get(key, (self.capacity, now))
+        tokens = min(self.capacity, tokens + (now - at) * self.rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+
+    def _remember(self, key: str, value: tuple[float, float]) -> None:
+        if key not in self._state and len(self._state) >= self._max_keys:
+            self._state.pop(next(iter(self._state)))
+        self._state[key] = value
+
+
+# --- the middleware ----------------------------------------------------------------------------
+
+
+def _refuse(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+class Guard:
+    """Pure ASGI middleware in front of everything (API, UI, docs, metrics)."""
+
+    def __init__(self, app: Any, login: Login, hosts: Iterable[str], ui_key: str, api_per_minute: int,
+                 logins_per_minute: int, login_path: str = "/login") -> None:
         self.app = app
-        self._expected = token.encode()
+        self.login = login
+        self.hosts = frozenset(hosts)
+        self._ui_key = ui_key.encode()
+        self.api = Buckets(api_per_minute)
+        self.failures = Buckets(logins_per_minute)
+        self.login_path = login_path
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(PROTECTED):
-            request = Request(scope)
-            given = token_of(request.headers, request.cookies)
-            if given is None or not secrets.compare_digest(given.encode(), self._expected):
-                refused = JSONResponse({"detail": "login required: send Authorization: Bearer <MAOS_API_TOKEN>"},
-                                       status_code=401, headers={"WWW-Authenticate": "Bearer"})
-                await refused(scope, receive, send)
-                return
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        refused = self._check(scope)
+        send = _with_security_headers(send)
+        if refused is not None:
+            await refused(scope, receive, send)
+            return
+        if scope["method"] == "POST" and scope["path"] == self.login_path:
+            send = self._count_failed_login(scope, send)
         await self.app(scope, receive, send)
 
+    def _check(self, scope: dict[str, Any]) -> JSONResponse | None:
+        request = Request(scope)
+        headers = request.headers
+        if host_name(headers.get("host", "")) not in self.hosts:
+            return _refuse(400, "unknown host: this app answers only to the names it is configured for "
+                                "(MAOS_ALLOWED_HOSTS, MAOS_PUBLIC_URL)")
+        if scope["method"] in STATE_CHANGING:
+            why = cross_site(headers, str(scope.get("scheme", "http")))
+            if why is not None:
+                return _refuse(403, f"cross-site request refused ({why}): state changes come only from this app's own pages")
+        path: str = scope["path"]
+        client = _client(scope)
+        if path == self.login_path or (path.startswith(PROTECTED) and not path.startswith(OPEN)):
+            wait = self.failures.peek(client)
+            if wait > 0:
+                return _refuse(429, "too many failed logins from this address; try again later",
+                               {"Retry-After": str(max(1, int(wait + 0.999)))})
+        if not path.startswith(PROTECTED) or path.startswith(OPEN):
+            return None
+        token, kind = token_of(headers, request.cookies)
+        if token is not None and kind == "token" and secrets.compare_digest(token.encode(), self._ui_key):
+            scope.setdefault("state", {})["auth"] = "ui"
+            return None  # the web UI's own calls (counted by the UI's login, not here)
+        if not self.login.verify(token):
+            self.failures.take(client)
+            return _refuse(401, "login required: send Authorization: Bearer <login token> (printed at first start, "
+                                "or MAOS_API_TOKEN)", {"WWW-Authenticate": "Bearer"})
+        scope.setdefault("state", {})["auth"] = kind
+        if path.startswith("/api"):
+            wait = self.api.take(client)
+            if wait > 0:
+                return _refuse(429, "too many requests; slow down", {"Retry-After": str(max(1, int(wait + 0.999)))})
+        return None
 
-def require_token(api: FastAPI, token: str) -> None:
-    api.add_middleware(TokenMiddleware, token=token)
+    def _count_failed_login(self, scope: dict[str, Any], send: Any) -> Any:
+        client = _client(scope)
+
+        async def watching(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start" and message["status"] >= 400:
+                self.failures.take(client)
+            await send(message)
+
+        return watching
+
+
+def _client(scope: dict[str, Any]) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+def _with_security_headers(send: Any) -> Any:
+    async def sending(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            have = {k.lower() for k, _ in message.get("headers", [])}
+            message["headers"] = [*message.get("headers", []),
+                                  *((k, v) for k, v in SECURITY_HEADERS if k not in have)]
+        await send(message)
+
+    return sending
+
+
+def auth_kind(request: Request) -> AuthKind | None:
+    return request.scope.get("state", {}).get("auth")
+
+
+def require_reauth(request: Request, login: Login, what: str) -> None:
+    """A change that widens what the app may do needs the login token again: in the request's own
+    bearer header, or in ``X-Maos-Reauth`` (the UI's password prompt). Raises ``Reauthenticate``."""
+    from core.errors import Reauthenticate
+
+    if auth_kind(request) == "token":
+        return
+    if not login.verify(request.headers.get(REAUTH_HEADER)):
+        raise Reauthenticate(f"{what} needs the login token again: enter it to confirm")

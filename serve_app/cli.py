@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> None:
     serve = sub.add_parser("serve", help="start the app and its HTTP server")
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
+    token = sub.add_parser("token", help="the web login: make a new login token (the old one stops working)")
+    token.add_argument("--new", action="store_true", help="make a new token, print it once, keep only its hash")
     from serve_app import cli_google, cli_memory
 
     more = {**cli_memory.add_commands(sub), **cli_google.add_commands(sub)}
@@ -64,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
         _JSON_OUT.append(sys.stdout)
         sys.stdout = sys.stderr
     handler = {"ask": _ask, "status": _status, "tasks": _tasks, "dead": _dead, "retry": _retry, "serve": _serve,
-               **more}
+               "token": _token, **more}
     try:
         code = handler[args.command](settings, args)
     except (ConfigError, MaosError) as exc:
@@ -265,6 +267,29 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
     for p in pools:
         print(f"pool {p.agent:<9} actors {p.actors} · in flight {p.in_flight} · ready {p.ready}")
     return 0
+
+
+def _token(settings: Settings, args: argparse.Namespace) -> int:
+    from serve_app.auth import new_login
+
+    if settings.api_token is not None:
+        print("the login token is MAOS_API_TOKEN (set in the environment); change it there")
+        return 1
+    if not args.new:
+        print(f"the login token was printed at the first start; only its hash is kept ({settings.login_hash_path}).\n"
+              "`maos token --new` makes a new one")
+        return 0
+    _, fresh = new_login(settings.login_hash_path)
+    print(f"new login token (shown once): {fresh}")
+    if runtime_running(settings):
+        print("restart the app (`make run`) for the web login to take it")
+    return 0
+
+
+def runtime_running(settings: Settings) -> bool:
+    from actors import runtime
+
+    return runtime.app_address(settings) is not None
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:

@@ -12,15 +12,19 @@ from ray import serve as ray_serve
 from actors import runtime
 from core.settings import Settings
 from serve_app.api import build_api
-from serve_app.auth import check_bind
+from serve_app.auth import check_bind, ensure_login
 from serve_app.boot import attach_or_start
 from ui import UI_ENV
 
 _log = structlog.get_logger("maos.serve")
 
 
-def serve_http(settings: Settings, host: str, port: int, dashboard_url: str | None = None) -> None:
-    """Deploy the API as a Serve app (the ASGI app is built on the replica: it cannot be pickled)."""
+def serve_http(settings: Settings, host: str, port: int, dashboard_url: str | None = None,
+               login_hash: str | None = None) -> None:
+    """Deploy the API as a Serve app (the ASGI app is built on the replica: it cannot be pickled).
+    The deployment carries no secret: only the login token's salted hash (``ensure_login``)."""
+    login_hash = login_hash if login_hash is not None else ensure_login(settings)[0]
+    shareable = settings.without_secrets()
     # No per-request access log lines: they cost CPU on every request; /metrics has the timings.
     ray_serve.start(http_options={"host": host, "port": port}, logging_config={"enable_access_log": False})
 
@@ -28,7 +32,7 @@ def serve_http(settings: Settings, host: str, port: int, dashboard_url: str | No
     api_base = f"http://{loopback}:{port}"
 
     def builder() -> Any:
-        return build_api(settings, dashboard_url, api_base)
+        return build_api(shareable, dashboard_url, api_base, login_hash=login_hash, bind_host=host)
 
     ingress = ray_serve.ingress(builder)
 
@@ -53,9 +57,14 @@ def serve(settings: Settings, host: str | None, port: int | None) -> int:
         return 1
     try:
         dashboard = runtime.dashboard_url()
-        serve_http(booted.settings, host, port, dashboard)
+        login_hash, new_token = ensure_login(booted.settings)
+        serve_http(booted.settings, host, port, dashboard, login_hash)
         b = booted.app.backend
         print(f"Master Agent OS is running: http://{host}:{port}/", flush=True)
+        if new_token is not None:
+            print(f"  Login token (shown once; only its hash is kept): {new_token}", flush=True)
+        elif booted.settings.api_token is None:
+            print("  Login with the token printed at the first start (lost it? `maos token --new`)", flush=True)
         print(f"  API        http://{host}:{port}/api  (docs: http://{host}:{port}/docs)", flush=True)
         print(f"  Metrics    http://{host}:{port}/metrics", flush=True)
         print(f"  Ray dashboard  {dashboard or '(not running in this cluster)'}", flush=True)

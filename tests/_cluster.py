@@ -10,13 +10,22 @@ from typing import Any
 
 import pytest
 import ray
+from pydantic import SecretStr
 
-from core.settings import Settings
+from actors import runtime
+from core.settings import Settings, ensure_ray_token
 from integrations.llm.sim_thread import SimConfig, SimHandle, sim_llm_in_thread
+
+# The login token of every app the tests start (the product generates one at first start).
+LOGIN_TOKEN = "test-login-token-0123456789abcdef"
 
 
 @pytest.fixture(scope="session")
-def ray_session() -> Iterator[None]:
+def ray_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One local Ray for the session, closed to strangers as the product's is (token auth on)."""
+    token_path = tmp_path_factory.mktemp("ray") / "ray_token"
+    ensure_ray_token(token_path)
+    runtime.use_token_auth(token_path)
     ray.init(num_cpus=2, namespace="maos-test", include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"LITELLM_LOCAL_MODEL_COST_MAP": "True"}})
     yield
@@ -47,6 +56,7 @@ def app_settings(data_dir: Path, base_url: str, **overrides: Any) -> Settings:
         data_dir=data_dir, llm_provider="ollama", llm_base_url=base_url, llm_model="sim-model",
         llm_slots=1000, llm_retries=2, llm_retry_backoff_s=0.05, retry_base_s=0.05, retry_max_s=0.2,
         lease_s=30.0, namespace=f"t{uuid.uuid4().hex[:8]}", log_format="json", log_level="WARNING",
+        api_token=SecretStr(LOGIN_TOKEN),
     )
     values.update(overrides)
     return Settings(**values)

@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from typing import Any
 
 # Set in the Serve replica before gradio is imported: no analytics calls, no Node server-side rendering.
 UI_ENV = {"GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_SSR_MODE": "False"}
-LOGIN_MESSAGE = "Log in with any user name and the MAOS_API_TOKEN as the password."
+LOGIN_MESSAGE = "Log in with the login token (printed by `make run` at first start, or MAOS_API_TOKEN)."
 
 
-def token_check(token: str) -> Callable[[str, str], bool]:
-    """Gradio's login: the password must be the API token (the user name is not used)."""
-    expected = token.encode()
-
-    def check(_user: str, password: str) -> bool:
-        return secrets.compare_digest((password or "").encode(), expected)
-
-    return check
-
-
-def mount_ui(api: Any, settings: Any, api_base: str, dashboard_url: str | None) -> None:
+def mount_ui(api: Any, api_base: str, dashboard_url: str | None, verify: Callable[[str], bool], ui_key: str) -> None:
     """Mount the Blocks app at ``/`` of ``api`` (call after the API routes: ``/`` catches the rest).
 
     gradio is imported here, in the replica that builds the app, never where the builder is pickled.
-    With an API token set, the UI has a login page and its own API calls carry the token.
+    The UI always has a login page (``verify`` checks the password: the login token; the user name
+    is not used yet), and its own API calls carry ``ui_key``, a key of this process.
     """
     import gradio as gr
 
@@ -33,9 +23,7 @@ def mount_ui(api: Any, settings: Any, api_base: str, dashboard_url: str | None) 
     from ui.client import ApiClient
     from ui.style import CSS
 
-    secret = getattr(settings, "api_token", None)
-    token = secret.get_secret_value() if secret is not None else None
-    demo = build_blocks(ApiClient(api_base, token), dashboard_url)
+    demo = build_blocks(ApiClient(api_base, ui_key), dashboard_url)
     gr.mount_gradio_app(api, demo, path="/", ssr_mode=False, footer_links=[],
-                        auth=token_check(token) if token else None, auth_message=LOGIN_MESSAGE,
+                        auth=lambda _user, password: verify(password or ""), auth_message=LOGIN_MESSAGE,
                         theme=gr.themes.Soft(primary_hue="indigo"), css=CSS)

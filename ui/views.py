@@ -107,7 +107,7 @@ def integrations_html(status: SystemStatus | None, error: str | None = None) -> 
             *((f"Model ({role})", name) for role, name in sorted(status.llm_models.items())),
             ("Reachable", "yes ✔" if status.llm_reachable else "no ✖"),
             ("Requests in flight", str(status.llm_in_flight)), ("Requests waiting", str(status.llm_waiting)),
-            ("Ray", f"{status.ray_address} · {status.ray_nodes} node(s)")]
+            ("Ray", f"{status.ray_nodes} node(s)")]
     body = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows)
     return f'<table class="rec-table integ" id="integrations-table"><tbody>{body}</tbody></table>'
 

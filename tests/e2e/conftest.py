@@ -21,7 +21,7 @@ from integrations.google.fake_server import FakeGoogle
 from integrations.llm.backend import resolve
 from integrations.llm.sim_thread import SimHandle
 from serve_app.server import serve_http
-from tests._cluster import app_settings
+from tests._cluster import LOGIN_TOKEN, app_settings
 
 
 def free_port() -> int:
@@ -35,6 +35,13 @@ class Served:
     base_url: str
     app: runtime.App
     google: FakeGoogle
+
+    def client(self, timeout: float = 60) -> httpx.Client:
+        """An API client logged in with the app's login token."""
+        return httpx.Client(base_url=self.base_url, timeout=timeout, headers=LOGIN)
+
+
+LOGIN = {"Authorization": f"Bearer {LOGIN_TOKEN}"}
 
 
 # Package scope: torn down after the last end-to-end test, not left running (Serve's replica, proxy
@@ -108,11 +115,21 @@ def page(served: Served) -> Iterator[Page]:
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1100})
             page.set_default_timeout(WAIT_MS)
+            log_in(page, served.base_url)
             page.goto(f"{served.base_url}/")
             expect(page.locator("#chat-input textarea")).to_be_visible(timeout=30_000)
             yield page
         finally:
             browser.close()
+
+
+def log_in(page: Page, base_url: str) -> None:
+    """Through the UI's login form, as a person does (the cookie it sets stays with the page)."""
+    page.goto(f"{base_url}/")
+    page.locator("input[type=password]").fill(LOGIN_TOKEN)
+    page.locator("input[type=text]").first.fill("owner")
+    page.get_by_role("button", name="Login").click()
+    expect(page.locator("#chat-input textarea")).to_be_visible(timeout=30_000)
 
 
 def go(page: Page, name: str) -> None:
