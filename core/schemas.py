@@ -196,7 +196,6 @@ class PoolStatus(_Model):
 
 class SystemStatus(_Model):
     kind: Literal["system_status"] = "system_status"
-    ray_address: str = Field(description="Ray cluster address.")
     ray_nodes: int = Field(description="Alive Ray nodes.")
     llm_provider: str = Field(description="Backend answering.")
     llm_base_url: str = Field(description="Its base URL.")
