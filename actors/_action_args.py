@@ -7,12 +7,13 @@ import hashlib
 import json
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core.action_schemas import ActionType
 from core.errors import ToolError
+from core.recipients import added_attendees
 
 _EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
 _ANY_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
@@ -55,14 +56,22 @@ class SendEmail(_Args):
 
 
 class ReplyEmail(_Args):
+    """A reply: the model gives the thread and the body; the rest is read from the thread (see
+    ``actors._grounding``), whatever the model passed for it."""
+
     thread_id: str = Field(min_length=1)
     body: str = Field(min_length=1)
     to: list[str] = Field(default_factory=list, description="Filled from the thread when proposed.")
     subject: str = ""
     in_reply_to: str | None = None
     references: str | None = None
+    sender: str | None = Field(None, description="The From address of the message replied to.")
+    reply_to: list[str] = Field(default_factory=list, description="Its Reply-To addresses, if it has any.")
+    to_source: Literal["reply_to", "from", "to", "person"] | None = Field(
+        None, description="Where ``to`` came from: the message's Reply-To, its From, the To of the user's own "
+                          "message, or a person's edit.")
 
-    @field_validator("to", mode="before")
+    @field_validator("to", "reply_to", mode="before")
     @classmethod
     def check_addresses(cls, v: Any) -> list[str]:
         return _emails(v)
@@ -89,6 +98,9 @@ class CreateEvent(_Args):
 
 
 class UpdateEvent(_Args):
+    """The fields to change; ``before`` is the event as it is (title, time, attendees, and the current
+    value of each changed field), read from Calendar when proposed (never from the model)."""
+
     event_id: str = Field(min_length=1)
     calendar_id: str = "primary"
     title: str | None = None
@@ -97,6 +109,7 @@ class UpdateEvent(_Args):
     attendees: list[str] | None = None
     description: str | None = None
     location: str | None = None
+    before: dict[str, Any] | None = None
 
     @field_validator("attendees", mode="before")
     @classmethod
@@ -110,9 +123,16 @@ class UpdateEvent(_Args):
 
 
 class DeleteEvent(_Args):
+    """The event to delete; its title, time and attendees are read from Calendar when proposed (the
+    model's ``title`` is replaced), so a person sees the event as it is."""
+
     event_id: str = Field(min_length=1)
     calendar_id: str = "primary"
     title: str = ""
+    start: str | None = None
+    end: str | None = None
+    attendees: list[str] = Field(default_factory=list)
+    organizer: str | None = None
 
 
 class CreateDriveFile(_Args):
@@ -167,15 +187,20 @@ def summary(action: str, a: dict[str, Any]) -> str:
     if action == "send_email":
         return f"Send email to {', '.join(a['to'])}: {a['subject']}"
     if action == "reply_email":
-        return f"Reply to {', '.join(a.get('to') or ['the thread'])}: {a.get('subject') or a['thread_id']}"
+        via = " (its Reply-To)" if a.get("to_source") == "reply_to" else ""
+        return f"Reply to {', '.join(a.get('to') or ['the thread'])}{via}: {a.get('subject') or a['thread_id']}"
     if action == "create_event":
         who = f" with {', '.join(a['attendees'])}" if a.get("attendees") else ""
         return f"Create event '{a['title']}' {a['start']} → {a['end']}{who}"
     if action == "update_event":
-        changed = ", ".join(k for k in a if k not in ("event_id", "calendar_id"))
-        return f"Change event {a['event_id']}: {changed or 'nothing'}"
+        changed = ", ".join(k for k in a if k not in ("event_id", "calendar_id", "before"))
+        title = (a.get("before") or {}).get("title")
+        added = added_attendees(a)
+        adds = f"; adds {', '.join(added)}" if added else ""
+        return f"Change event {repr(title) if title else a['event_id']}: {changed or 'nothing'}{adds}"
     if action == "delete_event":
-        return f"Delete event {a.get('title') or a['event_id']}"
+        when = f" ({a['start']})" if a.get("start") else ""
+        return f"Delete event {repr(a['title']) if a.get('title') else a['event_id']}{when}"
     if action == "create_drive_file":
         return f"Create Google Doc '{a['title']}' ({len(a['content'])} characters)"
     if action == "send_text":

@@ -18,6 +18,7 @@ from actors.handles import Handle
 from core.action_schemas import ACTION_TYPES, ActionView, AuditEntry, Policy
 from core.crypto import Sealed, Sealer, aad_for
 from core.errors import ApprovalRefused, NotFound
+from core.recipients import key, recipients_of
 
 _COLUMNS = ("id, user_id, run_id, task_id, action, status, args_hash, ciphertext, nonce, key_id, grp, replaces, "
             "created_at, expires_at, decided_by, decided_at, result, error")
@@ -70,6 +71,35 @@ async def get_action(store: Handle, sealer: Sealer, user_id: str, action_id: str
     if not rows:
         raise NotFound(f"no action '{action_id}'")
     return _view(rows[0], sealer)
+
+
+async def get_actions(store: Handle, sealer: Sealer, user_id: str, action_ids: list[str]) -> list[ActionView]:
+    """This user's actions among ``action_ids`` (others' and unknown ids are left out)."""
+    if not action_ids:
+        return []
+    marks = ", ".join("?" * len(action_ids))
+    rows = await store.call("read", f"SELECT {_COLUMNS} FROM actions WHERE user_id = ? AND id IN ({marks})",
+                            [user_id, *action_ids])
+    return [_view(r, sealer) for r in rows]
+
+
+# Statuses of an action a person (or a policy: see decided_by) let go ahead.
+_LET_THROUGH = ("approved", "executing", "done", "failed", "needs_review")
+
+
+async def known_recipients(store: Handle, sealer: Sealer, user_id: str, limit: int = 5000) -> set[str]:
+    """Keys (``core.recipients.key``) of everyone an earlier action of this user reached or was meant
+    to reach, where a *person* approved it — not an "allow" policy: a policy vets no one. The newest
+    ``limit`` such actions count."""
+    rows = await store.call(
+        "read", "SELECT id, action, ciphertext, nonce, key_id FROM actions WHERE user_id = ? AND status IN "
+                f"({', '.join('?' * len(_LET_THROUGH))}) AND decided_by IS NOT NULL AND decided_by <> 'policy' "
+                "ORDER BY decided_at DESC LIMIT ?", [user_id, *_LET_THROUGH, limit])
+    known: set[str] = set()
+    for aid, action, ct, nonce, kid in rows:
+        args = sealer.open_json(Sealed(ct, nonce, kid), aad_for("actions", aid, user_id))
+        known.update(key(address) for address, _ in recipients_of(action, args))
+    return known
 
 
 async def list_actions(store: Handle, sealer: Sealer, user_id: str, status: str | None, run_id: str | None,

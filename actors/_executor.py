@@ -48,7 +48,7 @@ def perform(action: str, a: dict[str, Any], action_id: str, svc: Services, stage
             description=a.get("description", ""), location=a.get("location", ""))
         return {"event_id": event["id"], "link": event.get("link")}
     if action == "update_event":
-        changes = {k: v for k, v in a.items() if k not in ("event_id", "calendar_id")}
+        changes = {k: v for k, v in a.items() if k not in ("event_id", "calendar_id", "before")}  # before: shown only
         event = gcalendar.update_event(svc.get("calendar"), calendar_id=a["calendar_id"], event_id=a["event_id"],
                                        changes=changes)
         return {"event_id": event.get("id", a["event_id"])}

@@ -1,5 +1,7 @@
 """The Workspace actor's Google accounts: a user's session (credentials and API clients), and
-connecting (web flow, loopback tokens), disconnecting, and the state the Integrations page shows.
+connecting (web flow, loopback tokens), disconnecting, and the state the Integrations page shows;
+and, against the account, the review of pending actions (who they reach; outliers that a batch
+approval may not include: see ``core.recipients``).
 
 A mixin of :class:`actors.workspace.Workspace`.
 """
@@ -8,14 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from typing import Any, cast
 
 import structlog
 
+from actors import _actions_sql as sql
 from actors._vault import Vault
 from actors.handles import Handle
-from core.action_schemas import ConnectStart, FeatureInfo, GoogleFeature, IntegrationView
+from core.action_schemas import (
+    ActionView,
+    BatchItem,
+    ConnectStart,
+    FeatureInfo,
+    GoogleFeature,
+    IntegrationView,
+)
 from core.errors import ApprovalRefused, ToolError
+from core.recipients import review_action
 from core.settings import Settings
 from integrations.google import gmail, oauth
 from integrations.google.api import build_service
@@ -66,6 +78,45 @@ class GoogleAccounts:
 
     async def _kick_due(self, include_executing: bool = False) -> None:
         raise NotImplementedError
+
+    async def _session(self, user_id: str) -> Session:
+        raise NotImplementedError
+
+    async def _call(self, user_id: str, session: Session, fn: Any) -> Any:
+        raise NotImplementedError
+
+    async def _read_google(self, user_id: str, fn: Callable[[Any], Any]) -> Any:
+        """``fn(the user's Google clients)`` in a worker thread: what an action's review reads."""
+        return await self._call(user_id, await self._session(user_id), fn)
+
+    async def _account(self, user_id: str) -> str | None:
+        """The user's Google account address, when known (connected with mail access)."""
+        session = self._sessions.get(user_id)
+        if session is not None and session.account:
+            return session.account
+        loaded = await self.vault.load(user_id) if self._vault is not None else None
+        return cast(str | None, loaded[2]["account"]) if loaded else None
+
+    async def _reviewed(self, user_id: str, views: list[ActionView]) -> list[ActionView]:
+        """Pending ones with their review (recipients flagged external and new, warnings, outliers)."""
+        if not any(v.status == "pending" for v in views):
+            return views
+        account = await self._account(user_id)
+        known = await sql.known_recipients(self._store, self.vault.sealer, user_id)
+        return [v.model_copy(update={"review": review_action(v.action, v.arguments, account, known)})
+                if v.status == "pending" else v for v in views]
+
+    async def _refuse_outliers(self, user_id: str, items: list[BatchItem]) -> None:
+        """A batch approval may not hold an outlier: each of those a person approves on its own."""
+        views = await self._reviewed(user_id, await sql.get_actions(self._store, self.vault.sealer, user_id,
+                                                                    [i.id for i in items]))
+        outliers = [(v.id, v.review.outliers) for v in views if v.review is not None and v.review.outliers]
+        if outliers:
+            named = "; ".join(f"{aid} ({', '.join(why)})" for aid, why in outliers[:10])
+            more = f" and {len(outliers) - 10} more" if len(outliers) > 10 else ""
+            raise ApprovalRefused(f"{len(outliers)} of these {len(items)} actions reach a new outside recipient or a "
+                                  f"reply's Reply-To; approve each of those on its own, after reading it: "
+                                  f"{named}{more}. Nothing was approved.", "outliers")
 
     async def connect_start(self, user_id: str, features: list[GoogleFeature]) -> ConnectStart:
         missing = oauth.configured(self._settings)

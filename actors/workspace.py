@@ -27,6 +27,7 @@ from actors._action_args import PROVIDER, args_hash, check_arguments, scrub
 from actors._boot import actor_class
 from actors._executor import NoProvider, already_done, perform
 from actors._google_accounts import GoogleAccounts, NoServices, Session
+from actors._grounding import ground
 from actors._vault import Vault
 from actors.handles import Handle
 from core.action_schemas import (
@@ -155,12 +156,7 @@ class Workspace(GoogleAccounts):
 
     async def propose(self, user_id: str, run_id: str | None, task_id: str | None, idempotency_key: str,
                       action: ActionType, arguments: dict[str, Any]) -> ActionView:
-        args = check_arguments(action, arguments)
-        if action == "reply_email":
-            headers = await self.google(user_id, "gmail.reply_headers", {"thread_id": args["thread_id"]})
-            args.update(to=headers["to"], subject=headers["subject"], in_reply_to=headers.get("in_reply_to"),
-                        references=headers.get("references"))
-            args = check_arguments(action, args)
+        args = await ground(action, check_arguments(action, arguments), lambda fn: self._read_google(user_id, fn))
         digest = args_hash(action, args)
         policy = (await self.policies(user_id))[action]
         status = {"ask": "pending", "allow": "approved", "deny": "rejected"}[policy]
@@ -181,10 +177,12 @@ class Workspace(GoogleAccounts):
                            limit: int = 200) -> list[ActionView]:
         if self._vault is None and not await self._store.call("read", "SELECT 1 FROM actions LIMIT 1"):
             return []  # without a key nothing could have been proposed: an empty list, not an error
-        return await sql.list_actions(self._store, self.vault.sealer, user_id, status, run_id, limit)
+        return await self._reviewed(user_id, await sql.list_actions(self._store, self.vault.sealer, user_id, status,
+                                                                    run_id, limit))
 
     async def get_action(self, user_id: str, action_id: str) -> ActionView:
-        return await sql.get_action(self._store, self.vault.sealer, user_id, action_id)
+        return (await self._reviewed(user_id, [await sql.get_action(self._store, self.vault.sealer, user_id,
+                                                                    action_id)]))[0]
 
     async def approve(self, user_id: str, action_id: str, digest: str, approver: str) -> ActionView:
         view = await sql.decide(self._store, self.vault.sealer, user_id, action_id, digest, "approved", approver)
@@ -206,6 +204,7 @@ class Workspace(GoogleAccounts):
         old = await sql.get_action(self._store, self.vault.sealer, user_id, action_id)
         args = check_arguments(old.action, {**arguments, **({"thread_id": old.arguments["thread_id"]}
                                                             if old.action == "reply_email" else {})})
+        args = await ground(old.action, args, lambda fn: self._read_google(user_id, fn), by_person=True)
         await sql.decide(self._store, self.vault.sealer, user_id, action_id, digest, "superseded", approver)
         new_digest = args_hash(old.action, args)
         row = await sql.insert_action(self._store, self.vault.sealer, user_id=user_id, run_id=old.run_id,
@@ -218,6 +217,8 @@ class Workspace(GoogleAccounts):
         return row.view
 
     async def batch(self, user_id: str, decision: str, items: list[BatchItem], who: str) -> BatchResult:
+        if decision == "approve":  # never an outlier (new outside recipient, Reply-To): one by one
+            await self._refuse_outliers(user_id, items)
         done: list[str] = []
         refused: dict[str, str] = {}
         for item in items:

@@ -70,6 +70,30 @@ class ConnectStart(_Model):
     authorization_url: str = Field(description="Open this in the browser to grant access.")
 
 
+class Recipient(_Model):
+    """Someone an action reaches (an address, or a phone number), as a person should see it before approving."""
+
+    address: str = Field(description="The address or phone number.")
+    domain: str | None = Field(None, description="Its domain (None for a phone number).")
+    roles: list[str] = Field(description="How it is reached: to, cc, attendee, new attendee, text, call.")
+    source: str | None = Field(None, description="Where the address came from (a reply: the message's Reply-To, "
+                                                 "From or To; or a person's edit).")
+    external: bool = Field(description="Outside the user's own domain (for a public mail domain such as "
+                                       "gmail.com: anyone but the user; always for a phone number).")
+    new: bool = Field(description="Never approved before: no earlier action a person approved reached it.")
+
+
+class ActionReview(_Model):
+    """What a person must know before approving an action, computed from the real objects and the
+    user's own history, never from text the model wrote."""
+
+    recipients: list[Recipient] = Field(default_factory=list, description="Everyone it reaches, once each.")
+    warnings: list[str] = Field(default_factory=list, description="Flags to read first (Reply-To differs from From, "
+                                                                  "attendees being added, ...).")
+    outliers: list[str] = Field(default_factory=list, description="Why it must be approved on its own, not with its "
+                                                                  "group; empty: it may be approved with the group.")
+
+
 class ActionView(_Model):
     """One proposed action exactly as it will be carried out."""
 
@@ -91,6 +115,7 @@ class ActionView(_Model):
     result: dict[str, Any] | None = Field(None, description="Ids of what was done (message id, event id, ...).")
     error: str | None = Field(None, description="Why it failed, or why it needs review.")
     replaces: str | None = Field(None, description="The action this one is an edit of.")
+    review: ActionReview | None = Field(None, description="Recipients and flags (pending actions, as listed).")
 
 
 class Decision(_Model):
@@ -119,6 +144,29 @@ class BatchDecision(_Model):
 class BatchResult(_Model):
     done: list[str] = Field(description="Ids decided.")
     refused: dict[str, str] = Field(default_factory=dict, description="Id → why it was refused.")
+
+
+class GroupRecipient(_Model):
+    address: str = Field(description="The address or phone number.")
+    domain: str | None = Field(None, description="Its domain (None for a phone number).")
+    actions: int = Field(description="How many actions of the group reach it.")
+    external: bool = Field(description="Outside the user's own domain.")
+    new: bool = Field(description="Never approved before.")
+
+
+class ApprovalGroup(_Model):
+    """Pending actions of one run and type, with every distinct recipient and domain among them."""
+
+    group: str = Field(description="Group key (run and action type).")
+    action: ActionType = Field(description="Their type.")
+    run_id: str | None = Field(None, description="The run that proposed them.")
+    items: list[BatchItem] = Field(description="Each action's id and args_hash, for a batch decision.")
+    recipients: list[GroupRecipient] = Field(description="Every distinct recipient, most reached first.")
+    domains: dict[str, int] = Field(description="Every distinct recipient domain → how many actions reach it.")
+    warnings: dict[str, list[str]] = Field(default_factory=dict, description="Action id → its flags.")
+    outliers: dict[str, list[str]] = Field(default_factory=dict, description="Action id → why it must be approved "
+                                                                             "on its own.")
+    approve_all: bool = Field(description="Whether the whole group may be approved at once (no outliers).")
 
 
 class PolicyView(_Model):

@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from core.action_schemas import (
     ActionStatus,
     ActionView,
+    ApprovalGroup,
     AuditEntry,
     BatchDecision,
     BatchResult,
@@ -28,6 +29,7 @@ from core.action_schemas import (
     Rejection,
 )
 from core.errors import ApprovalRefused
+from core.recipients import pending_groups
 from serve_app.access import RuntimeAccess
 
 
@@ -85,13 +87,22 @@ def build_google_routes(rt: RuntimeAccess, with_ui: bool) -> APIRouter:
     async def put_policy(body: PolicyView) -> PolicyView:
         return PolicyView(policies=await ws("set_policies", me(), dict(body.policies), me()))
 
+    @r.get("/approvals/groups", response_model=list[ApprovalGroup], tags=["approvals"])
+    async def approval_groups(limit: int = Query(1000, ge=1, le=1000)) -> list[ApprovalGroup]:
+        """Pending actions by group (run and type), each with every distinct recipient and domain,
+        flagged external or new, and its outliers: a group with any cannot be approved all at once."""
+        return pending_groups(await ws("list_actions", me(), "pending", None, limit))
+
     @r.get("/approvals/{action_id}", response_model=ActionView, tags=["approvals"])
     async def approval(action_id: str) -> ActionView:
         return await ws("get_action", me(), action_id)  # type: ignore[no-any-return]
 
-    @r.post("/approvals/batch", response_model=BatchResult, tags=["approvals"])
+    @r.post("/approvals/batch", response_model=BatchResult, tags=["approvals"],
+            responses={409: {"description": "An approval that holds outliers (a new outside recipient, a reply "
+                                            "to a Reply-To): nothing is approved; approve those one by one."}})
     async def batch(body: BatchDecision) -> BatchResult:
-        """Approve or reject many at once (each must quote the args_hash shown)."""
+        """Approve or reject many at once (each must quote the args_hash shown). An approval is
+        refused as a whole when it holds an outlier (see ``GET /api/approvals/groups``)."""
         return await ws("batch", me(), body.decision, body.items, me())  # type: ignore[no-any-return]
 
     @r.post("/approvals/{action_id}/approve", response_model=ActionView, tags=["approvals"],
@@ -131,5 +142,6 @@ def _finish_page(with_ui: bool, ok: bool, message: str) -> Response:
 
 def approval_status(exc: ApprovalRefused) -> int:
     """HTTP status of a refused decision."""
-    return {"expired": 410, "used": 409, "mismatch": 409, "state": 400, "exchange": 400, "tampered": 409}.get(
+    return {"expired": 410, "used": 409, "mismatch": 409, "state": 400, "exchange": 400, "tampered": 409,
+            "outliers": 409}.get(
         exc.reason, 404)

@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from html import escape
 from typing import Any
 
@@ -20,10 +21,13 @@ from core.action_schemas import (
     ACTION_TYPES,
     ActionType,
     ActionView,
+    ApprovalGroup,
     AuditEntry,
     BatchResult,
     Policy,
 )
+from core.recipients import SOURCES, summarize_group
+from ui.recipient_views import event_diff_html, group_recipients_html, review_html
 from ui.render import fmt_time, short
 
 SAMPLE = 3  # actions of a group shown in full
@@ -38,10 +42,11 @@ STATUS_SYMBOLS = {"pending": "○", "approved": "·", "executing": "◐", "done"
 # follows in the order it came.
 KEY_ORDER: dict[str, tuple[str, ...]] = {
     "send_email": ("to", "cc", "subject", "body"),
-    "reply_email": ("to", "subject", "body", "thread_id", "in_reply_to", "references"),
+    "reply_email": ("to", "to_source", "sender", "reply_to", "subject", "body", "thread_id", "in_reply_to",
+                    "references"),
     "create_event": ("title", "start", "end", "attendees", "location", "description", "calendar_id"),
     "update_event": ("event_id", "title", "start", "end", "attendees", "location", "description", "calendar_id"),
-    "delete_event": ("event_id", "title", "calendar_id"),
+    "delete_event": ("title", "start", "end", "attendees", "organizer", "event_id", "calendar_id"),
     "create_drive_file": ("title", "folder_id", "content"),
     "send_text": ("to", "body"),
     "place_call": ("to", "script"),
@@ -50,7 +55,9 @@ KEY_LABELS = {"to": "To", "cc": "Cc", "subject": "Subject", "body": "Body", "thr
               "in_reply_to": "In reply to", "references": "References", "title": "Title", "start": "Start",
               "end": "End", "attendees": "Attendees", "location": "Where", "description": "Description",
               "calendar_id": "Calendar", "event_id": "Event", "folder_id": "Folder", "content": "Content",
-              "script": "Script"}
+              "script": "Script", "to_source": "Address from", "sender": "Replying to (From)",
+              "reply_to": "Its Reply-To", "organizer": "Organizer"}
+HIDDEN_KEYS = {"update_event": {"before"}}  # shown another way (the event as it is, then after the change)
 LONG_KEYS = {"body", "description", "content", "script"}  # shown as blocks of text
 SUMMARY_KEYS = ("to", "title", "start", "subject", "event_id", "thread_id")
 
@@ -68,6 +75,21 @@ class ActionGroup:
     def header(self) -> str:
         run = f"run {self.run_id[:8]}" if self.run_id else "no run"
         return f"{len(self.actions)} × {label(self.action)} · {run}"
+
+    @cached_property
+    def summary(self) -> ApprovalGroup:
+        """Every distinct recipient and domain, and the outliers (from the server's review)."""
+        return summarize_group(self.key, self.actions)
+
+    @property
+    def approve_all(self) -> str:
+        """The "Approve all" button's label; with outliers it is disabled (see ``can_approve_all``)."""
+        n, odd = len(self.actions), len(self.summary.outliers)
+        return f"Approve all {n}" if not odd else f"Approve all {n}: {odd} need approving one by one"
+
+    @property
+    def can_approve_all(self) -> bool:
+        return self.summary.approve_all
 
     def seen(self) -> dict[str, Any]:
         """What the buttons decide on: each action's id and args_hash as shown (kept in a gr.State)."""
@@ -102,8 +124,9 @@ def _text(value: Any) -> str:
 
 
 def ordered_keys(action: str, arguments: Mapping[str, Any]) -> list[str]:
+    hidden = HIDDEN_KEYS.get(action, set())
     first = [k for k in KEY_ORDER.get(action, ()) if k in arguments]
-    return first + [k for k in arguments if k not in first]
+    return first + [k for k in arguments if k not in first and k not in hidden]
 
 
 def arguments_html(action: str, arguments: Mapping[str, Any]) -> str:
@@ -115,7 +138,7 @@ def arguments_html(action: str, arguments: Mapping[str, Any]) -> str:
         if key == "end" and "start" in arguments:
             continue
         name = KEY_LABELS.get(key, key.replace("_", " ").capitalize())
-        text = _text(value)
+        text = SOURCES.get(str(value), str(value)) if key == "to_source" else _text(value)
         if key == "start" and "end" in arguments:
             name, text = "When", f"{text} – {_text(arguments['end'])}"
         if key in LONG_KEYS or "\n" in text:
@@ -163,17 +186,29 @@ def action_html(a: ActionView, now: float | None = None) -> str:
     return (f'<div class="act" data-action="{escape(a.id)}" data-type="{escape(a.action)}" '
             f'data-status="{escape(a.status)}"><div class="act-head"><b>{escape(label(a.action))}</b> '
             f'<span class="act-summary">{escape(a.summary)}</span></div>'
-            f'<div class="rec-meta">{meta}{edit}</div>{arguments_html(a.action, a.arguments)}</div>')
+            f'<div class="rec-meta">{meta}{edit}</div>{review_html(a.review)}{real_object_html(a)}'
+            f'{arguments_html(a.action, a.arguments)}</div>')
+
+
+def real_object_html(a: ActionView) -> str:
+    """What an event action is about, as read from Google Calendar (not as the model described it)."""
+    if a.action == "update_event":
+        return event_diff_html(a.arguments)
+    if a.action == "delete_event":
+        return '<div class="act-diff-head">The event as it is in Google Calendar:</div>'
+    return ""
 
 
 def group_html(group: ActionGroup, now: float | None = None) -> str:
-    """A group's header and a sample of its actions in full; the rest are counted."""
+    """A group's header, every distinct recipient and domain (flagged) and its outliers, then a sample
+    of its actions in full; the rest are counted."""
     sample = "".join(action_html(a, now) for a in group.actions[:SAMPLE])
     rest = len(group.actions) - SAMPLE
     more = (f'<div class="act-more">… and {rest} more like these (pick one below to read it).</div>'
             if rest > 0 else "")
     return (f'<div class="act-group" data-group="{escape(group.key)}" data-count="{len(group.actions)}">'
-            f'<h4 class="act-group-head">{escape(group.header)}</h4>{sample}{more}</div>')
+            f'<h4 class="act-group-head">{escape(group.header)}</h4>{group_recipients_html(group.summary)}'
+            f'{sample}{more}</div>')
 
 
 def pending_note(actions: Sequence[ActionView], groups: Sequence[ActionGroup], shown: int) -> str:

@@ -56,7 +56,8 @@ class ApprovalHandlers:
             g = groups[i] if i < len(groups) else None
             n = len(g.actions) if g else 0
             slots += [gr.Column(visible=g is not None), av.group_html(g, now) if g else "",
-                      gr.Button(f"Approve all {n}"), gr.Button(f"Reject all {n}")]
+                      gr.Button(g.approve_all if g else "Approve all 0", interactive=g is None or g.can_approve_all),
+                      gr.Button(f"Reject all {n}")]
         ids = {a.id for a in pending}
         still = picked is not None and picked.get("id") in ids
         choices = [(av.choice_label(a), a.id) for a in pending]
@@ -85,7 +86,11 @@ class ApprovalHandlers:
         groups = av.group_actions(_actions(shown))
         if not 0 <= index < len(groups):
             return "✖ That group is no longer on screen."
-        items = [BatchItem(id=a.id, args_hash=a.args_hash) for a in groups[index].actions]
+        group = groups[index]
+        if decision == "approve" and not group.can_approve_all:  # the API refuses it too
+            return (f"✖ Not approved: {len(group.summary.outliers)} of these reach a new outside recipient or a "
+                    "Reply-To; approve each of those on its own (pick it below), then the rest together.")
+        items = [BatchItem(id=a.id, args_hash=a.args_hash) for a in group.actions]
         try:
             result = await self.client.decide_batch(decision, items)
         except ApiError as exc:

@@ -93,6 +93,11 @@ CSS = """
 .act-text { white-space: pre-wrap; word-break: break-word; font-size: 12px; margin: 0; padding: 6px 8px;
   max-height: 260px; overflow: auto; border-radius: 6px; background: var(--background-fill-primary); }
 .act-none, .act-more { opacity: .7; font-size: 13px; }
+.act-flag { font-size: 11px; font-weight: 600; border-radius: 4px; padding: 0 4px; color: #92400e; background: #fef3c7; }
+.act-warn, .act-outlier { color: #92400e; background: #fef3c7; border-radius: 6px; padding: 4px 8px; margin: 4px 0; }
+.act-outlier { color: #991b1b; background: #fee2e2; }
+.act-recipients { margin: 2px 0 4px 18px; padding: 0; font-size: 13px; max-height: 220px; overflow: auto; }
+.act-source, .act-diff-head { opacity: .8; font-size: 12px; }
 .integ-box { border: 1px solid var(--border-color-primary); border-radius: 10px; padding: 8px 12px;
   background: var(--background-fill-secondary); font-size: 14px; }
 .integ-box[data-status="connected"] { color: #15803d; }

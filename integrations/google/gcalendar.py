@@ -213,14 +213,21 @@ def create_event(svc: Any, *, event_id: str, calendar_id: str, title: str, start
 
 
 def get_event(svc: Any, calendar_id: str, event_id: str) -> dict[str, Any] | None:
-    """The event, or None when it does not exist or was cancelled."""
+    """The event as it is in the calendar ({id, title, start, end, attendees, status, link, and
+    location, description, organizer when it has them}), or None when it does not exist or was cancelled."""
     try:
         raw = execute(svc.events().get(calendarId=calendar_id, eventId=event_id), what=f"event '{event_id}'")
     except GoogleApiError as exc:
         if not_found(exc):
             return None
         raise
-    return None if raw.get("status") == "cancelled" else _event(raw, description=True)
+    if raw.get("status") == "cancelled":
+        return None
+    event = _event(raw, description=True)
+    organizer = (raw.get("organizer") or {}).get("email")
+    if organizer:
+        event["organizer"] = organizer
+    return event
 
 
 def update_event(svc: Any, *, calendar_id: str, event_id: str, changes: dict[str, Any],

@@ -130,7 +130,9 @@ def apply_labels(svc: Any, message_ids: list[str], add: list[str], remove: list[
 
 
 def reply_headers(svc: Any, thread_id: str) -> dict[str, Any]:
-    """How a reply to the thread's last message is addressed: {to, subject, in_reply_to, references}."""
+    """How a reply to the thread's last message is addressed: {to, subject, in_reply_to, references},
+    and where ``to`` came from: ``sender`` (its From address), ``reply_to`` (its Reply-To addresses)
+    and ``to_source`` ('reply_to', 'from', or 'to' when the last message is the account's own)."""
     thread = execute(svc.users().threads().get(userId=_ME, id=thread_id, format="metadata",
                                                metadataHeaders=_REPLY_HEADERS), what=f"thread '{thread_id}'")
     messages = [m for m in thread.get("messages") or [] if "DRAFT" not in (m.get("labelIds") or [])]
@@ -138,15 +140,19 @@ def reply_headers(svc: Any, thread_id: str) -> dict[str, Any]:
         raise GoogleApiError(f"Gmail: thread '{thread_id}' has no message to reply to", 404, "notFound")
     headers = messages[-1].get("payload", {}).get("headers")
     own = str(profile(svc).get("emailAddress", "")).lower()
+    reply_to = _addresses(header(headers, "Reply-To"), "")
+    senders = _addresses(header(headers, "From"), "")
+    source = "reply_to" if header(headers, "Reply-To") else "from"
     to = _addresses(header(headers, "Reply-To") or header(headers, "From"), own)
     if not to:  # the last message is the account's own: reply to the people it was sent to
-        to = _addresses(header(headers, "To"), own)
+        to, source = _addresses(header(headers, "To"), own), "to"
     subject = header(headers, "Subject").strip()
     if not re.match(r"^re\s*:", subject, re.I):
         subject = f"Re: {subject}" if subject else "Re:"
     message_id = header(headers, "Message-ID").strip()
     references = " ".join(part for part in (header(headers, "References").strip(), message_id) if part)
-    return {"to": to, "subject": subject, "in_reply_to": message_id or None, "references": references or None}
+    return {"to": to, "subject": subject, "in_reply_to": message_id or None, "references": references or None,
+            "sender": senders[0] if senders else None, "reply_to": reply_to, "to_source": source}
 
 
 def _addresses(value: str, own: str) -> list[str]:

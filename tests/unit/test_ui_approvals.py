@@ -365,3 +365,88 @@ def test_a_page_link_opens_that_page() -> None:
     assert link(request(doc="d1")) == ["switched"] * 3 + ["d1"]
     assert link(request(open="nope")) == [SKIP] * 4 and link(request()) == [SKIP] * 4
     assert opened == ["integrations", "memory"]
+
+
+# --- recipients, flags and the real objects -------------------------------------------------------------
+
+
+def reviewed(n: int, to: list[str], known: set[str], run: str = "run-aaaaaaaa-1", **extra: Any) -> ActionView:
+    from core.recipients import review_action
+
+    args = {"to": to, "cc": [], "subject": f"Hello {n}", "body": "b", **extra}
+    return action(n, run=run, **args).model_copy(update={"review": review_action("send_email", args,
+                                                                                 "owner@example.com", known)})
+
+
+def test_a_group_shows_every_distinct_recipient_and_domain_and_flags_outliers() -> None:
+    known = {f"lead{i}@client.com" for i in range(6)}
+    leads = [reviewed(i, [f"lead{i}@client.com"], known) for i in range(6)]
+    odd = reviewed(9, ["drop@evil.test", "ann@example.com"], known)
+    (group,) = av.group_actions([*leads, odd])
+    html = av.group_html(group, now=0.0)
+    assert html.count('class="act"') == 3  # three in full, as before ...
+    head = html[:html.index('<div class="act" ')]
+    for address in [*known, "drop@evil.test", "ann@example.com"]:  # ... but every recipient, each once
+        assert head.count(f'<li data-address="{address}"') == 1, address
+    assert 'data-recipients="8" data-domains="3"' in html and "client.com (6)" in html and "evil.test (1)" in html
+    assert '<li data-address="drop@evil.test" data-external="true" data-new="true">' in html
+    assert '<li data-address="ann@example.com" data-external="false" data-new="true">' in html  # a colleague
+    assert 'data-outliers="1"' in html and "act-0009: drop@evil.test: outside example.com" in html
+    assert not group.can_approve_all and group.approve_all == "Approve all 7: 1 need approving one by one"
+    (clean,) = av.group_actions(leads)
+    assert clean.can_approve_all and clean.approve_all == "Approve all 6" and 'data-outliers="0"' in av.group_html(clean)
+
+
+def test_an_action_shows_where_a_reply_goes_and_events_as_they_are_in_calendar() -> None:
+    from core.recipients import review_action
+
+    args = {"thread_id": "t1", "body": "ok", "to": ["pay@evil.test"], "subject": "Re: Invoice", "sender": "cfo@client.com",
+            "reply_to": ["pay@evil.test"], "to_source": "reply_to"}
+    reply = action(1, "reply_email", **args).model_copy(update={"review": review_action(
+        "reply_email", args, "owner@example.com", set())})
+    html = av.action_html(reply, now=0.0)
+    assert "⚠ Reply-To (pay@evil.test) differs from From (cfo@client.com): the reply goes to the Reply-To" in html
+    assert "✋ Approve this one on its own" in html and "the Reply-To of the message replied to" in html
+    assert html.index("act-review") < html.index("act-args")  # the flags come before the text
+    change = {"event_id": "e1", "attendees": ["ann@example.com", "spy@evil.test"], "title": "Board (moved)",
+              "before": {"title": "Board", "start": "2030-01-07T10:00:00Z", "end": "2030-01-07T11:00:00Z",
+                         "attendees": ["ann@example.com", "bob@example.com"]}}
+    diff = av.action_html(action(2, "update_event", **change), now=0.0)
+    assert "Event <b>Board</b> 2030-01-07T10:00:00Z – 2030-01-07T11:00:00Z, as it is in Google Calendar" in diff
+    assert '<tr data-key="title"><th>Title</th><td>Board</td><td>Board (moved)</td></tr>' in diff
+    assert "Adds: <b>spy@evil.test</b>" in diff and "Removes: bob@example.com" in diff
+    assert 'data-key="before"' not in diff
+    unread = av.action_html(action(3, "update_event", event_id="e1", title="x"), now=0.0)
+    assert "could not be read from Calendar" in unread
+    gone = av.action_html(action(4, "delete_event", event_id="e1", title="Board", start="2030-01-07T10:00:00Z",
+                                 end="2030-01-07T11:00:00Z", attendees=["bob@example.com"]), now=0.0)
+    assert "The event as it is in Google Calendar" in gone and "bob@example.com" in gone
+    assert gone.index('data-key="title"') < gone.index('data-key="event_id"')
+
+
+def test_approve_all_is_disabled_for_a_group_with_an_outlier_and_sends_nothing() -> None:
+    known = {"lead0@client.com"}
+    pending = [reviewed(0, ["lead0@client.com"], known), reviewed(1, ["drop@evil.test"], known),
+               reviewed(5, ["lead0@client.com"], known, run="run-bbbbbbbb")]
+    batches: list[Any] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            return httpx.Response(200, json=dumped(pending))
+        batches.append(json.loads(request.content))
+        return httpx.Response(200, json={"done": [i["id"] for i in batches[-1]["items"]], "refused": {}})
+
+    async def flow(c: ApiClient) -> list[Any]:
+        h = ApprovalHandlers(c, max_groups=2)
+        listed = await h.listing()
+        shown = listed[9]
+        return [listed, await h.decide_group("approve", 0, shown), await h.decide_group("approve", 1, shown),
+                await h.decide_group("reject", 0, shown)]
+
+    listed, refused, approved, rejected = run_with(handler, flow)
+    approve_odd, approve_clean = listed[3], listed[7]
+    assert approve_odd.value == "Approve all 2: 1 need approving one by one" and approve_odd.interactive is False
+    assert approve_clean.value == "Approve all 1" and approve_clean.interactive is True
+    assert refused.startswith("✖ Not approved: 1 of these reach a new outside recipient")
+    assert approved == "✔ Approved 1 of 1." and rejected == "✔ Rejected 2 of 2."
+    assert [b["decision"] for b in batches] == ["approve", "reject"]  # the refused group sent nothing
