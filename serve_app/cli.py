@@ -26,6 +26,12 @@ def _print_json(value: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:2] == ["dev", "sim-llm"]:  # its options are its own (argparse's REMAINDER refuses "--port" there)
+        from integrations.llm import sim_server
+
+        sim_server.main(argv[2:])
+        return
     parser = argparse.ArgumentParser(prog="maos", description="Master Agent OS")
     sub = parser.add_subparsers(dest="command", required=True)
     ask = sub.add_parser("ask", help="ask the master agent to do something; shows the plan and live progress")
@@ -52,14 +58,8 @@ def main(argv: list[str] | None = None) -> None:
     more = {**cli_memory.add_commands(sub), **cli_google.add_commands(sub)}
     dev = sub.add_parser("dev", help="developer tools").add_subparsers(dest="tool", required=True)
     sim = dev.add_parser("sim-llm", help="run the simulated LLM server (a test tool)")
-    sim.add_argument("rest", nargs=argparse.REMAINDER)
+    sim.add_argument("options", nargs="*", help="see `maos dev sim-llm --help`")
     args = parser.parse_args(argv)
-
-    if args.command == "dev":
-        from integrations.llm import sim_server
-
-        sim_server.main(args.rest)
-        return
     settings = Settings()
     configure(settings.log_level, settings.log_format)
     if getattr(args, "json", False):  # stdout is for the JSON alone: Ray's own notices go to stderr
