@@ -411,14 +411,14 @@ def test_replies_are_deterministic() -> None:
 
 
 def test_cli_prints_the_address_and_serves() -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from integrations.llm.sim_server import main; main(['--port', '0', '--reply-tokens', '3'])"],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True,
-    )
+    """As README shows it: ``maos dev sim-llm --port N``."""
+    port = free_port()
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "maos"), "dev", "sim-llm", "--port", str(port),
+                             "--reply-tokens", "3"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline().strip()
-        assert line.startswith("sim-llm listening on http://127.0.0.1:")
+        assert line == f"sim-llm listening on http://127.0.0.1:{port}"
 
         async def ask() -> str:
             async with aiohttp.ClientSession() as http:
@@ -430,3 +430,11 @@ def test_cli_prints_the_address_and_serves() -> None:
     finally:
         proc.terminate()
         assert proc.wait(5) == 0
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
