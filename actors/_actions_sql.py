@@ -2,7 +2,8 @@
 
 Every state change is one conditional UPDATE … RETURNING, so two callers racing for the same
 action (two approvals, two executors) cannot both win. Arguments are sealed (AES-GCM, bound to
-the row and user); the summary a person reads is built from them on read and never stored.
+the row, user, type, hash and decision: ``actors._action_seal``; approving re-seals them); the
+summary a person reads is built from them on read and never stored.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from actors._action_args import args_hash, summary
+from actors._action_seal import open_args, seal_args
 from actors.handles import Handle
 from core.action_schemas import ACTION_TYPES, ActionView, AuditEntry, Policy
-from core.crypto import Sealed, Sealer, aad_for
+from core.crypto import LET_THROUGH, DecryptError, Sealed, Sealer
 from core.errors import ApprovalRefused, NotFound
 from core.recipients import key, recipients_of
 
@@ -33,7 +35,8 @@ class Inserted:
 def _view(row: tuple[Any, ...], sealer: Sealer) -> ActionView:
     (aid, user_id, run_id, task_id, action, status, digest, ct, nonce, kid, grp, replaces, created, expires,
      decided_by, decided_at, result, error) = row
-    args = sealer.open_json(Sealed(ct, nonce, kid), aad_for("actions", aid, user_id))
+    args, _ = open_args(sealer, action_id=aid, user_id=user_id, action=action, digest=digest, status=status,
+                        sealed=Sealed(ct, nonce, kid))
     if args_hash(action, args) != digest:  # cannot happen unless the row was tampered with
         raise ApprovalRefused(f"action {aid}: its stored arguments do not match their hash", "tampered")
     if status == "pending" and expires <= time.time():
@@ -49,7 +52,8 @@ async def insert_action(store: Handle, sealer: Sealer, *, user_id: str, run_id: 
                         decided_by: str | None, replaces: str | None = None) -> Inserted:
     """A new action under ``key``; the existing one when that key was already proposed (a retried step)."""
     action_id = "act_" + uuid.uuid4().hex[:20]
-    sealed = sealer.seal_json(args, aad_for("actions", action_id, user_id))
+    sealed = seal_args(sealer, action_id=action_id, user_id=user_id, action=action, digest=digest, status=status,
+                       args=args)
     now = time.time()
     grp = f"{run_id or 'manual'}:{action}"
     rows = await store.call(
@@ -92,12 +96,14 @@ async def known_recipients(store: Handle, sealer: Sealer, user_id: str, limit: i
     to reach, where a *person* approved it — not an "allow" policy: a policy vets no one. The newest
     ``limit`` such actions count."""
     rows = await store.call(
-        "read", "SELECT id, action, ciphertext, nonce, key_id FROM actions WHERE user_id = ? AND status IN "
+        "read", "SELECT id, action, status, args_hash, ciphertext, nonce, key_id FROM actions WHERE user_id = ? "
+                "AND status IN "
                 f"({', '.join('?' * len(_LET_THROUGH))}) AND decided_by IS NOT NULL AND decided_by <> 'policy' "
                 "ORDER BY decided_at DESC LIMIT ?", [user_id, *_LET_THROUGH, limit])
     known: set[str] = set()
-    for aid, action, ct, nonce, kid in rows:
-        args = sealer.open_json(Sealed(ct, nonce, kid), aad_for("actions", aid, user_id))
+    for aid, action, status, digest, ct, nonce, kid in rows:
+        args, _ = open_args(sealer, action_id=aid, user_id=user_id, action=action, digest=digest, status=status,
+                            sealed=Sealed(ct, nonce, kid))
         known.update(key(address) for address, _ in recipients_of(action, args))
     return known
 
@@ -125,13 +131,15 @@ async def list_actions(store: Handle, sealer: Sealer, user_id: str, status: str 
 
 async def decide(store: Handle, sealer: Sealer, user_id: str, action_id: str, digest: str | None, to: str,
                  who: str, error: str | None = None) -> ActionView:
-    """pending → ``to`` for this user, if not expired and (with ``digest``) for exactly these arguments."""
+    """pending → ``to`` for this user, if not expired and (with ``digest``) for exactly these arguments.
+    Approving re-seals the arguments under the new decision, in the same conditional UPDATE."""
     now = time.time()
+    reseal, reseal_params = await _resealed(store, sealer, user_id, action_id, to)
     rows = await store.call(
-        "write", "UPDATE actions SET status = ?, decided_by = ?, decided_at = ?, error = ?, updated_at = ? "
+        "write", f"UPDATE actions SET status = ?, decided_by = ?, decided_at = ?, error = ?, updated_at = ?{reseal} "
                  "WHERE id = ? AND user_id = ? AND status = 'pending' AND expires_at > ? "
-                 f"AND (? IS NULL OR args_hash = ?) RETURNING {_COLUMNS}",
-        [to, who, now, error, now, action_id, user_id, now, digest, digest])
+                 f"AND (? IS NULL OR args_hash = ?){' AND nonce = ?' if reseal else ''} RETURNING {_COLUMNS}",
+        [to, who, now, error, now, *reseal_params[:3], action_id, user_id, now, digest, digest, *reseal_params[3:]])
     if rows:
         return _view(rows[0], sealer)
     found = await store.call("read", "SELECT user_id, status, expires_at, args_hash FROM actions WHERE id = ?",
@@ -145,6 +153,24 @@ async def decide(store: Handle, sealer: Sealer, user_id: str, action_id: str, di
         raise ApprovalRefused(f"action {action_id} expired; ask the agent to propose it again", "expired")
     raise ApprovalRefused(f"action {action_id} is not what was approved (its arguments differ from those shown); "
                           "reload and review it again", "mismatch")
+
+
+async def _resealed(store: Handle, sealer: Sealer, user_id: str, action_id: str, to: str) -> tuple[str, list[Any]]:
+    """For a pending action about to become ``to``: the SET clause and values that re-seal its
+    arguments under the new decision, then the nonce they were opened from (the UPDATE's guard);
+    nothing when the decision does not change or the action is not pending (the UPDATE then refuses)."""
+    rows = await store.call("read", "SELECT action, status, args_hash, ciphertext, nonce, key_id FROM actions "
+                                    "WHERE id = ? AND user_id = ?", [action_id, user_id])
+    if not rows or rows[0][1] != "pending":
+        return "", []
+    action, status, digest, ct, nonce, kid = rows[0]
+    args, legacy = open_args(sealer, action_id=action_id, user_id=user_id, action=action, digest=digest,
+                             status=status, sealed=Sealed(ct, nonce, kid))
+    if not legacy and (status in LET_THROUGH) == (to in LET_THROUGH):
+        return "", []
+    sealed = seal_args(sealer, action_id=action_id, user_id=user_id, action=action, digest=digest, status=to,
+                       args=args)
+    return ", ciphertext = ?, nonce = ?, key_id = ?", [sealed.ciphertext, sealed.nonce, sealed.key_id, nonce]
 
 
 @dataclass(frozen=True)
@@ -164,7 +190,12 @@ async def claim(store: Handle, sealer: Sealer, action_id: str) -> Claimed | None
     if not rows:
         return None
     *row, attempts, staged = rows[0]
-    return Claimed(_view(tuple(row), sealer), int(attempts), json.loads(staged) if staged else None)
+    try:
+        view = _view(tuple(row), sealer)
+    except (DecryptError, ApprovalRefused) as exc:  # changed under its seal: never carried out
+        await finish(store, action_id, "failed", None, f"refused: {exc}")
+        return None
+    return Claimed(view, int(attempts), json.loads(staged) if staged else None)
 
 
 async def record_staged(store: Handle, action_id: str, staged: dict[str, Any]) -> None:

@@ -1,5 +1,6 @@
 """Encrypted rows: OAuth credentials (and the short-lived OAuth states) in DuckDB, sealed with
-AES-256-GCM under ``ENCRYPTION_KEY``, each bound to its table, row and user; key rotation.
+AES-256-GCM under ``ENCRYPTION_KEY``, each bound to its table, row and user; key rotation, which
+also re-seals actions sealed before their type, hash and decision were bound (``_action_seal``).
 
 Used by the Workspace actor through the Store handle (the Store owns the DuckDB file).
 """
@@ -11,6 +12,7 @@ import time
 import uuid
 from typing import Any, Literal, cast
 
+from actors._action_seal import open_args, seal_args
 from actors.handles import Handle
 from core.crypto import Sealed, Sealer, aad_for
 from core.errors import ApprovalRefused
@@ -109,10 +111,14 @@ class Vault:
     # --- key rotation --------------------------------------------------------------------
 
     async def rotate(self) -> dict[str, int]:
-        """Re-encrypt every row not under the current key; counts per table."""
+        """Re-encrypt every row not under the current key, and every action sealed the old way; counts
+        per table."""
         counts: dict[str, int] = {}
         for table, key_col, user_col in (("oauth_credentials", "id", "user_id"), ("actions", "id", "user_id"),
                                          ("oauth_states", "state", "user_id")):
+            if table == "actions":
+                counts[table] = await self._reseal_actions()
+                continue
             rows = await self._store.call(
                 "read", f"SELECT {key_col}, {user_col}, ciphertext, nonce, key_id FROM {table} WHERE key_id <> ?",
                 [self.sealer.key_id])
@@ -124,3 +130,22 @@ class Vault:
                     [sealed.ciphertext, sealed.nonce, sealed.key_id, row_id, kid])
             counts[table] = len(rows)
         return counts
+
+    async def _reseal_actions(self) -> int:
+        """Actions under an older key, or sealed before their type, hash and decision were bound."""
+        count = 0
+        rows = await self._store.call(
+            "read", "SELECT id, user_id, action, status, args_hash, ciphertext, nonce, key_id FROM actions")
+        for row_id, user_id, action, status, digest, ct, nonce, kid in rows:
+            fields = {"action_id": row_id, "user_id": user_id, "action": action, "digest": digest, "status": status}
+            args, legacy = open_args(self.sealer, **fields, sealed=Sealed(ct, nonce, kid))
+            if not legacy and self.sealer.is_current(kid):
+                continue
+            sealed = seal_args(self.sealer, **fields, args=args)
+            # The decision is bound, not the status: a status change meanwhile (approved → executing) leaves
+            # this seal valid, and approving re-seals (a new nonce), which this UPDATE then leaves alone.
+            done = await self._store.call(
+                "write", "UPDATE actions SET ciphertext = ?, nonce = ?, key_id = ? WHERE id = ? AND nonce = ? "
+                         "RETURNING id", [sealed.ciphertext, sealed.nonce, sealed.key_id, row_id, nonce])
+            count += len(done)
+        return count

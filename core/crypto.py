@@ -1,7 +1,8 @@
 """Secrets at rest: AES-256-GCM with a key from the environment.
 
 Every encryption takes a fresh random 96-bit nonce and binds associated data (the row's id and
-user), so a ciphertext copied to another row does not decrypt. Each ciphertext carries the id of
+user; for an action also its type, argument hash and decision), so a ciphertext copied to another
+row, or left under a changed row, does not decrypt. Each ciphertext carries the id of
 its key (the first 8 hex digits of the key's SHA-256), so ``maos keys rotate`` can re-encrypt
 what older keys wrote while those keys are still listed in ``ENCRYPTION_OLD_KEYS``.
 """
@@ -118,7 +119,26 @@ class Sealer:
     def is_current(self, sealed_key_id: str) -> bool:
         return sealed_key_id == self.key_id
 
+    def knows(self, sealed_key_id: str) -> bool:
+        """Whether a key with this id (current or older) is configured."""
+        return sealed_key_id in self._keys
+
 
 def aad_for(table: str, row_id: str, user_id: str) -> str:
     """Associated data binding a ciphertext to its table, row and user."""
     return f"{table}:{row_id}:{user_id}"
+
+
+# Statuses of an action that was let go ahead (by a person or an "allow" policy); the others are
+# "proposed" (pending, rejected, expired, superseded).
+LET_THROUGH = frozenset({"approved", "executing", "done", "failed", "needs_review"})
+
+
+def action_aad(action_id: str, user_id: str, action: str, args_hash: str, status: str) -> str:
+    """Associated data of an action's sealed arguments: its row and user, its type, the hash a person
+    approves, and its decision (``proposed`` or ``approved``, from the status). Changing any of them
+    in the database makes the arguments fail to open, so an action cannot be retyped, re-hashed or
+    marked approved behind the app's back. The decision, not the exact status, is bound: the
+    executor's own steps (approved → executing → done) need no re-sealing; approving does."""
+    decision = "approved" if status in LET_THROUGH else "proposed"
+    return f"actions:v2:{action_id}:{user_id}:{action}:{args_hash}:{decision}"

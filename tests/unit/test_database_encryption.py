@@ -1,5 +1,7 @@
 """The DuckDB file under ENCRYPTION_KEY: a plain file is encrypted on opening, a file under an
-older key is re-keyed, and a missing or wrong key is a clear error, never a silent plain file."""
+older key is re-keyed, and a missing or wrong key is a clear error, never a silent plain file.
+An action's sealed arguments are bound to its type, hash and decision: changed in the file, it does
+not open and is never carried out; rows sealed before still open and are re-sealed."""
 
 from __future__ import annotations
 
@@ -8,9 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from actors import _actions_sql as sql
+from actors._action_args import args_hash
 from actors._database import database_keys, open_database
+from actors._vault import Vault
+from actors.handles import LocalHandle
 from actors.store import Store
-from core.crypto import Sealer, new_key_text
+from core.crypto import DecryptError, Sealed, Sealer, aad_for, new_key_text
 from core.errors import ConfigError
 from core.settings import Settings
 
@@ -54,3 +60,92 @@ def test_keys_come_from_the_settings_and_differ_from_the_token_key(tmp_path: Pat
     keys = database_keys(Settings(data_dir=tmp_path, encryption_key=key, encryption_old_keys=new_key_text()))
     assert len(keys) == 2 and keys[0] == Sealer.from_text(key).derived("duckdb")[0]
     assert bytes.fromhex(keys[0]) != Sealer.from_text(key)._raw[0]  # one secret never keys two ciphers
+
+
+# --- an action's arguments are sealed under its type, hash and decision ---------------------------
+
+ARGS = {"to": ["dana@example.test"], "cc": [], "subject": "Invoice", "body": "Attached."}
+
+
+async def _propose(handle: LocalHandle, sealer: Sealer, key: str, status: str = "pending") -> str:
+    row = await sql.insert_action(handle, sealer, user_id="alice", run_id="r1", task_id="r1:s1", key=key,
+                                  action="send_email", args=ARGS, digest=args_hash("send_email", ARGS),
+                                  status=status, ttl_s=3600, decided_by=None)
+    return row.view.id
+
+
+async def _status(store: Store, action_id: str) -> tuple[str, str | None]:
+    rows = await store.read("SELECT status, error FROM actions WHERE id = ?", [action_id])
+    return rows[0][0], rows[0][1]
+
+
+async def test_an_action_changed_in_the_database_does_not_open_and_is_never_carried_out(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "maos.duckdb"))
+    handle, sealer = LocalHandle(store, "store"), Sealer.from_text(new_key_text())
+    try:
+        # Marked approved behind the app's back: the executor refuses it (today's code would send it).
+        flipped = await _propose(handle, sealer, "k1")
+        await store.write("UPDATE actions SET status = 'approved', decided_by = 'alice' WHERE id = ?", [flipped])
+        assert await sql.claim(handle, sealer, flipped) is None
+        status, error = await _status(store, flipped)
+        assert status == "failed" and error is not None and error.startswith("refused")
+        # Retyped, or given another action's hash: it does not open, so it can be neither shown nor approved.
+        other = await _propose(handle, sealer, "k2")
+        retyped = await _propose(handle, sealer, "k3")
+        await store.write("UPDATE actions SET action = 'create_drive_file' WHERE id = ?", [retyped])
+        rehashed = await _propose(handle, sealer, "k4")
+        await store.write("UPDATE actions SET args_hash = ? WHERE id = ?", ["0" * 64, rehashed])
+        for changed in (retyped, rehashed):
+            with pytest.raises(DecryptError, match="type, hash or status was changed"):
+                await sql.get_action(handle, sealer, "alice", changed)
+            with pytest.raises(DecryptError):
+                digest = (await store.read("SELECT args_hash FROM actions WHERE id = ?", [changed]))[0][0]
+                await sql.decide(handle, sealer, "alice", changed, digest, "approved", "alice")
+            assert (await _status(store, changed))[0] == "pending"
+        # Approved the proper way, it opens and is claimed for execution.
+        approved = await sql.decide(handle, sealer, "alice", other, args_hash("send_email", ARGS), "approved", "alice")
+        assert approved.status == "approved" and approved.arguments == ARGS
+        claimed = await sql.claim(handle, sealer, other)
+        assert claimed is not None and claimed.view.arguments == ARGS
+        # Set back to pending after approval, it does not open either.
+        await store.write("UPDATE actions SET status = 'pending' WHERE id = ?", [other])
+        with pytest.raises(DecryptError):
+            await sql.get_action(handle, sealer, "alice", other)
+    finally:
+        store.close()
+
+
+async def test_actions_sealed_before_are_read_and_re_sealed_on_approval_or_rotation(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "maos.duckdb"))
+    handle, sealer = LocalHandle(store, "store"), Sealer.from_text(new_key_text())
+
+    async def seal_the_old_way(action_id: str) -> None:  # row and user only, as rows were written before
+        old = sealer.seal_json(ARGS, aad_for("actions", action_id, "alice"))
+        await store.write("UPDATE actions SET ciphertext = ?, nonce = ? WHERE id = ?", [old.ciphertext, old.nonce,
+                                                                                       action_id])
+
+    async def sealed_the_old_way(action_id: str) -> bool:
+        ct, nonce, kid = (await store.read("SELECT ciphertext, nonce, key_id FROM actions WHERE id = ?",
+                                           [action_id]))[0]
+        try:
+            sealer.open(Sealed(ct, nonce, kid), aad_for("actions", action_id, "alice"))
+        except DecryptError:
+            return False
+        return True
+
+    try:
+        pending, executing, current = [await _propose(handle, sealer, f"k{i}") for i in range(3)]
+        for action_id in (pending, executing):
+            await seal_the_old_way(action_id)
+        await store.write("UPDATE actions SET status = 'executing' WHERE id = ?", [executing])
+        assert (await sql.get_action(handle, sealer, "alice", pending)).arguments == ARGS  # still readable
+        approved = await sql.decide(handle, sealer, "alice", pending, args_hash("send_email", ARGS), "approved",
+                                    "alice")
+        assert approved.arguments == ARGS and not await sealed_the_old_way(pending)  # approving re-sealed it
+        assert await Vault(handle, sealer).rotate() == {"oauth_credentials": 0, "actions": 1, "oauth_states": 0}
+        assert not await sealed_the_old_way(executing)
+        assert (await sql.get_action(handle, sealer, "alice", executing)).arguments == ARGS
+        assert (await sql.get_action(handle, sealer, "alice", current)).status == "pending"
+        assert await Vault(handle, sealer).rotate() == {"oauth_credentials": 0, "actions": 0, "oauth_states": 0}
+    finally:
+        store.close()
