@@ -194,6 +194,9 @@ class PoolStatus(_Model):
     ready: int = Field(description="Tasks waiting in the queue for this type.")
 
 
+REAUTH_HEADER = "X-Maos-Reauth"  # the login token again, for a change that widens what the app may do
+
+
 class SystemStatus(_Model):
     kind: Literal["system_status"] = "system_status"
     ray_nodes: int = Field(description="Alive Ray nodes.")

@@ -37,12 +37,12 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers
 
 from core.errors import ConfigError
+from core.schemas import REAUTH_HEADER
 from core.settings import Settings
 
 PROTECTED = ("/api", "/metrics", "/docs", "/redoc", "/openapi.json")
 OPEN = ("/api/integrations/google/callback",)  # guarded by the OAuth state: single-use, per user, expiring
 COOKIE = "maos_token"
-REAUTH_HEADER = "x-maos-reauth"
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
        "script-src 'self' 'unsafe-inline' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; font-src 'self' data:; "

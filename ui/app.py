@@ -172,7 +172,9 @@ def build_blocks(client: ApiClient, dashboard_url: str | None) -> gr.Blocks:
                     with gr.Row():
                         s_test = gr.Button("Test connection", elem_id="settings-test", scale=0, min_width=160)
                         s_test_result = gr.Markdown(elem_id="settings-test-result")
-            with gr.Row():
+            with gr.Row(equal_height=True):
+                s_reauth = gr.Textbox(label="Login token (needed to change the LLM server)", type="password",
+                                      max_lines=1, elem_id="settings-reauth", scale=2)
                 s_save = gr.Button("Save", elem_id="settings-save", variant="primary", scale=0, min_width=120)
                 s_reload = gr.Button("Reload", elem_id="settings-reload", scale=0, min_width=120)
             s_result = gr.Markdown(elem_id="settings-result")
@@ -253,7 +255,7 @@ def build_blocks(client: ApiClient, dashboard_url: str | None) -> gr.Blocks:
         demo.load(pages.status, None, [llm_badge, integrations], **QUIET)
         demo.load(pages.agent_choices, None, [h_agent, t_agent], **QUIET)
 
-        s_save.click(pages.save_settings, [*(fields[n] for n in SETTING_FIELDS), saved], [saved, s_result],
+        s_save.click(pages.save_settings, [*(fields[n] for n in SETTING_FIELDS), saved, s_reauth], [saved, s_result],
                      api_visibility="private")
         s_reload.click(pages.load_settings, None, settings_outputs, api_visibility="private")
         s_test.click(pages.test_connection, [fields["llm_provider"], fields["llm_base_url"], fields["llm_model"]],

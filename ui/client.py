@@ -42,6 +42,7 @@ from core.memory_schemas import (
     UploadResult,
 )
 from core.schemas import (
+    REAUTH_HEADER,
     AgentsView,
     ConnectionResult,
     ConversationSummary,
@@ -126,15 +127,17 @@ class ApiClient:
             self._http = None
 
     async def _call(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None,
-                    **form: Any) -> Any:
+                    reauth: str | None = None, **form: Any) -> Any:
         """One request; ``form`` (``files=``, ``data=``) sends a multipart form instead of JSON.
+        ``reauth``: the login token a person typed to confirm a change that widens what the app may do.
         A body-less answer (204) is ``None``."""
         query = {k: v for k, v in (params or {}).items() if v is not None}
+        headers = {REAUTH_HEADER: reauth} if reauth else None
         try:
             if form:
-                resp = await self.http.request(method, path, params=query, **form)
+                resp = await self.http.request(method, path, params=query, headers=headers, **form)
             else:
-                resp = await self.http.request(method, path, json=body, params=query)
+                resp = await self.http.request(method, path, json=body, params=query, headers=headers)
         except httpx.HTTPError as exc:
             raise ApiError(0, f"the API at {self.base_url} did not answer ({type(exc).__name__})") from exc
         if resp.status_code >= 400:
@@ -216,9 +219,10 @@ class ApiClient:
     async def get_settings(self) -> SettingsView:
         return SettingsView.model_validate(await self._call("GET", "/api/settings"))
 
-    async def update_settings(self, changes: dict[str, Any]) -> SettingsView:
-        """PATCH only ``changes``; the API validates them (a bad value is an ApiError naming the field)."""
-        return SettingsView.model_validate(await self._call("PATCH", "/api/settings", changes))
+    async def update_settings(self, changes: dict[str, Any], reauth: str | None = None) -> SettingsView:
+        """PATCH only ``changes``; the API validates them (a bad value is an ApiError naming the field).
+        Another LLM server needs ``reauth``, the login token again."""
+        return SettingsView.model_validate(await self._call("PATCH", "/api/settings", changes, reauth=reauth))
 
     async def test_connection(self, provider: str, base_url: str, model: str | None) -> ConnectionResult:
         body = {"provider": provider, "base_url": base_url, "model": model}
@@ -298,10 +302,11 @@ class ApiClient:
     async def get_policy(self) -> PolicyView:
         return PolicyView.model_validate(await self._call("GET", "/api/approvals/policy"))
 
-    async def update_policy(self, policies: dict[ActionType, Policy]) -> PolicyView:
-        """PUT only the types in ``policies``; the answer holds them all."""
+    async def update_policy(self, policies: dict[ActionType, Policy], reauth: str | None = None) -> PolicyView:
+        """PUT only the types in ``policies``; the answer holds them all. A type becoming ``allow``
+        needs ``reauth``, the login token again."""
         body = PolicyView(policies=policies).model_dump(mode="json")
-        return PolicyView.model_validate(await self._call("PUT", "/api/approvals/policy", body))
+        return PolicyView.model_validate(await self._call("PUT", "/api/approvals/policy", body, reauth=reauth))
 
     async def audit(self, run_id: str | None = None, action: str | None = None, limit: int = 200) -> list[AuditEntry]:
         params = {"run_id": run_id, "action": action, "limit": limit}

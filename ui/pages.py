@@ -128,12 +128,12 @@ class PageHandlers:
         return [values[name] for name in SETTING_FIELDS] + [values, ""]
 
     async def save_settings(self, *args: Any) -> tuple[dict[str, Any], str]:
-        *form, saved = args
+        *form, saved, reauth = args
         changes = views.changed_settings(dict(zip(SETTING_FIELDS, form, strict=True)), saved or {})
         if not changes:
             return saved, "Nothing changed."
         try:
-            view = await self.client.update_settings(changes)
+            view = await self.client.update_settings(changes, reauth or None)
         except ApiError as exc:
             return saved, f"✖ Not saved: {exc.detail}"
         return view.values.model_dump(), views.saved_message(view, list(changes))
