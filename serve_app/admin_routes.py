@@ -1,4 +1,7 @@
-"""Operations routes: probes, status, agents, settings, metrics."""
+"""Operations routes: probes, status, agents, settings, metrics.
+
+The LLM server's URL is shown redacted everywhere here (no credentials, no query).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from core.schemas import (
     SettingsView,
     SystemStatus,
 )
+from integrations.llm.backend import redact_url
 from serve_app.access import RuntimeAccess
 from serve_app.live_settings import test_connection
 from serve_app.metrics import HttpMetrics
@@ -47,7 +51,7 @@ def build_admin_routes(rt: RuntimeAccess, metrics: HttpMetrics) -> APIRouter:
         try:
             h = await rt.llm()
             if not h["reachable"]:
-                reasons.append(f"llm: {h['provider']} at {h['base_url']} is not answering")
+                reasons.append(f"llm: {h['provider']} at {redact_url(h['base_url'])} is not answering")
         except Exception as exc:
             reasons.append(f"gateway: {exc}")
         return JSONResponse({"ready": not reasons, "reasons": reasons}, status_code=200 if not reasons else 503)
@@ -58,7 +62,7 @@ def build_admin_routes(rt: RuntimeAccess, metrics: HttpMetrics) -> APIRouter:
         h = await rt.llm()
         return SystemStatus(
             ray_address=runtime.current_address(), ray_nodes=runtime.cluster_nodes(), llm_provider=h["provider"],
-            llm_base_url=h["base_url"], llm_models=h["models"], llm_reachable=h["reachable"],
+            llm_base_url=redact_url(h["base_url"]), llm_models=h["models"], llm_reachable=h["reachable"],
             llm_in_flight=h["in_flight"], llm_waiting=h["waiting"],
             pools=await app.dispatcher.call("status"), queue=await app.store.call("queue_counts"),
         )
@@ -91,8 +95,10 @@ def build_admin_routes(rt: RuntimeAccess, metrics: HttpMetrics) -> APIRouter:
 
     @r.post("/api/settings/test-connection", response_model=ConnectionResult, tags=["settings"])
     async def test_llm(body: ConnectionTest) -> ConnectionResult:
-        """Does this LLM server answer, and does it have the model?"""
-        return await test_connection(body)
+        """Does this LLM server answer, and does it have the model? Only a server on this machine or on a
+        host the settings already name is asked (422 for any other, before anything is sent)."""
+        await rt.app()  # loads what was saved: the configured hosts
+        return await test_connection(body, rt.live.settings)
 
     @r.get("/metrics", tags=["probes"])
     async def prometheus() -> Response:

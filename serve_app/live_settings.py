@@ -4,16 +4,24 @@ Saved values overlay the environment's at every start (``with_saved``). A change
 once where an actor can take it (limits, budgets, features, another LLM server); what needs a
 process the app cannot start from here (the embedded model) is saved and named as needing a
 restart.
+
+The LLM URL goes out redacted (no ``user:password@``, no query): a URL sent back as shown means
+"unchanged". ``test_connection`` reaches only hosts the settings already name, or this machine
+(see :func:`check_probe_target`): the endpoint must not let a caller make this server fetch any
+URL it likes.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import duckdb
+import httpx
 import structlog
 
 from actors import runtime
@@ -21,7 +29,7 @@ from actors._database import database_keys, open_database
 from core.errors import ConfigError
 from core.schemas import ConnectionResult, ConnectionTest, EditableSettings, SettingsView
 from core.settings import Settings, overlay
-from integrations.llm.backend import Backend, probe, resolve
+from integrations.llm.backend import Backend, probe, redact_url, resolve
 
 _log = structlog.get_logger("maos.settings")
 LLM_FIELDS = frozenset({"llm_provider", "llm_base_url", "llm_model", "llm_worker_model"})
@@ -30,6 +38,14 @@ NULLABLE = frozenset({"llm_base_url", "llm_model", "llm_worker_model"})  # null 
 
 def editable(settings: Settings) -> EditableSettings:
     return EditableSettings.model_construct(**{name: getattr(settings, name) for name in EditableSettings.model_fields})
+
+
+def shown(settings: Settings) -> EditableSettings:
+    """The values as the API shows them: the LLM URL redacted."""
+    values = editable(settings)
+    if values.llm_base_url is not None:
+        values = values.model_copy(update={"llm_base_url": redact_url(values.llm_base_url)})
+    return values
 
 
 def with_saved(settings: Settings) -> Settings:
@@ -67,10 +83,16 @@ class LiveSettings:
         self.settings = settings
 
     def view(self, applied: list[str] | None = None, restart: list[str] | None = None) -> SettingsView:
-        return SettingsView(values=editable(self.settings), applied=applied or [], restart_required=restart or [])
+        return SettingsView(values=shown(self.settings), applied=applied or [], restart_required=restart or [])
+
+    def _unchanged(self, name: str, value: Any) -> bool:
+        current = getattr(self.settings, name)
+        if name == "llm_base_url" and current is not None and value == redact_url(current) != current:
+            return True  # the redacted URL the API showed, sent back: keep the one with the credentials
+        return bool(current == value)
 
     async def update(self, app: runtime.App, update: EditableSettings, current: Backend) -> SettingsView:
-        changes = {k: v for k, v in changes_of(update).items() if getattr(self.settings, k) != v}
+        changes = {k: v for k, v in changes_of(update).items() if not self._unchanged(k, v)}
         if not changes:
             return self.view()
         new = self.settings.model_copy(update=changes)
@@ -101,14 +123,55 @@ class LiveSettings:
         return self.view(applied, restart)
 
 
-async def test_connection(req: ConnectionTest) -> ConnectionResult:
-    """Does the server answer, and does it have the model?"""
+def configured_llm_urls(settings: Settings) -> list[str]:
+    """The LLM servers the settings name (the chosen one and where ``auto`` looks)."""
+    urls = [settings.ollama_url, settings.lmstudio_url]
+    return [settings.llm_base_url, *urls] if settings.llm_base_url is not None else urls
+
+
+def _hosts(url: str) -> set[str]:
+    """The host as both parsers read it (the standard library's, and httpx's, which makes the call):
+    a URL they disagree on names two hosts, and both must be allowed."""
+    try:
+        return {(urlsplit(url).hostname or "").lower(), httpx.URL(url).host.lower()}
+    except (ValueError, httpx.InvalidURL):
+        return {""}
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_probe_target(url: str, settings: Settings) -> None:
+    """Refuse (ConfigError, 422) a URL that is neither on this machine (a literal loopback address or
+    ``localhost``; names are not resolved) nor on a host the settings already name
+    (``llm_base_url``, ``ollama_url``, ``lmstudio_url``), before anything is sent. A server on another
+    host is tested after it is saved as ``llm_base_url`` (a change that itself needs the login)."""
+    allowed = set().union(*(_hosts(u) for u in configured_llm_urls(settings))) - {""}
+    refused = sorted(h for h in _hosts(url) if not (_is_loopback(h) or h in allowed))
+    if refused:
+        raise ConfigError(f"test-connection reaches only this machine and the LLM hosts in the settings "
+                          f"({', '.join(sorted(allowed)) or 'none'}); {refused[0] or 'this URL'!r} is neither: "
+                          "save it as llm_base_url first")
+
+
+async def test_connection(req: ConnectionTest, settings: Settings) -> ConnectionResult:
+    """Does the server answer, and does it have the model? Only servers ``check_probe_target`` allows;
+    a configured URL sent back as the API showed it (redacted) is tested as configured."""
+    url = next((u for u in configured_llm_urls(settings) if redact_url(u) == req.base_url), req.base_url)
+    check_probe_target(url, settings)
     started = time.perf_counter()
-    models = await probe(req.base_url, req.provider, timeout_s=3.0)
+    key = settings.llm_api_key if url == settings.llm_base_url and req.provider != "ollama" else None
+    models = await probe(url, req.provider, timeout_s=3.0, api_key=key.get_secret_value() if key is not None else None)
     latency = (time.perf_counter() - started) * 1000
     if models is None:
         return ConnectionResult(ok=False, latency_ms=latency,
-                                error=f"{req.provider} at {req.base_url} did not answer")
+                                error=f"{req.provider} at {redact_url(url)} did not answer")
     if req.model is not None and req.model not in models and f"{req.model}:latest" not in models:
         return ConnectionResult(ok=False, models=models, latency_ms=latency,
                                 error=f"the server has no model '{req.model}'; it lists: {', '.join(models[:20]) or 'none'}")

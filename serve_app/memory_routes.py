@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+from fastapi import APIRouter, Query, Request, Response
 
 from actors.agents import names as agent_names
 from core.errors import Conflict, NotFound
@@ -18,6 +18,7 @@ from core.memory_schemas import (
 from core.plan import validate_plan
 from core.schemas import MemoryCollection, MemorySource, RunView
 from serve_app.access import RuntimeAccess
+from serve_app.uploads import MB, openapi_body, read_upload
 
 
 def build_memory_routes(rt: RuntimeAccess) -> APIRouter:
@@ -29,15 +30,17 @@ def build_memory_routes(rt: RuntimeAccess) -> APIRouter:
     # --- documents -------------------------------------------------------------------------
 
     @r.post("/documents", status_code=202, response_model=UploadResult, tags=["memory"],
+            openapi_extra=openapi_body("txt, md, pdf, docx, csv or html."),
             responses={200: {"model": UploadResult, "description": "The same content was already stored."},
-                       422: {"description": "The file cannot be read, is empty or is not supported."}})
-    async def upload(response: Response, file: UploadFile = File(description="txt, md, pdf, docx, csv or html."),
-                     kind: DocumentKind = Form("doc", description="doc, or sop (a procedure)."),
-                     tags: str = Form("", max_length=500, description="Comma-separated tags.")) -> UploadResult:
+                       413: {"description": "The file is larger than max_upload_mb (refused as it streams in)."},
+                       422: {"description": "The file cannot be read, is empty, is not supported, or unpacks "
+                                            "to more than the limits allow."}})
+    async def upload(request: Request, response: Response) -> UploadResult:
         """Store a file in memory: it is checked and cut up now, embedded in the background (poll the document)."""
-        data = await file.read()
-        result: UploadResult = await memory("ingest", rt.live.settings.user_id, file.filename or "upload",  # type: ignore[assignment]
-                                            data, kind, [t for t in tags.split(",") if t.strip()])
+        got = await read_upload(request, int(rt.live.settings.max_upload_mb * MB))
+        tags = [t for t in got.form.tags.split(",") if t.strip()]
+        result: UploadResult = await memory("ingest", rt.live.settings.user_id, got.filename,  # type: ignore[assignment]
+                                            got.data, got.form.kind, tags)
         if result.duplicate:
             response.status_code = 200
         return result

@@ -62,14 +62,20 @@ def _openai_root(url: str) -> str:
     return base if base.endswith("/v1") else f"{base}/v1"
 
 
-def _redact(url: str) -> str:
-    """The URL without any ``user:password@`` part (safe to log)."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
+def redact_url(url: str) -> str:
+    """The URL without any ``user:password@`` part, query or fragment (where keys hide): safe to log
+    and to show."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # not a URL we could have used: show nothing of it
+        return "(unparsable URL)"
+    if parts.username is None and parts.password is None and not parts.query and not parts.fragment:
         return url
     host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port is not None else host
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    host = f"[{host}]" if ":" in host else host
+    netloc = f"{host}:{port}" if port is not None else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 async def probe(
@@ -112,13 +118,13 @@ def _pick_models(
         planner = listed[0]
     elif listed is None:
         raise ConfigError(
-            f"{provider} at {_redact(base_url)} does not answer, so no model can be chosen; "
+            f"{provider} at {redact_url(base_url)} does not answer, so no model can be chosen; "
             "start it, or name the model with MAOS_LLM_MODEL"
         )
     else:
         hint = " (e.g. `ollama pull llama3.2`)" if provider == "ollama" else ""
         raise ConfigError(
-            f"{provider} at {_redact(base_url)} lists no models; load one{hint} "
+            f"{provider} at {redact_url(base_url)} lists no models; load one{hint} "
             "or name it with MAOS_LLM_MODEL"
         )
     worker = settings.llm_worker_model if settings.llm_worker_model is not None else planner
@@ -137,7 +143,7 @@ async def _server_backend(settings: Settings, provider: Provider, base_url: str)
     api_key = None if provider == "ollama" else _api_key(settings)
     listed = await probe(base_url, provider, api_key=api_key)
     if listed is None:
-        _log.warning("llm_server_not_answering", provider=provider, base_url=_redact(base_url))
+        _log.warning("llm_server_not_answering", provider=provider, base_url=redact_url(base_url))
     planner, worker = _pick_models(settings, provider, base_url, listed)
     return Backend(provider, base_url.rstrip("/"), planner, worker, api_key)
 
@@ -188,7 +194,7 @@ async def _choose(settings: Settings, start_embedded: Callable[[], str] | None) 
         if listed:
             planner, worker = _pick_models(settings, name, url, listed)
             return Backend(name, url.rstrip("/"), planner, worker, key)
-        _log.info("llm_backend_skipped", provider=name, base_url=_redact(url),
+        _log.info("llm_backend_skipped", provider=name, base_url=redact_url(url),
                   reason="no answer" if listed is None else "no models")  # fmt: skip
     return await _embedded_backend(settings, start_embedded)
 
@@ -200,7 +206,7 @@ async def resolve(settings: Settings, start_embedded: Callable[[], str] | None =
         "llm_backend",
         provider=backend.provider,
         setting=settings.llm_provider,
-        base_url=_redact(backend.base_url),
+        base_url=redact_url(backend.base_url),
         planner_model=backend.planner_model,
         worker_model=backend.worker_model,
     )
