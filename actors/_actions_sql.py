@@ -91,21 +91,24 @@ async def get_actions(store: Handle, sealer: Sealer, user_id: str, action_ids: l
 _LET_THROUGH = ("approved", "executing", "done", "failed", "needs_review")
 
 
-async def known_recipients(store: Handle, sealer: Sealer, user_id: str, limit: int = 5000) -> set[str]:
+async def known_recipients(store: Handle, sealer: Sealer, user_id: str, since: float | None = None,
+                           limit: int = 5000) -> tuple[set[str], float | None]:
     """Keys (``core.recipients.key``) of everyone an earlier action of this user reached or was meant
     to reach, where a *person* approved it — not an "allow" policy: a policy vets no one. The newest
-    ``limit`` such actions count."""
+    ``limit`` such actions count; with ``since``, only those decided then or later (a decision only
+    ever adds to the set). Also the newest decision's time: the next call's ``since``."""
+    marks = ", ".join("?" * len(_LET_THROUGH))
     rows = await store.call(
-        "read", "SELECT id, action, status, args_hash, ciphertext, nonce, key_id FROM actions WHERE user_id = ? "
-                "AND status IN "
-                f"({', '.join('?' * len(_LET_THROUGH))}) AND decided_by IS NOT NULL AND decided_by <> 'policy' "
-                "ORDER BY decided_at DESC LIMIT ?", [user_id, *_LET_THROUGH, limit])
+        "read", "SELECT decided_at, id, action, status, args_hash, ciphertext, nonce, key_id FROM actions "
+                f"WHERE user_id = ? AND status IN ({marks}) AND decided_by IS NOT NULL AND decided_by <> 'policy' "
+                "AND (? IS NULL OR decided_at >= ?) ORDER BY decided_at DESC LIMIT ?",
+        [user_id, *_LET_THROUGH, since, since, limit])
     known: set[str] = set()
-    for aid, action, status, digest, ct, nonce, kid in rows:
+    for _, aid, action, status, digest, ct, nonce, kid in rows:
         args, _ = open_args(sealer, action_id=aid, user_id=user_id, action=action, digest=digest, status=status,
                             sealed=Sealed(ct, nonce, kid))
         known.update(key(address) for address, _ in recipients_of(action, args))
-    return known
+    return known, (float(rows[0][0]) if rows else since)
 
 
 async def list_actions(store: Handle, sealer: Sealer, user_id: str, status: str | None, run_id: str | None,

@@ -66,6 +66,7 @@ class GoogleAccounts:
     _store: Handle
     _vault: Vault | None
     _sessions: dict[str, Session]
+    _known: dict[str, tuple[float | None, set[str]]]  # per user: addresses known, up to that decision time
 
     @property
     def vault(self) -> Vault:
@@ -102,7 +103,10 @@ class GoogleAccounts:
         if not any(v.status == "pending" for v in views):
             return views
         account = await self._account(user_id)
-        known = await sql.known_recipients(self._store, self.vault.sealer, user_id)
+        since, known = self._known.get(user_id, (None, set()))
+        fresh, newest = await sql.known_recipients(self._store, self.vault.sealer, user_id, since)
+        known = known | fresh
+        self._known[user_id] = (newest, known)
         return [v.model_copy(update={"review": review_action(v.action, v.arguments, account, known)})
                 if v.status == "pending" else v for v in views]
 

@@ -71,6 +71,7 @@ class Workspace(GoogleAccounts):
         self._vault = Vault(store, sealer) if sealer else None
         self._retry = RetryPolicy(settings.google_retries, settings.google_backoff_s)
         self._sessions: dict[str, Session] = {}
+        self._known: dict[str, tuple[float | None, set[str]]] = {}  # see GoogleAccounts._reviewed
         self._locks: dict[str, asyncio.Lock] = {}
         self._running: set[str] = set()
         self._sweeper: asyncio.Task[None] | None = None
