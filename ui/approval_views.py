@@ -159,8 +159,9 @@ def arguments_summary(action: str, arguments: Mapping[str, Any], limit: int = 10
 
 
 def choice_label(a: ActionView) -> str:
-    """A pending action in the pick list."""
-    return f"{label(a.action)} · {arguments_summary(a.action, a.arguments, 80)} · {a.id[:8]}"
+    """A pending action in the pick list; one to approve on its own (an outlier) is marked ✋."""
+    mark = "✋ " if a.review is not None and a.review.outliers else ""
+    return f"{mark}{label(a.action)} · {arguments_summary(a.action, a.arguments, 80)} · {a.id[:8]}"
 
 
 def fmt_until(deadline: float, now: float) -> str:

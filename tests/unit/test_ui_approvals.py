@@ -448,5 +448,6 @@ def test_approve_all_is_disabled_for_a_group_with_an_outlier_and_sends_nothing()
     assert approve_odd.value == "Approve all 2: 1 need approving one by one" and approve_odd.interactive is False
     assert approve_clean.value == "Approve all 1" and approve_clean.interactive is True
     assert refused.startswith("✖ Not approved: 1 of these reach a new outside recipient")
+    assert listed[11].choices[1] == ("✋ Send email · to drop@evil.test · subject Hello 1 · act-0001", "act-0001")
     assert approved == "✔ Approved 1 of 1." and rejected == "✔ Rejected 2 of 2."
     assert [b["decision"] for b in batches] == ["approve", "reject"]  # the refused group sent nothing
