@@ -20,6 +20,9 @@ from core.schemas import MEMORY_COLLECTIONS, MemoryCollection, MemorySource
 from core.settings import Settings
 from memory.vectors import Hit, VectorStore
 
+# Action states that keep a run from being a few-shot example (an expired proposal keeps "pending").
+UNSETTLED_ACTIONS = ("pending", "approved", "executing", "needs_review", "rejected")
+
 
 class Retrieval:
     _settings: Settings
@@ -105,14 +108,24 @@ class Retrieval:
         return MemoryContext(text=text, sources=sources)
 
     async def _examples(self, user_id: str, past: list[Hit], run_id: str | None, k: int) -> list[PlanExample]:
+        """Past plans to show: runs that ended well (or a person corrected), whose actions are all settled."""
         run_ids = [h.payload["source_id"] for h in past if h.payload["source_id"] != run_id][:k]
         if not run_ids:
             return []
         learnings = {x.run_id: x for x in await self._store.call("learnings", user_id, run_ids)}
+        unsettled = await self._unsettled_runs(run_ids)
         out = []
         for rid in run_ids:
             x = learnings.get(rid)
             plan = x.correction or x.plan if x is not None else None
-            if x is not None and x.usable and plan is not None:
+            if x is not None and x.usable and plan is not None and rid not in unsettled:
                 out.append(PlanExample(run_id=rid, request=x.request, plan=plan, corrected=x.correction is not None))
         return out
+
+    async def _unsettled_runs(self, run_ids: list[str]) -> set[str]:
+        """Runs with an action still waiting for a person or under way, or one a person refused: such a
+        run's plan is not yet one that worked, and may be what a hostile text asked for."""
+        rows = await self._store.call(
+            "read", "SELECT DISTINCT run_id FROM actions WHERE run_id IN (SELECT unnest(?)) "
+                    "AND status IN (SELECT unnest(?))", [run_ids, list(UNSETTLED_ACTIONS)])
+        return {r[0] for r in rows}

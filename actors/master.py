@@ -3,6 +3,10 @@
 ``submit`` answers at once with the run; planning happens in the background. An invalid plan
 goes back to the model with the error, a bounded number of times, then the run fails with that
 error. While the LLM server is unreachable the run waits, with the reason visible.
+
+The planner's system prompt is fixed text; what memory holds and past plans follow the request as
+a user message of blocks marked as data. The summary (the answer in the conversation) and the
+run's error are stored without images or links to unknown hosts.
 """
 
 from __future__ import annotations
@@ -16,13 +20,14 @@ import structlog
 
 from actors._boot import actor_class
 from actors.agents import AgentSpec, all_specs
-from actors.agents.prompts import render
+from actors.agents.prompts import render, render_data
 from actors.handles import Handle
 from core.errors import ActorGone, LLMError, LLMUnavailable, PlanError
 from core.memory_schemas import MemoryContext, PlanExample
 from core.plan import parse_plan, plan_schema, validate_plan
 from core.schemas import ChatMessage, ChatRequest, Plan, Run, RunView
 from core.settings import Settings
+from core.text import safe_model_text
 
 _log = structlog.get_logger("maos.master")
 _EMBEDDED_MAX_STEPS = 4  # a 135M model under a grammar needs tight bounds
@@ -118,11 +123,7 @@ class MasterAgent:
                    examples: Sequence[PlanExample] = ()) -> Plan:
         specs = all_specs()
         names = [s.name for s in specs]
-        system = plan_prompt(specs, memory, examples)
-        messages = [
-            ChatMessage(role="system", content=system),
-            ChatMessage(role="user", content=message),
-        ]
+        messages = plan_messages(specs, message, memory, examples)
         schema = plan_schema(names, self._max_steps, small_model=self._small)
         error = ""
         attempts = 1 + self._settings.plan_repairs
@@ -161,7 +162,9 @@ class MasterAgent:
             failed = [t for t in view.tasks if t.status != "done"]
             error = None if ok else f"{len(failed)} of {len(view.tasks)} steps did not finish: " + ", ".join(
                 f"{t.step_id} ({t.status}: {t.error})" for t in failed[:5])
-            await self._store.call("finish_run", run_id, "done" if ok else "failed", summary, error)
+            hosts = self._settings.link_allow_list  # the listing and errors may quote steps' and tools' text
+            await self._store.call("finish_run", run_id, "done" if ok else "failed", safe_model_text(summary, hosts),
+                                   None if error is None else safe_model_text(error, hosts))
             _log.info("run.finished", run_id=run_id, ok=ok, steps=len(view.tasks))
             await self._learn(run_id)
         finally:
@@ -184,14 +187,15 @@ class MasterAgent:
                                     ChatMessage(role="user", content="\n".join(lines))],
                           role="planner", priority="interactive", run_id=view.run.id, agent="master", max_tokens=400)
         try:
-            text = await self._ask(req, "summary")
-            if text.strip():
-                return text.strip()
+            text = safe_model_text(await self._ask(req, "summary"), self._settings.link_allow_list).strip()
+            if text:
+                return text
         except (LLMError, ActorGone) as exc:
             _log.warning("run.summary_fallback", run_id=view.run.id, error=str(exc))
         return _listing(view) + "\n(The model could not write a summary.)"
 
     async def _fail(self, run_id: str, error: str) -> None:
+        error = safe_model_text(error, self._settings.link_allow_list)  # it may quote the model's plan
         await self._store.call("finish_run", run_id, "failed", None, error)
         await self._learn(run_id)
 
@@ -207,15 +211,26 @@ class MasterAgent:
         return True
 
 
-def plan_prompt(specs: Sequence[AgentSpec], memory: str, examples: Sequence[PlanExample]) -> str:
-    """The planner's system prompt: the agent types, what memory holds, and plans that worked before.
-    With neither, it is the plain prompt (the small embedded model plans worse from a longer one)."""
-    agents = "\n".join(f"- {s.name}: {s.description}" for s in specs)
-    known = ("(from the user's SOPs, documents and past conversations: use what applies, and put the facts a step "
-             f"needs into its instruction)\n{memory.strip()}") if memory.strip() else "(none yet)"
-    shown = "\n\n".join(f"Request: {e.request}\nPlan: {e.plan.model_dump_json()}" for e in examples)
-    before = f"\nPlans that worked for similar requests before:\n{shown}\n" if shown else ""
-    return render("plan", agents=agents, memory=known, examples=before)
+def plan_prompt(specs: Sequence[AgentSpec]) -> str:
+    """The planner's system prompt: fixed instructions and the agent types, nothing from outside."""
+    return render("plan", agents="\n".join(f"- {s.name}: {s.description}" for s in specs))
+
+
+def plan_messages(specs: Sequence[AgentSpec], message: str, memory: str = "",
+                  examples: Sequence[PlanExample] = ()) -> list[ChatMessage]:
+    """The planner's messages: the system prompt, the request, then (if any) what memory holds and plans
+    that worked for similar requests before, as data in a user message. With neither, just the request
+    (the small embedded model plans worse from a longer prompt)."""
+    data: list[str] = []
+    if memory.strip():
+        data.append(render_data("memory (the user's SOPs, documents and past conversations)", memory))
+    if examples:
+        shown = "\n\n".join(f"Request: {e.request}\nPlan: {e.plan.model_dump_json()}" for e in examples)
+        data.append(render_data("plans that worked for similar requests before (examples)", shown))
+    after = ([ChatMessage(role="user", content="\n\n".join([
+        *data, "Plan the request above: use what applies from this data, and put the facts a step needs into its "
+               "instruction. Answer with JSON only."]))] if data else [])
+    return [ChatMessage(role="system", content=plan_prompt(specs)), ChatMessage(role="user", content=message), *after]
 
 
 def _listing(view: RunView) -> str:

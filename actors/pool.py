@@ -117,7 +117,9 @@ class SubAgentPool:
             memory = (await recalled)[i]
             outcome = await run_subagent(a, self._spec, self._chat.chat, self._tool_store, user_id, goal,
                                          self._settings.max_turns, memory=memory,
-                                         recall=self._tool_memory, workspace=self._tool_workspace)
+                                         recall=self._tool_memory, workspace=self._tool_workspace,
+                                         max_tool_calls=self._settings.max_tool_calls_per_turn,
+                                         link_hosts=self._settings.link_allow_list)
         except Exception as exc:  # a bug in a tool or the loop: fail the step visibly, keep the pool alive
             _log.exception("subagent.crashed", task_id=a.task.id, agent=self.agent)
             outcome = StepOutcome(task_id=a.task.id, attempt=a.attempt, ok=False, error=f"sub-agent crashed: {exc!r}")
@@ -169,7 +171,7 @@ class SubAgentPool:
                     _log.warning("pool.renew_failed", owner=self.owner, error=str(exc))
 
     async def configure(self, settings: Settings) -> None:
-        """New limits (turns per sub-agent) for the sub-agents started from now on."""
+        """New limits (turns, tool calls per turn, allowed link hosts) for the sub-agents started from now on."""
         self._settings = settings
 
     async def watch(self) -> None:

@@ -67,7 +67,8 @@ async def _baseline(base: str, n: int) -> dict[str, float]:
     """The n sub-agent turns with plain asyncio in this process: wall time; each call's time from the
     start to its first request at the server (the floor under the system's dispatch overhead: litellm's
     own work for the calls before it); and this process's memory growth per call in flight."""
-    from actors.agents import get, render_subagent_prompt, tools_for
+    from actors.agents import get, tools_for
+    from actors.subagent import subagent_messages
     from core.schemas import ChatMessage, ChatRequest
     from integrations.llm import client
     from integrations.llm.backend import Backend
@@ -77,8 +78,7 @@ async def _baseline(base: str, n: int) -> dict[str, float]:
     tools = [t.spec() for t in tools_for(spec)]
 
     async def one(i: int) -> None:
-        msgs = [ChatMessage(role="system", content=render_subagent_prompt(spec, task_id=f"b:{i}", goal="g", context="")),
-                ChatMessage(role="user", content=f"Handle item {i} of {n}: write a note")]
+        msgs = subagent_messages(spec, task_id=f"b:{i}", goal="g", instruction=f"Handle item {i} of {n}: write a note")
         r = await client.complete(backend, ChatRequest(messages=msgs, tools=tools), 120)
         msgs.append(r.message)
         for call in r.message.tool_calls:

@@ -13,8 +13,9 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from actors.agents import all_specs, render_subagent_prompt
+from actors.agents import all_specs
 from actors.master import plan_prompt
+from actors.subagent import subagent_messages
 from core.memory_schemas import LearningView
 from core.schemas import RunView
 
@@ -22,7 +23,7 @@ from core.schemas import RunView
 def examples(learnings: Iterable[LearningView], runs: dict[str, RunView]) -> list[tuple[str, dict[str, Any]]]:
     """(agent type, {"messages": [...]}) for every approved example, planner ones first per run."""
     out: list[tuple[str, dict[str, Any]]] = []
-    system = plan_prompt(all_specs(), "", ())
+    system = plan_prompt(all_specs())
     for x in learnings:
         plan = x.correction or x.plan
         if not x.usable or plan is None:
@@ -38,9 +39,10 @@ def examples(learnings: Iterable[LearningView], runs: dict[str, RunView]) -> lis
         goal = view.run.plan.goal if view.run.plan else ""
         for t in view.tasks:
             if t.status == "done" and t.result:
-                out.append((t.agent, {"messages": [
-                    {"role": "system", "content": render_subagent_prompt(t.agent, task_id=t.id, goal=goal)},
-                    {"role": "user", "content": t.instruction},
+                prompt, *users = subagent_messages(t.agent, task_id=t.id, goal=goal, instruction=t.instruction)
+                out.append((t.agent, {"messages": [  # the user messages as one: many trainers want turns to alternate
+                    {"role": "system", "content": prompt.content},
+                    {"role": "user", "content": "\n\n".join(m.content for m in users)},
                     {"role": "assistant", "content": t.result},
                 ]}))
     return out

@@ -1,4 +1,9 @@
-"""Chat page rendering: pure functions from run state and API data to markdown and HTML."""
+"""Chat page rendering: pure functions from run state and API data to markdown and HTML.
+
+The chat renders markdown: what goes into it has no images and no HTML that loads anything (the
+server stores model text cleaned already; this holds for text from before that, and for a summary as
+it streams). HTML built here escapes every value.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from typing import Any
 
 from core.memory_schemas import LearningView
 from core.schemas import ConversationView, Draft, MemorySource
+from core.text import strip_remote_content
 from ui.progress import RunProgress, StepProgress
 
 # Plain unicode (headless browsers and many desktops have no emoji font).
@@ -62,11 +68,16 @@ def normalise_history(value: Sequence[Any] | None) -> ChatMessages:
 
 
 def conversation_messages(view: ConversationView) -> ChatMessages:
-    return [{"role": m.role, "content": m.content} for m in view.messages]
+    return [{"role": m.role, "content": strip_remote_content(m.content)} for m in view.messages]
 
 
 def bubble(p: RunProgress) -> str:
-    """The assistant's reply while the run goes: planning, working, the summary as it streams."""
+    """The assistant's reply while the run goes: planning, working, the summary as it streams
+    (markdown that loads nothing)."""
+    return strip_remote_content(_bubble(p))
+
+
+def _bubble(p: RunProgress) -> str:
     if p.status == "failed":
         partial = p.final_summary or p.summary
         return (partial + "\n\n" if partial else "") + f"✖ The run failed: {p.error or 'no reason given'}"
@@ -146,7 +157,12 @@ def source_href(source: MemorySource) -> str:
     """Documents open in the Memory page's viewer (a new tab); other sources at their API path."""
     if source.collection in DOCUMENT_COLLECTIONS:
         return f"/?doc={source.source_id}"
-    return source.link
+    return _own_path(source.link)
+
+
+def _own_path(link: str) -> str:
+    """A link of this app (a path on it), else none: a source's link must not lead elsewhere."""
+    return link if link.startswith("/") and not link.startswith(("//", "/\\")) else "#"
 
 
 def source_html(s: MemorySource, snippet_chars: int = 280) -> str:
@@ -155,7 +171,7 @@ def source_html(s: MemorySource, snippet_chars: int = 280) -> str:
             f'<div class="src-line"><span class="src-coll">{escape(COLLECTION_WORDS.get(s.collection, s.collection))}'
             f'</span><a class="src-title" href="{escape(source_href(s))}" target="_blank">{escape(s.title)}</a>'
             f'{heading}<span class="src-score" title="similarity to the request">{s.score:.2f}</span>'
-            f'<a class="src-api" href="{escape(s.link)}" target="_blank">API</a></div>'
+            f'<a class="src-api" href="{escape(_own_path(s.link))}" target="_blank">API</a></div>'
             f'<div class="src-snippet">{escape(short(s.snippet, snippet_chars))}</div></div>')
 
 

@@ -104,13 +104,11 @@ def all_specs() -> list[AgentSpec]:
 # --- the sub-agent's system prompt ---------------------------------------------------------
 
 
-def render_subagent_prompt(
-    spec: AgentSpec | str, *, task_id: str, goal: str, context: str = "", today: date | None = None,
-    memory: str = "",
-) -> str:
-    """The system prompt of one sub-agent run: instructions, the run's goal, its dependencies' results.
+def render_subagent_prompt(spec: AgentSpec | str, *, task_id: str, today: date | None = None) -> str:
+    """The system prompt of one sub-agent run: the fixed instructions of its type, and nothing else.
 
-    The step's own instruction is the user message, not part of this prompt.
+    The run's goal, its dependencies' results, memory and the step's own instruction go in user
+    messages (``actors.subagent.subagent_messages``): text from outside never goes in the system role.
     """
     resolved = get(spec) if isinstance(spec, str) else spec
     day = today if today is not None else datetime.now(UTC).date()
@@ -121,7 +119,4 @@ def render_subagent_prompt(
         today=day.isoformat(),
         instructions=resolved.instructions.strip(),
         tools=", ".join(resolved.tools) if resolved.tools else "none",
-        goal=goal.strip() or "(not given)",
-        context=context.strip() or "(none: this step depends on no other step)",
-        memory=memory.strip() or "(nothing relevant)",
     )

@@ -72,11 +72,13 @@ def test_a_fact_only_in_an_sop_reaches_the_plan_the_step_and_the_sources(
     view = wait_run(app, ask(app, "What is our procedure for a customer refund of 800 dollars?"))
     assert view.run.status == "done", view.run
 
-    plan_system = requests_to(sim, "plan")[0][0]
-    assert plan_system["role"] == "system"
-    assert "Priya Raman" in plan_system["content"]  # only the SOP says who approves large refunds
-    step_systems = [m[0]["content"] for m in requests_to(sim, "tool_call")]
-    assert any("Priya Raman" in s for s in step_systems), "the sops step was not given the SOP"
+    plan_system, *plan_users = requests_to(sim, "plan")[0]
+    assert plan_system["role"] == "system" and "Priya Raman" not in plan_system["content"]  # memory is data
+    assert any("Priya Raman" in m["content"] for m in plan_users)  # only the SOP says who approves large refunds
+    steps = requests_to(sim, "tool_call")
+    assert not any("Priya Raman" in m[0]["content"] for m in steps)
+    assert any("Priya Raman" in u["content"] for m in steps for u in m[1:] if u["role"] == "user"), \
+        "the sops step was not given the SOP"
 
     by_source = {(s.collection, s.source_id): s for s in view.sources}
     refund = by_source[("sops", sop.id)]
@@ -166,8 +168,10 @@ def test_a_correction_is_the_next_example_and_the_export_has_it_not_the_rejected
     sim.clear()
     second = wait_run(app, ask(app, "research the wombat market in Tasmania for the board", user="w1"))
     assert second.run.status == "done"
-    system = requests_to(sim, "plan")[0][0]["content"]
-    shown = system.split("Plans that worked for similar requests before:", 1)[1]
+    asked = requests_to(sim, "plan")[0]
+    assert "Plans that worked" not in asked[0]["content"] and "plans that worked" not in asked[0]["content"]
+    data = next(m["content"] for m in asked if m["role"] == "user" and "Data from plans that worked" in m["content"])
+    shown = data.split("Data from plans that worked for similar requests before (examples)", 1)[1]
     assert corrected.model_dump_json() in shown and rejected not in shown
 
     assert app.memory.get("settle", second.run.id, timeout=60)  # its learning is written after it ends

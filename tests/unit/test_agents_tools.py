@@ -368,27 +368,22 @@ def test_extensions_register_like_builtins(monkeypatch: pytest.MonkeyPatch) -> N
         AgentSpec(name="Bad Name", description="d", instructions="i")
 
 
-def test_subagent_prompt_carries_task_id_instructions_goal_and_context() -> None:
-    prompt = agents.render_subagent_prompt(
-        "email", task_id="run9:s2", goal="Follow up with webinar leads", context="[leads · done] 3 leads", today=date(2030, 1, 2)
-    )
+def test_subagent_prompt_carries_task_id_and_instructions_only() -> None:
+    prompt = agents.render_subagent_prompt("email", task_id="run9:s2", today=date(2030, 1, 2))
     assert "\ntask_id: run9:s2\n" in prompt
     assert agents.get("email").instructions in prompt
-    assert "Follow up with webinar leads" in prompt and "[leads · done] 3 leads" in prompt
     assert "Today: 2030-01-02" in prompt and "draft_email" in prompt and "${" not in prompt
-    alone = agents.render_subagent_prompt(agents.get("sops"), task_id="t", goal="g")
-    assert "depends on no other step" in alone
+    assert "Data from" in prompt  # it tells the model what marked data is (the data itself is user content)
 
 
 def test_prompt_rendering_is_strict() -> None:
-    full = {"agent": "a", "task_id": "t", "today": "d", "instructions": "i", "tools": "x", "goal": "g", "context": "c",
-            "memory": "m"}
+    full = {"agent": "a", "task_id": "t", "today": "d", "instructions": "i", "tools": "x"}
     assert agents.render("subagent", **full).count("task_id: t") == 1
-    missing = {k: v for k, v in full.items() if k != "goal"}
-    with pytest.raises(PromptError, match="missing variable\\(s\\): goal"):
+    missing = {k: v for k, v in full.items() if k != "tools"}
+    with pytest.raises(PromptError, match="missing variable\\(s\\): tools"):
         agents.render("subagent", **missing)
     with pytest.raises(PromptError, match="has no variable\\(s\\): mood"):
         agents.render("subagent", **full, mood="x")
     with pytest.raises(PromptError, match="no prompt template 'nope'; known: .*subagent"):
         agents.render("nope")
-    assert "$1" in agents.render("subagent", **{**full, "goal": "costs $1 ${x}"})
+    assert "$1" in agents.render("subagent", **{**full, "instructions": "costs $1 ${x}"})

