@@ -15,6 +15,7 @@ from core.settings import Settings
 from serve_app.api import build_api
 from serve_app.auth import (
     Buckets,
+    Guard,
     Login,
     check_bind,
     cross_site,
@@ -146,3 +147,23 @@ def test_every_answer_carries_a_csp_that_loads_images_only_from_the_app(tmp_path
         csp = answer.headers["content-security-policy"]
         assert "img-src 'self' data: blob:" in csp and "frame-ancestors 'none'" in csp
         assert answer.headers["x-content-type-options"] == "nosniff"
+
+
+def test_failed_ui_logins_are_throttled_too(tmp_path: Path) -> None:
+    """The web UI's login form (Gradio's POST /login answers 400 to a wrong password) counts as a failure."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def login(request: object) -> JSONResponse:
+        form = await request.form()  # type: ignore[attr-defined]
+        ok = form.get("password") == TOKEN
+        return JSONResponse({"success": ok}, status_code=200 if ok else 400)
+
+    inner = Starlette(routes=[Route("/login", login, methods=["POST"])])
+    app = Guard(inner, login=Login(hash_token(TOKEN)), hosts={"127.0.0.1"}, ui_key="k", api_per_minute=100,
+                logins_per_minute=2)
+    client = TestClient(app, base_url="http://127.0.0.1:8000")
+    codes = [client.post("/login", data={"username": "x", "password": f"guess{i}"}).status_code for i in range(4)]
+    assert codes == [400, 400, 429, 429]
+    assert client.post("/login", data={"username": "x", "password": TOKEN}).status_code == 429
