@@ -63,7 +63,7 @@ def init_ray(settings: Settings, address: str | None = None, dashboard: bool = T
 def use_token_auth(token_path: Path) -> None:
     """Ray's token authentication on for this process and every Ray process it starts, with the
     token at ``token_path`` (``RAY_AUTH_TOKEN`` in the environment wins: a cluster's own)."""
-    from ray._raylet import AuthenticationTokenLoader, Config
+    from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]  # compiled, no stubs
 
     apply_ray_environment(token_path)
     Config.initialize("")  # Ray caches its configuration (the auth mode) on first read
