@@ -30,7 +30,7 @@ _BRACKETED = r"\[(?:[^\[\]\\]|\\.|\[(?:[^\[\]\\]|\\.)*\])*\]"
 _PARENTHESIZED = r"\((?:[^()\\]|\\.|\((?:[^()\\]|\\.)*\))*\)"
 
 _IMAGE = re.compile(rf"!{_BRACKETED}(?:\s*{_PARENTHESIZED}|[ \t]*\[[^\[\]]*\])?", re.DOTALL)
-_LINK = re.compile(rf"(?P<label>{_BRACKETED})\s*(?P<dest>{_PARENTHESIZED})", re.DOTALL)
+_LINK = re.compile(rf"(?<!\\)(?P<label>{_BRACKETED})\s*(?P<dest>{_PARENTHESIZED})", re.DOTALL)
 _DEFINITION = re.compile(r"^[ \t]{0,3}\[(?P<label>[^\]\n]+)\]:[ \t]*\n?[ \t]*(?P<url><[^>\n]*>|\S+)[^\n]*$",
                          re.MULTILINE)
 _AUTOLINK = re.compile(r"<(?P<url>[a-zA-Z][a-zA-Z0-9+.-]{1,31}:[^\s<>]*)>")
@@ -40,12 +40,12 @@ _BARE_URL = re.compile(r"(?<![\w@/.-])(?P<url>(?:(?:https?|ftp)://|www\.)[^\s<>\
 _PAIRED = ("script|style|iframe|frame|frameset|object|applet|svg|math|video|audio|picture|noscript|template|"
            "title|xmp|noembed|noframes")
 _LOADING = f"{_PAIRED}|img|image|embed|link|meta|base|source|track|input|form|button|bgsound|portal|body|html|head"
-_ELEMENT = re.compile(rf"<(?P<tag>{_PAIRED})(?=[\s/>]).*?</(?P=tag)\s*>", re.IGNORECASE | re.DOTALL)
+_OPENING = re.compile(rf"<(?P<tag>{_PAIRED})(?=[\s/>])", re.IGNORECASE)
 _LOADING_TAG = re.compile(rf"</?(?:{_LOADING})(?=[\s/>]|$)[^>]*(?:>|$)", re.IGNORECASE)
-_ATTR_TAG = re.compile(
-    r"</?[a-zA-Z][\w:-]*(?=[\s/])[^>]*?(?<=[\s/\"'])(?:src|srcset|lowsrc|dynsrc|href|xlink:href|background|poster|"
-    r"data|action|formaction|style|ping|cite|codebase|manifest|longdesc|usemap|on[a-z]+)\s*=[^>]*(?:>|$)",
-    re.IGNORECASE)
+# Every tag matches (to its ">" or the end), so the scan is linear; its attributes decide whether it goes.
+_TAG = re.compile(r"</?[a-zA-Z][\w:-]*(?=[\s/])(?P<attrs>[^>]*)(?:>|$)")
+_URL_ATTR = re.compile(r"(?:^|[\s/\"'])(?:src|srcset|lowsrc|dynsrc|href|xlink:href|background|poster|data|action|"
+                       r"formaction|style|ping|cite|codebase|manifest|longdesc|usemap|on[a-z]+)\s*=", re.IGNORECASE)
 _BANG = re.compile(r"!(?=\[)")  # an image the patterns above could not parse
 _MD_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
 _CONTROL = re.compile(r"[\x00-\x20\x7f]")
@@ -117,10 +117,28 @@ def _to_fixpoint(text: str, once: Callable[[str], str]) -> str:
 
 
 def _strip_remote_once(text: str) -> str:
-    text = _ELEMENT.sub("", text)
-    text = _LOADING_TAG.sub("", text)
-    text = _ATTR_TAG.sub("", text)
+    text = _LOADING_TAG.sub("", _drop_elements(text))
+    text = _TAG.sub(lambda m: "" if _URL_ATTR.search(m.group("attrs")) else m.group(0), text)
     return _BANG.sub("", _IMAGE.sub("", text))
+
+
+def _drop_elements(text: str) -> str:
+    """``<script>…</script>``, ``<style>…</style>`` … removed with what they hold. An element with no
+    closing tag is left to the tag pass (its text stays, as text); the scan is linear."""
+    kept: list[str] = []
+    pos = search = 0
+    unclosed: set[str] = set()
+    while (m := _OPENING.search(text, search)) is not None:
+        tag = m.group("tag").lower()
+        close = None if tag in unclosed else re.compile(rf"</{tag}\s*>", re.IGNORECASE).search(text, m.end())
+        if close is None:
+            unclosed.add(tag)  # none after this one, so none after any later one either
+            search = m.end()
+            continue
+        kept.append(text[pos:m.start()])
+        pos = search = close.end()
+    kept.append(text[pos:])
+    return "".join(kept)
 
 
 def _strip_links_once(text: str, hosts: tuple[str, ...]) -> str:
@@ -144,10 +162,13 @@ def _strip_links_once(text: str, hosts: tuple[str, ...]) -> str:
             url, tail = url[:-1], url[-1] + tail  # not part of the link, as GFM reads it
         return m.group(0) if link_allowed(url, hosts) else LINK_REMOVED + tail
 
-    text = _DEFINITION.sub(definition, text)
-    text = _LINK.sub(link, text)
+    if "]:" in text:
+        text = _DEFINITION.sub(definition, text)
+    if "[" in text:
+        text = _LINK.sub(link, text)
     text = _AUTOLINK.sub(autolink, text)
-    return _BARE_URL.sub(bare, text)
+    lowered = text.lower()
+    return _BARE_URL.sub(bare, text) if "://" in text or "www." in lowered else text
 
 
 def _destination(parenthesized: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -118,3 +119,13 @@ def test_link_allowed_reads_urls_as_a_browser_would() -> None:
     assert not link_allowed("ja\nvascript:alert(1)", ["app.example"])
     assert not link_allowed("https:evil.example", ["app.example"])
     assert not link_allowed("http://[evil", ["app.example"])
+
+
+def test_hostile_shapes_cost_linear_time() -> None:
+    """Patterns that made an earlier version scan quadratically (a model can write 15 kB of them)."""
+    shapes = ["<script>" * 2000, "<svg x>a" * 2000, "<a " * 5000, "<a b=1 " * 2000, "[" + "\\[" * 8000,
+              "![a](" * 3000, "[x](<" * 3000, "\n[a]: " * 3000, "[x](" + "(" * 16000]
+    started = time.perf_counter()
+    for shape in shapes:
+        safe_model_text(shape, HOSTS)
+    assert time.perf_counter() - started < 2.0  # about 0.1 s here; the quadratic version took over 30 s
