@@ -246,6 +246,8 @@ def apply_ray_environment(token_path: Path) -> None:
     from here (GCS, raylet, dashboard, workers) inherits this, and refuses a client without the token.
     ``RAY_AUTH_MODE=disabled`` in the environment is overridden: the app never runs Ray open."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Serve's HTTP proxy, started inside Ray, caps request bodies (it would queue an endless one).
+    os.environ.setdefault("RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH", "serve_app.proxy_limits.middlewares")
     os.environ["RAY_AUTH_MODE"] = "token"
     if not os.environ.get("RAY_AUTH_TOKEN"):  # a token given in the environment (a cluster's) wins
         os.environ["RAY_AUTH_TOKEN_PATH"] = str(token_path.resolve())
