@@ -171,3 +171,50 @@ def test_tracebacks_in_the_log_show_no_local_variables(monkeypatch: pytest.Monke
     out = err.getvalue()
     assert out.count("RuntimeError") >= 2 and "boom" in out  # the traceback is there, twice
     assert "tok-canary" not in out
+
+
+def test_the_serve_proxy_cap_answers_413_and_reads_no_further() -> None:
+    """serve_app.proxy_limits.BodyCap, as Serve's proxy runs it in front of the app."""
+    import asyncio
+
+    from serve_app.proxy_limits import BodyCap
+
+    read_by_app: list[int] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        total = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise RuntimeError("client gone")  # as Serve's proxy does
+            total += len(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        read_by_app.append(total)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    def run(headers: list[tuple[bytes, bytes]], chunks: int) -> tuple[list[dict[str, Any]], int]:
+        pulled = 0
+
+        async def receive() -> dict[str, Any]:
+            nonlocal pulled
+            pulled += 1
+            return {"type": "http.request", "body": b"x" * 100, "more_body": pulled < chunks}
+
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "method": "POST", "path": "/api/documents", "headers": headers}
+        asyncio.run(BodyCap(app, max_bytes=1000)(scope, receive, send))
+        return sent, pulled
+
+    sent, pulled = run([(b"content-length", b"5000")], chunks=50)
+    assert sent[0]["status"] == 413 and pulled == 0  # refused on its declared length, nothing read
+    sent, pulled = run([], chunks=1_000_000)  # an endless chunked body
+    assert sent[0]["status"] == 413 and b"MAOS_MAX_UPLOAD_MB" in sent[1]["body"] and pulled == 11
+    assert len(sent) == 2 and read_by_app == []  # the app's own answer (after the cut) is not sent
+    sent, _ = run([], chunks=5)
+    assert sent[0]["status"] == 200 and read_by_app == [500]
