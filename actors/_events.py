@@ -39,6 +39,13 @@ class EventLog:
             self._rows.append((ev.run_id, seq, ev.kind, ev.at, stored.model_dump_json(exclude_none=True)))
             self._touched.add(ev.run_id)
 
+    def drop_tokens(self, conn: duckdb.DuckDBPyConnection, run_id: str) -> None:
+        """Forget the run's ``token`` events (written or still pending): the model's text as it
+        streamed, superseded by the cleaned plan or summary event appended next. Their numbers are
+        not reused, so a reader's ``Last-Event-ID`` stays valid."""
+        self._rows = [r for r in self._rows if not (r[0] == run_id and r[2] == "token")]
+        conn.execute("DELETE FROM run_events WHERE run_id = ? AND kind = 'token'", [run_id])
+
     def write(self, conn: duckdb.DuckDBPyConnection) -> None:
         """Insert what was appended since the last write (before the transaction commits)."""
         if not self._rows:

@@ -114,6 +114,7 @@ class MasterAgent:
             except LLMError as exc:
                 await self._fail(run_id, str(exc))
                 return
+        plan = clean_plan(plan, self._settings.link_allow_list)
         await self._store.call("enqueue_plan", run_id, plan, self._settings.max_attempts)
         _log.info("run.planned", run_id=run_id, steps=len(plan.steps))
         if self._dispatcher is not None:  # with what its steps run for: they go out without asking the Store
@@ -246,3 +247,12 @@ def _listing(view: RunView) -> str:
 
 
 ActorMasterAgent = actor_class(MasterAgent)  # what Ray runs (see actors._boot)
+
+
+def clean_plan(plan: Plan, hosts: Sequence[str]) -> Plan:
+    """The plan as stored and shown: its goal and instructions are model text (images and links
+    to unknown hosts removed, as from any model text kept)."""
+    return plan.model_copy(update={
+        "goal": safe_model_text(plan.goal, hosts),
+        "steps": [s.model_copy(update={"instruction": safe_model_text(s.instruction, hosts) or s.instruction})
+                  for s in plan.steps]})

