@@ -45,7 +45,7 @@ def wait_for(check: Any, timeout_s: float = 120.0, what: str = "condition") -> A
 
 
 def test_connect_through_the_callback_and_decisions_refused_with_reasons(served: Served) -> None:
-    with httpx.Client(base_url=served.base_url, timeout=60) as api:
+    with served.client(60) as api:
         done = connect_http(served, api, ["gmail_read", "gmail_write"])
         assert done.status_code == 303 and "google=connected" in done.headers["location"]
         (google,) = api.get("/api/integrations").json()
@@ -90,7 +90,7 @@ def test_connect_through_the_callback_and_decisions_refused_with_reasons(served:
 def test_forty_follow_ups_approved_at_once_on_the_approvals_page(served: Served, page: Page,
                                                                   artifacts: Any) -> None:
     fake = served.google
-    with httpx.Client(base_url=served.base_url, timeout=60) as api:
+    with served.client(60) as api:
         connected_with_nothing_pending(served, api)
         thread = fake.add_message(sender="webinar@example.test", to="owner@example.test",
                                   subject="Webinar follow-ups", body="Thanks for joining!")["threadId"]
@@ -124,7 +124,7 @@ def test_an_edited_reply_is_sent_as_edited_from_the_approvals_page(served: Serve
     """Review one action, change its subject and body in the edit form under it, save: the edited
     mail is what Google receives, once, and the original is never sent."""
     fake = served.google
-    with httpx.Client(base_url=served.base_url, timeout=60) as api:
+    with served.client(60) as api:
         connected_with_nothing_pending(served, api)
         thread = fake.add_message(sender="lee@example.test", to="owner@example.test", subject="Renewal terms",
                                   body="Can we talk about the renewal?")["threadId"]
@@ -150,7 +150,7 @@ def test_an_edited_reply_is_sent_as_edited_from_the_approvals_page(served: Serve
     (mail,) = wait_for(sent, what="the edited reply sent")
     assert mail["subject"] == "Renewal: the new terms" and "Does Thursday suit you?" in mail["body"]
     assert mail["to"] == ["lee@example.test"]
-    with httpx.Client(base_url=served.base_url, timeout=60) as api:
+    with served.client(60) as api:
         assert api.get(f"/api/approvals/{action['id']}").json()["status"] == "superseded"  # never sent itself
     time.sleep(1.0)  # and nothing more follows
     assert len(sent()) == 1

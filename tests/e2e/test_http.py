@@ -51,7 +51,7 @@ def post_message(client: httpx.Client, message: str) -> dict[str, Any]:
 
 
 def test_a_message_streams_plan_steps_and_summary_to_the_end(served: Served) -> None:
-    with httpx.Client(base_url=served.base_url, timeout=60) as client:
+    with served.client(60) as client:
         accepted = post_message(client, "[fanout 6] follow up with every lead tagged webinar")
         events = list(read_events(client, accepted["events_url"]))
 
@@ -78,7 +78,7 @@ def test_a_message_streams_plan_steps_and_summary_to_the_end(served: Served) -> 
 
 
 def test_reconnecting_with_last_event_id_misses_nothing(served: Served) -> None:
-    with httpx.Client(base_url=served.base_url, timeout=60) as client:
+    with served.client(60) as client:
         accepted = post_message(client, "[fanout 5] [slow 0.3] research each webinar lead")
         first = list(read_events(client, accepted["events_url"], stop_after=4))
         assert len(first) == 4 and first[-1]["kind"] != "end"
@@ -92,7 +92,7 @@ def test_reconnecting_with_last_event_id_misses_nothing(served: Served) -> None:
 
 
 def test_bad_requests_get_clear_errors(served: Served) -> None:
-    with httpx.Client(base_url=served.base_url, timeout=60) as client:
+    with served.client(60) as client:
         empty = client.post("/api/runs", json={"message": ""})
         assert empty.status_code == 422 and "message" in empty.json()["detail"]
         assert client.post("/api/runs", json={"text": "hi"}).status_code == 422
@@ -122,7 +122,7 @@ def test_bad_requests_get_clear_errors(served: Served) -> None:
 
 
 def test_past_the_queue_bound_new_work_gets_429_with_retry_after(served: Served) -> None:
-    with httpx.Client(base_url=served.base_url, timeout=60) as client:
+    with served.client(60) as client:
         bound = client.patch("/api/settings", json={"queue_bound": 2})
         assert bound.status_code == 200, bound.text
         try:
@@ -143,7 +143,7 @@ def test_past_the_queue_bound_new_work_gets_429_with_retry_after(served: Served)
 
 
 def test_settings_round_trip_are_saved_and_applied(served: Served, sim: SimHandle) -> None:
-    with httpx.Client(base_url=served.base_url, timeout=60) as client:
+    with served.client(60) as client:
         before = client.get("/api/settings").json()["values"]
         changed = client.patch("/api/settings", json={"max_turns": 4, "stream_replies": False, "llm_slots": 64})
         assert changed.status_code == 200, changed.text
@@ -176,7 +176,7 @@ def test_settings_round_trip_are_saved_and_applied(served: Served, sim: SimHandl
 
 
 def test_history_agents_probes_and_metrics(served: Served, sim: SimHandle) -> None:
-    with httpx.Client(base_url=served.base_url, timeout=60) as client:
+    with served.client(60) as client:
         accepted = post_message(client, "[fanout 3] find the webinar leads from Tuesday")
         list(read_events(client, accepted["events_url"]))
         found = client.get("/api/conversations", params={"q": "WEBINAR leads from tuesday"}).json()

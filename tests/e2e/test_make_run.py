@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -45,8 +47,19 @@ def test_make_run_comes_up_ready_on_a_fresh_data_directory(tmp_path: Path) -> No
         assert ready.json() == {"ready": True, "reasons": []}
         assert f"{base}/" in output and f"{base}/docs" in output and f"{base}/metrics" in output
         assert "Ray dashboard" in output and "embedded" in output
-        status = httpx.get(f"{base}/api/status", timeout=30).json()
+        # a login always: a token printed once at this first start, kept only as a hash
+        found = re.search(r"Login token \(shown once[^)]*\): (\S+)", output)
+        assert found is not None, output[-4000:]
+        token = found.group(1)
+        data = tmp_path / "data"
+        assert token not in (data / "login.sha256").read_text()
+        for secret_file in ("login.sha256", "ray_token"):
+            assert stat.S_IMODE((data / secret_file).stat().st_mode) == 0o600, secret_file
+        assert httpx.get(f"{base}/api/status", timeout=30).status_code == 401
+        assert httpx.get(f"{base}/api/status", timeout=30, headers={"Host": "rebound.example"}).status_code == 400
+        status = httpx.get(f"{base}/api/status", timeout=30, headers={"Authorization": f"Bearer {token}"}).json()
         assert status["llm_provider"] == "embedded" and status["llm_reachable"] is True
+        assert "ray_address" not in status
         page = httpx.get(f"{base}/", timeout=30, follow_redirects=True)
         assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     finally:

@@ -53,7 +53,7 @@ def wait_ready(api: httpx.Client, doc_id: str) -> dict[str, Any]:
 
 
 def test_documents_upload_list_search_delete_and_bad_files(served: Served, tmp_path: Path) -> None:
-    with httpx.Client(base_url=served.base_url, timeout=60) as api:
+    with served.client(60) as api:
         r = api.post("/api/documents", files={"file": ("travel.md", TRAVEL.encode(), "text/markdown")},
                      data={"kind": "sop", "tags": "Finance, travel"})
         assert r.status_code == 202, r.text
@@ -106,7 +106,7 @@ def test_documents_upload_list_search_delete_and_bad_files(served: Served, tmp_p
 
 
 def test_feedback_over_http(served: Served) -> None:
-    with httpx.Client(base_url=served.base_url, timeout=60) as api:
+    with served.client(60) as api:
         run_id = api.post("/api/runs", json={"message": "research the otter market"}).json()["run_id"]
         early = api.post(f"/api/runs/{run_id}/feedback", json={"rating": "up"})
         deadline = time.monotonic() + 120

@@ -41,7 +41,7 @@ def chat_until_done(page: Page, api: httpx.Client) -> str:
 
 
 def test_chat_history_agents_settings_in_a_real_browser(served: Served, artifacts: Path, page: Page) -> None:
-    with httpx.Client(base_url=served.base_url, timeout=30) as api:
+    with served.client(30) as api:
         llm = api.get("/api/status").json()
         expect(page.locator("#sidebar-llm")).to_contain_text(llm["llm_models"]["planner"])
         expect(page.locator("#sidebar-llm")).to_contain_text(llm["llm_provider"])
@@ -124,6 +124,6 @@ def test_a_run_goes_on_when_the_tab_closes_and_reopening_follows_it(served: Serv
     expect(page.locator('#plan .step[data-status="done"]')).to_have_count(2)
     expect(page.locator('#plan-checklist[data-state="ended"]')).to_be_visible()
     expect(page.locator("#chatbot .message.bot").last).not_to_contain_text("◐")
-    with httpx.Client(base_url=served.base_url, timeout=30) as api:
+    with served.client(30) as api:
         found = api.get("/api/conversations", params={"q": "wombat"}).json()
         assert [c["last_status"] for c in found] == ["done"]

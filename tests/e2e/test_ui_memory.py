@@ -100,7 +100,7 @@ def test_memory_page_and_chat_sources_and_feedback(served: Served, artifacts: Pa
     sop, empty = tmp_path / "refund-procedure.md", tmp_path / "empty.txt"
     sop.write_text(SOP)
     empty.write_text("")
-    with httpx.Client(base_url=served.base_url, timeout=30) as api:
+    with served.client(30) as api:
         go(page, "memory")
         expect(page.locator("#memory-stats")).to_contain_text("embedder")
 
