@@ -28,6 +28,7 @@ from actors._boot import actor_class
 from actors._executor import NoProvider, already_done, perform
 from actors._google_accounts import GoogleAccounts, NoServices, Session
 from actors._grounding import ground
+from actors._proposals import ProposalGate, proposal_key
 from actors._vault import Vault
 from actors.handles import Handle
 from core.action_schemas import (
@@ -73,6 +74,7 @@ class Workspace(GoogleAccounts):
         self._sessions: dict[str, Session] = {}
         self._known: dict[str, tuple[float | None, set[str]]] = {}  # see GoogleAccounts._reviewed
         self._locks: dict[str, asyncio.Lock] = {}
+        self._gate = ProposalGate(store, settings.max_proposals_per_step, settings.max_proposals_per_run)
         self._running: set[str] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._sweep = sweep
@@ -161,10 +163,13 @@ class Workspace(GoogleAccounts):
         digest = args_hash(action, args)
         policy = (await self.policies(user_id))[action]
         status = {"ask": "pending", "allow": "approved", "deny": "rejected"}[policy]
-        row = await sql.insert_action(self._store, self.vault.sealer, user_id=user_id, run_id=run_id, task_id=task_id,
-                                      key=f"{idempotency_key}:{action}:{digest[:16]}", action=action, args=args,
-                                      digest=digest, status=status, ttl_s=self._settings.approval_ttl_s,
-                                      decided_by=None if policy == "ask" else "policy")
+        key, sealer = proposal_key(idempotency_key, action, args), self.vault.sealer  # caps: actors._proposals
+        async with self._gate.lock(run_id):
+            await self._gate.admit(key=key, digest=digest, action=action, task_id=task_id, run_id=run_id)
+            row = await sql.insert_action(self._store, sealer, user_id=user_id, run_id=run_id, task_id=task_id,
+                                          key=key, action=action, args=args, digest=digest, status=status,
+                                          ttl_s=self._settings.approval_ttl_s,
+                                          decided_by=None if policy == "ask" else "policy")
         if row.created:
             await self._audit(user_id, "agent", f"{action}.proposed", run_id=run_id, task_id=task_id,
                               subject_id=row.view.id, detail={"policy": policy})
