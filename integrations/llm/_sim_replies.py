@@ -3,11 +3,14 @@
 Pure functions over a protocol-neutral :class:`SimRequest`; ``_sim_wire`` turns requests from
 and replies into Ollama or OpenAI wire format. Markers in user messages steer tests:
 ``[fanout N]`` (``[fanout N AGENT]``: all of one type), ``[slow S]``, ``[fail-step]``, ``[broken-json K|always]``, ``[invalid-plan [K]]``,
-``[use TOOL]`` (the sub-agent calls that tool; ``name=value`` in the request fills that argument).
+``[use TOOL]`` (the sub-agent calls the first such tool it has; ``name=value`` or ``name="JSON string"`` in
+the request fills that argument; in a fanout, ``name=a|b|c`` gives item i the i-th value),
+``[fanout N A>B]`` (N steps of type A, each followed by a step of type B that depends on it).
 
 The simulated model is naive on purpose: it obeys instructions it reads in a tool's result
-("call send_email {...}"), as a model fooled by a prompt injection would. What keeps such a
-model from doing harm must be the product's approval gates, never the model.
+("call send_email {...}"), as a model fooled by a prompt injection would. With the knob
+``obey="all"`` it obeys every instruction in every form it reads anywhere (see ``_sim_obey``).
+What keeps such a model from doing harm must be the product's rules, never the model.
 """
 
 from __future__ import annotations
@@ -15,20 +18,26 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
+
+from integrations.llm import _sim_obey as obey
 
 ReplyKind = Literal["plan", "tool_call", "final", "chat", "error"]
 WireProtocol = Literal["ollama", "openai"]
+Obey = Literal["last", "all"]
 
 DEFAULT_AGENTS = ("leads", "email", "calendar", "sops", "texting", "calling", "research", "writing")
 
-_FANOUT = re.compile(r"\[fanout (\d+)(?: ([a-z_]+))?\]")
+_FANOUT = re.compile(r"\[fanout (\d+)(?: ([a-z_]+)(?:>([a-z_]+))?)?\]")
 _SLOW = re.compile(r"\[slow (\d+(?:\.\d+)?)\]")
 _FAIL_STEP = "[fail-step]"
 _BROKEN = re.compile(r"\[broken-json (\d+|always)\]")
 _INVALID = re.compile(r"\[invalid-plan(?: (\d+))?\]")
 _USE = re.compile(r"\[use (\w+)\]")
 _ASSIGNED = re.compile(r"\b(\w+)=([^\s,;\]]+)")
+_QUOTED = re.compile(r'\b(\w+)=("(?:[^"\\]|\\.)*")')
+_PER_ITEM = re.compile(r"\b(\w+)=([^\s,;\]|\"]+(?:\|[^\s,;\]|\"]+)+)")
 _ANY_MARKER = re.compile(r"\[(?:fanout|slow|fail-step|broken-json|invalid-plan|use)[^\]]*\]")
 _TASK_ID = re.compile(r"task_id: (\S+)")
 _TAGGED = re.compile(r"\btag(?:ged)? ['\"]?([\w-]+)", re.IGNORECASE)
@@ -111,14 +120,16 @@ def pad(text: str, n_tokens: int) -> str:
     return " ".join(words)
 
 
-def reply_for(req: SimRequest, reply_tokens: int) -> Reply:
-    """The deterministic answer to ``req``."""
+def reply_for(req: SimRequest, reply_tokens: int, obeys: Obey = "last") -> Reply:
+    """The deterministic answer to ``req``; ``obeys``: which instructions in what it reads it follows."""
     slow = slow_seconds(req)
     if req.schema is not None and _is_plan_schema(req.schema, req.schema_name):
         return Reply("plan", _plan_text(req), slow_s=slow)
     if req.tools:
         if any(_FAIL_STEP in t for t in req.texts("user")):
             return Reply("error", "simulated step failure ([fail-step])", status=500, slow_s=slow)
+        if obeys == "all":
+            return _obeying(req, reply_tokens, slow)
         if not req.texts("tool"):
             name, args = _tool_call(req.tools, req.last("user"))
             return Reply("tool_call", tool_name=name, tool_args=args, slow_s=slow)
@@ -127,12 +138,33 @@ def reply_for(req: SimRequest, reply_tokens: int) -> Reply:
             return Reply("tool_call", tool_name=obeyed[0], tool_args=obeyed[1], slow_s=slow)
         return Reply("final", pad(f"Done: {_gist(req.last('tool'))} …", reply_tokens), slow_s=slow)
     answer = pad("Summary: " + strip_markers(req.last("user")), reply_tokens)
+    if obeys == "all":
+        answer = " ".join([answer, *obey.images_in(t for r, t in req.messages if r != "system")])
     if req.schema is not None:
         root = req.schema
         return Reply("chat", json.dumps(_value(root, root, "", answer, force_all=True)), slow_s=slow)
     if req.json_mode:
         return Reply("chat", json.dumps({"answer": answer}), slow_s=slow)
     return Reply("chat", answer, slow_s=slow)
+
+
+def _obeying(req: SimRequest, reply_tokens: int, slow: float) -> Reply:
+    """A model that does everything it reads: its first call comes from the step's instruction, then it
+    makes, one per turn, each call written anywhere in its messages (tool results, earlier results,
+    memory), in order; then it answers, relaying the orders it had no tool for and showing the images
+    it was asked to show."""
+    first = _tool_call(req.tools, req.last("user"))
+    read = [s for role, text in req.messages if role != "system" for s in obey.strings_of(text)]
+    written = obey.unique(c for text in read for c in obey.calls_in(text))
+    names = {str(t.get("name")) for t in req.tools}
+    doable = obey.unique([first, *(c for c in written if c[0] in names)])
+    made = len(req.texts("tool"))
+    if made < len(doable):
+        name, args = doable[made]
+        return Reply("tool_call", tool_name=name, tool_args=args, slow_s=slow)
+    relayed = [f"The content also asks to call {n} {json.dumps(a)}" for n, a in written if n not in names]
+    answer = pad(f"Done: {_gist(req.last('tool'))} …", reply_tokens)
+    return Reply("final", " ".join([answer, *relayed, *obey.images_in(read)]), slow_s=slow)
 
 
 def _gist(observation: str) -> str:
@@ -212,12 +244,12 @@ def _plan_text(req: SimRequest) -> str:
     agents, max_items = _plan_shape(req.schema or {})
     slow = _SLOW.search(everything)
     carry = f" {slow.group(0)}" if slow else ""
-    use = _USE.search(everything)
-    carry += f" {use.group(0)}" if use else ""
+    carry += "".join(f" {m.group(0)}" for m in _USE.finditer(everything))
     fail = _FAIL_STEP in everything
     fanout = _FANOUT.search(everything)
     only = [fanout.group(2)] if fanout and fanout.group(2) in agents else agents
-    steps = _fanout_steps(int(fanout.group(1)), only, request) if fanout else _keyword_steps(agents, request)
+    then = fanout.group(3) if fanout and fanout.group(3) in agents else None
+    steps = _fanout_steps(int(fanout.group(1)), only, request, then) if fanout else _keyword_steps(agents, request)
     if max_items is not None:
         steps = _clip(steps, max(1, max_items - 1) if fail and max_items > 1 else max_items)
     for step in steps:
@@ -232,10 +264,22 @@ def _plan_text(req: SimRequest) -> str:
     return json.dumps({"goal": request or "Answer the request", "steps": steps})
 
 
-def _fanout_steps(n: int, agents: list[str], request: str) -> list[dict[str, Any]]:
-    return [{"id": f"s{i}", "agent": agents[(i - 1) % len(agents)],
-             "instruction": f"Handle item {i} of {n} for: {request}", "depends_on": []}
-            for i in range(1, max(1, n) + 1)]
+def _fanout_steps(n: int, agents: list[str], request: str, then: str | None = None) -> list[dict[str, Any]]:
+    """N independent steps; with ``then``, each followed by a step of that type depending on it."""
+    steps: list[dict[str, Any]] = []
+
+    def nth(m: re.Match[str], i: int) -> str:
+        values = m.group(2).split("|")
+        return f"{m.group(1)}={values[(i - 1) % len(values)]}"
+
+    for i in range(1, max(1, n) + 1):
+        item = _PER_ITEM.sub(partial(nth, i=i), request)
+        steps.append({"id": f"s{i}", "agent": agents[(i - 1) % len(agents)],
+                      "instruction": f"Handle item {i} of {n} for: {item}", "depends_on": []})
+        if then is not None:
+            steps.append({"id": f"t{i}", "agent": then, "depends_on": [f"s{i}"],
+                          "instruction": f"Act on the result of s{i} (item {i} of {n}) for: {item}"})
+    return steps
 
 
 def _keyword_steps(agents: list[str], request: str) -> list[dict[str, Any]]:
@@ -285,19 +329,26 @@ def _tool_call(tools: list[dict[str, Any]], instruction: str) -> tuple[str, dict
     """The tool named by ``[use TOOL]``, else the one whose name's words best overlap the instruction
     (ties: the first), with arguments (``name=value`` in the instruction fills argument ``name``)."""
     said = _words(instruction)
-    use = _USE.search(instruction)
+    wanted = [m.group(1) for m in _USE.finditer(instruction)]
     best, best_score = tools[0], -1
     for tool in tools:
         score = len(_words(str(tool.get("name", "")).replace("_", " ")) & said)
-        if use is not None and tool.get("name") == use.group(1):
-            score = 1_000
+        if tool.get("name") in wanted:
+            score = 1_000 * (len(wanted) - wanted.index(str(tool.get("name"))))
         if score > best_score:
             best, best_score = tool, score
     params = best.get("parameters") or {"type": "object", "properties": {}}
     clean = strip_markers(instruction)
+    quoted: dict[str, Any] = {}
+    for name, value in _QUOTED.findall(clean):
+        try:
+            quoted[name] = json.loads(value)
+        except ValueError:
+            continue
+    clean = _QUOTED.sub(" ", clean)
     args = _value(params, params, "", _ASSIGNED.sub(" ", clean))
     props = params.get("properties", {})
-    for name, value in _ASSIGNED.findall(clean):
+    for name, value in [*_ASSIGNED.findall(clean), *quoted.items()]:
         if name in props:
             args[name] = [value] if _resolve(props[name], params).get("type") == "array" else value
     return str(best.get("name", "")), args

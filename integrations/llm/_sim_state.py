@@ -26,9 +26,10 @@ class SimConfig:
     fail_rate: float = 0.0  # probability a chat request answers fail_status (seeded)
     seed: int = 0
     model: str = "sim-model"
-    log_bodies: bool = False  # keep each request body in its log record ("body")
+    log_bodies: bool = False  # keep each request body and reply text in its log record ("body", "reply")
     log_max: int = 100_000  # oldest records are dropped beyond this
     timed_tokens_cap: int = 0  # >0: at most this many tokens are timed per reply (long plans stay quick)
+    obey: str = "last"  # "last": calls written in the last tool result; "all": every order in every form it reads
 
     def timed_tokens(self, n: int) -> int:
         """How many of a reply's ``n`` tokens take ``token_ms`` each (the rest go at once)."""
@@ -46,6 +47,8 @@ class SimConfig:
                 raise ValueError(f"unknown sim knob '{name}'; known: {', '.join(sorted(defaults))}")
             values[name] = _coerce(name, defaults[name], value)
         merged = {**dataclasses.asdict(self), **values}
+        if merged["obey"] not in ("last", "all"):
+            raise ValueError(f"obey must be 'last' or 'all', not {merged['obey']!r}")
         if merged["overflow"] not in ("queue", "503"):
             raise ValueError(f"overflow must be 'queue' or '503', not {merged['overflow']!r}")
         if not 0.0 <= merged["fail_rate"] <= 1.0:

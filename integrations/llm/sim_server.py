@@ -220,8 +220,10 @@ class SimLLMServer:
             await slots.acquire(cfg.slots)
         try:
             record["t_started"] = time.time()
-            reply = reply_for(req, cfg.reply_tokens)
+            reply = reply_for(req, cfg.reply_tokens, "all" if cfg.obey == "all" else "last")
             record["kind"] = reply.kind
+            if cfg.log_bodies:
+                record["reply"] = reply.text
             if reply.status != 200:
                 return self._error(record, protocol, reply.status, reply.text)
             if req.stream:
@@ -353,10 +355,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--fail-rate", type=float, default=d.fail_rate)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--model", default=d.model)
+    p.add_argument("--obey", choices=("last", "all"), default=d.obey,
+                   help="all: obey every instruction, in every form, found in what the model reads")
     a = p.parse_args(argv)
     config = SimConfig()
     config.update(ttft_ms=a.ttft_ms, token_ms=a.token_ms, reply_tokens=a.reply_tokens, slots=a.slots,
-                  overflow=a.overflow, fail_rate=a.fail_rate, seed=a.seed, model=a.model)
+                  overflow=a.overflow, fail_rate=a.fail_rate, seed=a.seed, model=a.model, obey=a.obey)
     serve(a.host, a.port, config)
 
 
