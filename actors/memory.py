@@ -33,6 +33,7 @@ from actors.memory_context import (
 )
 from core.crypto import Sealer
 from core.errors import IngestError, NotFound
+from core.extract import Limits, extract
 from core.memory_schemas import (
     DocumentKind,
     Feedback,
@@ -44,7 +45,6 @@ from core.schemas import MEMORY_COLLECTIONS, MemoryCollection, RunView
 from core.settings import Settings
 from memory.chunking import Chunk, chunk_text
 from memory.embedder import MODEL_ID, CoalescingEmbedder, Embedder, local_embedder
-from memory.extract import Limits, extract
 from memory.vectors import Point, VectorStore
 
 _log = structlog.get_logger("maos.memory")

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.extract import extract
 from memory.chunking import Chunk, chunk_text
 from memory.embedder import Embedder
-from memory.extract import extract
 from memory.vectors import Engine, Point, VectorStore
 
 EVAL_USER = "eval"

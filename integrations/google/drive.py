@@ -1,8 +1,9 @@
 """Google Drive v3: search files, read one as text, and create a Google Doc exactly once.
 
 Google's own formats are exported (Docs and Slides as text, Sheets as CSV); other files are
-downloaded and read by type, PDF and DOCX through the memory extractor. A Doc created for an
-action carries ``appProperties.maos_action`` so ``find_created`` can tell whether it exists.
+downloaded and read by type, PDF and DOCX through the document extractor (``core.extract``, which
+uploads to memory go through too). A Doc created for an action carries
+``appProperties.maos_action`` so ``find_created`` can tell whether it exists.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from typing import Any
 from googleapiclient.http import MediaInMemoryUpload
 
 from core.errors import GoogleApiError, IngestError
+from core.extract import extract
 from integrations.google._mime import html_to_text
 from integrations.google.api import execute
-from memory.extract import extract
 
 _FIELDS = "id,name,mimeType,modifiedTime,webViewLink,size"
 _DOC = "application/vnd.google-apps.document"
@@ -23,7 +24,7 @@ _EXPORTS = {  # Google format → (export type, extension)
     "application/vnd.google-apps.spreadsheet": ("text/csv", ".csv"),
     "application/vnd.google-apps.presentation": ("text/plain", ".txt"),
 }
-_EXTRACTED = {  # downloaded type → extension the memory extractor reads it by
+_EXTRACTED = {  # downloaded type → extension the document extractor reads it by
     "application/pdf": ".pdf",
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx",
 }

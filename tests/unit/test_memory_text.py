@@ -10,10 +10,10 @@ import pytest
 from docx import Document
 
 from core.errors import GoogleApiError, IngestError
+from core.extract import DEFAULT_LIMITS, Limits, extract
 from core.settings import Settings
 from integrations.google import drive
 from memory.chunking import chunk_text
-from memory.extract import DEFAULT_LIMITS, Limits, extract
 
 
 def pdf_bytes(*lines: str) -> bytes:

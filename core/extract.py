@@ -1,4 +1,7 @@
-"""Plain text out of an uploaded file: txt, md, pdf, docx, csv, html.
+"""Plain text out of a file: txt, md, pdf, docx, csv, html (an upload to memory, a Drive file).
+
+Here in core because both memory (uploads) and integrations (Drive) read files, and neither may
+import the other.
 
 Headings come out as markdown '#' lines so chunking can split on them. Every failure is an
 IngestError that says what is wrong with the file. A file may unpack to only so much
@@ -17,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import TYPE_CHECKING
 
+from core._html import html_to_text
 from core.errors import IngestError
-from memory._html import html_to_text
 
 if TYPE_CHECKING:
     from core.settings import Settings
