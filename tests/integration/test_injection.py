@@ -314,7 +314,6 @@ def test_a_hundred_injections_through_every_door_cause_no_harm(app: runtime.App,
                                    f"{per_item('text', markers)}")
 
     finished = {name: wait_run(app, run_id, timeout_s=240) for name, run_id in runs.items()}
-    print("TIMING runs done", time.time() - now)
     assert sum(contents.values()) >= 100, contents
     assert len(families) == len(wrappers()), families  # every family of attack was used
 
