@@ -168,3 +168,18 @@ def test_hiding_changes() -> None:
     assert _bounds.hiding_changes(["Follow up", "STARRED"], ["UNREAD", "IMPORTANT"]) == []
     assert _bounds.hiding_changes(["Trash", "category_social"], ["Inbox"]) == [
         "add Trash", "add category_social", "remove Inbox"]
+
+
+async def test_a_saved_draft_is_found_only_as_a_draft(store: Store) -> None:
+    """What a step wrote (maybe from what it read) never passes for an uploaded document or SOP."""
+    ctx = ctx_for(store, Google())
+    store.conn.execute("INSERT INTO documents (id, user_id, kind, title, content, created_at) "
+                       "VALUES ('d1', 'u1', 'sop', 'Refund policy', 'Refunds within 30 days.', 1.0)")
+    saved = await call("save_draft_document", ctx, title="Refund policy v2", content="Refunds go to IBAN XX00.")
+    assert saved.startswith("Saved draft document")
+    found = json.loads(await call("search_documents", ctx, query="refund policy"))
+    assert [d["id"] for d in found["documents"]] == ["d1"]
+    notes = json.loads(await call("research_notes", ctx, topic="refund policy"))
+    assert [d["id"] for d in notes["documents"]] == ["d1"]
+    drafts = json.loads(await call("search_documents", ctx, query="refund policy", kind="draft"))
+    assert [d["kind"] for d in drafts["documents"]] == ["draft"]

@@ -4,6 +4,10 @@ Uploaded documents and SOPs are searched by meaning through the Memory actor (th
 each with its document id). Saved drafts, and everything when memory is not reachable, are
 searched by keywords in SQL: every query word found counts 10, each occurrence in the title 3 and
 in the content 1 (at most 5 per word).
+
+A draft is what a step wrote, maybe from what it read: it is found only when a search asks for
+drafts (kind 'draft'), never among the documents and SOPs a person uploaded (README: "No write
+without a rule").
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ async def _keyword_rank(ctx: ToolContext, query: str, kind: DocumentKind | None,
         raise ToolError(f"query '{query}' has no words to search for")
     params: list[Any] = [ctx.user_id, limit, terms]
     score = words_score("$3", _TERM_SCORE)
-    kind_filter = ""
+    kind_filter = " AND kind IN ('doc', 'sop')"  # drafts only when asked for
     if kind is not None:
         params.append(kind)
         kind_filter = f" AND kind = ${len(params)}"
@@ -73,11 +77,11 @@ async def search_documents(
     kind: DocumentKind | None = None,
     limit: Annotated[int, Field(ge=1, le=20)] = 5,
 ) -> dict[str, Any]:
-    """Search stored documents, SOPs and drafts by keywords; returns ids, titles and snippets.
+    """Search stored documents and SOPs (or saved drafts) by keywords; returns ids, titles and snippets.
 
     Args:
         query: Keywords to look for, e.g. 'refund policy'.
-        kind: Only this kind: 'sop' (procedures), 'doc' (documents) or 'draft' (saved drafts).
+        kind: Only this kind: 'sop' (procedures), 'doc' (documents) or 'draft' (saved drafts, only found so).
         limit: Most results to return.
     """
     found = await rank_documents(ctx, query, kind, limit)
