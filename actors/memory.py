@@ -2,71 +2,83 @@
 process) and of the embedding model (loaded once, here).
 
 Every item it stores is first a ``memory_entries`` row in DuckDB (through the Store), then a point
-in Qdrant with the same id, so ``rebuild`` can recreate Qdrant from DuckDB. Embedding and vector
-calls run in worker threads: queries on one, uploads on another, so a large upload does not hold
-up the retrieval a plan is waiting for.
+in Qdrant with the same id, so ``rebuild`` can recreate Qdrant from DuckDB. The work is done by
+plain modules of ``memory``: the engines (embedder and vector store, in their threads), retrieval
+(what a plan or a step is given, search), chunking; this class ties them to the Store.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import structlog
 
 from actors._boot import actor_class
-from actors._memory_retrieval import Retrieval
 from actors._memory_tables import ENTRY_COLUMNS
 from actors.handles import Handle
-from actors.memory_context import (
-    GatewayEmbedder,
-    SourceRecorder,
-    content_hash,
-    entry_embed_text,
-    entry_payload,
-)
-from core.crypto import Sealer
 from core.errors import IngestError, NotFound
 from core.extract import Limits, extract
 from core.memory_schemas import (
     DocumentKind,
     Feedback,
     LearningView,
+    MemoryContext,
     MemoryStats,
     UploadResult,
 )
-from core.schemas import MEMORY_COLLECTIONS, MemoryCollection, RunView
+from core.schemas import MEMORY_COLLECTIONS, MemoryCollection, MemorySource, RunView
 from core.settings import Settings
 from memory.chunking import Chunk, chunk_text
-from memory.embedder import MODEL_ID, CoalescingEmbedder, Embedder, local_embedder
-from memory.vectors import Point, VectorStore
+from memory.context import SourceRecorder, content_hash, entry_embed_text, entry_payload
+from memory.engines import Engines
+from memory.retrieval import Retriever
+from memory.vectors import Point
 
 _log = structlog.get_logger("maos.memory")
 _BATCH = 32
 
 
-class Memory(Retrieval):
+class StoreReads:
+    """What retrieval and the engines read from the database, through the Store."""
+
+    def __init__(self, store: Handle) -> None:
+        self._store = store
+
+    async def has_entries(self, user_id: str) -> bool:
+        return bool(await self._store.call("read", "SELECT 1 FROM memory_entries WHERE user_id = ? LIMIT 1", [user_id]))
+
+    async def learnings(self, user_id: str, run_ids: list[str]) -> list[LearningView]:
+        return await self._store.call("learnings", user_id, run_ids)  # type: ignore[no-any-return]
+
+    async def runs_with_actions(self, run_ids: list[str], statuses: Sequence[str]) -> set[str]:
+        rows = await self._store.call(
+            "read", "SELECT DISTINCT run_id FROM actions WHERE run_id IN (SELECT unnest(?)) "
+                    "AND status IN (SELECT unnest(?))", [run_ids, list(statuses)])
+        return {r[0] for r in rows}
+
+    async def stale_entries(self, model_id: str) -> int:
+        """Entries embedded by another model than ``model_id``."""
+        rows = await self._store.call(
+            "read", "SELECT count(*) FROM memory_entries WHERE embedding_model IS DISTINCT FROM ?", [model_id])
+        return int(rows[0][0])
+
+
+class Memory:
     def __init__(self, settings: Settings, store: Handle, gateway: Handle | None = None) -> None:
         self._settings = settings
         self._store = store
-        self._gateway = gateway
-        self._sources = SourceRecorder(store)
-        self._query_thread = ThreadPoolExecutor(1, thread_name_prefix="memory-query")
-        self._ingest_thread = ThreadPoolExecutor(1, thread_name_prefix="memory-ingest")
-        self._vector_thread = ThreadPoolExecutor(1, thread_name_prefix="memory-vectors")
-        self._local: Embedder | None = None  # uploads: all cores
-        self._queries: CoalescingEmbedder | None = None  # one core, concurrent queries batched
-        self._remote: GatewayEmbedder | None = None
-        self._vectors: VectorStore | None = None
-        self._has_memories: dict[str, bool] = {}
+        reads = StoreReads(store)
+        self._engines = Engines(settings, functools.partial(gateway.call, "embed") if gateway is not None else None,
+                                reads.stale_entries, self._opened)
+        self._retrieval = Retriever(settings, reads, self._engines,
+                                    SourceRecorder(functools.partial(store.call, "add_run_sources")))
         self._indexing: dict[str, asyncio.Task[None]] = {}
-        self._opening = asyncio.Lock()
         self._remembering = 0
         self._run_locks: dict[str, asyncio.Lock] = {}
         self._reembed = False  # the entries were embedded by another model: rebuild on opening
@@ -77,62 +89,19 @@ class Memory(Retrieval):
             self._starting = None
         self._resuming: asyncio.Task[int] | None = None
 
-    # --- parts, opened on first use -------------------------------------------------------
-
-    async def _embed(self, texts: Sequence[str], interactive: bool) -> np.ndarray:
-        if self._settings.embedder == "ollama":
-            if self._gateway is None:
-                raise IngestError("the Ollama embedder needs the LLM gateway")
-            if self._remote is None:
-                probe = await self._gateway.call("embed", ["probe"], self._settings.embedding_model)
-                self._remote = GatewayEmbedder(self._gateway, self._settings.embedding_model, len(probe[0]))
-            return await self._remote.embed(texts)
-        loop = asyncio.get_running_loop()
-        if interactive:
-            if self._queries is None:
-                one_core = await loop.run_in_executor(self._query_thread, local_embedder, 1)
-                self._queries = CoalescingEmbedder(one_core, self._query_thread)
-            return await self._queries.embed(list(texts))
-        if self._local is None:
-            self._local = await loop.run_in_executor(self._ingest_thread, local_embedder)
-        return await loop.run_in_executor(self._ingest_thread, self._local.embed, list(texts))
+    # --- the engines, opened on first use -------------------------------------------------
 
     @property
     def model_id(self) -> str:
-        if self._settings.embedder == "ollama":
-            return f"ollama/{self._settings.embedding_model}"
-        return MODEL_ID
+        return self._engines.model_id
 
     async def _vec(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Call the vector store in its own thread (opening it, and its collections, the first time)."""
-        return await self._with_vectors(lambda v: getattr(v, method)(*args, **kwargs))
+        return await self._engines.vec(method, *args, **kwargs)
 
-    async def _with_vectors(self, work: Callable[[VectorStore], Any]) -> Any:
-        """Run ``work`` on the vector store in its thread: several searches cost one hop."""
-        loop = asyncio.get_running_loop()
-        async with self._opening:
-            if self._vectors is None:
-                dim = (await self._embed(["dimension probe"], True)).shape[1]
-                s = self._settings
-                path = None if s.qdrant_url else s.qdrant_path
-                key = s.qdrant_api_key.get_secret_value() if s.qdrant_api_key else None
-                vectors = await loop.run_in_executor(
-                    self._vector_thread,
-                    lambda: VectorStore(dim, path=path, url=s.qdrant_url, api_key=key, engine=s.vector_engine,
-                                        sealer=Sealer.from_settings(s)))
-                # Entries embedded by another model (the embedder was changed): their vectors cannot be
-                # searched with this one's, and may not even have its size. Start empty, re-embed below.
-                stale = (await self._store.call(
-                    "read", "SELECT count(*) FROM memory_entries WHERE embedding_model IS DISTINCT FROM ?",
-                    [self.model_id]))[0][0]
-                if stale:
-                    _log.warning("memory.embedder_changed", entries=stale, model_id=self.model_id)
-                await loop.run_in_executor(self._vector_thread, vectors.reset if stale else vectors.ensure_collections)
-                self._vectors = vectors
-                self._reembed = bool(stale)
-                self._resuming = loop.create_task(self._resume())  # also after Ray restarts this actor
-        vectors = self._vectors
-        return await loop.run_in_executor(self._vector_thread, lambda: work(vectors))
+    def _opened(self, stale: bool) -> None:
+        """The vector store is open; with entries of another embedder it started empty: re-embed them."""
+        self._reembed = stale
+        self._resuming = asyncio.get_running_loop().create_task(self._resume())  # also after Ray restarts this actor
 
     async def start(self) -> None:
         """Load the embedder and open Qdrant now rather than at the first request."""
@@ -167,9 +136,7 @@ class Memory(Retrieval):
         if len(data) > limit:
             raise IngestError(f"the file is {len(data) / 1e6:.1f} MB; the limit is {self._settings.max_upload_mb:g} MB",
                               filename)
-        loop = asyncio.get_running_loop()
-        extracted = await loop.run_in_executor(self._ingest_thread, extract, filename, data,
-                                               Limits.from_settings(self._settings))
+        extracted = await self._engines.in_ingest_thread(extract, filename, data, Limits.from_settings(self._settings))
         chunks = chunk_text(extracted.text)
         if not chunks:
             raise IngestError("no text to store", filename)
@@ -206,7 +173,7 @@ class Memory(Retrieval):
             raise
         except Exception as exc:  # the embedder or Qdrant failed: nothing of the document stays searchable
             _log.warning("memory.index_failed", document_id=doc_id, error=str(exc))
-            if self._vectors is not None:  # else none were written (the store never opened)
+            if self._engines.is_open:  # else none were written (the store never opened)
                 try:
                     await self._drop_vectors([(doc_id, collection)], by_source=True)
                 except Exception as drop_exc:  # rebuild from DuckDB clears leftovers; the entries go below
@@ -219,7 +186,7 @@ class Memory(Retrieval):
         """Entries (content, text to embed, metadata, index) → DuckDB rows, then points. Returns the ids."""
         if not items:
             return []
-        vectors = await self._embed([embed for _, embed, _, _ in items], interactive)
+        vectors = await self._engines.embed([embed for _, embed, _, _ in items], interactive)
         now = time.time()
         ids = [str(uuid.uuid4()) for _ in items]
         rows = [(pid, user_id, collection, source, source_id, content_hash(content), pid, json.dumps(meta), now,
@@ -228,7 +195,7 @@ class Memory(Retrieval):
         await self._vec("upsert", collection, [
             Point(id=pid, vector=vec, payload=entry_payload(dict(zip(ENTRY_COLUMNS.split(", "), row, strict=True)), extra))
             for pid, vec, row in zip(ids, vectors, rows, strict=True)])
-        self._has_memories[user_id] = True
+        self._retrieval.stored(user_id)
         return ids
 
     async def _drop_vectors(self, entries: list[tuple[str, str]], by_source: bool = False) -> None:
@@ -252,7 +219,27 @@ class Memory(Retrieval):
         await self._drop_vectors(entries)
         for collection in ("documents", "sops"):  # points a cancelled batch wrote after its rows were read
             await self._vec("delete", collection, source_id=doc_id)
-        self._has_memories.pop(user_id, None)
+        self._retrieval.forget(user_id)
+
+    # --- retrieval --------------------------------------------------------------------------
+
+    async def context(self, user_id: str, query: str, run_id: str | None = None, task_id: str | None = None,
+                      agent: str | None = None) -> MemoryContext:
+        """The memories (and, for planning, past plans) for one request, recorded as the run's sources."""
+        return await self._retrieval.context(user_id, query, run_id, task_id, agent)
+
+    async def step_contexts(self, user_id: str, agent: str, steps: Sequence[tuple[str, str, str]]) -> list[str]:
+        """The memories for many steps of one agent type, each ``(instruction, run id, task id)``."""
+        return await self._retrieval.step_contexts(user_id, agent, steps)
+
+    async def search(self, user_id: str, query: str, collections: Sequence[MemoryCollection] | None = None,
+                     limit: int = 5) -> list[MemorySource]:
+        return await self._retrieval.search(user_id, query, collections, limit)
+
+    async def search_many(self, searches: list[tuple[str, str, list[MemoryCollection], int]]
+                          ) -> list[list[MemorySource] | Exception]:
+        """Many tools' searches, ``(user id, query, collections, limit)``: each one's sources or error."""
+        return await self._retrieval.search_many(searches)
 
     # --- runs: conversations and learnings -------------------------------------------------
 
@@ -320,7 +307,7 @@ class Memory(Retrieval):
         usable = {x.run_id: x.usable for x in await self._store.call("learnings")}
         while rows := await self._store.call("memory_entries_page", after, 256):
             entries = [dict(zip(ENTRY_COLUMNS.split(", "), r, strict=True)) for r in rows]
-            vectors = await self._embed([entry_embed_text(e) for e in entries], False)
+            vectors = await self._engines.embed([entry_embed_text(e) for e in entries], False)
             for collection in MEMORY_COLLECTIONS:
                 points = [Point(id=e["id"], vector=v, payload=entry_payload(
                     e, {"usable": usable.get(e["source_id"], False)} if collection == "learnings" else None))
@@ -331,7 +318,7 @@ class Memory(Retrieval):
             after = rows[-1][0]
         await self._store.call("mark_embedded", self.model_id)
         self._reembed = False
-        self._has_memories.clear()
+        self._retrieval.forget()
         _log.info("memory.rebuilt", **counts)
         return counts
 
@@ -355,12 +342,10 @@ class Memory(Retrieval):
             await self._starting
         if self._resuming is not None:
             await self._resuming
-        if self._vectors is not None:
-            await asyncio.get_running_loop().run_in_executor(self._vector_thread, self._vectors.close)
-            self._vectors = None
+        await self._engines.close()
 
     async def configure(self, settings: Settings) -> None:
-        self._settings = settings
+        self._settings = self._engines.settings = self._retrieval.settings = settings
 
     async def ping(self) -> bool:
         return True

@@ -96,13 +96,18 @@ def _memory(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _export(settings: Settings, args: argparse.Namespace) -> int:
+    from actors.agents import all_specs
+    from actors.master import plan_prompt
+    from actors.subagent import subagent_messages
     from memory.finetune import examples, write_jsonl
     from serve_app.cli import _store
 
     store = _store(settings)
     learnings = store.learnings(settings.user_id)
     runs = {x.run_id: store.get_run(x.run_id) for x in learnings if x.usable and x.correction is None}
-    counts = write_jsonl(examples(learnings, {k: v for k, v in runs.items() if v is not None}), str(args.out))
+    rows = examples(learnings, {k: v for k, v in runs.items() if v is not None},
+                    planner_prompt=plan_prompt(all_specs()), step_messages=subagent_messages)
+    counts = write_jsonl(rows, str(args.out))
     print(f"wrote {sum(counts.values())} examples to {args.out}")
     for agent, n in sorted(counts.items()):
         print(f"  {agent}: {n}")

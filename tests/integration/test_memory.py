@@ -12,10 +12,13 @@ from typing import Any
 import pytest
 
 from actors import runtime
+from actors.agents import all_specs
+from actors.master import plan_prompt
+from actors.subagent import subagent_messages
 from core.errors import ConfigError, IngestError
 from core.memory_schemas import DocumentView, Feedback, UploadResult
 from core.schemas import Plan, PlanStep
-from integrations.llm.sim_thread import SimHandle
+from maos_testing.llm.sim_thread import SimHandle
 from memory.finetune import examples
 from tests.integration.conftest import ask, wait_run
 
@@ -177,7 +180,7 @@ def test_a_correction_is_the_next_example_and_the_export_has_it_not_the_rejected
     assert app.memory.get("settle", second.run.id, timeout=60)  # its learning is written after it ends
     learnings = app.store.get("learnings", "w1", timeout=30)
     runs = {x.run_id: app.store.get("get_run", x.run_id, timeout=30) for x in learnings}
-    rows = examples(learnings, runs)
+    rows = examples(learnings, runs, planner_prompt=plan_prompt(all_specs()), step_messages=subagent_messages)
     planner = [r["messages"][2]["content"] for agent, r in rows if agent == "master"]
     assert corrected.model_dump_json() in planner and rejected not in planner
     assert second.run.plan is not None and second.run.plan.model_dump_json() in planner  # uncorrected, done

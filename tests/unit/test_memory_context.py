@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
 
 from actors.agents import all_specs
 from actors.master import plan_messages, plan_prompt
-from actors.memory_context import quotas_for, render_memory
 from actors.store import Store
-from core.memory_schemas import Feedback, PlanExample
+from actors.subagent import subagent_messages
+from core.memory_schemas import Feedback, LearningView, PlanExample
 from core.schemas import Plan, PlanStep, Run, RunView, TaskRecord
+from core.settings import Settings
+from memory.context import RunSources, SourceRecorder, quotas_for, render_memory
 from memory.finetune import examples, write_jsonl
+from memory.retrieval import Retriever
+from memory.vectors import Hit
 
 PLAN = Plan(goal="g", steps=[PlanStep(id="s1", agent="research", instruction="look up wombats")])
 BETTER = Plan(goal="g", steps=[PlanStep(id="s1", agent="writing", instruction="write the wombat brief")])
@@ -49,6 +58,72 @@ def test_the_planner_gets_memory_and_examples_as_data_after_the_request() -> Non
     assert [m.role for m in plain] == ["system", "user"] and "Sub-agent types:\n- " in plain[0].content
 
 
+T = TypeVar("T")
+
+
+class _Vectors:
+    """One SOP hit for every search of the sops collection."""
+
+    def __init__(self) -> None:
+        self.searched: list[str] = []
+
+    def search(self, collection: str, vector: Any, *, user_id: str, limit: int, score_threshold: float | None,
+               match: dict[str, Any] | None = None) -> list[Hit]:
+        self.searched.append(collection)
+        if collection != "sops":
+            return []
+        return [Hit(id="p1", score=0.9, payload={"source_id": "doc1", "title": "Refunds", "heading": "Large refunds",
+                                                  "text": "Refunds above 500 dollars need Priya's approval."})]
+
+
+class _Engines:
+    def __init__(self) -> None:
+        self.vectors = _Vectors()
+        self.embedded: list[str] = []
+
+    async def embed(self, texts: Sequence[str], interactive: bool) -> np.ndarray:
+        self.embedded.extend(texts)
+        return np.ones((len(texts), 3), dtype=np.float32)
+
+    async def with_vectors(self, work: Callable[[Any], T]) -> T:
+        return work(self.vectors)
+
+
+class _Reads:
+    def __init__(self, has: bool) -> None:
+        self.has = has
+
+    async def has_entries(self, user_id: str) -> bool:
+        return self.has
+
+    async def learnings(self, user_id: str, run_ids: list[str]) -> list[LearningView]:
+        return []
+
+    async def runs_with_actions(self, run_ids: list[str], statuses: Sequence[str]) -> set[str]:
+        return set()
+
+
+async def test_retrieval_runs_on_plain_parts_renders_the_memory_and_records_the_sources() -> None:
+    sent: list[RunSources] = []
+
+    async def send(batch: RunSources) -> None:
+        sent.append(batch)
+
+    engines = _Engines()
+    retriever = Retriever(Settings(rag_min_score=0.0), _Reads(True), engines, SourceRecorder(send))
+    found = await retriever.context("u1", "who approves a refund?", run_id="r1", agent="sops")
+    assert found.text.startswith('[SOP] "Refunds" › Large refunds (relevance 0.90)\nRefunds above 500 dollars')
+    assert [s.source_id for s in found.sources] == ["doc1"] and found.examples == []
+    assert engines.embedded == ["who approves a refund?"] and set(engines.vectors.searched) == {"sops", "documents"}
+    deadline = time.monotonic() + 5  # the sources go to the Store without holding up the caller
+    while not sent and time.monotonic() < deadline:
+        await asyncio.sleep(0.005)
+    assert [(run_id, task_id, [s.source_id for s in srcs]) for run_id, task_id, srcs in sent[0]] == [("r1", None, ["doc1"])]
+
+    empty = Retriever(Settings(), _Reads(False), _Engines(), SourceRecorder(send))  # no memories: nothing embedded
+    assert (await empty.context("u2", "anything")).text == "" and await empty.search("u2", "anything") == []
+
+
 def _view(run_id: str, status: str = "done") -> tuple[Run, TaskRecord]:
     run = Run(id=run_id, conversation_id="c", user_id="u1", message=f"wombat brief {run_id}", status=status,  # type: ignore[arg-type]
               plan=PLAN, summary="ok", created_at=1, updated_at=2, finished_at=2)
@@ -76,7 +151,7 @@ def test_learnings_feedback_and_the_finetune_export(tmp_path: Path) -> None:
         assert {x.run_id: x.usable for x in learnings} == {
             "r-good": True, "r-fixed": True, "r-bad": False, "r-failed": False}
 
-        rows = examples(learnings, views)
+        rows = examples(learnings, views, planner_prompt=plan_prompt(all_specs()), step_messages=subagent_messages)
         planner = {r["messages"][1]["content"]: r["messages"][2]["content"] for a, r in rows if a == "master"}
         assert planner == {"wombat brief r-good": PLAN.model_dump_json(), "wombat brief r-fixed": BETTER.model_dump_json()}
         steps = [r for a, r in rows if a == "research"]
@@ -85,5 +160,6 @@ def test_learnings_feedback_and_the_finetune_export(tmp_path: Path) -> None:
         counts = write_jsonl(rows, str(out))
         assert counts == {"master": 2, "research": 1}
         assert [json.loads(line)["messages"][0]["role"] for line in out.read_text().splitlines()] == ["system"] * 3
+        assert [r["messages"][0]["content"] for a, r in rows if a == "master"] == [plan_prompt(all_specs())] * 2
 
     asyncio.run(go())

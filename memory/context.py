@@ -3,7 +3,7 @@
 A ``memory_entries`` row becomes a point (its payload, the text embedded for it); a hit becomes a
 source. Per-collection quotas (the sops agent leans on SOPs; the planner also sees past
 conversations), then the best matches across collections in score order until the token budget
-is spent. Embeddings from the LLM server go through the gateway.
+is spent.
 """
 
 from __future__ import annotations
@@ -11,13 +11,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import structlog
 
-from actors.handles import Handle
 from core.schemas import MemoryCollection, MemorySource
 from memory.chunking import Chunk
 from memory.vectors import Hit
@@ -26,6 +24,8 @@ _SNIPPET = 600
 _log = structlog.get_logger("maos.memory")
 
 Quotas = dict[MemoryCollection, int]
+RunSources = list[tuple[str, str | None, list[MemorySource]]]
+"""``(run id, task id or None, sources)`` for each step or plan given memories."""
 _CHARS_PER_TOKEN = 4
 _LABEL: Mapping[str, str] = {"sops": "SOP", "documents": "Document", "conversations": "Earlier conversation",
                              "learnings": "Past request"}
@@ -70,21 +70,6 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(" ".join(text.split()).encode()).hexdigest()
 
 
-class GatewayEmbedder:
-    """Embeddings from the LLM server (Ollama) through the gateway's litellm client."""
-
-    def __init__(self, gateway: Handle, model: str, dim: int) -> None:
-        self.model_id = f"ollama/{model}"
-        self.dim = dim
-        self._gateway = gateway
-        self._model = model
-
-    async def embed(self, texts: Sequence[str]) -> np.ndarray:
-        vectors = await self._gateway.call("embed", list(texts), self._model)
-        arr = np.asarray(vectors, dtype=np.float32)
-        return arr / np.maximum(np.linalg.norm(arr, axis=1, keepdims=True), 1e-12)
-
-
 def entry_embed_text(entry: dict[str, Any]) -> str:
     meta = json.loads(entry["metadata"] or "{}")
     if entry["source"] == "upload":
@@ -112,14 +97,14 @@ def hit_source(collection: MemoryCollection, hit: Hit) -> MemorySource:
 class SourceRecorder:
     """Records the sources each run was given, without holding up the caller.
 
-    One Store call at a time: what arrives while one is in flight goes in the next, so a thousand
-    steps' sources cost a few calls and statements, and a lone one goes at once. The Store applies
-    them in the order they were given.
+    One ``send`` (a Store call) at a time: what arrives while one is in flight goes in the next, so a
+    thousand steps' sources cost a few calls and statements, and a lone one goes at once. The Store
+    applies them in the order they were given.
     """
 
-    def __init__(self, store: Handle) -> None:
-        self._store = store
-        self._pending: list[tuple[str, str | None, list[MemorySource]]] = []
+    def __init__(self, send: Callable[[RunSources], Awaitable[object]]) -> None:
+        self._send_batch = send
+        self._pending: RunSources = []
         self._sender: asyncio.Task[None] | None = None
 
     def add(self, run_id: str, task_id: str | None, sources: list[MemorySource]) -> None:
@@ -131,6 +116,6 @@ class SourceRecorder:
         while self._pending:
             batch, self._pending = self._pending, []
             try:
-                await self._store.call("add_run_sources", batch)
+                await self._send_batch(batch)
             except Exception as exc:  # sources explain a run; losing them must not fail it
                 _log.warning("memory.sources_not_recorded", error=str(exc), runs=len({r for r, _, _ in batch}))
