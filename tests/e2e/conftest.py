@@ -17,9 +17,9 @@ from pydantic import SecretStr
 
 from actors import runtime
 from core.crypto import new_key_text
-from integrations.google.fake_server import FakeGoogle
 from integrations.llm.backend import resolve
-from integrations.llm.sim_thread import SimHandle
+from maos_testing.google.fake_server import FakeGoogle
+from maos_testing.llm.sim_thread import SimHandle
 from serve_app.server import serve_http
 from tests._cluster import LOGIN_TOKEN, app_settings
 

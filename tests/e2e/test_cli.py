@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from integrations.llm.sim_thread import sim_llm_in_thread
+from maos_testing.llm.sim_thread import sim_llm_in_thread
 
 ROOT = Path(__file__).resolve().parents[2]
 

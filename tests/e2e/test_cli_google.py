@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from core.crypto import new_key_text
-from integrations.google.fake_server import FakeGoogle
+from maos_testing.google.fake_server import FakeGoogle
 from tests.e2e.test_cli import ROOT, _maos
 
 

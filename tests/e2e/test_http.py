@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from integrations.llm.sim_thread import SimHandle
+from maos_testing.llm.sim_thread import SimHandle
 from tests.e2e.conftest import Served, free_port
 
 

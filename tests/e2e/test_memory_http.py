@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from docx import Document
 
-from integrations.llm.sim_thread import SimHandle, sim_llm_in_thread
+from maos_testing.llm.sim_thread import SimHandle, sim_llm_in_thread
 from tests.e2e.conftest import Served
 from tests.e2e.test_cli import _maos
 

@@ -13,7 +13,7 @@ import pytest
 from actors import runtime
 from core.schemas import RunView
 from integrations.llm.backend import resolve
-from integrations.llm.sim_thread import SimHandle
+from maos_testing.llm.sim_thread import SimHandle
 from tests._cluster import app_settings
 
 

@@ -24,9 +24,9 @@ from actors import runtime
 from core.action_schemas import ActionView, BatchItem
 from core.crypto import new_key_text
 from core.errors import ActorGone, ApprovalRefused
-from integrations.google.fake_server import FakeGoogle
 from integrations.llm.backend import resolve
-from integrations.llm.sim_thread import SimHandle
+from maos_testing.google.fake_server import FakeGoogle
+from maos_testing.llm.sim_thread import SimHandle
 from tests._cluster import app_settings
 from tests.integration.conftest import wait_run
 

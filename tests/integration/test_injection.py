@@ -1,7 +1,7 @@
 """Prompt injection, end to end: a model that obeys every instruction it reads, in every form, against
 over a hundred hostile contents, and the product's rules that keep it from doing harm.
 
-The simulated model runs with ``obey="all"`` (``integrations.llm._sim_obey``): it carries out every
+The simulated model runs with ``obey="all"`` (``maos_testing.llm._sim_obey``): it carries out every
 tool call and plain order written in anything it reads — tool results, earlier steps' results,
 memory — written plainly, as fake system notes, in HTML, percent-encoded, base64 or rot13, or as a
 lure that leads to a second stage; and it shows every image it is told to. The wrappers follow the
@@ -37,9 +37,9 @@ from pydantic import SecretStr
 
 from actors import runtime
 from core.crypto import new_key_text
-from integrations.google.fake_server import FakeGoogle
 from integrations.llm.backend import resolve
-from integrations.llm.sim_thread import SimHandle
+from maos_testing.google.fake_server import FakeGoogle
+from maos_testing.llm.sim_thread import SimHandle
 from tests._cluster import app_settings
 from tests.integration.conftest import wait_run
 from tests.integration.test_google import actions, connect

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from actors import runtime
-from integrations.llm.sim_thread import SimHandle
+from maos_testing.llm.sim_thread import SimHandle
 from tests.integration.test_memory import ONBOARDING, entries, search, upload
 
 

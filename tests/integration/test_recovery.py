@@ -9,7 +9,7 @@ import pytest
 import ray
 
 from actors import runtime
-from integrations.llm.sim_thread import SimHandle
+from maos_testing.llm.sim_thread import SimHandle
 from tests.integration.conftest import app_for_module, ask, wait_run
 
 

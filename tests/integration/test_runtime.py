@@ -8,7 +8,7 @@ from collections import Counter
 
 import ray
 
-from integrations.llm.sim_thread import SimHandle
+from maos_testing.llm.sim_thread import SimHandle
 from tests.integration.conftest import ask, wait_run
 
 

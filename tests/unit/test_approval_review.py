@@ -23,7 +23,7 @@ from core.crypto import new_key_text
 from core.errors import ApprovalRefused, ToolError
 from core.recipients import pending_groups, review_action, summarize_group
 from core.settings import Settings
-from integrations.google.fake_server import FakeGoogle
+from maos_testing.google.fake_server import FakeGoogle
 
 ACCOUNT = "owner@example.test"
 

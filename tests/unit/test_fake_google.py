@@ -25,7 +25,7 @@ from googleapiclient.errors import HttpError
 from googleapiclient.http import MediaInMemoryUpload
 from oauthlib.oauth2.rfc6749.errors import InvalidGrantError
 
-from integrations.google.fake_server import FakeGoogle
+from maos_testing.google.fake_server import FakeGoogle
 
 MAIL = "https://mail.google.com/"
 GMAIL_READ = "https://www.googleapis.com/auth/gmail.readonly"

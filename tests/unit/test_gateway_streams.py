@@ -18,7 +18,7 @@ from actors.store import Store  # noqa: E402
 from core.schemas import ChatMessage, ChatRequest  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from integrations.llm.backend import Backend  # noqa: E402
-from integrations.llm.sim_thread import SimConfig, SimHandle, sim_llm_in_thread  # noqa: E402
+from maos_testing.llm.sim_thread import SimConfig, SimHandle, sim_llm_in_thread  # noqa: E402
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ from integrations.google.api import (
     execute,
     retry_policy,
 )
-from integrations.google.fake_server import FakeGoogle
+from maos_testing.google.fake_server import FakeGoogle
 
 # --- pure pieces -------------------------------------------------------------------------------
 

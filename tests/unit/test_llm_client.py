@@ -15,7 +15,7 @@ os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 from core.schemas import ChatMessage, ChatRequest, ToolSpec  # noqa: E402
 from integrations.llm import client  # noqa: E402
 from integrations.llm.backend import Backend  # noqa: E402
-from integrations.llm.sim_thread import SimConfig, SimHandle, sim_llm_in_thread  # noqa: E402
+from maos_testing.llm.sim_thread import SimConfig, SimHandle, sim_llm_in_thread  # noqa: E402
 
 SAVE = ToolSpec(name="save_document", description="Save a draft document.",
                 parameters={"type": "object", "properties": {"title": {"type": "string"}}, "required": ["title"]})

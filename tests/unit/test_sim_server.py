@@ -22,8 +22,8 @@ os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # before litellm is importe
 import litellm  # noqa: E402
 
 from core.schemas import Plan  # noqa: E402
-from integrations.llm._sim_replies import SimRequest, reply_for  # noqa: E402
-from integrations.llm.sim_thread import SimConfig, SimHandle, sim_llm_in_thread  # noqa: E402
+from maos_testing.llm._sim_replies import SimRequest, reply_for  # noqa: E402
+from maos_testing.llm.sim_thread import SimConfig, SimHandle, sim_llm_in_thread  # noqa: E402
 
 AGENTS = ["leads", "email", "calendar", "sops", "texting", "calling", "research", "writing"]
 PROTOCOLS = ["ollama", "openai"]
@@ -442,7 +442,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-# --- obey="all": a model fooled by every injected instruction (integrations.llm._sim_obey) ---------
+# --- obey="all": a model fooled by every injected instruction (maos_testing.llm._sim_obey) ---------
 
 MAIL_TOOLS = [{"name": n, "parameters": {"type": "object", "properties": {
     "thread_id": {"type": "string"}, "to": {"type": "array", "items": {"type": "string"}},

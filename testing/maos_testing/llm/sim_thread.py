@@ -9,8 +9,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Future as ThreadFuture
 from typing import Any, TypeVar
 
-from integrations.llm._sim_state import SimConfig
-from integrations.llm.sim_server import SimLLMServer
+from maos_testing.llm._sim_state import SimConfig
+from maos_testing.llm.sim_server import SimLLMServer
 
 _T = TypeVar("_T")
 __all__ = ["SimConfig", "SimHandle", "sim_llm_in_thread"]

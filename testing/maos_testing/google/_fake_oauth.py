@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlencode
 
-from integrations.google._fake_wire import Json, Reply
+from maos_testing.google._fake_wire import Json, Reply
 
 _REVOKED = {"error": "invalid_grant", "error_description": "Token has been expired or revoked."}
 

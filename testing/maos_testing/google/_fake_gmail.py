@@ -8,9 +8,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
-from integrations.google import _fake_mime as mime
-from integrations.google._fake_gmail_query import Searchable, compile_query
-from integrations.google._fake_wire import ApiError, ApiRequest, Json, Reply, b64url, unb64url
+from maos_testing.google import _fake_mime as mime
+from maos_testing.google._fake_gmail_query import Searchable, compile_query
+from maos_testing.google._fake_wire import ApiError, ApiRequest, Json, Reply, b64url, unb64url
 
 Handler = Callable[[ApiRequest], Reply]
 SYSTEM_LABELS = ("INBOX", "SENT", "UNREAD", "STARRED", "IMPORTANT", "DRAFT", "SPAM", "TRASH")

@@ -33,14 +33,14 @@ from pathlib import Path
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
-from integrations.google import _fake_mime
-from integrations.google._fake_calendar import CalendarState
-from integrations.google._fake_discovery import google_router
-from integrations.google._fake_drive import DriveState
-from integrations.google._fake_gmail import GmailState
-from integrations.google._fake_oauth import OAuthState
-from integrations.google._fake_tls import make_tls
-from integrations.google._fake_wire import (
+from maos_testing.google import _fake_mime
+from maos_testing.google._fake_calendar import CalendarState
+from maos_testing.google._fake_discovery import google_router
+from maos_testing.google._fake_drive import DriveState
+from maos_testing.google._fake_gmail import GmailState
+from maos_testing.google._fake_oauth import OAuthState
+from maos_testing.google._fake_tls import make_tls
+from maos_testing.google._fake_wire import (
     ApiError,
     ApiRequest,
     Json,

@@ -16,7 +16,7 @@ from urllib.parse import unquote
 
 import googleapiclient.discovery_cache
 
-from integrations.google._fake_wire import Json
+from maos_testing.google._fake_wire import Json
 
 SERVICES = (("gmail", "v1"), ("calendar", "v3"), ("drive", "v3"))
 _PARAM = re.compile(r"\{(\+?)([^}]+)\}")

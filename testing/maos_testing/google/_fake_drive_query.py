@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from integrations.google._fake_wire import ApiError, Json, parse_time
+from maos_testing.google._fake_wire import ApiError, Json, parse_time
 
 _TOKEN = re.compile(r"\s*(?:('(?:[^'\\]|\\.)*')|(!=|<=|>=|=|<|>|\(|\)|\{|\})|([A-Za-z_][\w.]*)|(-?\d+(?:\.\d+)?))")
 Predicate = Callable[[Json], bool]

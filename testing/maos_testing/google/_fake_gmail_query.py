@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from integrations.google._fake_wire import ApiError
+from maos_testing.google._fake_wire import ApiError
 
 _TOKEN = re.compile(r'-?[A-Za-z_0-9]+:(?:"[^"]*"|\([^)]*\)|\S+)|-?"[^"]*"|\S+')
 _IN = {"inbox": "INBOX", "sent": "SENT", "trash": "TRASH", "spam": "SPAM", "drafts": "DRAFT",

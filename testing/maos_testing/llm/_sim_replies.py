@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
 
-from integrations.llm import _sim_obey as obey
+from maos_testing.llm import _sim_obey as obey
 
 ReplyKind = Literal["plan", "tool_call", "final", "chat", "error"]
 WireProtocol = Literal["ollama", "openai"]

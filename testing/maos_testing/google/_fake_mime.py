@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage, Message
 from email.utils import format_datetime, getaddresses, make_msgid
 
-from integrations.google._fake_wire import Json, b64url, strip_tags
+from maos_testing.google._fake_wire import Json, b64url, strip_tags
 
 MSGID_DOMAIN = "mail.fake.example.test"
 

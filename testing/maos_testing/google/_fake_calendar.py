@@ -8,7 +8,7 @@ import secrets
 import time
 from collections.abc import Callable
 
-from integrations.google._fake_wire import ApiError, ApiRequest, Json, Reply, parse_time, rfc3339
+from maos_testing.google._fake_wire import ApiError, ApiRequest, Json, Reply, parse_time, rfc3339
 
 Handler = Callable[[ApiRequest], Reply]
 _EVENT_ID = re.compile(r"[a-v0-9]{5,1024}\Z")

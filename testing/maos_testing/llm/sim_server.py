@@ -5,7 +5,7 @@ A real HTTP server on 127.0.0.1 speaking Ollama (``/api/chat``, ``/api/show``, `
 litellm client. Replies are computed from the request (see ``_sim_replies``); timing, parallel
 slots and failures are knobs of :class:`SimConfig`, changeable at run time through
 ``/_sim/config``. Every chat request is recorded in :attr:`SimLLMServer.log` (``/_sim/log``).
-Tests run it in a thread through :mod:`integrations.llm.sim_thread`.
+Tests run it in a thread through :mod:`maos_testing.llm.sim_thread`; `maos dev sim-llm` runs it as a process.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from integrations.llm import _sim_embed as sim_embed
-from integrations.llm import _sim_wire as wire
-from integrations.llm._sim_replies import (
+from maos_testing.llm import _sim_embed as sim_embed
+from maos_testing.llm import _sim_wire as wire
+from maos_testing.llm._sim_replies import (
     Reply,
     SimRequest,
     WireProtocol,
@@ -32,7 +32,7 @@ from integrations.llm._sim_replies import (
     task_id_of,
     word_count,
 )
-from integrations.llm._sim_state import Overflow, SimConfig, Slots
+from maos_testing.llm._sim_state import Overflow, SimConfig, Slots
 
 _T = TypeVar("_T")
 __all__ = ["Overflow", "SimConfig", "SimLLMServer", "main", "serve"]

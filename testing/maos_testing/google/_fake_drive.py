@@ -8,8 +8,8 @@ import secrets
 import time
 from collections.abc import Callable
 
-from integrations.google._fake_drive_query import compile_query
-from integrations.google._fake_wire import ApiError, ApiRequest, Json, Reply, rfc3339, strip_tags
+from maos_testing.google._fake_drive_query import compile_query
+from maos_testing.google._fake_wire import ApiError, ApiRequest, Json, Reply, rfc3339, strip_tags
 
 Handler = Callable[[ApiRequest], Reply]
 GOOGLE_APPS = "application/vnd.google-apps."
