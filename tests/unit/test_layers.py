@@ -17,11 +17,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("core", "integrations", "memory", "actors", "serve_app", "ui")
 
-# Test tools still inside the product package (the simulated LLM server, the fake Google server):
-# they are leaving it, and are not held to the product's layers.
-TEST_TOOLS = ("integrations/llm/sim_*.py", "integrations/llm/_sim_*.py", "integrations/google/_fake_*.py",
-              "integrations/google/fake_server.py")
-
 RANK = {"core": 0, "integrations": 1, "memory": 1, "agents": 2, "actors": 3, "serve_app": 4, "ui": 4}
 EXTRA_ALLOWED = {("serve_app", "ui")}  # the app mounts the UI
 EXTRA_FORBIDDEN = {("ui", "actors"), ("ui", "agents")}  # the UI talks to the runtime over HTTP only
@@ -93,8 +88,7 @@ def check_source(source: str, module: str, file: str = "", is_package: bool = Fa
 
 
 def product_files() -> list[Path]:
-    skipped = {p for pattern in TEST_TOOLS for p in ROOT.glob(pattern)}
-    return sorted(p for package in PACKAGES for p in (ROOT / package).rglob("*.py") if p not in skipped)
+    return sorted(p for package in PACKAGES for p in (ROOT / package).rglob("*.py"))
 
 
 def check_file(path: Path) -> list[Violation]:
