@@ -20,8 +20,8 @@ from typing import Any
 import structlog
 
 from actors._boot import actor_class
-from actors._memory_tables import ENTRY_COLUMNS
 from actors.handles import Handle
+from actors.storage.memory_entries import ENTRY_COLUMNS
 from core.errors import IngestError, NotFound
 from core.extract import Limits, extract
 from core.memory_schemas import (

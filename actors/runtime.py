@@ -28,8 +28,8 @@ from actors.handles import Handle
 from actors.master import ActorMasterAgent
 from actors.memory import ActorMemory
 from actors.pool import ActorSubAgentPool
-from actors.queue import RetryPolicy
 from actors.ray_handles import LazyHandle, RayHandle
+from actors.storage.queue import RetryPolicy
 from actors.store import ActorStore
 from actors.workspace import ActorWorkspace
 from core.settings import Settings, apply_ray_environment, ensure_ray_token

@@ -19,15 +19,14 @@ from typing import Any, TypeVar
 
 import duckdb
 
-from actors import _conversations as conversations
-from actors import queue
 from actors._boot import actor_class
-from actors._conversations import RUN_COLUMNS, row_to_run
-from actors._database import database_keys, open_database
-from actors._events import EventLog
-from actors._memory_tables import MemoryTables
-from actors._migrations import migrate
-from actors._queue_tables import Completion, QueueTables
+from actors.storage import conversations, queue
+from actors.storage.conversations import RUN_COLUMNS, row_to_run
+from actors.storage.database import database_keys, open_database
+from actors.storage.events import EventLog
+from actors.storage.memory_entries import MemoryTables
+from actors.storage.migrations import migrate
+from actors.storage.tasks import Completion, QueueTables
 from core.errors import NotFound, portable
 from core.events import publish
 from core.schemas import (

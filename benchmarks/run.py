@@ -255,7 +255,7 @@ def _cold_start_once(base: str) -> tuple[float, float]:
     out = subprocess.run([sys.executable, "-m", "serve_app.cli", "ask", "--json", "[fanout 8] write a note"],
                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    from actors._database import database_keys, open_database
+    from actors.storage.database import database_keys, open_database
     from core.settings import Settings
 
     conn = open_database(str(data / "maos.duckdb"), database_keys(Settings(data_dir=data)), read_only=True)

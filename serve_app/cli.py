@@ -204,7 +204,7 @@ def _store(settings: Settings) -> Any:
         app = runtime.connect(settings, None)  # type: ignore[arg-type]
         if app is not None:
             return _Sync(lambda m, *a: app.store.get(m, *a, timeout=30))
-    from actors._database import database_keys
+    from actors.storage.database import database_keys
     from actors.store import Store
 
     store = Store(str(settings.db_path), keys=database_keys(settings))

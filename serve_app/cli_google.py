@@ -46,7 +46,7 @@ def _with_workspace(settings: Settings, work: Callable[[Any], Coroutine[Any, Any
     app = running_app(settings)
     if app is not None:
         return asyncio.run(work(app.workspace))
-    from actors._database import database_keys
+    from actors.storage.database import database_keys
     from actors.store import Store
     from actors.workspace import Workspace
 

@@ -46,8 +46,8 @@ def _with_memory(settings: Settings, work: Callable[[Any], Coroutine[Any, Any, A
     app = running_app(settings)
     if app is not None:
         return asyncio.run(work(app.memory))
-    from actors._database import database_keys
     from actors.memory import Memory
+    from actors.storage.database import database_keys
     from actors.store import Store
 
     async def local() -> Any:

@@ -25,7 +25,7 @@ import httpx
 import structlog
 
 from actors import runtime
-from actors._database import database_keys, open_database
+from actors.storage.database import database_keys, open_database
 from core.errors import ConfigError
 from core.schemas import ConnectionResult, ConnectionTest, EditableSettings, SettingsView
 from core.settings import Settings, overlay

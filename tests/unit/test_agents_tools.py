@@ -11,10 +11,10 @@ import duckdb
 import pytest
 
 from actors import agents
-from actors._migrations import migrate
 from actors.agents import AgentSpec, PromptError, Tool, ToolContext, invoke
 from actors.agents import specs as specs_module
 from actors.agents._tooling import MAX_OBSERVATION_CHARS
+from actors.storage.migrations import migrate
 from core.errors import ConfigError, NotFound, ToolError
 
 

@@ -12,9 +12,9 @@ import pytest
 
 from actors import _actions_sql as sql
 from actors._action_args import args_hash
-from actors._database import database_keys, open_database
 from actors._vault import Vault
 from actors.handles import LocalHandle
+from actors.storage.database import database_keys, open_database
 from actors.store import Store
 from core.crypto import DecryptError, Sealed, Sealer, aad_for, new_key_text
 from core.errors import ConfigError

@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from actors._database import open_database
+from actors.storage.database import open_database
 from core.crypto import new_key_text
 from core.settings import Settings
 
@@ -29,7 +29,7 @@ ESCAPES = [
 
 @pytest.mark.parametrize("encrypted", [False, True])
 def test_no_sql_escapes_the_database(tmp_path: Path, encrypted: bool) -> None:
-    from actors._database import database_keys
+    from actors.storage.database import database_keys
 
     keys = database_keys(Settings(data_dir=tmp_path, encryption_key=new_key_text())) if encrypted else []  # type: ignore[arg-type]
     conn = open_database(str(tmp_path / "maos.duckdb"), keys)

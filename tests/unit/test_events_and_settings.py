@@ -12,7 +12,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 import core.errors
-from actors._conversations import title_of
+from actors.storage.conversations import title_of
 from actors.store import Store
 from core.errors import ConfigError, MaosError, NotFound
 from core.schemas import (
@@ -128,7 +128,7 @@ def test_saved_settings_overlay_validated_and_null_only_where_it_means_default(t
 
     assert with_saved(base) is base  # no database yet
     conn = duckdb.connect(str(base.db_path))
-    from actors._migrations import migrate
+    from actors.storage.migrations import migrate
 
     migrate(conn)
     conn.execute("INSERT INTO settings_overrides VALUES ('max_turns', '2', 0), ('stream_replies', 'false', 0)")

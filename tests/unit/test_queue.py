@@ -7,8 +7,8 @@ import asyncio
 import duckdb
 import pytest
 
-from actors._migrations import MIGRATIONS, migrate
-from actors.queue import RetryPolicy
+from actors.storage.migrations import MIGRATIONS, migrate
+from actors.storage.queue import RetryPolicy
 from actors.store import Store
 from core.schemas import Plan, PlanStep, StepOutcome, TaskRecord
 

@@ -12,10 +12,10 @@ import duckdb
 import pytest
 
 from actors import agents
-from actors._migrations import migrate
 from actors.agents import ToolContext, invoke
 from actors.agents import tools as tool_modules
 from actors.agents.tools import _bounds
+from actors.storage.migrations import migrate
 from core.errors import ToolError
 
 OWNER = "owner@example.test"

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import duckdb
 
-from actors._events import EventLog
+from actors.storage.events import EventLog
 from core.memory_schemas import DocumentInfo, DocumentKind, DocumentView, Feedback, LearningView
 from core.schemas import MemorySource, Plan, RunEvent, RunView
 

@@ -1,5 +1,5 @@
 """The Store's queue operations: claiming, completing, leases, recovery and manual retry, and the
-queue's counts. The transitions themselves are in :mod:`actors.queue` and :mod:`actors.queue_recovery`.
+queue's counts. The transitions themselves are in :mod:`actors.storage.queue` and :mod:`actors.storage.queue_recovery`.
 
 A mixin of :class:`actors.store.Store`: writes go through its group commit, reads use its connection.
 """
@@ -13,10 +13,9 @@ from typing import TypeVar, cast
 
 import duckdb
 
-from actors import _conversations as conversations
-from actors import queue
-from actors import queue_recovery as recovery
-from actors._events import EventLog
+from actors.storage import conversations, queue
+from actors.storage import queue_recovery as recovery
+from actors.storage.events import EventLog
 from core.schemas import Draft, Plan, RunEvent, StepOutcome, TaskRecord
 
 T = TypeVar("T")

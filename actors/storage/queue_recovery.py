@@ -7,7 +7,14 @@ import random
 
 import duckdb
 
-from actors.queue import RetryPolicy, Transition, block_dependents, fail, settle_runs, task_event
+from actors.storage.queue import (
+    RetryPolicy,
+    Transition,
+    block_dependents,
+    fail,
+    settle_runs,
+    task_event,
+)
 from core.schemas import StepOutcome
 
 EXPIRED = "status = 'running' AND lease_expires_at < ?"  # a task whose worker stopped renewing its lease
