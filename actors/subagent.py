@@ -1,7 +1,8 @@
 """One sub-agent run: a tool-calling loop with a turn budget.
 
-LLM → tool calls → observations → … → final answer. Tool failures go back to the model as
-observations; only LLM failures and an exhausted budget end the run unsuccessfully.
+LLM → tool calls → observations → … → final answer. Tool failures, and calls the model wrote
+so they could not be read (``ToolCall.parse_error``), go back to the model as observations; only
+LLM failures and an exhausted budget end the run unsuccessfully.
 
 Only the fixed instructions of the agent type are system text. The run's goal, the results of the
 steps this one depends on and what memory holds reach the model as a user message of blocks marked
@@ -105,6 +106,8 @@ async def run_subagent(
             tool = tools.get(call.name)
             if i >= max_tool_calls:
                 observation = not_run(max_tool_calls)
+            elif call.parse_error is not None:  # written as text the client could not read: not run
+                observation = f"error: not run: {call.parse_error}. Available tools: {', '.join(sorted(tools))}"
             elif tool is None:
                 observation = f"error: unknown tool '{call.name}'; available: {', '.join(sorted(tools))}"
             else:

@@ -17,6 +17,9 @@ ModelRole = Literal["planner", "worker"]
 Provider = Literal["ollama", "lmstudio", "openai", "embedded"]
 ProviderSetting = Literal["auto", "ollama", "lmstudio", "openai", "embedded"]  # auto: the first that answers
 ToolQuery = tuple[Literal["read", "write"], str, list[Any] | None]  # a tool's query to the Store: (kind, sql, parameters)
+# How a model wrote its tool calls: the API's own field, or text (Hermes/Qwen <tool_call>, Llama 3 JSON,
+# Mistral [TOOL_CALLS], a bare JSON object, JSON in a fenced block); see integrations/llm/toolcalls.py.
+ToolCallFormat = Literal["native", "hermes", "llama", "mistral", "json", "fenced"]
 
 
 class _Model(BaseModel):
@@ -45,6 +48,8 @@ class ToolCall(_Model):
     id: str = Field(description="Id the model gave the call (echoed in the tool result).")
     name: str = Field(description="Tool name.")
     arguments: dict[str, Any] = Field(default_factory=dict, description="Arguments as parsed JSON.")
+    parse_error: str | None = Field(None, description="Why the call as the model wrote it could not be read "
+                                                      "(then it is not run: the model is told this instead).")
 
 
 class ChatMessage(_Model):
@@ -87,6 +92,8 @@ class ChatResponse(_Model):
     tokens_out: int = Field(0, description="Completion tokens.")
     latency_ms: float = Field(0.0, description="Wall time of the call, queueing included.")
     queued_ms: float = Field(0.0, description="Time spent waiting for a gateway slot.")
+    tool_call_format: ToolCallFormat | None = Field(
+        None, description="How the model wrote its tool calls (native field or a text form); None: it made none.")
 
 
 class StreamChunk(_Model):
@@ -197,6 +204,19 @@ class PoolStatus(_Model):
 REAUTH_HEADER = "X-Maos-Reauth"  # the login token again, for a change that widens what the app may do
 
 
+class ToolSupport(_Model):
+    """Whether the worker model calls tools, as a one-request check at start-up found."""
+
+    kind: Literal["tool_support"] = "tool_support"
+    model: str = Field(description="The model checked (the sub-agents' model).")
+    state: Literal["checking", "native", "text", "none", "unknown"] = Field(
+        description="native: through the API's field; text: written in its reply (read back); none: it does not "
+                    "call tools; unknown: the check failed (it is asked again).")
+    format: ToolCallFormat | None = Field(None, description="The form its calls were in.")
+    meaning: str = Field(description="What this means for the user, in a sentence.")
+    checked_at: float | None = Field(None, description="When the check answered (None while checking).")
+
+
 class SystemStatus(_Model):
     kind: Literal["system_status"] = "system_status"
     ray_nodes: int = Field(description="Alive Ray nodes.")
@@ -206,6 +226,7 @@ class SystemStatus(_Model):
     llm_reachable: bool = Field(description="Whether it answered just now.")
     llm_in_flight: int = Field(description="Requests at the LLM server now.")
     llm_waiting: int = Field(description="Requests queued for a slot.")
+    llm_tools: ToolSupport | None = Field(None, description="Whether the model can call tools (checked at start-up).")
     pools: list[PoolStatus] = Field(description="One per agent type.")
     queue: dict[str, int] = Field(description="Task count per status.")
 

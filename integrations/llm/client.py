@@ -1,5 +1,8 @@
 """The one LLM boundary: the only module that imports litellm.
 
+Tool calls come from the API's field or, when it is empty, from the reply's text (the forms many
+local models write: see :mod:`integrations.llm.toolcalls`); the reply says which form they were in.
+
 Import it only where LLM calls are made (the gateway actor): ``import litellm`` costs 2-3 s
 and ~190 MB. :func:`core.settings.apply_litellm_environment` must run first.
 """
@@ -16,8 +19,9 @@ import litellm
 import structlog
 
 from core.errors import LLMError, LLMUnavailable
-from core.schemas import ChatMessage, ChatRequest, ChatResponse, ToolCall
+from core.schemas import ChatMessage, ChatRequest, ChatResponse
 from integrations.llm.backend import Backend
+from integrations.llm.toolcalls import assistant_reply
 
 _log = structlog.get_logger("maos.llm")
 litellm.suppress_debug_info = True
@@ -127,24 +131,6 @@ def classify(exc: Exception, base_url: str) -> LLMError:
     return LLMError(f"LLM call to {base_url} failed ({name}): {detail}", transient=False)
 
 
-def _parse_tool_calls(raw: Any) -> list[ToolCall]:
-    calls = []
-    for i, c in enumerate(raw or []):
-        fn = c.function if hasattr(c, "function") else c["function"]
-        name = fn.name if hasattr(fn, "name") else fn["name"]
-        args = fn.arguments if hasattr(fn, "arguments") else fn.get("arguments")
-        if isinstance(args, str):
-            try:
-                parsed = json.loads(args) if args.strip() else {}
-            except json.JSONDecodeError:
-                parsed = {"_unparsed": args}
-        else:
-            parsed = dict(args or {})
-        cid = getattr(c, "id", None) or f"call_{i}"
-        calls.append(ToolCall(id=cid, name=name, arguments=parsed if isinstance(parsed, dict) else {"value": parsed}))
-    return calls
-
-
 class Usage(NamedTuple):
     """A reply's token counts, as the server reported them."""
 
@@ -191,8 +177,13 @@ async def complete(backend: Backend, req: ChatRequest, timeout_s: float) -> Chat
     choice = resp.choices[0]
     msg = choice.message
     tokens_in, tokens_out = _usage(getattr(resp, "usage", None))
+    message, call_format = assistant_reply(msg.content or "", msg.tool_calls, req.tools)
+    if call_format not in (None, "native"):
+        _log.debug("llm.text_tool_calls", format=call_format, calls=len(message.tool_calls),
+                   model=backend.model_for(req.role))
     return ChatResponse(
-        message=ChatMessage(role="assistant", content=msg.content or "", tool_calls=_parse_tool_calls(msg.tool_calls)),
+        message=message,
+        tool_call_format=call_format,
         model=backend.model_for(req.role),
         tokens_in=tokens_in,
         tokens_out=tokens_out,
