@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     # Features
     stream_replies: bool = Field(True, description="Stream the master's replies (plan, summary) token by token.")
     write_summaries: bool = Field(True, description="Have the model summarize each finished run.")
+    answer_directly: bool = Field(True, description="Let the master answer a message, or ask one question back, "
+                                                    "without planning when it needs no sub-agents (one LLM call "
+                                                    "decides; the small embedded model always plans).")
+    context_token_budget: int = Field(1500, ge=0, le=32_000, description="Most tokens (estimated) of the "
+                                                                        "conversation's recent turns and last run "
+                                                                        "given to the master; 0: none.")
     link_hosts: str = Field("", description="Hosts (comma-separated; their subdomains too) that links in the model's "
                                             "stored answers may point to, beside the app's own; links elsewhere "
                                             "keep their words, not their address. Images are always removed.")
