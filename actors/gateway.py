@@ -2,7 +2,9 @@
 
 At most ``slots`` requests are at the server; the rest wait here, interactive requests (chat,
 planning, summaries) ahead of background sub-agent work. Transient errors are retried with
-exponential backoff. Every call's model, tokens and latency go to ``agent_runs``.
+exponential backoff. Every call's model, tokens, latency and the form of its tool calls (native,
+or text a local model wrote: see ``integrations/llm/toolcalls.py``) go to ``agent_runs``. Once, as
+the app starts (its first health check), the gateway asks the model whether it calls tools at all.
 """
 
 from __future__ import annotations
@@ -22,15 +24,31 @@ import structlog
 from actors._boot import actor_class
 from actors.handles import Handle
 from core.errors import LLMError, LLMUnavailable
-from core.schemas import ChatMessage, ChatRequest, ChatResponse, Priority, StreamChunk
+from core.schemas import (
+    ChatRequest,
+    ChatResponse,
+    Priority,
+    StreamChunk,
+    ToolCallFormat,
+    ToolSupport,
+)
 from core.settings import Settings, apply_litellm_environment
-from integrations.llm.backend import Backend, probe
+from integrations.llm.backend import (
+    Backend,
+    probe,
+    tool_check_pending,
+    tool_probe_request,
+    tool_support,
+)
+from integrations.llm.toolcalls import assistant_reply
 
 _log = structlog.get_logger("maos.gateway")
 _RANK: dict[Priority, int] = {"interactive": 0, "background": 1}
 _BUSY_GRACE_S = 30.0  # a server busy with our requests that was active this recently counts as up
 _TOKEN_FLUSH_S = 0.02  # live reply text goes to the Store at most this often (batched over all streams)
 _REPLY_GAP_S = 0.02  # a batch's replies go back to its pool at most this often (the first one at once)
+_TOOL_CHECK_RETRY_S = 60.0  # a tool check that failed (server down, timeout) is tried again after this
+_TOOL_CHECK_TIMEOUT_S = 120.0
 ChatReply = tuple[int, ChatResponse | LLMError]  # (index in the batch, the reply or why there is none)
 
 
@@ -106,6 +124,11 @@ class LLMGateway:
         self._tokens: list[tuple[str, str, str]] = []  # (run id, phase, text) waiting for the Store
         self._token_lock = asyncio.Lock()
         self._token_flusher: asyncio.Task[None] | None = None
+        self._tools: ToolSupport | None = None  # what the tool check found, for ``_tools_key``
+        self._tools_key: tuple[str, str] | None = None
+        self._tools_check: asyncio.Task[None] | None = None
+        self._tools_failed_at = 0.0
+        self._formats_seen: set[tuple[str, ToolCallFormat]] = set()
 
     async def chat(self, req: ChatRequest) -> ChatResponse:
         queued_at = time.perf_counter()
@@ -123,7 +146,7 @@ class LLMGateway:
             self._slots.release()
         self._last_activity = time.monotonic()
         resp = resp.model_copy(update={"queued_ms": queued_ms, "latency_ms": (time.perf_counter() - queued_at) * 1000})
-        self._record(req, (resp.tokens_in, resp.tokens_out), queued_ms, resp.latency_ms, None)
+        self._record(req, (resp.tokens_in, resp.tokens_out), queued_ms, resp.latency_ms, None, resp.tool_call_format)
         return resp
 
     async def chat_many(self, reqs: list[ChatRequest], gap_s: float = _REPLY_GAP_S) -> AsyncIterator[list[ChatReply]]:
@@ -214,7 +237,8 @@ class LLMGateway:
             raise
         finally:
             await self._flush_tokens()
-        return ChatResponse(message=ChatMessage(role="assistant", content="".join(parts)),
+        message, call_format = assistant_reply("".join(parts), None, req.tools)  # calls written as text
+        return ChatResponse(message=message, tool_call_format=call_format,
                             model=self._backend.model_for(req.role), tokens_in=usage[0], tokens_out=usage[1],
                             latency_ms=(time.perf_counter() - started) * 1000)
 
@@ -281,20 +305,25 @@ class LLMGateway:
             self._record(req, usage, queued_ms, (time.perf_counter() - queued_at) * 1000, error)
 
     def _row(self, req: ChatRequest, usage: tuple[int, int], queued_ms: float, latency_ms: float,
-             error: str | None) -> dict[str, Any]:
+             error: str | None, call_format: ToolCallFormat | None = None) -> dict[str, Any]:
         return {
             "run_id": req.run_id, "task_id": req.task_id, "agent": req.agent,
             "model": self._backend.model_for(req.role), "tokens_in": usage[0], "tokens_out": usage[1],
             "latency_ms": latency_ms, "queued_ms": queued_ms, "ok": error is None, "error": error,
-            "created_at": time.time(),
+            "created_at": time.time(), "tool_call_format": call_format,
         }
 
     def _record(self, req: ChatRequest, usage: tuple[int, int], queued_ms: float, latency_ms: float,
-                error: str | None) -> None:
-        """One row of ``agent_runs`` (``usage``: tokens in and out), written with others shortly."""
+                error: str | None, call_format: ToolCallFormat | None = None) -> None:
+        """One row of ``agent_runs`` (``usage``: tokens in and out), written with others shortly; the first
+        time a model writes its tool calls in a form, that is logged too."""
+        model = self._backend.model_for(req.role)
+        if call_format is not None and (model, call_format) not in self._formats_seen:
+            self._formats_seen.add((model, call_format))
+            _log.info("gateway.tool_call_format", model=model, format=call_format)
         if self._store is None:
             return
-        self._records.append(self._row(req, usage, queued_ms, latency_ms, error))
+        self._records.append(self._row(req, usage, queued_ms, latency_ms, error, call_format))
         if self._recorder is None or self._recorder.done():
             self._recorder = asyncio.get_running_loop().create_task(self._flush_records())
 
@@ -319,6 +348,7 @@ class LLMGateway:
         _log.info("gateway.configured", provider=backend.provider, slots=slots)
 
     async def health(self) -> dict[str, Any]:
+        self._check_tools()
         models = await probe(self._backend.base_url, self._backend.provider)
         # A one-request server (the embedded model) answers nothing else while it works on one:
         # a request of ours it took, or text it sent, moments ago means it is up, just busy.
@@ -327,7 +357,41 @@ class LLMGateway:
             "provider": self._backend.provider, "base_url": self._backend.base_url,
             "models": {"planner": self._backend.planner_model, "worker": self._backend.worker_model},
             "reachable": models is not None or busy, "in_flight": self._in_flight, "waiting": self._slots.waiting,
+            "tools": self._tools.model_dump() if self._tools is not None else None,
         }
+
+    def _check_tools(self) -> None:
+        """Start the tool check unless it ran for this server and model (or is running, or failed moments ago).
+        It never delays the caller: until it answers, ``health`` reports it as checking."""
+        key = (self._backend.base_url, self._backend.worker_model)
+        if self._tools_check is not None and not self._tools_check.done():
+            return
+        if key == self._tools_key and self._tools is not None and (
+                self._tools.state != "unknown" or time.monotonic() - self._tools_failed_at < _TOOL_CHECK_RETRY_S):
+            return
+        self._tools_key, self._tools = key, tool_check_pending(self._backend.worker_model)
+        self._tools_check = asyncio.get_running_loop().create_task(self._probe_tools(key))
+
+    async def _probe_tools(self, key: tuple[str, str]) -> None:
+        """One request offering ``get_time``: did the model call it natively, as text (which form), or not?
+        Background priority, and not an ``agent_runs`` row (no run asked for it)."""
+        backend = self._backend
+        await self._slots.acquire("background")
+        self._in_flight += 1
+        try:
+            resp = await self._client.complete(backend, tool_probe_request(),
+                                               min(self._settings.llm_timeout_s, _TOOL_CHECK_TIMEOUT_S))
+            found = tool_support(backend.worker_model, resp.tool_call_format, None, time.time())
+        except Exception as exc:  # LLMError, or anything else: the check says so and is tried again later
+            found = tool_support(backend.worker_model, None, str(exc) or type(exc).__name__, time.time())
+        finally:
+            self._in_flight -= 1
+            self._slots.release()
+        if found.state == "unknown":
+            self._tools_failed_at = time.monotonic()
+        if key == self._tools_key:  # not a check of a server or model since replaced
+            self._tools = found
+        _log.info("gateway.tool_check", model=backend.worker_model, state=found.state, format=found.format)
 
     async def ping(self) -> bool:
         return True

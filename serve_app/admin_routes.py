@@ -18,6 +18,7 @@ from core.schemas import (
     EditableSettings,
     SettingsView,
     SystemStatus,
+    ToolSupport,
 )
 from integrations.llm.backend import redact_url
 from serve_app.access import RuntimeAccess
@@ -65,6 +66,7 @@ def build_admin_routes(rt: RuntimeAccess, metrics: HttpMetrics) -> APIRouter:
             ray_nodes=runtime.cluster_nodes(), llm_provider=h["provider"],
             llm_base_url=redact_url(h["base_url"]), llm_models=h["models"], llm_reachable=h["reachable"],
             llm_in_flight=h["in_flight"], llm_waiting=h["waiting"],
+            llm_tools=ToolSupport.model_validate(h["tools"]) if h.get("tools") is not None else None,
             pools=await app.dispatcher.call("status"), queue=await app.store.call("queue_counts"),
         )
 

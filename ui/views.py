@@ -97,7 +97,22 @@ def sidebar_llm(status: SystemStatus | None, error: str | None = None) -> str:
     return (f'<div class="llm-badge" id="llm-badge" data-reachable="{str(ok).lower()}">'
             f'<div class="llm-state">{"●" if ok else "○"} LLM {"ready" if ok else "not answering"}</div>'
             f'<div class="llm-provider">{escape(status.llm_provider)}</div>'
-            f'<div class="llm-model">{model_line}</div></div>')
+            f'<div class="llm-model">{model_line}</div>{_tools_line(status)}</div>')
+
+
+_TOOLS_LABEL = {"checking": "tools: checking…", "native": "tools ✔", "text": "tools ✔ (as text: {format})",
+                "none": "⚠ cannot call tools", "unknown": "tools: not checked yet"}
+
+
+def _tools_line(status: SystemStatus) -> str:
+    """Whether the agents' model calls tools, with what that means on hover (and in full when it cannot)."""
+    tools = status.llm_tools
+    if tools is None:
+        return ""
+    label = _TOOLS_LABEL[tools.state].format(format=tools.format or "")
+    detail = f'<br><small class="llm-tools-meaning">{escape(tools.meaning)}</small>' if tools.state == "none" else ""
+    return (f'<div class="llm-tools" data-tools="{escape(tools.state)}" title="{escape(tools.meaning)}">'
+            f'{escape(label)}{detail}</div>')
 
 
 def integrations_html(status: SystemStatus | None, error: str | None = None) -> str:
@@ -106,6 +121,7 @@ def integrations_html(status: SystemStatus | None, error: str | None = None) -> 
     rows = [("Provider", status.llm_provider), ("Base URL", status.llm_base_url),
             *((f"Model ({role})", name) for role, name in sorted(status.llm_models.items())),
             ("Reachable", "yes ✔" if status.llm_reachable else "no ✖"),
+            *((("Tool calls", status.llm_tools.meaning),) if status.llm_tools is not None else ()),
             ("Requests in flight", str(status.llm_in_flight)), ("Requests waiting", str(status.llm_waiting)),
             ("Ray", f"{status.ray_nodes} node(s)")]
     body = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows)

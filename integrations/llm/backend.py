@@ -1,7 +1,9 @@
 """Which LLM server answers: Ollama, LM Studio, an OpenAI-compatible URL, or the embedded model.
 
 ``auto`` asks Ollama, then LM Studio, and falls back to the embedded model. Explicit providers
-use ``llm_base_url`` or the provider's usual address. Nothing here imports litellm.
+use ``llm_base_url`` or the provider's usual address. Whether the chosen model can call tools is
+checked once by the gateway with :func:`tool_probe_request` (read by :func:`tool_support`). Nothing
+here imports litellm.
 """
 
 from __future__ import annotations
@@ -16,7 +18,15 @@ import httpx
 import structlog
 
 from core.errors import ConfigError
-from core.schemas import ModelRole, Provider
+from core.schemas import (
+    ChatMessage,
+    ChatRequest,
+    ModelRole,
+    Provider,
+    ToolCallFormat,
+    ToolSpec,
+    ToolSupport,
+)
 from core.settings import Settings
 
 ProbeKind = Literal["ollama", "openai"]
@@ -211,3 +221,40 @@ async def resolve(settings: Settings, start_embedded: Callable[[], str] | None =
         worker_model=backend.worker_model,
     )
     return backend
+
+
+# --- can the model call tools? (one request at start-up, made by the gateway) -------------------
+
+TOOL_PROBE = ToolSpec(name="get_time", description="The current date and time.",
+                      parameters={"type": "object", "properties": {}, "required": []})
+_NO_TOOLS_ERRORS = ("does not support tools", "tools is not supported", "tool use is not supported")
+
+
+def tool_probe_request() -> ChatRequest:
+    """The check: one short request offering one tool with no arguments, which the answer needs."""
+    return ChatRequest(
+        messages=[ChatMessage(role="system", content="You can call tools. Call one whenever it gives you what you need."),
+                  ChatMessage(role="user", content="What time is it now? Call the get_time tool to find out.")],
+        role="worker", priority="background", tools=[TOOL_PROBE], max_tokens=160, temperature=0.0, agent="tool-probe")
+
+
+def tool_support(model: str, found: ToolCallFormat | None, error: str | None, now: float) -> ToolSupport:
+    """What the check's reply (the form of its calls, or the error it ended in) means."""
+    if error is not None and not any(e in error.lower() for e in _NO_TOOLS_ERRORS):
+        return ToolSupport(model=model, state="unknown", meaning=(
+            f"Could not check whether {model} can call tools ({error[:160]}); it is asked again shortly."))
+    if found == "native":
+        return ToolSupport(model=model, state="native", format=found, checked_at=now, meaning=(
+            f"{model} calls tools through the API's tool-call field: sub-agents act with their tools."))
+    if found is not None:
+        return ToolSupport(model=model, state="text", format=found, checked_at=now, meaning=(
+            f"{model} writes its tool calls as text ({found} form); they are read from its replies, so "
+            "sub-agents act with their tools."))
+    return ToolSupport(model=model, state="none", checked_at=now, meaning=(
+        f"{model} cannot call tools: sub-agent steps will answer without acting (no searches, drafts or "
+        "proposals). Choose a model that supports tools, e.g. qwen2.5, llama3.1 or mistral."))
+
+
+def tool_check_pending(model: str) -> ToolSupport:
+    return ToolSupport(model=model, state="checking",
+                       meaning=f"Checking whether {model} can call tools (one short request).")

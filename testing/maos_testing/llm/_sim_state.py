@@ -9,6 +9,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from maos_testing.llm import _sim_formats as formats
+
 Overflow = Literal["queue", "503"]
 
 
@@ -30,6 +32,7 @@ class SimConfig:
     log_max: int = 100_000  # oldest records are dropped beyond this
     timed_tokens_cap: int = 0  # >0: at most this many tokens are timed per reply (long plans stay quick)
     obey: str = "last"  # "last": calls written in the last tool result; "all": every order in every form it reads
+    tool_format: str = "native"  # or a style of transcripts/ ("hermes", "llama", "mistral", ...): calls as text
 
     def timed_tokens(self, n: int) -> int:
         """How many of a reply's ``n`` tokens take ``token_ms`` each (the rest go at once)."""
@@ -49,6 +52,7 @@ class SimConfig:
         merged = {**dataclasses.asdict(self), **values}
         if merged["obey"] not in ("last", "all"):
             raise ValueError(f"obey must be 'last' or 'all', not {merged['obey']!r}")
+        formats.check(merged["tool_format"])
         if merged["overflow"] not in ("queue", "503"):
             raise ValueError(f"overflow must be 'queue' or '503', not {merged['overflow']!r}")
         if not 0.0 <= merged["fail_rate"] <= 1.0:

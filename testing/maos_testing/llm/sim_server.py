@@ -4,7 +4,8 @@ A real HTTP server on 127.0.0.1 speaking Ollama (``/api/chat``, ``/api/show``, `
 ``/api/version``, ``/api/embed``) and OpenAI (``/v1/chat/completions``, ``/v1/models``, ``/v1/embeddings``), so tests drive the real
 litellm client. Replies are computed from the request (see ``_sim_replies``); timing, parallel
 slots and failures are knobs of :class:`SimConfig`, changeable at run time through
-``/_sim/config``. Every chat request is recorded in :attr:`SimLLMServer.log` (``/_sim/log``).
+``/_sim/config``; ``tool_format`` makes it write tool calls as text, as a model family does
+(see ``_sim_formats`` and the transcripts). Every chat request is recorded in :attr:`SimLLMServer.log` (``/_sim/log``).
 Tests run it in a thread through :mod:`maos_testing.llm.sim_thread`; `maos dev sim-llm` runs it as a process.
 """
 
@@ -23,6 +24,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from maos_testing.llm import _sim_embed as sim_embed
+from maos_testing.llm import _sim_formats as formats
 from maos_testing.llm import _sim_wire as wire
 from maos_testing.llm._sim_replies import (
     Reply,
@@ -220,7 +222,8 @@ class SimLLMServer:
             await slots.acquire(cfg.slots)
         try:
             record["t_started"] = time.time()
-            reply = reply_for(req, cfg.reply_tokens, "all" if cfg.obey == "all" else "last")
+            reply = formats.as_text(cfg.tool_format, req,
+                                    reply_for(req, cfg.reply_tokens, "all" if cfg.obey == "all" else "last"))
             record["kind"] = reply.kind
             if cfg.log_bodies:
                 record["reply"] = reply.text
@@ -357,10 +360,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--model", default=d.model)
     p.add_argument("--obey", choices=("last", "all"), default=d.obey,
                    help="all: obey every instruction, in every form, found in what the model reads")
+    p.add_argument("--tool-format", default=d.tool_format, choices=(formats.NATIVE, *sorted(formats.styles())),
+                   help="write tool calls as text, as this family's style does (native: the API's field)")
     a = p.parse_args(argv)
     config = SimConfig()
     config.update(ttft_ms=a.ttft_ms, token_ms=a.token_ms, reply_tokens=a.reply_tokens, slots=a.slots,
-                  overflow=a.overflow, fail_rate=a.fail_rate, seed=a.seed, model=a.model, obey=a.obey)
+                  overflow=a.overflow, fail_rate=a.fail_rate, seed=a.seed, model=a.model, obey=a.obey,
+                  tool_format=a.tool_format)
     serve(a.host, a.port, config)
 
 
