@@ -39,7 +39,6 @@ NOT_RUN = {
     "export GOOGLE_CLIENT_ID=": "your own Google Cloud OAuth client; tests/e2e/test_cli_google.py uses the fake "
                                 "Google's",
     ".venv/bin/maos google connect": "a sign-in at Google; tests/e2e/test_cli_google.py runs it against the fake Google",
-    ".venv/bin/python -m benchmarks.": "a benchmark: minutes of CPU (`make bench` runs it)",
 }
 
 # `make` targets are dry-run (`make -n`: the target exists and its recipe expands), not run: why.
