@@ -1,71 +1,103 @@
-"""The Workspace actor's Google accounts: a user's session (credentials and API clients), and
-connecting (web flow, loopback tokens), disconnecting, and the state the Integrations page shows;
-and, against the account, the review of pending actions (who they reach; outliers that a batch
-approval may not include: see ``core.recipients``).
+"""The Workspace actor's integrations: every registered provider (``integrations.registry``),
+built once with a host that gives it the settings, its encrypted credentials, the audit log and
+the tasks waiting for it; connecting, disconnecting and status through the provider named; and the
+review of pending actions against the user's own account at the provider that carries each out
+(who they reach; outliers that a batch approval may not include: see ``core.recipients``).
 
 A mixin of :class:`actors.workspace.Workspace`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Callable
 from typing import Any, cast
-
-import structlog
 
 from actors import _actions_sql as sql
 from actors._vault import Vault
 from actors.handles import Handle
-from core.action_schemas import (
-    ActionView,
-    BatchItem,
-    ConnectStart,
-    FeatureInfo,
-    GoogleFeature,
-    IntegrationView,
-)
-from core.errors import ApprovalRefused, ToolError
+from core.action_schemas import ActionView, BatchItem, ConnectStart, IntegrationView
+from core.errors import ApprovalRefused
 from core.recipients import review_action
 from core.settings import Settings
-from integrations.google import gmail, oauth
-from integrations.google.api import build_service
-from integrations.google.ops import FEATURE_LABELS, features_granted, scopes_for
-
-_log = structlog.get_logger("maos.workspace")
-
-
-class NoServices:
-    """What texting and calling run with: no Google clients (they have no provider yet)."""
-
-    def get(self, name: str) -> Any:
-        raise ToolError(f"no {name} client for this action")
+from integrations import registry
+from integrations.google.oauth import TokenSet
+from integrations.google.provider import GoogleProvider
+from integrations.registry import NoProvider, Provider, StoredCredentials
 
 
-class Session:
-    """One user's Google credentials and built API clients (built once, on first use). The clients'
-    httplib2 connections are not thread-safe: ``serial`` runs one of the user's calls at a time."""
+class ProviderCredentials:
+    """The Vault seen by one provider (``registry.CredentialStore``)."""
 
-    def __init__(self, row_id: str, creds: Any, account: str | None, api_endpoint: str | None) -> None:
-        self.serial = threading.Lock()
-        self.row_id = row_id
-        self.creds = creds
-        self.account = account
-        self._endpoint = api_endpoint
-        self._built: dict[str, Any] = {}
+    def __init__(self, workspace: Integrations, provider: str) -> None:
+        self._ws = workspace
+        self._provider = provider
 
-    def get(self, name: str) -> Any:
-        if name not in self._built:
-            self._built[name] = build_service(name, self.creds, self._endpoint)  # type: ignore[arg-type]
-        return self._built[name]
+    async def load(self, user_id: str) -> StoredCredentials | None:
+        if self._ws._vault is None:  # no key: nothing could have been connected
+            return None
+        loaded = await self._ws._vault.load(user_id, self._provider)
+        if loaded is None:
+            return None
+        row_id, tokens, info = loaded
+        return StoredCredentials(row_id=row_id, tokens=dict(tokens), status=info["status"], reason=info["reason"],
+                                 account=info["account"], connected_at=info["created_at"])
+
+    async def save(self, user_id: str, tokens: dict[str, Any], account: str | None) -> str:
+        return await self._ws.vault.save(user_id, cast(TokenSet, tokens), account, self._provider)
+
+    async def update(self, row_id: str, user_id: str, tokens: dict[str, Any], account: str | None) -> None:
+        await self._ws.vault.update_tokens(row_id, user_id, cast(TokenSet, tokens), account)
+
+    async def mark_reconnect(self, row_id: str, reason: str) -> None:
+        await self._ws.vault.set_status(row_id, "reconnect", reason)
+
+    async def forget(self, user_id: str) -> None:
+        await self._ws.vault.forget(user_id, self._provider)
+
+    async def put_state(self, user_id: str, features: list[str], redirect_uri: str, verifier: str) -> str:
+        return await self._ws.vault.put_state(user_id, features, redirect_uri, verifier)
+
+    async def take_state(self, state: str) -> tuple[str, list[str], str, str]:
+        return await self._ws.vault.take_state(state)
 
 
-class GoogleAccounts:
+class ProviderHost:
+    """What the Workspace gives one provider (``registry.Host``)."""
+
+    def __init__(self, workspace: Integrations, provider: str) -> None:
+        self._ws = workspace
+        self._name = provider
+        self._credentials = ProviderCredentials(workspace, provider)
+
+    @property
+    def settings(self) -> Settings:
+        return self._ws._settings
+
+    @property
+    def credentials(self) -> ProviderCredentials:
+        return self._credentials
+
+    async def audit(self, user_id: str, what: str, *, actor: str, subject_id: str | None = None,
+                    detail: dict[str, Any] | None = None) -> None:
+        await self._ws._audit(user_id, actor, what, subject_id=subject_id, detail=detail)
+
+    async def connected(self, user_id: str, *, subject_id: str, detail: dict[str, Any]) -> None:
+        released = await self._ws._store.call("release_waiting", user_id, self._name)
+        await self._ws._audit(user_id, user_id, f"{self._name}.connected", subject_id=subject_id,
+                              detail={**detail, "released_tasks": released})
+        await self._ws._kick_due()  # what waited for this connection runs now
+
+    async def waiting_tasks(self, user_id: str) -> int:
+        waiting = await self._ws._store.call(
+            "read", "SELECT count(*) FROM tasks WHERE status = 'waiting' AND waiting_on = ? "
+                    "AND run_id IN (SELECT id FROM runs WHERE user_id = ?)", [self._name, user_id])
+        return int(waiting[0][0]) if waiting else 0
+
+
+class Integrations:
     _settings: Settings
     _store: Handle
     _vault: Vault | None
-    _sessions: dict[str, Session]
+    _providers: dict[str, Provider]
     _known: dict[str, tuple[float | None, set[str]]]  # per user: addresses known, up to that decision time
 
     @property
@@ -80,34 +112,67 @@ class GoogleAccounts:
     async def _kick_due(self, include_executing: bool = False) -> None:
         raise NotImplementedError
 
-    async def _session(self, user_id: str) -> Session:
-        raise NotImplementedError
+    # --- the providers -------------------------------------------------------------------------
 
-    async def _call(self, user_id: str, session: Session, fn: Any) -> Any:
-        raise NotImplementedError
+    def provider(self, name: str) -> Provider:
+        """The registered provider ``name``, built on first use; ToolError for an unknown one."""
+        built = self._providers.get(name)
+        if built is None:
+            built = self._providers[name] = registry.get(name)(ProviderHost(self, name))
+        return built
 
-    async def _read_google(self, user_id: str, fn: Callable[[Any], Any]) -> Any:
-        """``fn(the user's Google clients)`` in a worker thread: what an action's review reads."""
-        return await self._call(user_id, await self._session(user_id), fn)
+    def provider_for(self, action: str) -> Provider:
+        """The provider that carries out ``action``; NoProvider when none is registered."""
+        return self.provider(registry.provider_for(action).name)
 
-    async def _account(self, user_id: str) -> str | None:
-        """The user's Google account address, when known (connected with mail access)."""
-        session = self._sessions.get(user_id)
-        if session is not None and session.account:
-            return session.account
-        loaded = await self.vault.load(user_id) if self._vault is not None else None
-        return cast(str | None, loaded[2]["account"]) if loaded else None
+    def _google(self) -> GoogleProvider:
+        return cast(GoogleProvider, self.provider(GoogleProvider.name))
+
+    async def integrations(self, user_id: str) -> list[IntegrationView]:
+        """Where each registered provider stands for the user."""
+        return [await self.provider(p.name).status(user_id) for p in registry.registered()]
+
+    async def status(self, user_id: str, provider: str = "google") -> IntegrationView:
+        return await self.provider(provider).status(user_id)
+
+    async def connect_start(self, user_id: str, features: list[str] | None,
+                            provider: str = "google") -> ConnectStart:
+        return await self.provider(provider).connect_start(user_id, features)
+
+    async def connect_finish(self, state: str, code: str, provider: str = "google") -> IntegrationView:
+        chosen = self.provider(provider)
+        return await chosen.status(await chosen.connect_finish(state, code))
+
+    async def connect_tokens(self, user_id: str, tokens: TokenSet) -> IntegrationView:
+        """Keep Google tokens the CLI's loopback sign-in obtained; release waiting steps."""
+        await self._google().connect_tokens(user_id, tokens)
+        return await self._google().status(user_id)
+
+    async def disconnect(self, user_id: str, provider: str = "google") -> IntegrationView:
+        chosen = self.provider(provider)
+        await chosen.disconnect(user_id)
+        return await chosen.status(user_id)
+
+    # --- reviewing pending actions ------------------------------------------------------------
+
+    async def _account(self, user_id: str, action: str) -> str | None:
+        """The user's own address at the provider that carries ``action`` out, when known."""
+        try:
+            return await self.provider_for(action).account(user_id)
+        except NoProvider:
+            return None
 
     async def _reviewed(self, user_id: str, views: list[ActionView]) -> list[ActionView]:
         """Pending ones with their review (recipients flagged external and new, warnings, outliers)."""
-        if not any(v.status == "pending" for v in views):
+        pending = [v for v in views if v.status == "pending"]
+        if not pending:
             return views
-        account = await self._account(user_id)
+        accounts = {a: await self._account(user_id, a) for a in dict.fromkeys(v.action for v in pending)}
         since, known = self._known.get(user_id, (None, set()))
         fresh, newest = await sql.known_recipients(self._store, self.vault.sealer, user_id, since)
         known = known | fresh
         self._known[user_id] = (newest, known)
-        return [v.model_copy(update={"review": review_action(v.action, v.arguments, account, known)})
+        return [v.model_copy(update={"review": review_action(v.action, v.arguments, accounts[v.action], known)})
                 if v.status == "pending" else v for v in views]
 
     async def _refuse_outliers(self, user_id: str, items: list[BatchItem]) -> None:
@@ -122,75 +187,3 @@ class GoogleAccounts:
                                   f"reply's Reply-To; approve each of those on its own, after reading it: "
                                   f"{named}{more}. Nothing was approved.", "outliers")
 
-    async def connect_start(self, user_id: str, features: list[GoogleFeature]) -> ConnectStart:
-        missing = oauth.configured(self._settings)
-        if missing is not None:
-            raise ToolError(f"Google cannot be connected yet: {missing}")
-        wanted: list[GoogleFeature] = sorted(set(features) | set(await self._granted(user_id)))
-        redirect = self._settings.base_url + oauth.CALLBACK_PATH
-        verifier = oauth.new_verifier()
-        state = await self.vault.put_state(user_id, list(wanted), redirect, verifier)
-        url = oauth.authorization_url(self._settings, scopes_for(wanted), redirect, state, verifier)
-        return ConnectStart(authorization_url=url)
-
-    async def connect_finish(self, state: str, code: str) -> IntegrationView:
-        user_id, names, redirect, verifier = await self.vault.take_state(state)
-        features = cast(list[GoogleFeature], names)
-        try:
-            tokens = await asyncio.to_thread(oauth.exchange_code, self._settings, code, scopes_for(features),
-                                             redirect, verifier)
-        except Exception as exc:  # Google refused the code (replayed, wrong verifier, client changed)
-            _log.warning("google.exchange_failed", user_id=user_id, error_type=type(exc).__name__)
-            raise ApprovalRefused("Google did not accept the sign-in; connect again", "exchange") from None
-        return await self.connect_tokens(user_id, tokens)
-
-    async def connect_tokens(self, user_id: str, tokens: oauth.TokenSet) -> IntegrationView:
-        """Keep tokens a flow obtained (web callback or the CLI's loopback flow); release waiting steps."""
-        account = None
-        if "gmail_read" in features_granted(tokens["scopes"]):
-            creds = oauth.credentials(self._settings, tokens)
-            probe = Session("", creds, None, self._settings.google_api_endpoint)
-            try:
-                account = (await asyncio.to_thread(lambda: gmail.profile(probe.get("gmail"))))["emailAddress"]
-            except Exception as exc:  # the address is a nicety on the Integrations page
-                _log.warning("google.profile_failed", error_type=type(exc).__name__)
-        row_id = await self.vault.save(user_id, tokens, account)
-        self._sessions.pop(user_id, None)
-        released = await self._store.call("release_waiting", user_id, "google")
-        await self._audit(user_id, user_id, "google.connected", subject_id=row_id,
-                          detail={"scopes": len(tokens["scopes"]), "released_tasks": released})
-        await self._kick_due()  # what waited for this connection runs now
-        return await self.status(user_id)
-
-    async def disconnect(self, user_id: str) -> IntegrationView:
-        loaded = await self.vault.load(user_id) if self._vault is not None else None
-        if loaded is not None:
-            row_id, tokens, _ = loaded
-            token = tokens["refresh_token"] or tokens["access_token"]
-            revoked = await asyncio.to_thread(oauth.revoke, self._settings, token)
-            await self.vault.forget(user_id)
-            self._sessions.pop(user_id, None)
-            await self._audit(user_id, user_id, "google.disconnected", subject_id=row_id, detail={"revoked": revoked})
-        return await self.status(user_id)
-
-    async def _granted(self, user_id: str) -> list[GoogleFeature]:
-        loaded = await self.vault.load(user_id) if self._vault is not None else None
-        return sorted(features_granted(loaded[1]["scopes"])) if loaded else []
-
-    async def status(self, user_id: str) -> IntegrationView:
-        missing = oauth.configured(self._settings)
-        loaded = await self.vault.load(user_id) if self._vault is not None and missing is None else None
-        granted = features_granted(loaded[1]["scopes"]) if loaded else set()
-        features = [FeatureInfo(name=f, label=FEATURE_LABELS[f], scopes=scopes_for([f]), enabled=f in granted)
-                    for f in FEATURE_LABELS]
-        waiting = await self._store.call(
-            "read", "SELECT count(*) FROM tasks WHERE status = 'waiting' AND waiting_on = 'google' "
-                    "AND run_id IN (SELECT id FROM runs WHERE user_id = ?)", [user_id])
-        n = int(waiting[0][0]) if waiting else 0
-        if missing is not None:
-            return IntegrationView(status="not_configured", reason=missing, features=features, waiting_tasks=n)
-        if loaded is None:
-            return IntegrationView(status="disconnected", features=features, waiting_tasks=n)
-        info = loaded[2]
-        return IntegrationView(status=info["status"], reason=info["reason"], account=info["account"],
-                               features=features, connected_at=info["created_at"], waiting_tasks=n)

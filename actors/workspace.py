@@ -1,33 +1,33 @@
-"""The Workspace actor: the one owner of Google credentials and of the actions that leave the machine.
+"""The Workspace actor: the one owner of the integrations' credentials and of the actions that
+leave the machine. Each integration is a provider registered in ``integrations.registry`` (Google
+first); this actor builds them (``actors._google_accounts``) and goes through them.
 
-- ``google`` runs a read or draft operation for a sub-agent, refreshing the access token as
-  needed; when refresh fails the integration shows "reconnect" and the step waits.
+- ``google`` runs a Google read or draft operation for a sub-agent, refreshing the access token
+  as needed; when refresh fails the integration shows "reconnect" and the step waits.
 - ``propose`` records a gated action (encrypted), then applies the user's policy: ask (a person
   decides), allow (run now), deny. Nothing a tool or a document says can approve anything: only
   ``approve``/``edit``/``batch`` do, called by the HTTP API for a signed-in person.
 - Approved actions run once: claimed (approved → executing) under their idempotency key, done
-  with the ids of what happened; after a crash, an action left executing is looked up in Google
-  before it is retried, and one that cannot be checked goes to a person (needs_review).
+  with the ids of what happened, by the provider registered for its type (``actors._executor``);
+  after a crash, an action left executing is looked up at its provider before it is retried, and
+  one that cannot be checked goes to a person (needs_review).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 import uuid
 from typing import Any
 
 import structlog
-from google.auth.exceptions import RefreshError
 
 from actors import _actions_sql as sql
-from actors._action_args import PROVIDER, args_hash, check_arguments, scrub
+from actors._action_args import args_hash, check_arguments, scrub
 from actors._boot import actor_class
-from actors._executor import NoProvider, already_done, perform
-from actors._google_accounts import GoogleAccounts, NoServices, Session
-from actors._grounding import ground
+from actors._executor import carry_out
+from actors._google_accounts import Integrations
 from actors._proposals import ProposalGate, proposal_key
 from actors._vault import Vault
 from actors.handles import Handle
@@ -40,40 +40,22 @@ from core.action_schemas import (
     Policy,
 )
 from core.crypto import Sealer
-from core.errors import (
-    ApprovalRefused,
-    ConfigError,
-    GoogleApiError,
-    IntegrationUnavailable,
-    ToolError,
-)
+from core.errors import ApprovalRefused, ConfigError, ToolError
 from core.settings import Settings
-from integrations.google import oauth
-from integrations.google.api import RetryPolicy, retry_policy
-from integrations.google.ops import FEATURE_LABELS, OPS, features_granted
+from integrations.registry import NoProvider, Provider
 
 _log = structlog.get_logger("maos.workspace")
 SWEEP_S = 5.0
 
 
-def _serially(fn: Any, session: Any, policy: RetryPolicy) -> Any:
-    """``fn(session)`` in this worker thread: one call of the user's at a time, retrying rate limits
-    and server errors under ``policy``."""
-    lock = getattr(session, "serial", None) or threading.Lock()
-    with lock, retry_policy(policy):
-        return fn(session)
-
-
-class Workspace(GoogleAccounts):
+class Workspace(Integrations):
     def __init__(self, settings: Settings, store: Handle, sweep: bool = True) -> None:
         self._settings = settings
         self._store = store
         sealer = Sealer.from_settings(settings)
         self._vault = Vault(store, sealer) if sealer else None
-        self._retry = RetryPolicy(settings.google_retries, settings.google_backoff_s)
-        self._sessions: dict[str, Session] = {}
+        self._providers: dict[str, Provider] = {}  # built on first use (see Integrations.provider)
         self._known: dict[str, tuple[float | None, set[str]]] = {}  # see GoogleAccounts._reviewed
-        self._locks: dict[str, asyncio.Lock] = {}
         self._gate = ProposalGate(store, settings.max_proposals_per_step, settings.max_proposals_per_run)
         self._running: set[str] = set()
         self._sweeper: asyncio.Task[None] | None = None
@@ -96,70 +78,22 @@ class Workspace(GoogleAccounts):
     # --- Google for sub-agents -------------------------------------------------------------
 
     async def google(self, user_id: str, op: str, args: dict[str, Any]) -> Any:
-        spec = OPS.get(op)
-        if spec is None:
-            raise ToolError(f"unknown Google operation '{op}'; known: {', '.join(sorted(OPS))}")
-        session = await self._session(user_id)
-        if spec.feature not in features_granted(session.creds.scopes or []):
-            raise ToolError(f"the Google grant does not include '{FEATURE_LABELS[spec.feature]}': ask the user to "
-                            "turn it on in Integrations and reconnect")
-        return await self._call(user_id, session, lambda s: spec.fn(s.get(spec.service), **args))
+        return await self._google().run_op(user_id, op, args)
 
-    async def _call(self, user_id: str, session: Session, fn: Any) -> Any:
-        """``fn(session)`` in a thread; one refresh and retry on 401; Google's errors for the model."""
-        for attempt in (1, 2):
-            try:
-                return await asyncio.to_thread(_serially, fn, session, self._retry)
-            except GoogleApiError as exc:
-                if exc.status == 401 and attempt == 1:
-                    await self._refresh(user_id, session, force=True)
-                    continue
-                raise ToolError(str(exc)) from None
-            except RefreshError:
-                await self._refresh(user_id, session, force=True)
-            except TypeError as exc:
-                raise ToolError(f"bad arguments: {exc}") from None
-        raise IntegrationUnavailable("Google keeps refusing the credentials: reconnect it")
-
-    async def _session(self, user_id: str) -> Session:
-        lock = self._locks.setdefault(user_id, asyncio.Lock())
-        async with lock:
-            session = self._sessions.get(user_id)
-            if session is None:
-                if self._vault is None or oauth.configured(self._settings) is not None:
-                    raise IntegrationUnavailable("Google is not set up on this installation: "
-                                                 + (oauth.configured(self._settings) or "no encryption key"))
-                loaded = await self._vault.load(user_id)
-                if loaded is None:
-                    raise IntegrationUnavailable("Google is not connected: connect it on the Integrations page")
-                row_id, tokens, info = loaded
-                if info["status"] == "reconnect":
-                    raise IntegrationUnavailable(info["reason"] or "Google needs reconnecting")
-                session = Session(row_id, oauth.credentials(self._settings, tokens), info["account"],
-                                   self._settings.google_api_endpoint)
-                self._sessions[user_id] = session
-            if not session.creds.valid:
-                await self._refresh(user_id, session)
-            return session
-
-    async def _refresh(self, user_id: str, session: Session, force: bool = False) -> None:
-        if not force and session.creds.valid:
-            return
+    async def _ground(self, user_id: str, action: ActionType, args: dict[str, Any], by_person: bool = False
+                      ) -> dict[str, Any]:
+        """Checked ``args`` with what a person must see read by the action's provider from the real objects."""
         try:
-            await asyncio.to_thread(oauth.refresh, session.creds)
-        except IntegrationUnavailable as exc:
-            self._sessions.pop(user_id, None)
-            await self.vault.set_status(session.row_id, "reconnect", str(exc))
-            await self._audit(user_id, "system", "google.reconnect_needed", subject_id=session.row_id)
-            _log.warning("google.refresh_failed", user_id=user_id)
-            raise
-        await self.vault.update_tokens(session.row_id, user_id, oauth.token_set(session.creds), session.account)
+            provider = self.provider_for(action)
+        except NoProvider:  # nothing to read: proposed as it is, it fails when carried out
+            return args
+        return await provider.ground(user_id, action, args, by_person)
 
     # --- proposing and deciding ------------------------------------------------------------
 
     async def propose(self, user_id: str, run_id: str | None, task_id: str | None, idempotency_key: str,
                       action: ActionType, arguments: dict[str, Any]) -> ActionView:
-        args = await ground(action, check_arguments(action, arguments), lambda fn: self._read_google(user_id, fn))
+        args = await self._ground(user_id, action, check_arguments(action, arguments))
         digest = args_hash(action, args)
         policy = (await self.policies(user_id))[action]
         status = {"ask": "pending", "allow": "approved", "deny": "rejected"}[policy]
@@ -210,7 +144,7 @@ class Workspace(GoogleAccounts):
         old = await sql.get_action(self._store, self.vault.sealer, user_id, action_id)
         args = check_arguments(old.action, {**arguments, **({"thread_id": old.arguments["thread_id"]}
                                                             if old.action == "reply_email" else {})})
-        args = await ground(old.action, args, lambda fn: self._read_google(user_id, fn), by_person=True)
+        args = await self._ground(user_id, old.action, args, by_person=True)
         await sql.decide(self._store, self.vault.sealer, user_id, action_id, digest, "superseded", approver)
         new_digest = args_hash(old.action, args)
         row = await sql.insert_action(self._store, self.vault.sealer, user_id=user_id, run_id=old.run_id,
@@ -295,39 +229,15 @@ class Workspace(GoogleAccounts):
         claimed = await sql.claim(self._store, self.vault.sealer, action_id)
         if claimed is None:
             return
-        view, staged = claimed.view, claimed.staged
-        provider = PROVIDER[view.action]
-        loop = asyncio.get_running_loop()
 
-        def record(what: dict[str, Any]) -> None:  # from the worker thread; committed when it returns
-            asyncio.run_coroutine_threadsafe(sql.record_staged(self._store, action_id, what), loop).result(60)
+        async def record(what: dict[str, Any]) -> None:  # what was staged: committed when it returns
+            await sql.record_staged(self._store, action_id, what)
 
-        try:
-            session: Session | NoServices = (await self._session(view.user_id) if provider == "google"
-                                               else NoServices())
-            result = None
-            if claimed.attempts > 1:  # an earlier attempt may have happened: look before redoing
-                try:
-                    result = await asyncio.to_thread(_serially, lambda s: already_done(
-                        view.action, view.arguments, action_id, s, staged), session, self._retry)
-                except Exception as exc:
-                    await self._finish(view, "needs_review", error=scrub(
-                        f"could not check whether it already happened ({exc}); look in Google, then retry or reject"))
-                    return
-            if result is None:
-                result = await asyncio.to_thread(_serially, lambda s: perform(
-                    view.action, view.arguments, action_id, s, staged, record), session, self._retry)
-        except IntegrationUnavailable as exc:
-            await sql.release(self._store, action_id, scrub(str(exc)))  # back to approved: runs after reconnecting
+        outcome = await carry_out(self.provider_for, claimed.view, claimed.attempts, claimed.staged, record)
+        if outcome.status == "released":  # back to approved: runs after reconnecting, or later
+            await sql.release(self._store, action_id, outcome.error or "")
             return
-        except (GoogleApiError, NoProvider, ToolError) as exc:
-            retry = isinstance(exc, GoogleApiError) and exc.retryable
-            if retry:
-                await sql.release(self._store, action_id, scrub(str(exc)))
-                return
-            await self._finish(view, "failed", error=scrub(str(exc)))
-            return
-        await self._finish(view, "done", result=result)
+        await self._finish(claimed.view, outcome.status, result=outcome.result, error=outcome.error)
 
     async def _finish(self, view: ActionView, status: str, result: dict[str, Any] | None = None,
                       error: str | None = None) -> None:

@@ -44,26 +44,27 @@ READ_FEATURES: tuple[GoogleFeature, ...] = ("gmail_read", "calendar_read", "driv
 
 
 class FeatureInfo(_Model):
-    name: GoogleFeature = Field(description="Feature key.")
+    name: str = Field(description="Feature key (Google: gmail_read, calendar_write, ...).")
     label: str = Field(description="What it lets agents do.")
     scopes: list[str] = Field(description="OAuth scopes it asks for.")
     enabled: bool = Field(description="Whether the current grant covers it.")
 
 
 class IntegrationView(_Model):
-    provider: Literal["google"] = Field("google", description="Integration.")
+    provider: str = Field("google", description="Integration (a registered provider's name).")
+    label: str = Field("", description="What people call it: 'Google'.")
     status: IntegrationStatus = Field(description="not_configured: no client id/secret or encryption key; "
                                                   "reconnect: refresh failed, a person must connect again.")
     reason: str | None = Field(None, description="Why it is not connected (for reconnect and not_configured).")
-    account: str | None = Field(None, description="The Google account connected.")
+    account: str | None = Field(None, description="The account connected (Google: its address).")
     features: list[FeatureInfo] = Field(default_factory=list, description="Features and whether each is granted.")
     connected_at: float | None = Field(None, description="When it was connected.")
     waiting_tasks: int = Field(0, description="Tasks waiting for this integration to be reconnected.")
 
 
 class ConnectRequest(_Model):
-    features: list[GoogleFeature] = Field(default_factory=lambda: list(READ_FEATURES),
-                                          description="Features to grant (read-only ones by default).")
+    features: list[str] | None = Field(None, description="Features to grant (the provider's; none given: its "
+                                                         "default, for Google the read-only ones).")
 
 
 class ConnectStart(_Model):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import os
+import re
 import secrets
 import socket
 import time
@@ -41,7 +42,9 @@ from core.schemas import REAUTH_HEADER
 from core.settings import Settings
 
 PROTECTED = ("/api", "/metrics", "/docs", "/redoc", "/openapi.json")
-OPEN = ("/api/integrations/google/callback",)  # guarded by the OAuth state: single-use, per user, expiring
+# A provider's OAuth redirect (Google's: /api/integrations/google/callback): guarded by the OAuth state,
+# single-use, per user, expiring.
+OPEN = re.compile(r"/api/integrations/[a-z0-9_-]+/callback")
 COOKIE = "maos_token"
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
@@ -275,12 +278,12 @@ class Guard:
                 return _refuse(403, f"cross-site request refused ({why}): state changes come only from this app's own pages")
         path: str = scope["path"]
         client = _client(scope)
-        if path == self.login_path or (path.startswith(PROTECTED) and not path.startswith(OPEN)):
+        if path == self.login_path or (path.startswith(PROTECTED) and not OPEN.fullmatch(path)):
             wait = self.failures.peek(client)
             if wait > 0:
                 return _refuse(429, "too many failed logins from this address; try again later",
                                {"Retry-After": str(max(1, int(wait + 0.999)))})
-        if not path.startswith(PROTECTED) or path.startswith(OPEN):
+        if not path.startswith(PROTECTED) or OPEN.fullmatch(path):
             return None
         token, kind = token_of(headers, request.cookies)
         if token is not None and kind == "token" and secrets.compare_digest(token.encode(), self._ui_key):

@@ -1,5 +1,6 @@
 """``maos google …``, ``maos approvals …`` and ``maos keys …``: through the running app's Workspace
-actor, or (app stopped) a Workspace opened here on the data files."""
+actor, or (app stopped) a Workspace opened here on the data files. ``maos google`` goes through the
+Google provider (``integrations.google.provider``), as the integrations routes do."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import json
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from core.action_schemas import READ_FEATURES
+from core.action_schemas import READ_FEATURES, IntegrationView
 from core.crypto import Sealer, new_key_text
 from core.errors import ApprovalRefused, MaosError
 from core.settings import Settings
@@ -25,6 +26,7 @@ def add_commands(sub: Any) -> dict[str, Callable[[Settings, argparse.Namespace],
     c.add_argument("--no-browser", action="store_true", help="print the address instead of opening a browser")
     g.add_parser("status", help="connected or not, granted features, waiting tasks")
     g.add_parser("disconnect", help="revoke the grant and forget the tokens")
+    sub.add_parser("integrations", help="every registered integration: connected or not, granted features")
     a = sub.add_parser("approvals", help="actions waiting for approval").add_subparsers(
         dest="approvals_command", required=True)
     a.add_parser("list", help="pending actions")
@@ -36,7 +38,7 @@ def add_commands(sub: Any) -> dict[str, Callable[[Settings, argparse.Namespace],
     k = sub.add_parser("keys", help="encryption keys").add_subparsers(dest="keys_command", required=True)
     k.add_parser("new", help="print a new random key (for ENCRYPTION_KEY)")
     k.add_parser("rotate", help="re-encrypt everything under ENCRYPTION_KEY (old keys in ENCRYPTION_OLD_KEYS)")
-    return {"google": _google, "approvals": _approvals, "keys": _keys}
+    return {"google": _google, "integrations": _integrations, "approvals": _approvals, "keys": _keys}
 
 
 def _with_workspace(settings: Settings, work: Callable[[Any], Coroutine[Any, Any, Any]]) -> Any:
@@ -65,25 +67,41 @@ def _with_workspace(settings: Settings, work: Callable[[Any], Coroutine[Any, Any
 def _google(settings: Settings, args: argparse.Namespace) -> int:
     user = settings.user_id
     if args.google_command == "connect":
-        from integrations.google import oauth
-        from integrations.google.ops import scopes_for
+        from integrations.google import oauth, provider
 
         missing = oauth.configured(settings)
         if missing is not None:
             print(f"maos: Google cannot be connected yet: {missing}")
             return 2
         features = [f.strip() for f in args.features.split(",") if f.strip()]
-        tokens = oauth.loopback_connect(settings, scopes_for(features), open_browser=not args.no_browser)
+        try:
+            tokens = provider.loopback_tokens(settings, features, open_browser=not args.no_browser)
+        except MaosError as exc:
+            print(f"maos: {exc}")
+            return 2
         view = _with_workspace(settings, lambda w: w.call("connect_tokens", user, tokens))
     elif args.google_command == "disconnect":
-        view = _with_workspace(settings, lambda w: w.call("disconnect", user))
+        view = _with_workspace(settings, lambda w: w.call("disconnect", user, "google"))
     else:
-        view = _with_workspace(settings, lambda w: w.call("status", user))
+        view = _with_workspace(settings, lambda w: w.call("status", user, "google"))
+    print_integration(view, "Google")
+    return 0
+
+
+def _integrations(settings: Settings, args: argparse.Namespace) -> int:
+    from integrations import registry
+
+    labels = {p.name: p.label for p in registry.registered()}
+    for view in _with_workspace(settings, lambda w: w.call("integrations", settings.user_id)):
+        print_integration(view, labels.get(view.provider, view.provider))
+    return 0
+
+
+def print_integration(view: IntegrationView, name: str) -> None:
     granted = ", ".join(f.name for f in view.features if f.enabled) or "nothing"
-    print(f"Google: {view.status}" + (f" ({view.account})" if view.account else "")
+    print(f"{name}: {view.status}" + (f" ({view.account})" if view.account else "")
           + (f": {view.reason}" if view.reason else ""))
     print(f"  granted: {granted}; tasks waiting for it: {view.waiting_tasks}")
-    return 0
 
 
 def _approvals(settings: Settings, args: argparse.Namespace) -> int:

@@ -1,4 +1,5 @@
-"""Integrations (Google OAuth), approvals of gated actions, approval policies and the audit log.
+"""Integrations (each registered provider: ``/api/integrations/{provider}/…``; Google's paths are
+these with ``google``), approvals of gated actions, approval policies and the audit log.
 
 Decisions are made here, for the signed-in person, and nowhere else: an approval quotes the
 ``args_hash`` of what the person saw, is used once, and only for that person's own actions.
@@ -10,7 +11,7 @@ from html import escape
 from typing import Any, Literal
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from core.action_schemas import (
@@ -30,6 +31,7 @@ from core.action_schemas import (
 )
 from core.errors import ApprovalRefused
 from core.recipients import pending_groups
+from integrations import registry
 from serve_app.access import RuntimeAccess
 from serve_app.auth import require_reauth
 
@@ -45,31 +47,45 @@ def build_google_routes(rt: RuntimeAccess, with_ui: bool) -> APIRouter:
 
     # --- integrations ------------------------------------------------------------------------
 
+    def known(provider: str) -> str:
+        """``provider`` if registered; 404 naming the known ones otherwise."""
+        names = [p.name for p in registry.registered()]
+        if provider not in names:
+            raise HTTPException(404, f"unknown integration '{provider}'; known: {', '.join(names) or 'none'}")
+        return provider
+
     @r.get("/integrations", response_model=list[IntegrationView], tags=["integrations"])
     async def integrations() -> list[IntegrationView]:
-        """The integrations and their state (Google: connected, reconnect, not configured …)."""
-        return [await ws("status", me())]
+        """Every registered integration and its state (connected, reconnect, not configured …)."""
+        return await ws("integrations", me())  # type: ignore[no-any-return]
 
-    @r.post("/integrations/google/connect", response_model=ConnectStart, tags=["integrations"])
-    async def connect(body: ConnectRequest) -> ConnectStart:
-        """Start connecting Google for these features; send the browser to ``authorization_url``."""
-        return await ws("connect_start", me(), body.features)  # type: ignore[no-any-return]
+    @r.get("/integrations/{provider}", response_model=IntegrationView, tags=["integrations"])
+    async def integration(provider: str) -> IntegrationView:
+        """Where one integration stands: status, account, features granted, tasks waiting for it."""
+        return await ws("status", me(), known(provider))  # type: ignore[no-any-return]
 
-    @r.get("/integrations/google/callback", include_in_schema=False)
-    async def callback(state: str = "", code: str = "", error: str = "") -> Response:
+    @r.post("/integrations/{provider}/connect", response_model=ConnectStart, tags=["integrations"])
+    async def connect(provider: str, body: ConnectRequest) -> ConnectStart:
+        """Start connecting for these features (Google: read-only ones by default); send the
+        browser to ``authorization_url``."""
+        return await ws("connect_start", me(), body.features, known(provider))  # type: ignore[no-any-return]
+
+    @r.get("/integrations/{provider}/callback", include_in_schema=False)
+    async def callback(provider: str, state: str = "", code: str = "", error: str = "") -> Response:
+        label = registry.get(known(provider)).label
         if error or not code or not state:
-            reason = error or "Google sent no code"
-            return _finish_page(with_ui, False, f"Google was not connected: {reason}")
+            reason = error or f"{label} sent no code"
+            return _finish_page(with_ui, provider, False, f"{label} was not connected: {reason}")
         try:
-            await ws("connect_finish", state, code)
+            await ws("connect_finish", state, code, provider)
         except ApprovalRefused as exc:
-            return _finish_page(with_ui, False, str(exc))
-        return _finish_page(with_ui, True, "Google is connected.")
+            return _finish_page(with_ui, provider, False, str(exc))
+        return _finish_page(with_ui, provider, True, f"{label} is connected.")
 
-    @r.post("/integrations/google/disconnect", response_model=IntegrationView, tags=["integrations"])
-    async def disconnect() -> IntegrationView:
-        """Revoke the grant at Google and forget the tokens."""
-        return await ws("disconnect", me())  # type: ignore[no-any-return]
+    @r.post("/integrations/{provider}/disconnect", response_model=IntegrationView, tags=["integrations"])
+    async def disconnect(provider: str) -> IntegrationView:
+        """Revoke the grant at the provider and forget the tokens."""
+        return await ws("disconnect", me(), known(provider))  # type: ignore[no-any-return]
 
     # --- approvals ---------------------------------------------------------------------------
 
@@ -140,10 +156,10 @@ def build_google_routes(rt: RuntimeAccess, with_ui: bool) -> APIRouter:
     return r
 
 
-def _finish_page(with_ui: bool, ok: bool, message: str) -> Response:
+def _finish_page(with_ui: bool, provider: str, ok: bool, message: str) -> Response:
     if with_ui:
         outcome: Literal["connected", "failed"] = "connected" if ok else "failed"
-        query = urlencode({"open": "integrations", "google": outcome, **({} if ok else {"reason": message})})
+        query = urlencode({"open": "integrations", provider: outcome, **({} if ok else {"reason": message})})
         return RedirectResponse(f"/?{query}", status_code=303)
     return HTMLResponse(f"<p>{'✔' if ok else '✖'} {escape(message)}</p>", status_code=200 if ok else 400)
 

@@ -16,7 +16,7 @@ from ui.approvals import approvals_page
 from ui.chat import ChatHandlers
 from ui.client import ApiClient
 from ui.feedback import feedback_form
-from ui.integrations import google_section
+from ui.integrations import provider_sections
 from ui.memory import memory_page
 from ui.pages import ANY, RUN_STATUSES, SETTING_FIELDS, TASK_STATUSES, PageHandlers, Search, table
 from ui.render import plan_html
@@ -155,7 +155,7 @@ def build_blocks(client: ApiClient, dashboard_url: str | None) -> gr.Blocks:
 
         with gr.Column(visible=False, elem_id="page-integrations") as integrations_page:
             gr.Markdown("## Integrations")
-            google = google_section(client)
+            providers = provider_sections(client)  # one per registered provider
             gr.Markdown("### LLM backend")
             integrations = gr.HTML(views.integrations_html(None, "checking…"), elem_id="integrations-llm")
 
@@ -211,7 +211,8 @@ def build_blocks(client: ApiClient, dashboard_url: str | None) -> gr.Blocks:
                 switched.then(*approvals.refresh, **QUIET).then(*approvals.load_policy, **QUIET)
                 opening[approvals.audit].append(switched.then(*approvals.audit.call, **QUIET))
             elif key == "integrations":
-                switched.then(*google.refresh, **QUIET)
+                for section in providers:
+                    switched.then(*section.refresh, **QUIET)
             elif key == "agents":
                 switched.then(pages.agents, None, agents_outputs, **QUIET)
             elif key == "settings":
@@ -236,7 +237,8 @@ def build_blocks(client: ApiClient, dashboard_url: str | None) -> gr.Blocks:
         loaded = demo.load(url_link(switch_outputs, show), None, [*switch_outputs, memory.picked],
                            **QUIET).then(*memory.open_picked, **QUIET)
         opening[memory.documents].append(loaded.then(*memory.documents.call, **QUIET))
-        demo.load(*google.refresh, **QUIET)
+        for section in providers:
+            demo.load(*section.refresh, **QUIET)
         demo.load(*approvals.refresh, **QUIET).then(*approvals.load_policy, **QUIET)
         badge_timer.tick(*approvals.badge, **QUIET)
 

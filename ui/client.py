@@ -26,7 +26,6 @@ from core.action_schemas import (
     ConnectStart,
     Decision,
     EditDecision,
-    GoogleFeature,
     IntegrationView,
     Policy,
     PolicyView,
@@ -267,13 +266,13 @@ class ApiClient:
     async def integrations(self) -> list[IntegrationView]:
         return _INTEGRATIONS.validate_python(await self._call("GET", "/api/integrations"))
 
-    async def connect_google(self, features: list[GoogleFeature]) -> ConnectStart:
-        """Start the OAuth grant of ``features``: the browser must be sent to ``authorization_url``."""
+    async def connect_integration(self, provider: str, features: list[str]) -> ConnectStart:
+        """Start the grant of ``features``: the browser must be sent to ``authorization_url``."""
         body = ConnectRequest(features=features).model_dump(mode="json")
-        return ConnectStart.model_validate(await self._call("POST", "/api/integrations/google/connect", body))
+        return ConnectStart.model_validate(await self._call("POST", f"/api/integrations/{provider}/connect", body))
 
-    async def disconnect_google(self) -> IntegrationView:
-        return IntegrationView.model_validate(await self._call("POST", "/api/integrations/google/disconnect"))
+    async def disconnect_integration(self, provider: str) -> IntegrationView:
+        return IntegrationView.model_validate(await self._call("POST", f"/api/integrations/{provider}/disconnect"))
 
     async def list_approvals(self, status: ActionStatus | None = None, run_id: str | None = None,
                              limit: int = 200) -> list[ActionView]:

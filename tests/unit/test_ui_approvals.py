@@ -310,7 +310,7 @@ FEATURES = [{"name": n, "label": f"Label {n}", "scopes": [f"scope/{n}"], "enable
 def test_google_status_features_and_the_way_to_the_consent_page() -> None:
     reconnect = IntegrationView.model_validate({"status": "reconnect", "reason": "token revoked <by you>",
                                                 "features": FEATURES, "waiting_tasks": 3, "account": "a@x.com"})
-    html = iv.google_html(reconnect)
+    html = iv.status_html(reconnect)
     assert 'id="google-reconnect"' in html and "token revoked &lt;by you&gt;" in html
     assert "3 tasks are waiting for this." in html and iv.connect_label(reconnect) == "Reconnect"
     assert iv.feature_value(reconnect) == ["gmail_write"]
