@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from html import escape
 
 from core.action_schemas import IntegrationView
+from core.errors import ToolError
 from integrations import registry
 from ui.render import fmt_time
 
@@ -19,7 +20,7 @@ def label_of(name: str) -> str:
     """What people call provider ``name`` ("Google"); the name itself when this process does not know it."""
     try:
         return registry.get(name).label
-    except Exception:  # registered in the runtime only: still shown, by its name
+    except ToolError:  # registered in the runtime only: still shown, by its name
         return name
 
 
