@@ -33,6 +33,7 @@ from core.schemas import (
     AgentPoolView,
     ConversationSummary,
     ConversationView,
+    Message,
     Plan,
     Run,
     RunEvent,
@@ -322,6 +323,11 @@ class Store(MemoryTables, QueueTables):
         if view is None:
             raise NotFound(f"no conversation '{conversation_id}'")
         return view
+
+    async def recent_turns(self, conversation_id: str, exclude_run_id: str | None = None,
+                           limit: int = 64) -> list[Message]:
+        """The conversation's newest messages, oldest first, without ``exclude_run_id``'s (the request answered)."""
+        return conversations.recent_messages(self._conn, conversation_id, exclude_run_id, limit)
 
     async def agent_stats(self, descriptions: dict[str, str], actors: dict[str, list[str]],
                           in_flight: dict[str, int]) -> list[AgentPoolView]:

@@ -137,6 +137,17 @@ def task_filter(status: str | None, run_id: str | None, agent: str | None, q: st
     return ("WHERE " + " AND ".join(where) if where else ""), params
 
 
+def recent_messages(conn: duckdb.DuckDBPyConnection, conversation_id: str, exclude_run_id: str | None,
+                    limit: int) -> list[Message]:
+    """The conversation's newest ``limit`` messages, oldest first, without run ``exclude_run_id``'s."""
+    rows = conn.execute(
+        "SELECT id, role, content, run_id, created_at FROM (SELECT * FROM messages WHERE conversation_id = ? "
+        "AND run_id IS DISTINCT FROM ? ORDER BY created_at DESC LIMIT ?) ORDER BY created_at",
+        [conversation_id, exclude_run_id, limit],
+    ).fetchall()
+    return [Message(id=m[0], role=m[1], content=m[2], run_id=m[3], created_at=m[4]) for m in rows]
+
+
 def agent_stats(conn: duckdb.DuckDBPyConnection, descriptions: dict[str, str], actors: dict[str, list[str]],
                 in_flight: dict[str, int], now: float) -> list[AgentPoolView]:
     rows = conn.execute(
