@@ -1,36 +1,48 @@
-"""The master agent: a chat message becomes a validated plan; finished runs get a summary.
+"""The master agent: a chat message becomes a reply or a validated plan; finished runs get a summary.
 
-``submit`` answers at once with the run; planning happens in the background. An invalid plan
-goes back to the model with the error, a bounded number of times, then the run fails with that
-error. While the LLM server is unreachable the run waits, with the reason visible.
+``submit`` answers at once with the run; the master reads the message in the background, with the
+conversation's recent turns and its last run (``actors.conversation_context``) and what memory
+holds. In one LLM call it decides: answer (a greeting, a question it can answer from what it
+reads), ask one question back (a request ambiguous in a way that matters), or plan work for
+sub-agents. A reply ends the run ``done`` with no steps, the reply as the assistant's message. An
+invalid decision is read as a plan (``core.plan.decide``); an invalid plan goes back to the model
+with the error, a bounded number of times, then the run fails with that error. While the LLM
+server is unreachable the run waits, with the reason visible. The small embedded model only plans
+(today's schema and prompt: a 135M model cannot be trusted to tell a greeting from work).
 
-The planner's system prompt is fixed text; what memory holds and past plans follow the request as
-a user message of blocks marked as data. The summary (the answer in the conversation) and the
-run's error are stored without images or links to unknown hosts.
+The system prompt is fixed text; the conversation's turns follow as user and assistant messages,
+then the request, then the last run's results, what memory holds and past plans as a user message
+of blocks marked as data. Replies, summaries and the run's error are stored without images or links
+to unknown hosts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine, Sequence
-from typing import Any, Literal
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, Literal, TypeVar
 
 import structlog
 
 from actors._boot import actor_class
 from actors.agents import AgentSpec, all_specs
 from actors.agents.prompts import render, render_data
+from actors.conversation_context import LAST_RUN_SOURCE, ConversationContext, fit_context
 from actors.handles import Handle
 from core.errors import ActorGone, LLMError, LLMUnavailable, PlanError
 from core.memory_schemas import MemoryContext, PlanExample
-from core.plan import parse_plan, plan_schema, validate_plan
-from core.schemas import ChatMessage, ChatRequest, Plan, Run, RunView
+from core.plan import Decision, decide, decision_schema, parse_plan, plan_schema, validate_plan
+from core.schemas import ChatMessage, ChatRequest, Message, Plan, Run, RunView
 from core.settings import Settings
 from core.text import safe_model_text
 
 _log = structlog.get_logger("maos.master")
 _EMBEDDED_MAX_STEPS = 4  # a 135M model under a grammar needs tight bounds
+_EMBEDDED_CONTEXT_TOKENS = 300  # and plans worse from a long prompt (its window: 4,096 tokens)
+_TURNS_FETCHED = 64  # messages read for the context; the token budget keeps fewer
+_RUNS_LOOKED_AT = 3  # the newest runs of the conversation looked at for the last one with steps
+T = TypeVar("T")
 
 
 class MasterAgent:
@@ -72,14 +84,14 @@ class MasterAgent:
         if not message.strip():
             raise PlanError("the message is empty")
         run = await self._store.call("create_run", message, user_id, conversation_id)
-        self._spawn(self._plan_and_enqueue(run.id, message, user_id))
+        self._spawn(self._plan_and_enqueue(run.id, message, user_id, run.conversation_id))
         return run
 
     async def resume(self, run_id: str) -> None:
         """Plan again a run whose planning was cut off by a restart."""
         view: RunView | None = await self._store.call("get_run", run_id)
         if view is not None and view.run.status == "planning":
-            self._spawn(self._plan_and_enqueue(run_id, view.run.message, view.run.user_id))
+            self._spawn(self._plan_and_enqueue(run_id, view.run.message, view.run.user_id, view.run.conversation_id))
 
     async def recall(self, user_id: str, message: str, run_id: str | None) -> MemoryContext:
         """What memory holds for this request (recorded as the run's sources); nothing if memory is down."""
@@ -91,13 +103,44 @@ class MasterAgent:
             _log.warning("run.memory_unavailable", run_id=run_id, error=str(exc))
             return MemoryContext(text="")
 
-    async def _plan_and_enqueue(self, run_id: str, message: str, user_id: str) -> None:
+    async def conversation(self, conversation_id: str, run_id: str | None = None) -> ConversationContext:
+        """The conversation's recent turns (not ``run_id``'s own request) and its last run with steps, fitted
+        to the context budget; nothing when the budget is 0, and nothing (logged) if the Store fails."""
+        budget = self._settings.context_token_budget
+        if self._small:
+            budget = min(budget, _EMBEDDED_CONTEXT_TOKENS)
+        if budget <= 0:
+            return ConversationContext()
+        try:
+            turns: list[Message] = await self._store.call("recent_turns", conversation_id, run_id, _TURNS_FETCHED)
+            last = await self._last_run_with_steps(turns)
+        except Exception as exc:  # the conversation helps; it is not required to plan
+            _log.warning("run.conversation_unavailable", run_id=run_id, error=str(exc))
+            return ConversationContext()
+        return fit_context(turns, last, budget)
+
+    async def _last_run_with_steps(self, turns: Sequence[Message]) -> RunView | None:
+        looked: set[str] = set()
+        for turn in reversed(turns):
+            if turn.run_id is None or turn.run_id in looked:
+                continue
+            if len(looked) == _RUNS_LOOKED_AT:
+                break
+            looked.add(turn.run_id)
+            view: RunView | None = await self._store.call("get_run", turn.run_id)
+            if view is not None and view.tasks:
+                return view
+        return None
+
+    async def _plan_and_enqueue(self, run_id: str, message: str, user_id: str, conversation_id: str) -> None:
         delay = 1.0
         started = time.time()
         memory = await self.recall(user_id, message, run_id)
+        context = await self.conversation(conversation_id, run_id)
         while True:
             try:
-                plan = await self.plan(message, memory.text, run_id=run_id, examples=memory.examples)
+                outcome = await self.respond(message, memory.text, run_id=run_id, examples=memory.examples,
+                                             context=context)
                 break
             except PlanError as exc:
                 _log.warning("run.plan_failed", run_id=run_id, error=str(exc))
@@ -114,37 +157,66 @@ class MasterAgent:
             except LLMError as exc:
                 await self._fail(run_id, str(exc))
                 return
-        plan = clean_plan(plan, self._settings.link_allow_list)
+        if isinstance(outcome, Decision):
+            await self._reply(run_id, outcome)
+            return
+        plan = clean_plan(outcome, self._settings.link_allow_list)
         await self._store.call("enqueue_plan", run_id, plan, self._settings.max_attempts)
         _log.info("run.planned", run_id=run_id, steps=len(plan.steps))
         if self._dispatcher is not None:  # with what its steps run for: they go out without asking the Store
             self._dispatcher.fire("wake", {run_id: (plan.goal, user_id)})
 
+    async def respond(self, message: str, memory: str = "", run_id: str | None = None,
+                      examples: Sequence[PlanExample] = (), context: ConversationContext | None = None) -> Plan | Decision:
+        """Answer, ask or plan, in one LLM call: a Decision with its reply (no steps), or a validated Plan.
+        The small embedded model, or ``answer_directly`` off, only plans (``plan``)."""
+        if self._small or not self._settings.answer_directly:
+            return await self.plan(message, memory, run_id=run_id, examples=examples, context=context)
+        names = [s.name for s in all_specs()]
+        messages = plan_messages(all_specs(), message, memory, examples, context, decide=True)
+        return await self._until_valid(
+            messages, decision_schema(names, self._max_steps), "Decision", run_id,
+            lambda text: decide(text, names, self._settings.budget), "That reply is invalid")
+
     async def plan(self, message: str, memory: str = "", run_id: str | None = None,
-                   examples: Sequence[PlanExample] = ()) -> Plan:
+                   examples: Sequence[PlanExample] = (), context: ConversationContext | None = None) -> Plan:
+        """A validated plan for ``message`` (no answering: the plan schema and prompt alone)."""
         specs = all_specs()
         names = [s.name for s in specs]
-        messages = plan_messages(specs, message, memory, examples)
-        schema = plan_schema(names, self._max_steps, small_model=self._small)
+        messages = plan_messages(specs, message, memory, examples, context)
+        return await self._until_valid(
+            messages, plan_schema(names, self._max_steps, small_model=self._small), "Plan", run_id,
+            lambda text: validate_plan(parse_plan(text), names, self._settings.budget), "That plan is invalid")
+
+    async def _until_valid(self, messages: list[ChatMessage], schema: dict[str, Any], schema_name: str,
+                           run_id: str | None, check: Callable[[str], T], invalid: str) -> T:
+        """Ask until ``check`` accepts the reply; an invalid one goes back to the model with its error, up to
+        ``plan_repairs`` times, then PlanError."""
         error = ""
         attempts = 1 + self._settings.plan_repairs
         for attempt in range(attempts):
             text = await self._ask(ChatRequest(
                 messages=messages, role="planner", priority="interactive", json_schema=schema,
-                schema_name="Plan", run_id=run_id, agent="master",
+                schema_name=schema_name, run_id=run_id, agent="master",
                 temperature=0.0 if self._small else None, max_tokens=400 if self._small else None,
             ), "plan")
             try:
-                return validate_plan(parse_plan(text), names, self._settings.budget)
+                return check(text)
             except PlanError as exc:
                 error = exc.message
-                messages += [
-                    ChatMessage(role="assistant", content=text),
-                    ChatMessage(role="user", content=f"That plan is invalid: {error}. Answer again with corrected JSON only."),
-                ]
+                messages = [*messages, ChatMessage(role="assistant", content=text),
+                            ChatMessage(role="user", content=f"{invalid}: {error}. Answer again with corrected JSON only.")]
                 if run_id is not None and attempt + 1 < attempts:
                     await self._store.call("note_run_error", run_id, f"plan invalid, asking again: {error}")
         raise PlanError(f"the model gave no valid plan in {attempts} attempts; last error: {error}", attempts)
+
+    async def _reply(self, run_id: str, decision: Decision) -> None:
+        """End the run with the model's reply as its answer, no steps."""
+        hosts = self._settings.link_allow_list
+        text = safe_model_text(decision.reply, hosts).strip() or "(The reply held nothing that can be shown.)"
+        await self._store.call("finish_run", run_id, "done", text, None)
+        _log.info("run.answered", run_id=run_id, mode=decision.mode)
+        await self._learn(run_id)
 
     async def finalize(self, run_id: str) -> None:
         """Summarize a run whose tasks are all final, and end it."""
@@ -217,21 +289,34 @@ def plan_prompt(specs: Sequence[AgentSpec]) -> str:
     return render("plan", agents="\n".join(f"- {s.name}: {s.description}" for s in specs))
 
 
-def plan_messages(specs: Sequence[AgentSpec], message: str, memory: str = "",
-                  examples: Sequence[PlanExample] = ()) -> list[ChatMessage]:
-    """The planner's messages: the system prompt, the request, then (if any) what memory holds and plans
-    that worked for similar requests before, as data in a user message. With neither, just the request
-    (the small embedded model plans worse from a longer prompt)."""
+def decide_prompt(specs: Sequence[AgentSpec]) -> str:
+    """The system prompt of the answer-or-plan decision: fixed instructions and the agent types."""
+    return render("decide", agents="\n".join(f"- {s.name}: {s.description}" for s in specs))
+
+
+def plan_messages(specs: Sequence[AgentSpec], message: str, memory: str = "", examples: Sequence[PlanExample] = (),
+                  context: ConversationContext | None = None, decide: bool = False) -> list[ChatMessage]:
+    """The master's messages: the system prompt (the decision's with ``decide``, else the planner's), the
+    conversation's turns in order, the request, then (if any) the last run's results, what memory holds
+    and plans that worked for similar requests before, as data in a user message. With none of these,
+    just the request (the small embedded model plans worse from a longer prompt)."""
+    context = context if context is not None else ConversationContext()
     data: list[str] = []
+    if context.last_run:
+        data.append(render_data(LAST_RUN_SOURCE, context.last_run))
     if memory.strip():
         data.append(render_data("memory (the user's SOPs, documents and past conversations)", memory))
     if examples:
         shown = "\n\n".join(f"Request: {e.request}\nPlan: {e.plan.model_dump_json()}" for e in examples)
         data.append(render_data("plans that worked for similar requests before (examples)", shown))
-    after = ([ChatMessage(role="user", content="\n\n".join([
-        *data, "Plan the request above: use what applies from this data, and put the facts a step needs into its "
-               "instruction. Answer with JSON only."]))] if data else [])
-    return [ChatMessage(role="system", content=plan_prompt(specs)), ChatMessage(role="user", content=message), *after]
+    task = ("Answer, ask or plan for the message above: use what applies from this data, and put the facts a step "
+            "needs into its instruction. Answer with JSON only." if decide else
+            "Plan the request above: use what applies from this data, and put the facts a step needs into its "
+            "instruction. Answer with JSON only.")
+    after = [ChatMessage(role="user", content="\n\n".join([*data, task]))] if data else []
+    system = decide_prompt(specs) if decide else plan_prompt(specs)
+    return [ChatMessage(role="system", content=system), *context.history, ChatMessage(role="user", content=message),
+            *after]
 
 
 def _listing(view: RunView) -> str:

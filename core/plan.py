@@ -1,19 +1,44 @@
-"""The plan contract: the JSON schema the model must fill, and validation of what it returns."""
+"""The plan contract: the JSON schema the model must fill, and validation of what it returns.
+
+Two contracts: the plan alone (``plan_schema``), and the master's decision (``decision_schema``): in
+one reply the model answers a message, asks one question back, or plans work for sub-agents.
+"""
 
 from __future__ import annotations
 
 import copy
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.budget import Budget
 from core.errors import PlanError
-from core.schemas import Plan
+from core.schemas import Plan, PlanStep
 
+
+class Decision(BaseModel):
+    """The master's reading of a message, in one reply: answer it, ask one question back, or plan work.
+
+    Read leniently: a reply without ``mode`` is a plan (a model that ignores the field still plans).
+    """
+
+    model_config = ConfigDict(extra="forbid", title="Decision")
+
+    mode: Literal["answer", "ask", "plan"] = Field(
+        "plan", description="answer: a reply needing no sub-agents (a greeting, a question answered from the "
+                            "conversation or memory); ask: one question back, when the request is ambiguous in a way "
+                            "that changes what would be done; plan: work for sub-agents.")
+    reply: str = Field("", description="For answer and ask: the text the user reads. Empty for plan.")
+    goal: str = Field("", description="For plan: the user's goal in one sentence. Empty otherwise.")
+    steps: list[PlanStep] = Field(default_factory=list, description="For plan: the steps, independent ones run in "
+                                                                     "parallel. Empty for answer and ask.")
+
+
+_M = TypeVar("_M", bound=BaseModel)
 _BASE_SCHEMA = Plan.model_json_schema()
+_DECISION_SCHEMA = Decision.model_json_schema()
 
 
 def plan_schema(agent_names: Sequence[str], max_steps: int, max_deps: int = 8, small_model: bool = False) -> dict[str, Any]:
@@ -23,18 +48,35 @@ def plan_schema(agent_names: Sequence[str], max_steps: int, max_deps: int = 8, s
     small model (``small_model``) step ids are patterned ``s1..sN`` so dependencies can only name
     real steps, and free text is kept grammar-safe (no raw control characters, bounded length).
     """
-    schema = copy.deepcopy(_BASE_SCHEMA)
+    schema = _bounded_steps(_BASE_SCHEMA, agent_names, max_steps, max_deps)
     step = schema["$defs"]["PlanStep"]
-    step["properties"]["agent"]["enum"] = list(agent_names)
-    step["properties"]["depends_on"]["maxItems"] = max_deps
-    step["properties"]["id"].pop("maxLength", None)
     schema["properties"]["steps"]["minItems"] = 1
-    schema["properties"]["steps"]["maxItems"] = max_steps
     if small_model:
         ids = f"^s[1-{min(max_steps, 9)}]$"
         step["properties"]["id"]["pattern"] = ids
         step["properties"]["depends_on"].update(maxItems=min(max_deps, 3), items={"type": "string", "pattern": ids})
         schema = grammar_safe_schema(schema)
+    return schema
+
+
+def decision_schema(agent_names: Sequence[str], max_steps: int, max_deps: int = 8) -> dict[str, Any]:
+    """Decision's JSON schema: every field required, in the order a reply is best written (mode first, so
+    a reply streams as text the UI can show as it comes), the steps bounded as in ``plan_schema``."""
+    schema = _bounded_steps(_DECISION_SCHEMA, agent_names, max_steps, max_deps)
+    schema["description"] = "Answer the message, ask one question back, or plan work for sub-agents."
+    for field in schema["properties"].values():
+        field.pop("default", None)
+    schema["required"] = ["mode", "reply", "goal", "steps"]
+    return schema
+
+
+def _bounded_steps(base: dict[str, Any], agent_names: Sequence[str], max_steps: int, max_deps: int) -> dict[str, Any]:
+    schema = copy.deepcopy(base)
+    step = schema["$defs"]["PlanStep"]
+    step["properties"]["agent"]["enum"] = list(agent_names)
+    step["properties"]["depends_on"]["maxItems"] = max_deps
+    step["properties"]["id"].pop("maxLength", None)
+    schema["properties"]["steps"]["maxItems"] = max_steps
     return schema
 
 
@@ -67,6 +109,31 @@ def grammar_safe_schema(schema: dict[str, Any], max_len: int = 200) -> dict[str,
 
 def parse_plan(text: str) -> Plan:
     """Parse the model's reply as a Plan; the error says what is wrong in words a model can use."""
+    return _parse(text, Plan, "plan")
+
+
+def parse_decision(text: str) -> Decision:
+    """Parse the model's reply as a Decision (errors as for a plan)."""
+    return _parse(text, Decision, "decision")
+
+
+def decide(text: str, known_agents: Sequence[str], budget: Budget) -> Plan | Decision:
+    """The model's decision, valid: an answer or a question (a Decision with its reply and no steps), or a
+    validated Plan.
+
+    Anything else is read as a plan and validated as one (the safe side: an unclear decision never
+    skips work without a word): ``answer`` with steps is a plan; ``answer`` or ``ask`` with neither
+    a reply nor steps raises PlanError, which goes back to the model like an invalid plan.
+    """
+    decision = parse_decision(text)
+    if decision.mode != "plan" and not decision.steps:
+        if not decision.reply.strip():
+            raise PlanError(f"mode '{decision.mode}' needs a reply: the text the user reads")
+        return decision
+    return validate_plan(Plan(goal=decision.goal, steps=decision.steps), known_agents, budget)
+
+
+def _parse(text: str, model: type[_M], what: str) -> _M:
     text = text.strip()
     if text.startswith("```"):
         text = text.strip("`")
@@ -76,12 +143,12 @@ def parse_plan(text: str) -> Plan:
     except json.JSONDecodeError as exc:
         raise PlanError(f"the reply is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
     try:
-        return Plan.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'plan'}: {e['msg']}" for e in exc.errors()[:5]
+            f"{'.'.join(str(p) for p in e['loc']) or what}: {e['msg']}" for e in exc.errors()[:5]
         )
-        raise PlanError(f"the JSON does not match the plan schema: {problems}") from None
+        raise PlanError(f"the JSON does not match the {what} schema: {problems}") from None
 
 
 def validate_plan(plan: Plan, known_agents: Sequence[str], budget: Budget) -> Plan:

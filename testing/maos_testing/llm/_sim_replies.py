@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
 
+from maos_testing.llm import _sim_chat as chat
 from maos_testing.llm import _sim_obey as obey
 
 ReplyKind = Literal["plan", "tool_call", "final", "chat", "error"]
@@ -125,6 +126,9 @@ def reply_for(req: SimRequest, reply_tokens: int, obeys: Obey = "last") -> Reply
     slow = slow_seconds(req)
     if req.schema is not None and _is_plan_schema(req.schema, req.schema_name):
         return Reply("plan", _plan_text(req), slow_s=slow)
+    if req.schema is not None and chat.is_decision_schema(req.schema, req.schema_name):  # answer, ask or plan
+        text = chat.decision(req.messages, _plan_shape(req.schema)[0], partial(_plan_text, req))
+        return Reply("plan", text, slow_s=slow)
     if req.tools:
         if any(_FAIL_STEP in t for t in req.texts("user")):
             return Reply("error", "simulated step failure ([fail-step])", status=500, slow_s=slow)
@@ -230,13 +234,14 @@ _RULES = (
 
 
 def _plan_text(req: SimRequest) -> str:
-    users = req.texts("user")
+    current = chat.from_request(req.messages)  # earlier turns are context, not the request
+    users = [text for role, text in current if role == "user"]
     everything = "\n".join(users)
-    prior = len(req.texts("assistant"))
+    prior = sum(role == "assistant" for role, _ in current)
     broken = _BROKEN.search(everything)
     if broken and (broken.group(1) == "always" or prior < int(broken.group(1))):
         return '{"goal": "' + strip_markers(users[0] if users else "")[:40] + '", "steps": ['
-    request = strip_markers(users[0] if users else "")
+    request = chat.resolve(strip_markers(users[0] if users else ""), req.messages)
     invalid = _INVALID.search(everything)
     if invalid and (invalid.group(1) is None or prior < int(invalid.group(1))):
         bad = {"id": "s1", "agent": "emial", "instruction": request or "do it", "depends_on": ["s9"]}
