@@ -1,12 +1,22 @@
-"""A run as the chat page sees it: its event stream folded into state (pure, no I/O)."""
+"""A run as the chat page sees it: its event stream folded into state (pure, no I/O).
+
+A run the master answers without steps (a greeting, a question, a question back) streams its
+decision as plan-phase tokens, JSON that opens ``{"mode": "answer", "reply": "…``: the reply is read
+out of it as it comes and shown like a summary being written, until the stored reply arrives.
+"""
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
 
 from core.schemas import MemorySource, Plan, RunEvent, TaskRecord
 
 ACTIVE_RUN_STATUSES = frozenset({"planning", "running", "summarizing"})
+_REPLY_OPENS = re.compile(r'\s*\{\s*"mode"\s*:\s*"(?:answer|ask)"\s*,\s*"reply"\s*:\s*"')
+_REPLY_OPENS_WITHIN = 80  # characters: a decision that has not opened as a reply by then is a plan
+_REPLY_MAX_CHARS = 20_000
 
 
 @dataclass
@@ -39,8 +49,9 @@ class RunProgress:
     plan_chars: int = 0
     goal: str | None = None
     steps: dict[str, StepProgress] = field(default_factory=dict)
-    summary: str = ""
+    summary: str = ""  # the answer as it streams: the summary, or a reply read out of the decision
     final_summary: str | None = None
+    decision: str | None = ""  # the decision's text while it may be a reply; None once it cannot be
     error: str | None = None
     ended: bool = False
     # (collection, source_id, heading, snippet) → the source; the planner and steps may get the same one
@@ -60,6 +71,7 @@ class RunProgress:
                 self.summary += event.text
             else:
                 self.plan_chars += len(event.text)
+                self._read_reply(event.text)
         elif event.kind == "plan" and event.plan is not None:
             self.set_plan(event.plan)
         elif event.kind == "task" and event.step_id:
@@ -68,6 +80,20 @@ class RunProgress:
             self.final_summary = event.text
         elif event.kind == "memory" and event.sources:
             self.add_sources(event.sources)
+
+    def _read_reply(self, text: str) -> None:
+        if self.decision is None:
+            return
+        self.decision += text
+        opened = _REPLY_OPENS.match(self.decision)
+        if opened is None:
+            if len(self.decision) > _REPLY_OPENS_WITHIN:
+                self.decision = None  # a plan: its text is not kept
+            return
+        if len(self.decision) > _REPLY_MAX_CHARS:
+            self.decision = None
+            return
+        self.summary = string_prefix(self.decision[opened.end():])
 
     def add_sources(self, sources: list[MemorySource]) -> None:
         for s in sources:
@@ -115,3 +141,21 @@ class RunProgress:
     def counts(self) -> tuple[int, int]:
         """(steps done, steps in the plan)."""
         return sum(1 for s in self.steps.values() if s.status == "done"), len(self.steps)
+
+
+def string_prefix(raw: str) -> str:
+    """The text of a JSON string's body as far as it has been written (``raw`` starts after the opening
+    quote; it ends at the closing quote, or where it was cut, an escape cut in half left out)."""
+    end = 0
+    while end < len(raw) and raw[end] != '"':
+        if raw[end] == "\\":
+            step = 6 if raw[end + 1:end + 2] == "u" else 2
+            if end + step > len(raw):
+                break
+            end += step
+        else:
+            end += 1
+    try:
+        return str(json.loads(f'"{raw[:end]}"'))
+    except ValueError:
+        return ""

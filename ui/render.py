@@ -117,6 +117,8 @@ def _step_html(s: StepProgress, now: float) -> str:
 def _no_steps(p: RunProgress) -> str:
     if p.status == "failed":
         return f"✖ No plan: {p.error or 'the run failed'}"
+    if p.ended and p.final_summary is not None:
+        return "Answered in the chat: no steps were needed."
     if p.ended:
         return "The run ended without steps."
     return "◐ Writing the plan…"
