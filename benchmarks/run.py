@@ -273,7 +273,7 @@ def main() -> None:
 
     configure("WARNING", "json")
     sizes = [int(s) for s in os.environ.get("BENCH_SIZES", "100,300,1000").split(",")]
-    parts = set(os.environ.get("BENCH_PARTS", "runtime,http,memory").split(","))
+    parts = set(os.environ.get("BENCH_PARTS", "runtime,http,memory,chat").split(","))
     results: dict[str, Any] = {"machine": {"cores": os.cpu_count()}, "sizes": {}}
     sim, base = _start_sim(ttft_ms=200, token_ms=50, reply_tokens=20)
     # The baseline's litellm (imported in this process) gets an HTTP pool as large as the app's gateways
@@ -295,6 +295,11 @@ def main() -> None:
             results["memory"] = run_memory(sizes_m)
             print("memory: plan context…", flush=True)
             results["memory"]["plan_context"] = plan_context_latency(base)
+        if "chat" in parts:  # alone: BENCH_PARTS=chat
+            from benchmarks.chat_bench import run_chat
+
+            print("chat: conversation context and answer-or-plan…", flush=True)
+            results["chat"] = run_chat(base)
         if "runtime" not in parts:
             return _finish(results)
         # The cold start first, on a quiet machine as a person's start is: after the Store part (which
@@ -347,6 +352,10 @@ def _finish(results: dict[str, Any]) -> None:
         from benchmarks.memory_bench import print_memory
 
         print_memory(results["memory"])
+    if "chat" in results:
+        from benchmarks.chat_bench import print_chat
+
+        print_chat(results["chat"])
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"runtime-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(results, indent=2, default=str))
