@@ -40,7 +40,7 @@ from core.text import safe_model_text
 _log = structlog.get_logger("maos.master")
 _EMBEDDED_MAX_STEPS = 4  # a 135M model under a grammar needs tight bounds
 _EMBEDDED_CONTEXT_TOKENS = 300  # and plans worse from a long prompt (its window: 4,096 tokens)
-_TURNS_FETCHED = 64  # messages read for the context; the token budget keeps fewer
+_MESSAGE_TOKENS_AT_LEAST = 4  # a message's framing alone (MESSAGE_OVERHEAD_CHARS): what bounds the messages read
 _RUNS_LOOKED_AT = 3  # the newest runs of the conversation looked at for the last one with steps
 T = TypeVar("T")
 
@@ -112,7 +112,8 @@ class MasterAgent:
         if budget <= 0:
             return ConversationContext()
         try:
-            turns: list[Message] = await self._store.call("recent_turns", conversation_id, run_id, _TURNS_FETCHED)
+            most = min(1000, budget // _MESSAGE_TOKENS_AT_LEAST)  # more could not fit
+            turns: list[Message] = await self._store.call("recent_turns", conversation_id, run_id, most)
             last = await self._last_run_with_steps(turns)
         except Exception as exc:  # the conversation helps; it is not required to plan
             _log.warning("run.conversation_unavailable", run_id=run_id, error=str(exc))
