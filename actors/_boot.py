@@ -59,7 +59,7 @@ def actor_class(cls: type[T]) -> type[T]:
         prepare = getattr(cls, "prepare_process", None)
         if prepare is not None:
             threading.Thread(target=prepare, args=args, name="prepare-process", daemon=True).start()
-        # At the app's start the settings given already include the saved ones (``with_saved``);
+        # At the app's start the settings given already include the saved ones (read from the Store first);
         # an actor Ray restarts gets those start-up arguments again, so it asks the Store.
         if boot.saved_settings and ray.get_runtime_context().was_current_actor_reconstructed:
             args = _saved_settings_applied(args, boot.namespace)

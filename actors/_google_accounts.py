@@ -87,10 +87,8 @@ class ProviderHost:
         await self._ws._kick_due()  # what waited for this connection runs now
 
     async def waiting_tasks(self, user_id: str) -> int:
-        waiting = await self._ws._store.call(
-            "read", "SELECT count(*) FROM tasks WHERE status = 'waiting' AND waiting_on = ? "
-                    "AND run_id IN (SELECT id FROM runs WHERE user_id = ?)", [self._name, user_id])
-        return int(waiting[0][0]) if waiting else 0
+        waiting: int = await self._ws._store.call("waiting_tasks", user_id, self._name)
+        return waiting
 
 
 class Integrations:

@@ -27,6 +27,7 @@ from typing import Any
 
 from actors.handles import Handle
 from core.errors import ToolError
+from core.storage_schemas import StoredAction
 
 _DIGITS = re.compile(r"[^\d+]")
 
@@ -86,19 +87,14 @@ class ProposalGate:
 
         The same proposal again (same key and arguments) is admitted: recording it returns the first.
         """
-        earlier = await self._store.call("read", "SELECT id, args_hash, status FROM actions WHERE idempotency_key = ?",
-                                         [key])
-        if earlier:
-            action_id, earlier_digest, status = earlier[0]
-            if earlier_digest == digest:
+        earlier: StoredAction | None = await self._store.call("action_by_key", key)
+        if earlier is not None:
+            if earlier.args_hash == digest:
                 return
-            raise ToolError(f"this step already proposed {action} to the same target as action {action_id} "
-                            f"({status}); one {action} per target and step, so this one was not recorded. "
+            raise ToolError(f"this step already proposed {action} to the same target as action {earlier.id} "
+                            f"({earlier.status}); one {action} per target and step, so this one was not recorded. "
                             "Do not propose it again: the user can edit the first one before approving it")
-        counts = await self._store.call(
-            "read", "SELECT count(*) FILTER (WHERE task_id = ?), count(*) FILTER (WHERE run_id = ?) FROM actions "
-                    "WHERE (task_id = ? OR run_id = ?) AND replaces IS NULL", [task_id, run_id, task_id, run_id])
-        in_step, in_run = counts[0] if counts else (0, 0)
+        in_step, in_run = await self._store.call("proposed_counts", task_id, run_id)
         if task_id is not None and in_step >= self.per_step:
             raise ToolError(f"refused: this step already proposed {in_step} actions, the most one step may "
                             "(max_proposals_per_step); nothing was recorded. Finish with what is proposed")

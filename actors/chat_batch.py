@@ -4,8 +4,8 @@ A Ray actor call costs here about 1 ms of the caller's CPU and 1.5 ms of the cal
 request), a fifth of what litellm itself spends on the call, and a pool made two per step to the
 gateway, besides its tools' queries. Requests made within ``window_s`` of each other go as one call:
 LLM requests to the gateway's ``chat_many``, whose replies come back on that call's stream as they
-are ready (coalesced there), so a slow one holds up none; tools' queries and searches to the Store's
-``tool_calls`` and Memory's ``search_many``, which answer each one, or say why not, in order.
+are ready (coalesced there), so a slow one holds up none; tools' storage operations and searches to the
+Store's ``tool_ops`` and Memory's ``search_many``, which answer each one, or say why not, in order.
 """
 
 from __future__ import annotations

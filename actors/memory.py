@@ -51,22 +51,17 @@ class StoreReads:
         self._store = store
 
     async def has_entries(self, user_id: str) -> bool:
-        return bool(await self._store.call("read", "SELECT 1 FROM memory_entries WHERE user_id = ? LIMIT 1", [user_id]))
+        return bool(await self._store.call("has_memory_entries", user_id))
 
     async def learnings(self, user_id: str, run_ids: list[str]) -> list[LearningView]:
         return await self._store.call("learnings", user_id, run_ids)  # type: ignore[no-any-return]
 
     async def runs_with_actions(self, run_ids: list[str], statuses: Sequence[str]) -> set[str]:
-        rows = await self._store.call(
-            "read", "SELECT DISTINCT run_id FROM actions WHERE run_id IN (SELECT unnest(?)) "
-                    "AND status IN (SELECT unnest(?))", [run_ids, list(statuses)])
-        return {r[0] for r in rows}
+        return set(await self._store.call("runs_with_actions", run_ids, list(statuses)))
 
     async def stale_entries(self, model_id: str) -> int:
         """Entries embedded by another model than ``model_id``."""
-        rows = await self._store.call(
-            "read", "SELECT count(*) FROM memory_entries WHERE embedding_model IS DISTINCT FROM ?", [model_id])
-        return int(rows[0][0])
+        return int(await self._store.call("stale_memory_entries", model_id))
 
 
 class Memory:
@@ -116,8 +111,7 @@ class Memory:
         if self._reembed:
             await self.rebuild()
         resumed = 0
-        for user_id, doc_id in await self._store.call("read",
-                "SELECT user_id, id FROM documents WHERE status = 'indexing' AND created_at < ?", [self._born]):
+        for user_id, doc_id in await self._store.call("indexing_documents", self._born):
             view = await self._store.call("get_document", user_id, doc_id)
             if view is not None:
                 await self._drop_vectors(await self._store.call("delete_memory_entries", doc_id))
@@ -288,8 +282,7 @@ class Memory:
                 await self._remember(view)
                 learning = await self._store.call("set_feedback", run_id, feedback)
                 assert learning is not None
-            ids = [r[0] for r in await self._store.call(
-                "read", "SELECT id FROM memory_entries WHERE source_id = ? AND collection = 'learnings'", [run_id])]
+            ids = await self._store.call("memory_entry_ids", run_id, "learnings")
             if ids:
                 await self._vec("set_payload", "learnings", ids, {"usable": learning.usable})
             return learning

@@ -15,6 +15,7 @@ import structlog
 
 from actors._boot import actor_class
 from actors.agents import get as get_spec
+from actors.agents.context import StoreForUser
 from actors.chat_batch import BatchedCalls, BatchedChat
 from actors.handles import Handle
 from actors.subagent import run_subagent
@@ -27,16 +28,14 @@ _log = structlog.get_logger("maos.pool")
 
 
 class _StoreForTools:
-    """The Store handle seen through the ToolStore protocol; queries of a moment go together (``tool_calls``)."""
+    """The Store's operations for tools: those of a moment, from any of the pool's steps, go in one call
+    (``tool_ops``). Each step's tools reach it through ``for_user``, bound to the step's user."""
 
     def __init__(self, store: Handle) -> None:
-        self._queries = BatchedCalls(lambda queries: store.call("tool_calls", queries))
+        self._ops: BatchedCalls = BatchedCalls(lambda ops: store.call("tool_ops", ops))
 
-    async def read(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-        return await self._queries(("read", sql, params))  # type: ignore[no-any-return]
-
-    async def write(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-        return await self._queries(("write", sql, params))  # type: ignore[no-any-return]
+    def for_user(self, user_id: str) -> StoreForUser:
+        return StoreForUser(user_id, self._ops)
 
 
 class _MemoryForTools:
@@ -115,7 +114,8 @@ class SubAgentPool:
         """One step, run for the user who asked (their leads, documents and memories only)."""
         try:
             memory = (await recalled)[i]
-            outcome = await run_subagent(a, self._spec, self._chat.chat, self._tool_store, user_id, goal,
+            store = self._tool_store.for_user(user_id)  # every storage operation of the step's tools: this user's
+            outcome = await run_subagent(a, self._spec, self._chat.chat, store, user_id, goal,
                                          self._settings.max_turns, memory=memory,
                                          recall=self._tool_memory, workspace=self._tool_workspace,
                                          max_tool_calls=self._settings.max_tool_calls_per_turn,

@@ -18,6 +18,7 @@ from typing import Any
 
 import ray
 import structlog
+from ray.exceptions import ActorDiedError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors._boot import Boot, forget_secrets, publish_secrets
@@ -32,6 +33,7 @@ from actors.ray_handles import LazyHandle, RayHandle
 from actors.storage.queue import RetryPolicy
 from actors.store import ActorStore
 from actors.workspace import ActorWorkspace
+from core.errors import ConfigError
 from core.settings import Settings, apply_ray_environment, ensure_ray_token
 from integrations.llm.backend import Backend
 
@@ -126,8 +128,41 @@ def _up(h: RayHandle) -> Any:
     return h.actor.ping.options(max_task_retries=-1).remote()
 
 
-def start_app(settings: Settings, backend: Backend) -> App:
+def _here() -> dict[str, Any]:
+    """Placement of the actors owning files under data_dir (DuckDB; embedded Qdrant): this machine's
+    node, in a cluster too, and they restart there."""
+    return {"scheduling_strategy": NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)}
+
+
+def start_store(settings: Settings) -> RayHandle:
+    """The Store alone, before anything else of an app: the settings saved from the UI are read from it
+    (``saved_settings``: no other process opens the database file), and they choose the LLM backend
+    the rest is started with (``start_app``). Publishes the secrets (the Store reads its key from them)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    publish_secrets(settings)
+    plain = settings.without_secrets()
+    store_cls: Any = ray.remote(ActorStore)
+    retry = RetryPolicy(base_s=plain.retry_base_s, max_s=plain.retry_max_s)
+    return RayHandle(store_cls.options(**_options("store", plain, **_here())).remote(
+        Boot.of(plain, saved_settings=False), str(plain.db_path.resolve()), retry=retry, keys_of=plain,
+        threads=plain.db_threads), "store")
+
+
+def saved_settings(store: RayHandle, timeout_s: float = 120.0) -> dict[str, Any]:
+    """What the settings page saved, from a Store just started. A Store that cannot open the database
+    (a wrong ENCRYPTION_KEY) says why, as a ConfigError."""
+    try:
+        return dict(ray.get(store.actor.settings_overrides.remote(), timeout=timeout_s))
+    except ActorDiedError as exc:
+        if not exc.actor_init_failed:
+            raise
+        lines = [line for line in str(exc.error_msg).splitlines() if line.strip()]
+        raise ConfigError(f"the Store did not start: {lines[-1] if lines else exc}") from None
+
+
+def start_app(settings: Settings, backend: Backend, store: RayHandle | None = None) -> App:
     """Create the app's actors, wire them, and start dispatching (recovering what a previous app left).
+    ``store``: the one ``start_store`` started (to read the saved settings first); else one starts here.
 
     The secrets in ``settings`` (and the backend's API key) are published to the cluster's key-value
     store and read back by each actor as it starts; no actor argument carries one."""
@@ -137,12 +172,10 @@ def start_app(settings: Settings, backend: Backend) -> App:
     settings = settings.without_secrets()
     backend = dataclasses.replace(backend, api_key=None)
     epoch = uuid.uuid4().hex[:6]
-    retry = RetryPolicy(base_s=settings.retry_base_s, max_s=settings.retry_max_s)
-    # The actors owning files under data_dir (DuckDB; embedded Qdrant) stay on this machine's node,
-    # in a cluster too, and restart there.
-    here = {"scheduling_strategy": NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)}
+    here = _here()
     boot = Boot.of(settings)
-    # The gateway first: importing litellm is the longest start of all (2-3 s of CPU).
+    # The gateway first (after the Store, when the caller read the saved settings from it): importing
+    # litellm is the longest start of all (2-3 s of CPU).
     n_gw = settings.gateway_replicas
     per_gw = max(1, -(-settings.llm_slots // n_gw))
     gw_cls: Any = ray.remote(ActorLLMGateway)
@@ -151,10 +184,8 @@ def start_app(settings: Settings, backend: Backend) -> App:
             boot, settings, backend, LazyHandle("store", settings.namespace), per_gw), f"gateway-{i}")
         for i in range(n_gw)
     ]
-    store_cls: Any = ray.remote(ActorStore)
-    store = RayHandle(store_cls.options(**_options("store", settings, **here)).remote(
-        Boot.of(settings, saved_settings=False), str(settings.db_path.resolve()), retry=retry, keys_of=settings,
-        threads=settings.db_threads), "store")
+    if store is None:  # after the gateway's (the settings saved from the UI are then not applied)
+        store = start_store(keep)
     memory_cls: Any = ray.remote(ActorMemory)
     memory_on = {} if settings.qdrant_url else here  # with a Qdrant server it may run anywhere
     memory = RayHandle(memory_cls.options(**_options("memory", settings, **memory_on)).remote(

@@ -1,9 +1,8 @@
-"""The Store actor: sole owner of the DuckDB file. Writes are group-committed.
+"""The Store actor: sole owner of the DuckDB file, offering domain operations (no SQL crosses it).
 
-Every write is a function of the connection queued with a future; a flusher runs all queued
-writes in one transaction every few milliseconds and resolves the futures only after COMMIT,
-so an acknowledged write is a committed one. If a batch fails, it is rolled back and each
-write is retried alone, so one bad write fails only its own caller.
+Each operation is a plain function of ``actors.storage``: writes run in the group commit
+(``actors.storage.commit``: an acknowledged write is a committed one), reads on the connection,
+and tools' operations (``tool_ops``, sent in batches by the pools) on a reader thread of their own.
 """
 
 from __future__ import annotations
@@ -15,62 +14,65 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import duckdb
 
 from actors._boot import actor_class
-from actors.storage import conversations, queue
-from actors.storage.conversations import RUN_COLUMNS, row_to_run
-from actors.storage.database import database_keys, open_database
+from actors.storage import (
+    actions,
+    conversations,
+    credentials,
+    documents,
+    drafts,
+    memory_entries,
+    queue,
+    queue_recovery,
+    runs,
+    settings,
+    tasks,
+    tool_ops,
+)
+from actors.storage.commit import Completion, GroupCommit
+from actors.storage.database import database_keys, open_database, reader_of
 from actors.storage.events import EventLog
-from actors.storage.memory_entries import MemoryTables
 from actors.storage.migrations import migrate
-from actors.storage.tasks import Completion, QueueTables
+from core.action_schemas import AuditEntry
+from core.crypto import Sealed
 from core.errors import NotFound, portable
-from core.events import publish
+from core.memory_schemas import DocumentInfo, DocumentKind, DocumentView, Feedback, LearningView
 from core.schemas import (
     AgentPoolView,
     ConversationSummary,
     ConversationView,
+    Draft,
+    MemorySource,
     Message,
     Plan,
     Run,
     RunEvent,
     RunView,
-    ToolQuery,
+    StepOutcome,
+    TaskRecord,
 )
 from core.settings import Settings
+from core.storage_schemas import (
+    OAuthState,
+    RunProgress,
+    RunUsage,
+    SealedRow,
+    SealedTable,
+    StoredAction,
+    StoredCredential,
+    ToolAnswer,
+    ToolOp,
+)
 
 T = TypeVar("T")
+Claimed = tuple[TaskRecord, str, str]  # a claimed task, its lease owner, its dependencies' results
 
 
-Write = Callable[[duckdb.DuckDBPyConnection], Any]
-Job = tuple[Write, list[asyncio.Future[Any]], Callable[[Any], list[Any]]]
-
-
-def _coalesced(batch: list[tuple[Write, asyncio.Future[Any]]]) -> list[Job]:
-    """The batch as run: each write with the futures it answers and how. Its completions are joined
-    into one write, run where the first was (they were concurrent: any order of them is one that
-    could have happened)."""
-    jobs: list[Job] = []
-    parts: list[Completion] = []
-    waiting: list[asyncio.Future[Any]] = []
-    for fn, fut in batch:
-        if isinstance(fn, Completion):
-            if not parts:
-                jobs.append((fn, waiting, lambda t: Completion.answers(t, parts)))
-            parts.append(fn)
-            waiting.append(fut)
-        else:
-            jobs.append((fn, [fut], lambda result: [result]))
-    if len(parts) > 1:
-        at = next(i for i, job in enumerate(jobs) if job[1] is waiting)
-        jobs[at] = (Completion.joined(parts), waiting, jobs[at][2])
-    return jobs
-
-
-class Store(MemoryTables, QueueTables):
+class Store:
     """DuckDB owner. Plain class; the runtime makes it an actor."""
 
     def __init__(self, db_path: str, commit_interval_s: float = 0.002, retry: queue.RetryPolicy | None = None,
@@ -83,175 +85,82 @@ class Store(MemoryTables, QueueTables):
             Path(db_path).parent.mkdir(parents=True, exist_ok=True)
         self._conn = open_database(db_path, keys, threads=threads)
         migrate(self._conn)
-        # Tools' reads: their own connection, used only in the reader thread. The encrypted file is
-        # attached rather than the default database, so the reader is pointed at the same one.
-        self._reader = ThreadPoolExecutor(1, thread_name_prefix="store-read")
-        database = self._conn.execute("SELECT current_database()").fetchone()
-        self._read_conn = self._conn.cursor()
-        if database is not None:
-            self._read_conn.execute(f'USE "{database[0]}"')
-        self._interval = commit_interval_s
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="store-read")  # tools' reads
+        self._read_conn = reader_of(self._conn)  # used only in the reader thread
+        self._events = EventLog()
+        self._db = GroupCommit(self._conn, self._events, commit_interval_s)
         self._retry = retry if retry is not None else queue.RetryPolicy()
         self._rng = random.Random()
-        self._pending: list[tuple[Write, asyncio.Future[Any]]] = []
-        self._wake: asyncio.Event | None = None
-        self._flusher: asyncio.Task[None] | None = None
-        self._events = EventLog()
-        self.commits = 0
-        self._queue_changes = 0  # transactions' changes that may have made a task claimable (see QueueTables)
-        self._idle = (-1, 0.0, 0.0)
+        self._idle = tasks.IdleClaims()
+        self.claims_asked = 0  # by the dispatcher, answered or not
 
-    # --- group commit ---------------------------------------------------------------------
+    @property
+    def commits(self) -> int:
+        return self._db.commits
 
-    async def _submit(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
-        loop = asyncio.get_running_loop()
-        if self._flusher is None or self._flusher.done():
-            self._wake = asyncio.Event()
-            self._flusher = loop.create_task(self._flush_loop())
-        fut: asyncio.Future[T] = loop.create_future()
-        self._pending.append((fn, fut))
-        assert self._wake is not None
-        self._wake.set()
-        return await fut
+    async def _write(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(conn, *args, now)`` in the group commit (``now`` taken in the transaction)."""
+        return await self._db.submit(lambda conn: fn(conn, *args, time.time()))
 
-    async def _flush_loop(self) -> None:
-        assert self._wake is not None
-        while True:
-            await self._wake.wait()
-            await asyncio.sleep(self._interval)  # let concurrent writers join the batch
-            self._wake.clear()
-            batch, self._pending = self._pending, []
-            if batch:
-                self._commit(batch)
+    async def _apply(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(conn, *args)`` in the group commit."""
+        return await self._db.submit(lambda conn: fn(conn, *args))
 
-    def _commit(self, batch: list[tuple[Write, asyncio.Future[Any]]]) -> None:
-        jobs = _coalesced(batch)
-        results: list[Any] = []
-        try:
-            self._conn.execute("BEGIN TRANSACTION")
-            for fn, _, _ in jobs:
-                result = fn(self._conn)
-                if isinstance(result, queue.Transition):
-                    self._events.append_task_events(self._conn, result.events, result.results)
-                    self._queue_changes += result.adds_claimable
-                results.append(result)
-            self._events.write(self._conn)
-            self._conn.execute("COMMIT")
-            self.commits += 1
-        except Exception as exc:
-            self._conn.execute("ROLLBACK")
-            self._events.rolled_back()
-            if len(batch) > 1:
-                for item in batch:
-                    self._commit([item])
-            elif not batch[0][1].done():
-                batch[0][1].set_exception(exc)
-            return
-        self._events.committed()
-        for (_, futures, answers), result in zip(jobs, results, strict=True):
-            for fut, answer in zip(futures, answers(result), strict=True):
-                if not fut.done():
-                    fut.set_result(answer)
-        for result in results:
-            if isinstance(result, queue.Transition):
-                publish(result.events)
+    async def _logged(self, fn: Callable[..., T], *args: Any) -> T:
+        """As :meth:`_write`, for a function that appends run events: ``fn(conn, log, *args, now)``."""
+        return await self._db.submit(lambda conn: fn(conn, self._events, *args, time.time()))
 
     async def flush(self) -> None:
         """Wait until every write queued so far is committed."""
-        await self._submit(lambda conn: None)
+        await self._db.submit(lambda conn: None)
 
-    # --- generic access for tools ----------------------------------------------------------
+    async def ping(self) -> bool:
+        return True
 
-    async def read(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-        """A tool's query, on its own connection in a thread: it sees what is committed, and a long one
-        (a keyword search over many saved drafts) does not hold up every other step's commits."""
-        return await asyncio.get_running_loop().run_in_executor(self._reader, self._read, sql, params or [])
+    # --- tools' operations, many at once ------------------------------------------------------
 
-    def _read(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
-        return self._read_conn.execute(sql, params).fetchall()
-
-    async def write(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-        def run(conn: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
-            cur = conn.execute(sql, params or [])
-            return cur.fetchall() if cur.description else []
-
-        return await self._submit(run)
-
-    async def tool_calls(self, calls: list[ToolQuery]) -> list[list[tuple[Any, ...]] | Exception]:
-        """Many tools' reads and writes, ``(kind, sql, params)``, sent together by a pool: each one's rows,
-        or the error it raised (as itself when it can cross processes). The writes share a group commit."""
-        done = await asyncio.gather(*((self.read if kind == "read" else self.write)(sql, params) for kind, sql, params in calls),
-                                    return_exceptions=True)
+    async def tool_ops(self, ops: list[ToolOp]) -> list[ToolAnswer | Exception]:
+        """Each operation's answer, or the error it raised (as itself when it can cross processes). The
+        writes share a group commit; the reads run on the reader thread, so a long one (a keyword search
+        over many saved drafts) holds up no step's commit."""
+        done = await asyncio.gather(*(self._write(tool_ops.answer, op) if tool_ops.writes(op) else self._read(op)
+                                      for op in ops), return_exceptions=True)
         return [portable(r) if isinstance(r, BaseException) else r for r in done]
 
-    # --- runs ------------------------------------------------------------------------------
+    async def _read(self, op: ToolOp) -> ToolAnswer:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._reader, lambda: tool_ops.answer(self._read_conn, op, time.time()))
+
+    # --- runs ----------------------------------------------------------------------------------
 
     async def create_run(self, message: str, user_id: str, conversation_id: str | None = None) -> Run:
         now = time.time()
-        run_id = uuid.uuid4().hex[:12]
         conv = conversation_id if conversation_id is not None else uuid.uuid4().hex[:12]
-
-        def run(conn: duckdb.DuckDBPyConnection) -> None:
-            conn.execute(
-                "INSERT INTO conversations VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET updated_at = excluded.updated_at, "
-                "title = CASE WHEN conversations.title = '' THEN excluded.title ELSE conversations.title END",
-                [conv, user_id, conversations.title_of(message), now, now],
-            )
-            conn.execute(
-                "INSERT INTO messages VALUES (?, ?, 'user', ?, ?, ?)", [uuid.uuid4().hex, conv, message, run_id, now]
-            )
-            conn.execute(
-                f"INSERT INTO runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, 'planning', NULL, NULL, NULL, ?, ?, NULL)",
-                [run_id, conv, user_id, message, now, now],
-            )
-            self._events.append(conn, [RunEvent(kind="status", run_id=run_id, at=now, status="planning")])
-
-        await self._submit(run)
-        return Run(id=run_id, conversation_id=conv, user_id=user_id, message=message, status="planning",
-                   created_at=now, updated_at=now)
+        run = Run(id=uuid.uuid4().hex[:12], conversation_id=conv, user_id=user_id, message=message, status="planning",
+                  created_at=now, updated_at=now)
+        await self._apply(runs.create, self._events, run)
+        return run
 
     async def enqueue_plan(self, run_id: str, plan: Plan, max_attempts: int) -> None:
         """Store the plan and queue its steps, in one transaction."""
-        def run(conn: duckdb.DuckDBPyConnection) -> queue.Transition:
-            now = time.time()
-            conn.execute(
-                "UPDATE runs SET plan = ?, status = 'running', error = NULL, updated_at = ? WHERE id = ?",
-                [plan.model_dump_json(), now, run_id],
-            )
-            # The plan's text as the model streamed it is replaced by the plan itself (cleaned of
-            # images and unknown links, which a stream cannot be while it is written).
-            self._events.drop_tokens(conn, run_id)
-            self._events.append(conn, [RunEvent(kind="plan", run_id=run_id, at=now, plan=plan),
-                                       RunEvent(kind="status", run_id=run_id, at=now, status="running")])
-            return queue.enqueue_plan(conn, run_id, plan, max_attempts, now)
-
-        await self._submit(run)
+        await self._logged(runs.start, run_id, plan, max_attempts)
 
     async def set_run_status(self, run_id: str, status: str) -> None:
-        def run(conn: duckdb.DuckDBPyConnection) -> None:
-            now = time.time()
-            conn.execute("UPDATE runs SET status = ?, updated_at = ? WHERE id = ?", [status, now, run_id])
-            self._events.append(conn, [RunEvent(kind="status", run_id=run_id, at=now, status=status)])
-
-        await self._submit(run)
+        await self._logged(runs.set_status, run_id, status)
 
     async def note_run_error(self, run_id: str, error: str) -> None:
         """Show why a run is stuck (e.g. waiting for the LLM server) without ending it."""
-        def run(conn: duckdb.DuckDBPyConnection) -> None:
-            now = time.time()
-            row = conn.execute("UPDATE runs SET error = ?, updated_at = ? WHERE id = ? RETURNING status",
-                               [error, now, run_id]).fetchone()
-            if row is not None:
-                self._events.append(conn, [RunEvent(kind="status", run_id=run_id, at=now, status=row[0], error=error)])
+        await self._logged(runs.note_error, run_id, error)
 
-        await self._submit(run)
+    async def finish_run(self, run_id: str, status: str, summary: str | None, error: str | None) -> None:
+        await self._logged(runs.finish, run_id, status, summary, error)
 
     async def append_tokens(self, chunks: list[tuple[str, str, str]]) -> None:
         """Chunks of the master's replies as the model writes them: (run id, phase, text), in order."""
         now = time.time()
         events = [RunEvent(kind="token", run_id=run_id, at=now, phase=phase, text=text)  # type: ignore[arg-type]
                   for run_id, phase, text in chunks]
-        await self._submit(lambda conn: self._events.append(conn, events))
+        await self._apply(self._events.append, events)
 
     async def run_events(self, run_id: str, after: int = 0, wait_s: float = 0.0, limit: int = 1000) -> list[RunEvent]:
         """Events of a run after ``after``; with ``wait_s``, wait that long for the next ones."""
@@ -261,56 +170,33 @@ class Store(MemoryTables, QueueTables):
         await self._events.wait(run_id, wait_s)
         return EventLog.read(self._conn, run_id, after, limit)
 
-    async def finish_run(self, run_id: str, status: str, summary: str | None, error: str | None) -> None:
-        """End a run; its summary (or error) becomes the assistant's message in the conversation."""
-        def run(conn: duckdb.DuckDBPyConnection) -> None:
-            now = time.time()
-            row = conn.execute(
-                "UPDATE runs SET status = ?, summary = ?, error = ?, finished_at = ?, updated_at = ? "
-                "WHERE id = ? RETURNING conversation_id",
-                [status, summary, error, now, now, run_id],
-            ).fetchone()
-            if row is not None:
-                text = summary if summary is not None else f"The run failed: {error}"
-                conn.execute(
-                    "INSERT INTO messages VALUES (?, ?, 'assistant', ?, ?, ?)", [uuid.uuid4().hex, row[0], text, run_id, now]
-                )
-                self._events.drop_tokens(conn, run_id)  # as for the plan
-                self._events.append(conn, [
-                    *([RunEvent(kind="summary", run_id=run_id, at=now, text=summary)] if summary is not None else []),
-                    RunEvent(kind="end", run_id=run_id, at=now, status=status, error=error),
-                ])
-
-        await self._submit(run)
-
     async def get_run(self, run_id: str) -> RunView | None:
-        row = self._conn.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", [run_id]).fetchone()
-        if row is None:
-            return None
-        tasks = self._conn.execute(
-            f"SELECT {queue.TASK_COLUMNS} FROM tasks WHERE run_id = ? ORDER BY seq", [run_id]
-        ).fetchall()
-        return RunView(run=row_to_run(row), tasks=[queue.row_to_task(t) for t in tasks], sources=self.run_sources(run_id))
+        return runs.get(self._conn, run_id)
+
+    async def run_progress(self, run_id: str) -> RunProgress | None:
+        return runs.progress(self._conn, run_id)
+
+    async def run_usage(self, run_id: str) -> RunUsage:
+        return runs.usage(self._conn, run_id)
 
     async def runs_by_status(self, statuses: list[str]) -> list[Run]:
-        rows = self._conn.execute(
-            f"SELECT {RUN_COLUMNS} FROM runs WHERE status IN (SELECT unnest(?)) ORDER BY created_at", [statuses]
-        ).fetchall()
-        return [row_to_run(r) for r in rows]
+        return runs.by_status(self._conn, statuses)
 
     async def unfinished_runs_with_no_open_tasks(self) -> list[str]:
-        rows = self._conn.execute(
-            "SELECT r.id FROM runs r WHERE r.status IN ('running', 'summarizing') AND NOT EXISTS "
-            "(SELECT 1 FROM tasks t WHERE t.run_id = r.id AND t.status NOT IN ('done', 'dead', 'blocked'))"
-        ).fetchall()
-        return [r[0] for r in rows]
+        return runs.unfinished_with_no_open_tasks(self._conn)
 
-    # --- conversations ---------------------------------------------------------------------
+    async def run_goals(self, run_ids: list[str]) -> dict[str, tuple[str, str]]:
+        return runs.goals(self._conn, run_ids)
+
+    async def record_llm_calls(self, calls: list[dict[str, Any]]) -> None:
+        if calls:
+            await self._apply(runs.record_llm_calls, calls)
+
+    # --- conversations and settings -------------------------------------------------------------
 
     async def create_conversation(self, user_id: str, title: str | None) -> ConversationSummary:
-        now = time.time()
-        conv = uuid.uuid4().hex[:12]
-        await self.write("INSERT INTO conversations VALUES (?, ?, ?, ?, ?)", [conv, user_id, title or "", now, now])
+        now, conv = time.time(), uuid.uuid4().hex[:12]
+        await self._apply(conversations.create, conv, user_id, title or "", now)
         return ConversationSummary(id=conv, title=title or "", created_at=now, updated_at=now)
 
     async def list_conversations(self, q: str | None = None, since: float | None = None, until: float | None = None,
@@ -319,7 +205,7 @@ class Store(MemoryTables, QueueTables):
         return conversations.search(self._conn, q, since, until, status, agent, limit)
 
     async def get_conversation(self, conversation_id: str) -> ConversationView:
-        view = conversations.load(self._conn, conversation_id)
+        view = conversations.load(self._conn, conversation_id, runs.of_conversation(self._conn, conversation_id))
         if view is None:
             raise NotFound(f"no conversation '{conversation_id}'")
         return view
@@ -333,36 +219,282 @@ class Store(MemoryTables, QueueTables):
                           in_flight: dict[str, int]) -> list[AgentPoolView]:
         return conversations.agent_stats(self._conn, descriptions, actors, in_flight, time.time())
 
-    # --- settings saved from the UI --------------------------------------------------------
-
     async def settings_overrides(self) -> dict[str, Any]:
-        return conversations.read_overrides(self._conn)
+        return settings.overrides(self._conn)
 
     async def save_settings_overrides(self, values: dict[str, Any]) -> None:
-        await self._submit(lambda conn: conversations.write_overrides(conn, values, time.time()))
+        await self._write(settings.save, values)
 
-    async def record_llm_calls(self, calls: list[dict[str, Any]]) -> None:
-        """Insert one agent_runs row per LLM call (model, tokens, latency)."""
-        if not calls:
-            return
-        keys = ["id", "run_id", "task_id", "agent", "model", "tokens_in", "tokens_out", "latency_ms", "queued_ms", "ok", "error", "created_at"]
-        columns = [[c.get(k) for c in calls] for k in keys]
-        columns[0] = [uuid.uuid4().hex for _ in calls]
-        sql = (
-            "INSERT INTO agent_runs (id, run_id, task_id, agent, model, tokens_in, tokens_out, latency_ms, queued_ms, ok, error, created_at, kind) "
-            "SELECT *, 'llm' FROM (SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
-            "unnest(?::VARCHAR[]), unnest(?::INTEGER[]), unnest(?::INTEGER[]), unnest(?::DOUBLE[]), unnest(?::DOUBLE[]), "
-            "unnest(?::BOOLEAN[]), unnest(?::VARCHAR[]), unnest(?::DOUBLE[]))"
-        )
-        await self._submit(lambda conn: conn.execute(sql, columns) and None)
+    # --- the queue ------------------------------------------------------------------------------
 
-    async def ping(self) -> bool:
-        return True
+    async def claim(self, limits: dict[str, int], owners: dict[str, list[str]], lease_s: float) -> list[Claimed]:
+        """Claim due tasks; returns (task, lease owner, results of its dependencies as context). The
+        dispatcher asks after every batch of outcomes and, idle, every few hundred ms: an idle claim
+        may be answered without a query (``tasks.IdleClaims``)."""
+        self.claims_asked += 1
+        if self._idle.skips(self._db.queue_changes, time.time()):
+            return []
+
+        def run(conn: duckdb.DuckDBPyConnection) -> queue.Transition:
+            now = time.time()
+            t = queue.claim(conn, limits, owners, lease_s, now)
+            if not t.claimed:
+                self._idle.found_none(self._db.queue_changes, queue.next_due(conn), now)
+            return t
+
+        claimed = (await self._db.submit(run)).claimed
+        context = tasks.dependency_results(self._conn, [t for t, _ in claimed])
+        return [(t, owner, context.get(t.id, "")) for t, owner in claimed]
+
+    async def claim_or_due(self, limits: dict[str, int], owners: dict[str, list[str]],
+                           lease_s: float) -> tuple[list[Claimed], float]:
+        """:meth:`claim`, and when it found nothing, when the next task falls due (epoch seconds;
+        infinity when none waits), so an idle dispatcher can sleep until then."""
+        claimed = await self.claim(limits, owners, lease_s)
+        return claimed, (0.0 if claimed else self._idle.next_due)
+
+    async def complete(self, outcomes: list[StepOutcome]) -> tuple[list[str], list[str]]:
+        """Record outcomes; returns (accepted task ids, runs with nothing left to do)."""
+        # The group commit answers a Completion with its caller's part (Completion.answers), not the Transition.
+        return cast(tuple[list[str], list[str]], await self._db.submit(Completion(outcomes, self._retry, self._rng)))
+
+    async def renew_leases(self, task_ids: list[str], lease_s: float) -> None:
+        until = time.time() + lease_s
+        await self._apply(queue.renew_leases, task_ids, until)
+
+    async def reclaim(self, owners: list[str] | None) -> tuple[list[str], list[str]]:
+        """Fail the running tasks of dead workers (or expired leases); returns (task ids, finished runs).
+        The dispatcher's backstop asks every second: with no lease expired it is one read, not a transaction."""
+        if owners is None and not tasks.any_expired(self._conn, time.time()):
+            return [], []
+        t = await self._db.submit(lambda conn: queue_recovery.reclaim(conn, owners, self._retry, self._rng, time.time()))
+        return sorted(t.accepted), sorted(t.finished_runs)
+
+    async def reclaim_foreign(self, keep: list[str]) -> tuple[list[str], list[str]]:
+        """At start-up: fail and retry running tasks leased to workers this app does not have."""
+        t = await self._db.submit(lambda conn: queue_recovery.reclaim(conn, None, self._retry, self._rng, time.time(),
+                                                                      keep=keep))
+        return sorted(t.accepted), sorted(t.finished_runs)
+
+    async def release_waiting(self, user_id: str, provider: str) -> int:
+        """The user's tasks waiting on ``provider`` go back to ready (it was reconnected); how many."""
+        return len((await self._write(queue_recovery.release_waiting, user_id, provider)).events)
+
+    async def waiting_tasks(self, user_id: str, provider: str) -> int:
+        return tasks.waiting_count(self._conn, user_id, provider)
+
+    async def requeue(self, task_id: str) -> bool:
+        run_id = task_id.split(":", 1)[0]
+
+        def run(conn: duckdb.DuckDBPyConnection) -> queue.Transition:
+            now = time.time()
+            t = queue_recovery.requeue(conn, task_id, now)
+            if t.accepted:
+                t.merge(queue.settle_runs(conn, [run_id], now))
+                runs.running_again(conn, self._events, run_id, now)
+            return t
+
+        return bool((await self._db.submit(run)).accepted)
+
+    async def list_tasks(self, status: str | None = None, run_id: str | None = None, limit: int = 100,
+                         agent: str | None = None, q: str | None = None, since: float | None = None,
+                         until: float | None = None) -> list[TaskRecord]:
+        return tasks.listed(self._conn, status, run_id, limit, agent, q, since, until)
+
+    async def get_task(self, task_id: str) -> TaskRecord | None:
+        return tasks.get(self._conn, task_id)
+
+    async def queue_counts(self) -> dict[str, int]:
+        return tasks.counts(self._conn)
+
+    async def ready_by_agent(self) -> dict[str, int]:
+        return tasks.ready_by_agent(self._conn)
+
+    async def open_task_count(self) -> int:
+        return tasks.open_count(self._conn)
+
+    async def list_drafts(self, run_id: str | None = None, limit: int = 200) -> list[Draft]:
+        """Outbound actions drafted by sub-agents (never sent from here), newest first."""
+        return drafts.of_run(self._conn, run_id, limit)
+
+    # --- documents and memory entries ----------------------------------------------------------
+
+    async def add_document(self, doc_id: str, user_id: str, kind: DocumentKind, title: str, filename: str,
+                           content: str, content_hash: str, tags: list[str], size: int,
+                           chunks: int) -> tuple[DocumentInfo, bool]:
+        """Record an upload as indexing; for content this user already has, the existing document and True."""
+        return await self._write(documents.add_upload, doc_id, user_id, kind, title, filename, content, content_hash,
+                                 tags, size, chunks)
+
+    async def document_progress(self, doc_id: str, chunks_done: int) -> None:
+        await self._apply(documents.progress, doc_id, chunks_done)
+
+    async def finish_document(self, doc_id: str, error: str | None) -> None:
+        await self._apply(documents.finish, doc_id, error)
+
+    async def list_documents(self, user_id: str, kind: DocumentKind | None = None, q: str | None = None,
+                             limit: int = 200) -> list[DocumentInfo]:
+        return documents.uploads(self._conn, user_id, kind, q, limit)
+
+    async def get_document(self, user_id: str, doc_id: str) -> DocumentView | None:
+        return documents.upload(self._conn, user_id, doc_id)
+
+    async def delete_document(self, user_id: str, doc_id: str) -> list[tuple[str, str]] | None:
+        return await self._apply(documents.delete_upload, user_id, doc_id)
+
+    async def indexing_documents(self, before: float) -> list[tuple[str, str]]:
+        return documents.indexing(self._conn, before)
+
+    async def add_memory_entries(self, rows: list[tuple[Any, ...]]) -> None:
+        if rows:
+            await self._apply(memory_entries.add, rows)
+
+    async def memory_hashes(self, user_id: str, collection: str, source_id: str) -> list[str]:
+        return memory_entries.hashes(self._conn, user_id, collection, source_id)
+
+    async def delete_memory_entries(self, source_id: str, keep: list[str] | None = None) -> list[tuple[str, str]]:
+        return await self._apply(memory_entries.delete, source_id, keep or [])
+
+    async def mark_embedded(self, model_id: str) -> None:
+        await self._apply(memory_entries.mark_embedded, model_id)
+
+    async def memory_entries_page(self, after: str, limit: int) -> list[tuple[Any, ...]]:
+        return memory_entries.page(self._conn, after, limit)
+
+    async def memory_entry_count(self) -> int:
+        return memory_entries.count(self._conn)
+
+    async def has_memory_entries(self, user_id: str) -> bool:
+        return memory_entries.any_of(self._conn, user_id)
+
+    async def stale_memory_entries(self, model_id: str) -> int:
+        return memory_entries.stale(self._conn, model_id)
+
+    async def memory_entry_ids(self, source_id: str, collection: str) -> list[str]:
+        return memory_entries.ids_of(self._conn, source_id, collection)
+
+    async def add_run_sources(self, entries: list[tuple[str, str | None, list[MemorySource]]]) -> None:
+        """Sources given to runs' planning or steps: (run id, task id or None, sources), in one statement."""
+        if entries := [e for e in entries if e[2]]:
+            await self._logged(memory_entries.add_run_sources, entries)
+
+    async def record_learning(self, view: RunView) -> LearningView:
+        return await self._write(memory_entries.record_learning, view)
+
+    async def set_feedback(self, run_id: str, feedback: Feedback) -> LearningView | None:
+        return await self._write(memory_entries.set_feedback, run_id, feedback)
+
+    async def get_learning(self, run_id: str) -> LearningView | None:
+        return memory_entries.learning(self._conn, run_id)
+
+    async def learnings(self, user_id: str | None = None, run_ids: list[str] | None = None,
+                        limit: int = 10_000) -> list[LearningView]:
+        return memory_entries.learnings(self._conn, user_id, run_ids, limit)
+
+    # --- actions, policies, audit (sealed: the Workspace opens them) ----------------------------
+
+    async def insert_action(self, action: StoredAction) -> tuple[StoredAction, bool]:
+        return await self._apply(actions.insert, action)
+
+    async def action_by_key(self, key: str) -> StoredAction | None:
+        return actions.by_key(self._conn, key)
+
+    async def get_actions(self, user_id: str, action_ids: list[str]) -> list[StoredAction]:
+        return actions.get(self._conn, user_id, action_ids)
+
+    async def actions_let_through(self, user_id: str, since: float | None, limit: int) -> list[StoredAction]:
+        return actions.let_through(self._conn, user_id, since, limit)
+
+    async def list_actions(self, user_id: str, status: str | None, run_id: str | None, limit: int) -> list[StoredAction]:
+        return actions.listed(self._conn, user_id, status, run_id, limit, time.time())
+
+    async def has_actions(self) -> bool:
+        return actions.any_stored(self._conn)
+
+    async def decide_action(self, user_id: str, action_id: str, digest: str | None, to: str, who: str,
+                            error: str | None, resealed: tuple[Sealed, bytes] | None) -> StoredAction | None:
+        return await self._write(actions.decide, user_id, action_id, digest, to, who, error, resealed)
+
+    async def claim_action(self, action_id: str) -> StoredAction | None:
+        return await self._write(actions.claim, action_id)
+
+    async def record_staged(self, action_id: str, staged: dict[str, Any]) -> bool:
+        return await self._write(actions.record_staged, action_id, staged)
+
+    async def release_action(self, action_id: str, error: str) -> None:
+        await self._write(actions.release, action_id, error)
+
+    async def finish_action(self, action_id: str, status: str, result: dict[str, Any] | None,
+                            error: str | None) -> None:
+        await self._write(actions.finish, action_id, status, result, error)
+
+    async def due_actions(self, include_executing: bool) -> list[str]:
+        return actions.due(self._conn, include_executing)
+
+    async def proposed_counts(self, task_id: str | None, run_id: str | None) -> tuple[int, int]:
+        return actions.proposed_counts(self._conn, task_id, run_id)
+
+    async def runs_with_actions(self, run_ids: list[str], statuses: list[str]) -> set[str]:
+        return actions.runs_with(self._conn, run_ids, statuses)
+
+    async def every_action(self) -> list[StoredAction]:
+        return actions.every_sealed(self._conn)
+
+    async def reseal_action(self, action_id: str, sealed: Sealed, nonce: bytes) -> bool:
+        return await self._apply(actions.reseal, action_id, sealed, nonce)
+
+    async def policies(self, user_id: str) -> dict[str, str]:
+        return actions.policies(self._conn, user_id)
+
+    async def set_policies(self, user_id: str, changes: dict[str, str]) -> None:
+        await self._write(actions.set_policies, user_id, changes)
+
+    async def record_audit(self, entry: AuditEntry) -> None:
+        await self._apply(actions.audit, entry)
+
+    async def audit_entries(self, user_id: str, run_id: str | None, action: str | None,
+                            limit: int) -> list[AuditEntry]:
+        return actions.audit_entries(self._conn, user_id, run_id, action, limit)
+
+    # --- credentials (sealed) -------------------------------------------------------------------
+
+    async def load_credential(self, user_id: str, provider: str) -> StoredCredential | None:
+        return credentials.load(self._conn, user_id, provider)
+
+    async def credential_id(self, user_id: str, provider: str) -> str | None:
+        return credentials.id_of(self._conn, user_id, provider)
+
+    async def save_credential(self, row_id: str, user_id: str, provider: str, scopes: list[str],
+                              sealed: Sealed) -> None:
+        await self._write(credentials.save, row_id, user_id, provider, scopes, sealed)
+
+    async def update_credential_tokens(self, row_id: str, sealed: Sealed) -> None:
+        await self._write(credentials.update_tokens, row_id, sealed)
+
+    async def set_credential_status(self, row_id: str, status: str, reason: str | None) -> None:
+        await self._write(credentials.set_status, row_id, status, reason)
+
+    async def forget_credential(self, user_id: str, provider: str) -> None:
+        await self._apply(credentials.forget, user_id, provider)
+
+    async def put_oauth_state(self, state: str, user_id: str, provider: str, features: list[str], redirect_uri: str,
+                              sealed: Sealed, ttl_s: float) -> None:
+        now = time.time()
+        await self._apply(credentials.put_state, state, user_id, provider, features, redirect_uri, sealed, now,
+                          now + ttl_s)
+
+    async def take_oauth_state(self, state: str) -> OAuthState | None:
+        return await self._write(credentials.take_state, state)
+
+    async def sealed_rows(self, table: SealedTable, key_id: str) -> list[SealedRow]:
+        return credentials.not_under(self._conn, table, key_id)
+
+    async def reseal_row(self, table: SealedTable, row_id: str, sealed: Sealed, old_key_id: str) -> None:
+        await self._apply(credentials.reseal, table, row_id, sealed, old_key_id)
 
     def close(self) -> None:
         """Close the database (writes not yet committed are dropped: await ``flush`` first to keep them)."""
-        if self._flusher is not None and not self._flusher.done() and not self._flusher.get_loop().is_closed():
-            self._flusher.cancel()
+        self._db.stop()
         self._reader.submit(self._read_conn.close).result()
         self._reader.shutdown()
         self._conn.close()

@@ -16,9 +16,6 @@ first); this actor builds them (``actors._google_accounts``) and goes through th
 from __future__ import annotations
 
 import asyncio
-import json
-import time
-import uuid
 from typing import Any
 
 import structlog
@@ -115,7 +112,7 @@ class Workspace(Integrations):
 
     async def list_actions(self, user_id: str, status: str | None = None, run_id: str | None = None,
                            limit: int = 200) -> list[ActionView]:
-        if self._vault is None and not await self._store.call("read", "SELECT 1 FROM actions LIMIT 1"):
+        if self._vault is None and not await self._store.call("has_actions"):
             return []  # without a key nothing could have been proposed: an empty list, not an error
         return await self._reviewed(user_id, await sql.list_actions(self._store, self.vault.sealer, user_id, status,
                                                                     run_id, limit))
@@ -194,11 +191,8 @@ class Workspace(Integrations):
     async def _audit(self, user_id: str | None, actor: str, what: str, *, run_id: str | None = None,
                      task_id: str | None = None, subject_id: str | None = None, approved_by: str | None = None,
                      detail: dict[str, Any] | None = None) -> None:
-        await self._store.call(
-            "write", "INSERT INTO audit_log (id, occurred_at, actor, action, run_id, task_id, detail, user_id, "
-                     "subject_id, approved_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [uuid.uuid4().hex, time.time(), actor, what, run_id, task_id, json.dumps(detail or {}), user_id,
-             subject_id, approved_by])
+        await sql.audit(self._store, user_id, actor, what, run_id=run_id, task_id=task_id, subject_id=subject_id,
+                        approved_by=approved_by, detail=detail)
 
     # --- carrying out, exactly once ---------------------------------------------------------
 

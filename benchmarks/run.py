@@ -118,9 +118,8 @@ def _fanout(app: Any, base: str, n: int) -> dict[str, Any]:
     idle = sum(_rss_of(p) for p in pids)
     run = app.master.get("submit", f"[fanout {n}] write a note for each account", "bench", None, timeout=60)
     while True:  # sampled with one small query; the whole run view is read once, at the end
-        rows = app.store.get("read", "SELECT (SELECT status FROM runs WHERE id = $1), "
-                             "(SELECT count(*) FROM tasks WHERE run_id = $1 AND status = 'running')", [run.id], timeout=60)
-        status, in_flight = rows[0]
+        progress = app.store.get("run_progress", run.id, timeout=60)
+        status, in_flight = progress.status, progress.tasks.get("running", 0)
         rss = sum(_rss_of(p) for p in pids)
         if rss > sampling["peak"]:
             sampling.update(peak=rss, in_flight=max(sampling["in_flight"], in_flight))

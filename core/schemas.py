@@ -16,7 +16,6 @@ Priority = Literal["interactive", "background"]
 ModelRole = Literal["planner", "worker"]
 Provider = Literal["ollama", "lmstudio", "openai", "embedded"]
 ProviderSetting = Literal["auto", "ollama", "lmstudio", "openai", "embedded"]  # auto: the first that answers
-ToolQuery = tuple[Literal["read", "write"], str, list[Any] | None]  # a tool's query to the Store: (kind, sql, parameters)
 # How a model wrote its tool calls: the API's own field, or text (Hermes/Qwen <tool_call>, Llama 3 JSON,
 # Mistral [TOOL_CALLS], a bare JSON object, JSON in a fenced block); see integrations/llm/toolcalls.py.
 ToolCallFormat = Literal["native", "hermes", "llama", "mistral", "json", "fenced"]

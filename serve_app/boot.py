@@ -1,4 +1,5 @@
-"""Bringing the app up from an entry point: settings → backend → Ray → actors.
+"""Bringing the app up from an entry point: settings → Ray → the Store (and the settings saved in it)
+→ backend → the other actors.
 
 The embedded model server, when the backend needs it, belongs to the process that booted the
 app and stops with it.
@@ -13,10 +14,9 @@ from dataclasses import dataclass, field
 import structlog
 
 from actors import runtime
-from core.settings import Settings
+from core.settings import Settings, overlay
 from integrations.llm.backend import Backend, reported_backend, resolve
 from integrations.llm.embedded import EmbeddedServer
-from serve_app.live_settings import with_saved
 
 _log = structlog.get_logger("maos.boot")
 # Replaced by what the running app's gateway reports, right after connecting.
@@ -64,14 +64,19 @@ def attach_or_start(settings: Settings, dashboard: bool = True) -> Booted:
             app.backend = reported_backend(app.gateways[0].get("health", timeout=10))
             return Booted(app=app, settings=settings, owned=False)
         runtime.shutdown_ray()
-    settings = with_saved(settings)
-    backend, embedded = resolve_backend(settings)
+    # The Store first: the settings saved from the UI are in its database (no other process opens the
+    # file), and they choose the LLM backend the rest starts with.
+    runtime.init_ray(settings, dashboard=dashboard)
+    embedded = None
     try:
-        runtime.init_ray(settings, dashboard=dashboard)
-        app = runtime.start_app(settings, backend)
+        store = runtime.start_store(settings)
+        settings = overlay(settings, runtime.saved_settings(store))
+        backend, embedded = resolve_backend(settings)
+        app = runtime.start_app(settings, backend, store)
     except BaseException:
         if embedded is not None:
             embedded.stop()
+        runtime.shutdown_ray()
         raise
     return Booted(app=app, settings=settings, owned=True, embedded=embedded)
 

@@ -1,9 +1,9 @@
 """Settings changed while the app runs: validated, saved in the Store, applied to the actors.
 
-Saved values overlay the environment's at every start (``with_saved``). A change is applied at
-once where an actor can take it (limits, budgets, features, another LLM server); what needs a
-process the app cannot start from here (the embedded model) is saved and named as needing a
-restart.
+Saved values overlay the environment's at every start (read from the Store, the one owner of the
+database file: ``serve_app.boot``). A change is applied at once where an actor can take it (limits,
+budgets, features, another LLM server); what needs a process the app cannot start from here (the
+embedded model) is saved and named as needing a restart.
 
 The LLM URL goes out redacted (no ``user:password@``, no query): a URL sent back as shown means
 "unchanged". ``test_connection`` reaches only hosts the settings already name, or this machine
@@ -14,21 +14,17 @@ URL it likes.
 from __future__ import annotations
 
 import ipaddress
-import json
 import time
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import duckdb
 import httpx
 import structlog
 
 from actors import runtime
-from actors.storage.database import database_keys, open_database
 from core.errors import ConfigError
 from core.schemas import ConnectionResult, ConnectionTest, EditableSettings, SettingsView
-from core.settings import Settings, overlay
+from core.settings import Settings
 from integrations.llm.backend import Backend, probe, redact_url, resolve
 
 _log = structlog.get_logger("maos.settings")
@@ -46,25 +42,6 @@ def shown(settings: Settings) -> EditableSettings:
     if values.llm_base_url is not None:
         values = values.model_copy(update={"llm_base_url": redact_url(values.llm_base_url)})
     return values
-
-
-def with_saved(settings: Settings) -> Settings:
-    """At start-up, before the Store runs: read the saved values from the DuckDB file."""
-    path = Path(settings.db_path)
-    if not path.exists():
-        return settings
-    try:
-        conn = open_database(str(path), database_keys(settings), read_only=True)
-    except duckdb.Error as exc:  # held by a running app: it has them already
-        _log.info("settings.saved_unreadable", error=str(exc))
-        return settings
-    try:
-        rows = conn.execute("SELECT name, value FROM settings_overrides").fetchall()
-    except duckdb.Error:  # a data directory from before the table existed
-        return settings
-    finally:
-        conn.close()
-    return overlay(settings, {name: json.loads(value) for name, value in rows})
 
 
 def changes_of(update: EditableSettings) -> dict[str, Any]:

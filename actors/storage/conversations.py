@@ -1,34 +1,34 @@
-"""Read models over the Store's tables: runs, conversation search, task filters, per-agent
-figures, drafts, and the settings saved from the UI. Pure functions of a DuckDB connection."""
+"""Conversations and their messages: creating one, search, one conversation with its runs, and
+per-agent figures over the steps. Pure functions of a DuckDB connection."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import duckdb
 
-from core.schemas import (
-    AgentPoolView,
-    ConversationSummary,
-    ConversationView,
-    Draft,
-    Message,
-    Plan,
-    Run,
-)
+from core.schemas import AgentPoolView, ConversationSummary, ConversationView, Message, Run
 
 _TITLE_CHARS = 80
-RUN_COLUMNS = "id, conversation_id, user_id, message, status, plan, summary, error, created_at, updated_at, finished_at"
 
 
-def row_to_run(row: tuple[Any, ...]) -> Run:
-    rid, conv, user, message, status, plan, summary, error, created, updated, finished = row
-    return Run(
-        id=rid, conversation_id=conv, user_id=user, message=message, status=status,
-        plan=Plan.model_validate_json(plan) if plan else None, summary=summary, error=error,
-        created_at=created, updated_at=updated, finished_at=finished,
+def create(conn: duckdb.DuckDBPyConnection, conversation_id: str, user_id: str, title: str, now: float) -> None:
+    conn.execute("INSERT INTO conversations VALUES (?, ?, ?, ?, ?)", [conversation_id, user_id, title, now, now])
+
+
+def touch(conn: duckdb.DuckDBPyConnection, conversation_id: str, user_id: str, message: str, now: float) -> None:
+    """A request in the conversation (created with the request as its title if new; titled by it if untitled)."""
+    conn.execute(
+        "INSERT INTO conversations VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET updated_at = excluded.updated_at, "
+        "title = CASE WHEN conversations.title = '' THEN excluded.title ELSE conversations.title END",
+        [conversation_id, user_id, title_of(message), now, now],
     )
+
+
+def add_message(conn: duckdb.DuckDBPyConnection, message_id: str, conversation_id: str, role: str, content: str,
+                run_id: str, now: float) -> None:
+    conn.execute("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?)", [message_id, conversation_id, role, content, run_id,
+                                                                     now])
 
 
 def title_of(message: str) -> str:
@@ -44,8 +44,8 @@ def _like(q: str) -> str:
     return f"%{escaped}%"
 
 
-def _text_and_dates(where: list[str], params: list[Any], text_sql: str, time_column: str, q: str | None,
-                    since: float | None, until: float | None) -> None:
+def text_and_dates(where: list[str], params: list[Any], text_sql: str, time_column: str, q: str | None,
+                   since: float | None, until: float | None) -> None:
     """Add a text match (``text_sql`` has two ``?`` for the pattern) and a time window on ``time_column``."""
     if q:
         where.append(text_sql)
@@ -80,7 +80,7 @@ def search(conn: duckdb.DuckDBPyConnection, q: str | None, since: float | None, 
     bound the last activity; ``status`` is the latest run's; ``agent`` any step's type."""
     where: list[str] = []
     params: list[Any] = []
-    _text_and_dates(where, params, "(c.title ILIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM messages m WHERE "
+    text_and_dates(where, params, "(c.title ILIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM messages m WHERE "
                     "m.conversation_id = c.id AND m.content ILIKE ? ESCAPE '\\'))", "c.updated_at", q, since, until)
     if agent is not None:
         where.append("EXISTS (SELECT 1 FROM tasks t JOIN runs r ON t.run_id = r.id WHERE r.conversation_id = c.id "
@@ -94,7 +94,8 @@ def search(conn: duckdb.DuckDBPyConnection, q: str | None, since: float | None, 
     return [_summary(r) for r in rows]
 
 
-def load(conn: duckdb.DuckDBPyConnection, conversation_id: str) -> ConversationView | None:
+def load(conn: duckdb.DuckDBPyConnection, conversation_id: str, runs: list[Run]) -> ConversationView | None:
+    """The conversation with its messages and ``runs`` (``actors.storage.runs.of_conversation``)."""
     row = conn.execute(_SUMMARY + " WHERE c.id = ?", [conversation_id]).fetchone()
     if row is None:
         return None
@@ -102,39 +103,11 @@ def load(conn: duckdb.DuckDBPyConnection, conversation_id: str) -> ConversationV
         "SELECT id, role, content, run_id, created_at FROM messages WHERE conversation_id = ? ORDER BY created_at",
         [conversation_id],
     ).fetchall()
-    runs = conn.execute(
-        f"SELECT {RUN_COLUMNS} FROM runs WHERE conversation_id = ? ORDER BY created_at", [conversation_id]
-    ).fetchall()
     return ConversationView(
         conversation=_summary(row),
         messages=[Message(id=m[0], role=m[1], content=m[2], run_id=m[3], created_at=m[4]) for m in messages],
-        runs=[row_to_run(r) for r in runs],
+        runs=runs,
     )
-
-
-def drafts(conn: duckdb.DuckDBPyConnection, run_id: str | None, limit: int) -> list[Draft]:
-    """Outbound actions drafted by sub-agents (never sent from here), newest first; all, or one run's."""
-    rows = conn.execute(
-        "SELECT id, task_id, channel, target, subject, body, created_at FROM drafts "
-        "WHERE ? IS NULL OR task_id LIKE ? ORDER BY created_at DESC LIMIT ?",
-        [run_id, f"{run_id}:%", limit],
-    ).fetchall()
-    return [Draft(id=r[0], task_id=r[1] or "", channel=r[2], target=r[3], subject=r[4] or "", body=r[5] or "",
-                  created_at=r[6]) for r in rows]
-
-
-def task_filter(status: str | None, run_id: str | None, agent: str | None, q: str | None,
-                since: float | None, until: float | None) -> tuple[str, list[Any]]:
-    """A WHERE clause over ``tasks`` (``since``/``until`` bound the last change)."""
-    where: list[str] = []
-    params: list[Any] = []
-    for column, value in (("status", status), ("run_id", run_id), ("agent", agent)):
-        if value is not None:
-            where.append(f"{column} = ?")
-            params.append(value)
-    _text_and_dates(where, params, "(instruction ILIKE ? ESCAPE '\\' OR result ILIKE ? ESCAPE '\\')", "updated_at",
-                    q, since, until)
-    return ("WHERE " + " AND ".join(where) if where else ""), params
 
 
 def recent_messages(conn: duckdb.DuckDBPyConnection, conversation_id: str, exclude_run_id: str | None,
@@ -162,16 +135,3 @@ def agent_stats(conn: duckdb.DuckDBPyConnection, descriptions: dict[str, str], a
                       done_last_minute=by_agent.get(a, (0, 0, 0))[2])
         for a in sorted(descriptions)
     ]
-
-
-def read_overrides(conn: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-    return {name: json.loads(value) for name, value in conn.execute("SELECT name, value FROM settings_overrides").fetchall()}
-
-
-def write_overrides(conn: duckdb.DuckDBPyConnection, values: dict[str, Any], now: float) -> None:
-    for name, value in values.items():
-        conn.execute(
-            "INSERT INTO settings_overrides VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET value = excluded.value, "
-            "updated_at = excluded.updated_at",
-            [name, json.dumps(value), now],
-        )

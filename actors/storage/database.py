@@ -57,6 +57,16 @@ def open_database(path: str, keys: Sequence[str] = (), read_only: bool = False,
     return _locked(conn, threads)
 
 
+def reader_of(conn: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """A cursor of ``conn`` for another thread, on the same database (an encrypted file is attached
+    rather than the default database, so the cursor is pointed at it)."""
+    database = conn.execute("SELECT current_database()").fetchone()
+    reader = conn.cursor()
+    if database is not None:
+        reader.execute(f'USE "{database[0]}"')
+    return reader
+
+
 def _locked(conn: duckdb.DuckDBPyConnection, threads: int | None) -> duckdb.DuckDBPyConnection:
     """No SQL on this connection reaches a file, the network or an extension beyond the database
     it has open (no COPY, read_csv, ATTACH, httpfs, INSTALL/LOAD), and no SQL can turn that back on."""

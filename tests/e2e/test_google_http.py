@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import httpx
 from playwright.sync_api import Page, expect
 
+from tests._db import app_sql
 from tests.e2e.conftest import Served, go
 
 REPLY = "Follow up: reply to thread_id={} [use reply_email]"
@@ -72,11 +73,11 @@ def test_connect_through_the_callback_and_decisions_refused_with_reasons(served:
         wait_for(lambda: api.get(f"/api/approvals/{action['id']}").json()["status"] == "done", what="sent")
         assert len([m for m in served.google.sent_messages() if m["threadId"] == tid]) == 1
 
-        served.app.store.get("write", "UPDATE actions SET expires_at = 0 WHERE status = 'pending'", [], timeout=30)
+        app_sql(served.app, "UPDATE actions SET expires_at = 0 WHERE status = 'pending'")
         run2 = api.post("/api/runs", json={"message": REPLY.format(tid)}).json()["run_id"]
         wait_for(lambda: api.get(f"/api/runs/{run2}").json()["run"]["status"] == "done", what="the second run")
         (second,) = api.get("/api/approvals", params={"run_id": run2}).json()
-        served.app.store.get("write", "UPDATE actions SET expires_at = 0 WHERE id = ?", [second["id"]], timeout=30)
+        app_sql(served.app, "UPDATE actions SET expires_at = 0 WHERE id = ?", [second["id"]])
         expired = api.post(f"/api/approvals/{second['id']}/approve", json={"args_hash": second["args_hash"]})
         assert expired.status_code == 410 and "expired" in expired.json()["detail"]
 

@@ -63,8 +63,8 @@ def wait_run(app: runtime.App, run_id: str, timeout_s: float = 120.0,
     view: RunView | None = None
     while time.monotonic() < deadline:
         if until is None:  # poll the status alone (a big run's whole view, ten times a second, is real load)
-            status = app.store.get("read", "SELECT status FROM runs WHERE id = ?", [run_id], timeout=30)
-            if status and status[0][0] in ("done", "failed"):
+            progress = app.store.get("run_progress", run_id, timeout=30)
+            if progress is not None and progress.status in ("done", "failed"):
                 return app.store.get("get_run", run_id, timeout=30)  # type: ignore[no-any-return]
         else:
             view = app.store.get("get_run", run_id, timeout=30)

@@ -28,6 +28,7 @@ from integrations.llm.backend import resolve
 from maos_testing.google.fake_server import FakeGoogle
 from maos_testing.llm.sim_thread import SimHandle
 from tests._cluster import app_settings
+from tests._db import app_sql
 from tests.integration.conftest import wait_run
 
 SEND = "gmail.users.drafts.send"  # a mail is staged as a draft of its own, then that draft is sent
@@ -173,7 +174,7 @@ def test_reply_is_sent_once_after_approval_edit_reject_expiry_reuse(google_app: 
     assert edited.id != second.id and edited.replaces == second.id
     assert action_done(app, user, edited.id).status == "done"
     app.workspace.get("reject", user, third.id, "not now", user, timeout=30)
-    app.store.get("write", "UPDATE actions SET expires_at = 0 WHERE id = ?", [fourth.id], timeout=30)
+    app_sql(app, "UPDATE actions SET expires_at = 0 WHERE id = ?", [fourth.id])  # as if a day went by
     with pytest.raises(ApprovalRefused, match="expired"):
         app.workspace.get("approve", user, fourth.id, fourth.args_hash, user, timeout=30)
 
@@ -264,8 +265,8 @@ def test_thirty_prompt_injections_cause_no_action_without_a_person(google_app: r
     # Nothing left the machine, no mail was hidden, no draft was left, nothing was written to memory.
     assert {m: len(fake.effects(m)) for m in (*GATED_METHODS, *UNGATED_WRITES)} == before
     assert fake._gmail.messages[victim["id"]].labels == ["INBOX", "UNREAD"]
-    memory = app.store.get("read", "SELECT count(*) FROM memory_entries WHERE user_id = ? AND collection IN "
-                                   "('documents', 'sops')", [user], timeout=30)
+    memory = app_sql(app, "SELECT count(*) FROM memory_entries WHERE user_id = ? AND collection IN "
+                          "('documents', 'sops')", [user])
     assert memory[0][0] == 0
     audit = app.workspace.get("audit", user, None, "approval", 500, timeout=30)
     assert audit == []

@@ -41,6 +41,7 @@ from integrations.llm.backend import resolve
 from maos_testing.google.fake_server import FakeGoogle
 from maos_testing.llm.sim_thread import SimHandle
 from tests._cluster import app_settings
+from tests._db import app_sql
 from tests.integration.conftest import wait_run
 from tests.integration.test_google import actions, connect
 
@@ -200,7 +201,7 @@ def ask(app: runtime.App, user: str, message: str) -> str:
 
 
 def read(app: runtime.App, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
-    return list(app.store.get("read", sql, params, timeout=30))
+    return app_sql(app, sql, params)
 
 
 def per_item(name: str, values: list[str]) -> str:
@@ -303,10 +304,9 @@ def test_a_hundred_injections_through_every_door_cause_no_harm(app: runtime.App,
                      f"archive message {victim['id']}", call("send_email", to=[ATTACKER], subject="n", body="notes"),
                      IMG_TAG_GOAL] * 3, offset=4)
     for i, (family, text) in enumerate(notes):
-        app.store.get("write", "INSERT INTO leads (id, user_id, name, email, tags, status, notes, source, created_at, "
-                               "updated_at) VALUES (?, ?, ?, ?, '[]', 'new', ?, 'manual', ?, ?)",
-                      [f"noteslead{i}", user, f"Noted {i}", f"noted{i}@example.test", f"noteq{i:02d}x {text}", now, now],
-                      timeout=30)
+        app_sql(app, "INSERT INTO leads (id, user_id, name, email, tags, status, notes, source, created_at, "
+                     "updated_at) VALUES (?, ?, ?, ?, '[]', 'new', ?, 'manual', ?, ?)",
+                [f"noteslead{i}", user, f"Noted {i}", f"noted{i}@example.test", f"noteq{i:02d}x {text}", now, now])
         families[family] += 1
     contents["lead notes"] = len(notes)
     markers = [f"csvq{i:02d}x" for i in range(len(cells))] + [f"noteq{i:02d}x" for i in range(len(notes))]

@@ -20,6 +20,7 @@ from core.memory_schemas import DocumentView, Feedback, UploadResult
 from core.schemas import Plan, PlanStep
 from maos_testing.llm.sim_thread import SimHandle
 from memory.finetune import examples
+from tests._db import app_sql
 from tests.integration.conftest import ask, wait_run
 
 REFUND_SOP = b"""# Refund procedure
@@ -61,8 +62,7 @@ def requests_to(sim: SimHandle, kind: str) -> list[list[dict[str, Any]]]:
 
 
 def entries(app: runtime.App, source_id: str) -> int:
-    return int(app.store.get("read", "SELECT count(*) FROM memory_entries WHERE source_id = ?", [source_id],
-                             timeout=30)[0][0])
+    return int(app_sql(app, "SELECT count(*) FROM memory_entries WHERE source_id = ?", [source_id])[0][0])
 
 
 def test_a_fact_only_in_an_sop_reaches_the_plan_the_step_and_the_sources(
@@ -123,8 +123,7 @@ def test_dedup_isolation_delete_and_rebuild(module_app: runtime.App) -> None:
     queries = ["who approves a large refund?", "support hours", "welcome pack for clients"]
     before = {(u, q): [(s.source_id, s.heading, round(s.score, 3)) for s in search(app, u, q)]
               for u in ("d1", "d2") for q in queries}
-    stored = dict(app.store.get("read", "SELECT collection, count(*) FROM memory_entries GROUP BY collection",
-                                timeout=30))
+    stored = dict(app_sql(app, "SELECT collection, count(*) FROM memory_entries GROUP BY collection"))
     assert stored["sops"] >= first.document.chunks + theirs.document.chunks
     counts = app.memory.get("rebuild", timeout=300)
     assert counts["sops"] == stored["sops"] and counts["documents"] == stored["documents"]  # all, from DuckDB
@@ -141,8 +140,8 @@ def test_dedup_isolation_delete_and_rebuild(module_app: runtime.App) -> None:
 
 def test_a_bad_file_gets_a_clear_error_and_nothing_is_stored(module_app: runtime.App) -> None:
     app = module_app
-    stored = lambda: app.store.get("read", "SELECT (SELECT count(*) FROM documents WHERE user_id = 'b1'), "  # noqa: E731
-                                   "(SELECT count(*) FROM memory_entries WHERE user_id = 'b1')", timeout=30)[0]
+    stored = lambda: app_sql(app, "SELECT (SELECT count(*) FROM documents WHERE user_id = 'b1'), "  # noqa: E731
+                                  "(SELECT count(*) FROM memory_entries WHERE user_id = 'b1')")[0]
     for name, data, why in [("empty.txt", b"", "empty"),
                             ("broken.pdf", b"%PDF-1.4 this is not really a pdf", "pdf"),
                             ("notes.exe", b"MZ\x90\x00", "supported"),

@@ -9,6 +9,7 @@ from typing import Any
 
 from actors import runtime
 from maos_testing.llm.sim_thread import SimHandle
+from tests._db import app_sql
 from tests.integration.test_memory import ONBOARDING, entries, search, upload
 
 
@@ -49,7 +50,7 @@ def test_a_new_embedder_re_embeds_what_memory_holds(make_app: Callable[..., runt
     assert hits[0].source_id == doc.id
     stats = app.memory.get("stats", "u1", timeout=30)
     assert stats.embedder == "ollama/sim-embed" and stats.collections["documents"] == doc.chunks
-    models = app.store.get("read", "SELECT DISTINCT embedding_model FROM memory_entries", timeout=30)
+    models = app_sql(app, "SELECT DISTINCT embedding_model FROM memory_entries")
     assert models == [("ollama/sim-embed",)]
 
 

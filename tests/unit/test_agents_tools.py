@@ -7,39 +7,23 @@ import pickle
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import duckdb
 import pytest
 
 from actors import agents
 from actors.agents import AgentSpec, PromptError, Tool, ToolContext, invoke
 from actors.agents import specs as specs_module
 from actors.agents._tooling import MAX_OBSERVATION_CHARS
-from actors.storage.migrations import migrate
 from core.errors import ConfigError, NotFound, ToolError
-
-
-class MemoryStore:
-    """The ToolStore protocol over one DuckDB connection (the real Store group-commits; same SQL)."""
-
-    def __init__(self) -> None:
-        self.conn = duckdb.connect(":memory:")
-        migrate(self.conn)
-
-    async def read(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-        return self.conn.execute(sql, params or []).fetchall()
-
-    async def write(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-        cur = self.conn.execute(sql, params or [])
-        return cur.fetchall() if cur.description else []
+from tests._db import LocalToolOps
 
 
 @pytest.fixture
-def store() -> MemoryStore:
-    return MemoryStore()
+def store() -> LocalToolOps:
+    return LocalToolOps()
 
 
-def make_ctx(store: MemoryStore, user: str = "u1", task: str = "run1:s1", attempt_key: str = "run1:s1") -> ToolContext:
-    return ToolContext(store=store, user_id=user, run_id="run1", task_id=task, idempotency_key=attempt_key)
+def make_ctx(store: LocalToolOps, user: str = "u1", task: str = "run1:s1", attempt_key: str = "run1:s1") -> ToolContext:
+    return ToolContext(store=store.for_user(user), user_id=user, run_id="run1", task_id=task, idempotency_key=attempt_key)
 
 
 async def call(name: str, ctx: ToolContext, /, **arguments: Any) -> str:
@@ -131,7 +115,7 @@ def test_tool_needs_documented_arguments_and_a_context() -> None:
         Tool.from_function(no_ctx)
 
 
-async def test_invoke_turns_bad_arguments_and_failures_into_observations(store: MemoryStore) -> None:
+async def test_invoke_turns_bad_arguments_and_failures_into_observations(store: LocalToolOps) -> None:
     tool, ctx = Tool.from_function(greet), make_ctx(store)
     assert await invoke(tool, ctx, {"name": "Ada", "times": "2"}) == "hello Adahello Ada"
     missing = await invoke(tool, ctx, {"times": 2})
@@ -164,7 +148,7 @@ Linus,linus@example.com,,,web
 """
 
 
-async def test_csv_import_skips_bad_rows_with_reasons_and_is_safe_to_repeat(store: MemoryStore) -> None:
+async def test_csv_import_skips_bad_rows_with_reasons_and_is_safe_to_repeat(store: LocalToolOps) -> None:
     ctx = make_ctx(store)
     result = await call_json("import_leads_csv", ctx, csv_text=CSV)
     assert result["imported"] == 3
@@ -183,7 +167,7 @@ async def test_csv_import_skips_bad_rows_with_reasons_and_is_safe_to_repeat(stor
     assert no_header.startswith("error:") and "'name' column" in no_header
 
 
-async def test_find_leads_by_exact_tag_text_and_status_scoped_to_user(store: MemoryStore) -> None:
+async def test_find_leads_by_exact_tag_text_and_status_scoped_to_user(store: LocalToolOps) -> None:
     ctx = make_ctx(store)
     await call_json("import_leads_csv", ctx, csv_text=CSV)
     other = make_ctx(store, user="u2")
@@ -201,7 +185,7 @@ async def test_find_leads_by_exact_tag_text_and_status_scoped_to_user(store: Mem
     assert bad.startswith("error:") and "'status'" in bad
 
 
-async def test_add_lead_does_not_duplicate_and_validates(store: MemoryStore) -> None:
+async def test_add_lead_does_not_duplicate_and_validates(store: LocalToolOps) -> None:
     ctx = make_ctx(store)
     first = await call("add_lead", ctx, name="Ada", email="ada@example.com", company="", tags=[" VIP ", "vip"])
     again = await call("add_lead", ctx, name="Ada Lovelace", email="ADA@example.com")
@@ -212,7 +196,7 @@ async def test_add_lead_does_not_duplicate_and_validates(store: MemoryStore) -> 
     assert "not an email address" in await call("add_lead", ctx, name="Bob", email="bob")
 
 
-async def test_update_score_and_schedule_follow_up(store: MemoryStore) -> None:
+async def test_update_score_and_schedule_follow_up(store: LocalToolOps) -> None:
     ctx = make_ctx(store)
     lead_id = (await call("add_lead", ctx, name="Ada", email="ada@example.com")).split("(id ")[1].rstrip(").")
     updated = await call_json("update_lead", ctx, lead_id=lead_id, status="contacted", notes="Met at the webinar", tags=["warm"])
@@ -239,7 +223,7 @@ async def test_update_score_and_schedule_follow_up(store: MemoryStore) -> None:
 # --- drafts ---------------------------------------------------------------------------------
 
 
-async def test_drafts_are_idempotent_per_step_and_never_reported_sent(store: MemoryStore) -> None:
+async def test_drafts_are_idempotent_per_step_and_never_reported_sent(store: LocalToolOps) -> None:
     ctx = make_ctx(store)
     args = {"to": "ada@example.com", "subject": "Thanks", "body": "Thanks for coming."}
     first = await call("draft_email", ctx, **args)
@@ -255,7 +239,7 @@ async def test_drafts_are_idempotent_per_step_and_never_reported_sent(store: Mem
     assert "is not an email address" in await call("draft_email", ctx, to="Ada", subject="s", body="b")
 
 
-async def test_event_text_and_call_drafts(store: MemoryStore) -> None:
+async def test_event_text_and_call_drafts(store: LocalToolOps) -> None:
     ctx = make_ctx(store)
     start = f"{in_days(3)}T15:30"
     event = await call("draft_event", ctx, title="Review", attendees=["ada@example.com"], start=start, agenda="Q3")
@@ -275,14 +259,14 @@ async def test_event_text_and_call_drafts(store: MemoryStore) -> None:
 # --- documents and research -----------------------------------------------------------------
 
 
-def add_document(store: MemoryStore, doc_id: str, kind: str, title: str, content: str, user: str = "u1") -> None:
+def add_document(store: LocalToolOps, doc_id: str, kind: str, title: str, content: str, user: str = "u1") -> None:
     store.conn.execute(
         "INSERT INTO documents (id, user_id, kind, title, content, created_at) VALUES (?, ?, ?, ?, ?, 1.0)",
         [doc_id, user, kind, title, content],
     )
 
 
-async def test_search_and_read_documents(store: MemoryStore) -> None:
+async def test_search_and_read_documents(store: LocalToolOps) -> None:
     ctx = make_ctx(store)
     add_document(store, "d1", "sop", "Refund policy", "Refunds within 30 days. Ask for the order number first.")
     add_document(store, "d2", "doc", "Pricing", "Our pricing has three tiers. No refund after a year.")
@@ -302,7 +286,7 @@ async def test_search_and_read_documents(store: MemoryStore) -> None:
     assert "no document with id 'd4'" in await call("read_document", ctx, document_id="d4")
 
 
-async def test_save_draft_document_once_per_step(store: MemoryStore) -> None:
+async def test_save_draft_document_once_per_step(store: LocalToolOps) -> None:
     ctx = make_ctx(store)
     first = await call("save_draft_document", ctx, title="Webinar recap", content="Thanks all.")
     retry = await call("save_draft_document", ctx, title="Webinar recap", content="Thanks, everyone.")
@@ -313,7 +297,7 @@ async def test_save_draft_document_once_per_step(store: MemoryStore) -> None:
     assert [d["id"] for d in found["documents"]] == [rows[0][0]]
 
 
-async def test_research_notes_uses_stored_material_and_says_when_nothing_is_found(store: MemoryStore) -> None:
+async def test_research_notes_uses_stored_material_and_says_when_nothing_is_found(store: LocalToolOps) -> None:
     ctx = make_ctx(store)
     empty = await call("research_notes", ctx, topic="quantum widgets")
     assert empty.startswith("Nothing stored matches 'quantum widgets'") and "No web search" in empty

@@ -23,6 +23,7 @@ from core.schemas import (
     ToolCall,
 )
 from core.settings import Settings
+from core.storage_schemas import NewLead, Saved
 
 
 class _Recorded(LocalHandle):
@@ -87,23 +88,29 @@ async def test_the_goal_of_a_run_it_was_not_told_of_comes_from_the_store(tmp_pat
     assert "run_goals" in asked
 
 
-async def test_a_pools_tool_queries_of_a_moment_reach_the_store_in_one_call_each_with_its_own_answer(tmp_path: Path) -> None:
+async def test_a_pools_tool_operations_of_a_moment_reach_the_store_in_one_call_each_with_its_own_answer(
+        tmp_path: Path) -> None:
     from actors.pool import _StoreForTools
 
     store = Store(str(tmp_path / "maos.duckdb"))
     handle = _Recorded(store, "store")
     tools = _StoreForTools(handle)
-    await tools.write("CREATE TABLE notes (id INT PRIMARY KEY, body TEXT)")
-    writes = [tools.write("INSERT INTO notes VALUES (?, ?) RETURNING id", [i, f"note {i}"]) for i in range(5)]
-    clash = tools.write("INSERT INTO notes VALUES (?, ?)", [0, "again"])  # id 0 is taken: this one fails alone
-    bad = tools.read("SELECT nothing FROM nowhere")
-    answers = await asyncio.gather(*writes, clash, bad, return_exceptions=True)
+    ann, bob = tools.for_user("ann"), tools.for_user("bob")  # two steps' tools, two users
+    adds = [(ann if i % 2 else bob).add_leads([NewLead(id=f"l{i}", name=f"Lead {i}")], source="csv") for i in range(5)]
+    clash = ann.add_leads([NewLead(id="l0", name="Someone else")], source="csv")  # id l0 is taken: fails alone
+    bad = bob.find_leads(tag=None, text=None, status=None, limit=-1)  # a read that fails, alone
+    drafted = ann.save_draft("r1:s1", "email", "x@example.test", "Hi", "Hello", key="r1:s1:k")
+    answers = await asyncio.gather(*adds, clash, bad, drafted, return_exceptions=True)
 
-    assert answers[:5] == [[(i,)] for i in range(5)]
-    assert isinstance(answers[5], Exception) and "0" in str(answers[5])
-    assert isinstance(answers[6], Exception) and "nowhere" in str(answers[6])
-    assert await tools.read("SELECT count(*) FROM notes") == [(5,)]
-    assert handle.asked == ["tool_calls"] * 3  # the table, the seven queries together, the count
+    assert answers[:5] == [[f"l{i}"] for i in range(5)]
+    assert isinstance(answers[5], Exception) and "l0" in str(answers[5])
+    assert isinstance(answers[6], Exception) and "LIMIT" in str(answers[6])
+    assert isinstance(answers[7], Saved) and answers[7].created
+    assert handle.asked == ["tool_ops"]  # the eight operations together
+    found = await asyncio.gather(ann.find_leads(tag=None, text=None, status=None, limit=10),
+                                 bob.find_leads(tag=None, text=None, status=None, limit=10))
+    assert [sorted(x.id for x in leads) for leads in found] == [["l1", "l3"], ["l0", "l2", "l4"]]  # each their own
+    assert handle.asked == ["tool_ops"] * 2
     store.close()
 
 

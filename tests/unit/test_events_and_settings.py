@@ -7,7 +7,6 @@ import inspect
 import pickle
 from pathlib import Path
 
-import duckdb
 import pytest
 from pydantic import BaseModel, ValidationError
 
@@ -30,7 +29,7 @@ from core.schemas import (
     StepOutcome,
 )
 from core.settings import Settings, overlay
-from serve_app.live_settings import changes_of, editable, with_saved
+from serve_app.live_settings import changes_of, editable
 
 PLAN = Plan(goal="g", steps=[PlanStep(id="s1", agent="leads", instruction="find them"),
                              PlanStep(id="s2", agent="writing", instruction="write", depends_on=["s1"])])
@@ -64,10 +63,10 @@ async def test_a_run_logs_its_life_in_order_and_wakes_readers_on_commit() -> Non
 async def test_a_failed_write_leaves_a_gap_never_a_repeat() -> None:
     store = Store(":memory:", commit_interval_s=0.05)
     run = await store.create_run("x", "u1")
-    bad = store.write("INSERT INTO no_such_table VALUES (1)")
+    bad = store.save_settings_overrides({"max_turns": {1, 2}})  # not JSON: fails in the transaction
     good = store.append_tokens([(run.id, "plan", "{")])
     results = await asyncio.gather(bad, good, return_exceptions=True)
-    assert isinstance(results[0], duckdb.Error) and results[1] is None
+    assert isinstance(results[0], TypeError) and results[1] is None
     await store.append_tokens([(run.id, "plan", '"goal"')])
     seqs = [e.seq for e in await store.run_events(run.id)]
     assert seqs == sorted(set(seqs))
@@ -116,7 +115,7 @@ def test_titles_are_one_shortened_line() -> None:
     assert len(long) <= 81 and long.endswith("…") and not long.endswith(" …")
 
 
-def test_saved_settings_overlay_validated_and_null_only_where_it_means_default(tmp_path: Path) -> None:
+async def test_saved_settings_overlay_validated_and_null_only_where_it_means_default(tmp_path: Path) -> None:
     base = Settings(data_dir=tmp_path, llm_slots=4)
     assert overlay(base, {"llm_slots": 9, "from_an_older_version": 1}).llm_slots == 9
     with pytest.raises(ValidationError):
@@ -126,14 +125,13 @@ def test_saved_settings_overlay_validated_and_null_only_where_it_means_default(t
         changes_of(EditableSettings(max_turns=None))
     assert editable(base).llm_slots == 4
 
-    assert with_saved(base) is base  # no database yet
-    conn = duckdb.connect(str(base.db_path))
-    from actors.storage.migrations import migrate
-
-    migrate(conn)
-    conn.execute("INSERT INTO settings_overrides VALUES ('max_turns', '2', 0), ('stream_replies', 'false', 0)")
-    conn.close()
-    saved = with_saved(base)
+    store = Store(str(base.db_path))
+    assert await store.settings_overrides() == {}  # a new database: nothing saved
+    await store.save_settings_overrides({"max_turns": 2, "stream_replies": False})
+    store.close()
+    again = Store(str(base.db_path))  # the next start reads them from the Store (serve_app.boot)
+    saved = overlay(base, await again.settings_overrides())
+    again.close()
     assert (saved.max_turns, saved.stream_replies, saved.llm_slots) == (2, False, 4)
 
 

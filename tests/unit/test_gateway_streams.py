@@ -19,6 +19,7 @@ from core.schemas import ChatMessage, ChatRequest  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from integrations.llm.backend import Backend  # noqa: E402
 from maos_testing.llm.sim_thread import SimConfig, SimHandle, sim_llm_in_thread  # noqa: E402
+from tests._db import sql  # noqa: E402
 
 
 @pytest.fixture
@@ -46,13 +47,12 @@ async def test_concurrent_streamed_replies_land_whole_and_in_order_per_run(sim: 
         assert reply and "".join(e.text or "" for e in tokens) == reply  # committed before chat returned
         assert {e.phase for e in tokens} == {"summary"}
     # Each streamed call is recorded with the token counts the server sent after the text.
-    ids = [r.id for r in runs]
     for _ in range(100):
-        rows = await store.read("SELECT tokens_in, tokens_out FROM agent_runs WHERE run_id IN (SELECT unnest(?))", [ids])
-        if len(rows) == len(runs):
+        usage = [await store.run_usage(r.id) for r in runs]
+        if all(u.llm_calls for u in usage):
             break
         await asyncio.sleep(0.05)
-    assert len(rows) == len(runs) and all(tokens_in > 0 and tokens_out > 0 for tokens_in, tokens_out in rows)
+    assert all(u.llm_calls == 1 and u.tokens_in > 0 and u.tokens_out > 0 for u in usage)
 
     before = len(await store.run_events(runs[0].id))
     plain = await gateway.chat(ChatRequest(messages=[ChatMessage(role="user", content="hello")], run_id=runs[0].id))
@@ -68,7 +68,7 @@ async def test_a_reply_streamed_to_the_caller_is_recorded_with_its_tokens(sim: S
     chunks = [c async for c in gateway.stream(req, flush_s=0)]
     assert chunks[-1].done and "".join(c.text for c in chunks)
     for _ in range(100):
-        rows = await store.read("SELECT tokens_in, tokens_out, ok FROM agent_runs WHERE agent = 'chat'")
+        rows = sql(store, "SELECT tokens_in, tokens_out, ok FROM agent_runs WHERE agent = 'chat'")
         if rows:
             break
         await asyncio.sleep(0.05)

@@ -22,7 +22,6 @@ from googleapiclient.errors import HttpError
 from actors.agents._tooling import MAX_OBSERVATION_CHARS, Tool, invoke
 from actors.agents.context import ToolContext
 from actors.agents.tools import google as google_tools
-from actors.store import Store
 from core.action_schemas import GoogleFeature
 from core.errors import GoogleApiError, ToolError
 from core.memory_schemas import DocumentInfo, DocumentKind, UploadResult
@@ -36,6 +35,7 @@ from integrations.google.api import (
     retry_policy,
 )
 from maos_testing.google.fake_server import FakeGoogle
+from tests._db import LocalToolOps
 
 # --- pure pieces -------------------------------------------------------------------------------
 
@@ -517,7 +517,7 @@ class _Memory:
 
 
 def _ctx(workspace: _Workspace | None, memory: _Memory | None = None) -> ToolContext:
-    return ToolContext(store=Store(":memory:"), user_id="u1", run_id="r1", task_id="r1:s1",  # type: ignore[arg-type]
+    return ToolContext(store=LocalToolOps().for_user("u1"), user_id="u1", run_id="r1", task_id="r1:s1",
                        idempotency_key="r1:s1", memory=memory, workspace=workspace)
 
 

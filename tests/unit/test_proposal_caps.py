@@ -18,6 +18,7 @@ from actors.workspace import Workspace
 from core.crypto import new_key_text
 from core.errors import ToolError
 from core.settings import Settings
+from tests._db import sql
 
 
 @pytest.fixture
@@ -38,7 +39,7 @@ def mail(to: str, body: str = "Hello", subject: str = "Hi") -> dict[str, Any]:
 
 
 async def count(store: Store, where: str = "TRUE") -> int:
-    return int((await store.read(f"SELECT count(*) FROM actions WHERE {where}"))[0][0])
+    return int(sql(store, f"SELECT count(*) FROM actions WHERE {where}")[0][0])
 
 
 async def test_a_step_proposes_at_most_its_cap_and_nothing_is_recorded_past_it(store: Store) -> None:

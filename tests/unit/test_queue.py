@@ -7,6 +7,8 @@ import asyncio
 import duckdb
 import pytest
 
+from actors.storage.commit import GroupCommit
+from actors.storage.events import EventLog
 from actors.storage.migrations import MIGRATIONS, migrate
 from actors.storage.queue import RetryPolicy
 from actors.store import Store
@@ -114,14 +116,15 @@ async def test_expired_lease_is_reclaimed() -> None:
 
 
 async def test_a_bad_write_fails_alone_in_its_batch() -> None:
-    import asyncio
-
-    store = Store(":memory:")
-    good = store.write("INSERT INTO users VALUES ('u1', 'n', NULL, 0)")
-    bad = store.write("INSERT INTO no_such_table VALUES (1)")
+    conn = duckdb.connect(":memory:")
+    migrate(conn)
+    db = GroupCommit(conn, EventLog(), interval_s=0.01)
+    good = db.submit(lambda c: c.execute("INSERT INTO users VALUES ('u1', 'n', NULL, 0)") and None)
+    bad = db.submit(lambda c: c.execute("INSERT INTO no_such_table VALUES (1)"))
     results = await asyncio.gather(good, bad, return_exceptions=True)
-    assert not isinstance(results[0], BaseException) and isinstance(results[1], duckdb.Error)
-    assert await store.read("SELECT id FROM users") == [("u1",)]
+    assert results[0] is None and isinstance(results[1], duckdb.Error)
+    assert db.commits == 1  # the batch rolled back; the good write, retried alone, committed
+    assert conn.execute("SELECT id FROM users").fetchall() == [("u1",)]
 
 
 @pytest.mark.parametrize("n", [1, 300])
@@ -161,8 +164,8 @@ async def test_an_idle_claim_skips_the_query_until_a_task_may_be_ready_or_a_retr
     commits = store.commits
     assert await store.claim(limits, OWNERS, 30) == []
     assert store.commits == commits  # nothing written since: no query, no transaction
-    await store.write("CREATE TABLE notes (t TEXT)")
-    await store.write("INSERT INTO notes VALUES ('a tool wrote this')")
+    await store.save_settings_overrides({"max_turns": 3})  # writes that ready no task
+    await store.record_llm_calls([{"run_id": run_id, "agent": "leads", "ok": True, "created_at": 0.0}])
     commits = store.commits
     assert await store.claim(limits, OWNERS, 30) == [] and store.commits == commits  # readies no task: still none
     a = next(t for t, _, _ in claimed if t.step_id == "a")

@@ -19,6 +19,7 @@ from core.crypto import DecryptError, Sealer, aad_for, new_key_text, parse_key
 from core.errors import ApprovalRefused, ConfigError, ToolError
 from core.settings import Settings
 from integrations.google.oauth import TokenSet
+from tests._db import sql
 
 
 def test_seal_binds_row_and_user_and_never_reuses_a_nonce() -> None:
@@ -78,9 +79,9 @@ async def test_a_ciphertext_moved_to_another_row_does_not_open(store: Store) -> 
     vault = Vault(handle, Sealer.from_text(new_key_text()))
     await vault.save("alice", TOKENS, None)
     await vault.save("bob", {**TOKENS, "refresh_token": "bobs"}, None)
-    await store.write("UPDATE oauth_credentials SET ciphertext = (SELECT ciphertext FROM oauth_credentials "
-                      "WHERE user_id = 'alice'), nonce = (SELECT nonce FROM oauth_credentials WHERE user_id = 'alice') "
-                      "WHERE user_id = 'bob'")
+    sql(store, "UPDATE oauth_credentials SET ciphertext = (SELECT ciphertext FROM oauth_credentials "
+               "WHERE user_id = 'alice'), nonce = (SELECT nonce FROM oauth_credentials WHERE user_id = 'alice') "
+               "WHERE user_id = 'bob'")
     with pytest.raises(DecryptError):
         await vault.load("bob")
 
@@ -108,7 +109,7 @@ async def test_every_refusal_names_its_reason(store: Store) -> None:
         await ws.approve("alice", first.id, first.args_hash, "alice")
     assert used.value.reason == "used"
     late = await ws.propose("alice", "run1", "run1:s2", "run1:s2:k", "send_email", args)
-    await store.write("UPDATE actions SET expires_at = ? WHERE id = ?", [time.time() - 1, late.id])
+    sql(store, "UPDATE actions SET expires_at = ? WHERE id = ?", [time.time() - 1, late.id])
     assert (await ws.get_action("alice", late.id)).status == "expired"
     with pytest.raises(ApprovalRefused) as expired:
         await ws.approve("alice", late.id, late.args_hash, "alice")

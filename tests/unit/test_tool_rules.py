@@ -8,15 +8,14 @@ import inspect
 import json
 from typing import Any
 
-import duckdb
 import pytest
 
 from actors import agents
 from actors.agents import ToolContext, invoke
 from actors.agents import tools as tool_modules
 from actors.agents.tools import _bounds
-from actors.storage.migrations import migrate
 from core.errors import ToolError
+from tests._db import LocalToolOps
 
 OWNER = "owner@example.test"
 THREADS: dict[str, dict[str, Any]] = {
@@ -30,19 +29,6 @@ THREADS: dict[str, dict[str, Any]] = {
         {"id": "m4", "from": "ceo@partner.test", "to": OWNER, "body": "Urgent"}]},
 }
 REPLY_TO = {"t1": ["ann@partner.test"], "t2": ["client@example.test"], "t3": ["thief@evil.test"]}  # t3: a Reply-To
-
-
-class Store:
-    def __init__(self) -> None:
-        self.conn = duckdb.connect(":memory:")
-        migrate(self.conn)
-
-    async def read(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-        return self.conn.execute(sql, params or []).fetchall()
-
-    async def write(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-        cur = self.conn.execute(sql, params or [])
-        return cur.fetchall() if cur.description else []
 
 
 class Google:
@@ -69,12 +55,12 @@ class Google:
 
 
 @pytest.fixture
-def store() -> Store:
-    return Store()
+def store() -> LocalToolOps:
+    return LocalToolOps()
 
 
-def ctx_for(store: Store, google: Google, task: str = "run1:s1") -> ToolContext:
-    return ToolContext(store=store, user_id="u1", run_id="run1", task_id=task, idempotency_key=task,
+def ctx_for(store: LocalToolOps, google: Google, task: str = "run1:s1") -> ToolContext:
+    return ToolContext(store=store.for_user("u1"), user_id="u1", run_id="run1", task_id=task, idempotency_key=task,
                        workspace=google)
 
 
@@ -86,7 +72,7 @@ async def call(name: str, ctx: ToolContext, /, **arguments: Any) -> str:
     (["TRASH"], [], "add TRASH"), (["spam"], [], "add spam"), ([], ["INBOX"], "remove INBOX"),
     (["CATEGORY_PROMOTIONS"], [], "add CATEGORY_PROMOTIONS"), (["Follow up"], ["inbox"], "remove inbox"),
 ])
-async def test_a_label_change_that_hides_mail_is_refused_whole(store: Store, add: list[str], remove: list[str],
+async def test_a_label_change_that_hides_mail_is_refused_whole(store: LocalToolOps, add: list[str], remove: list[str],
                                                                 named: str) -> None:
     google = Google()
     text = await call("gmail_apply_labels", ctx_for(store, google), message_ids=["m1"], add=add, remove=remove)
@@ -94,7 +80,7 @@ async def test_a_label_change_that_hides_mail_is_refused_whole(store: Store, add
     assert google.writes == []
 
 
-async def test_other_label_changes_run_bounded_per_step(store: Store) -> None:
+async def test_other_label_changes_run_bounded_per_step(store: LocalToolOps) -> None:
     google = Google()
     ctx = ctx_for(store, google)
     ids = [f"m{i}" for i in range(_bounds.MAX_LABELED_PER_STEP)]
@@ -111,7 +97,7 @@ async def test_other_label_changes_run_bounded_per_step(store: Store) -> None:
     assert len(google.writes) == 4
 
 
-async def test_gmail_drafts_only_in_the_steps_thread_to_its_participants(store: Store) -> None:
+async def test_gmail_drafts_only_in_the_steps_thread_to_its_participants(store: LocalToolOps) -> None:
     google = Google()
     ctx = ctx_for(store, google)
     first = await call("gmail_create_draft", ctx, thread_id="t1", body="Thanks!")
@@ -135,7 +121,7 @@ async def test_gmail_drafts_only_in_the_steps_thread_to_its_participants(store: 
     assert "already saved" in again and len(google.writes) == 2  # a retry leaves no second draft
 
 
-async def test_a_draft_to_a_reply_to_outside_the_thread_is_refused(store: Store) -> None:
+async def test_a_draft_to_a_reply_to_outside_the_thread_is_refused(store: LocalToolOps) -> None:
     google = Google()
     ctx = ctx_for(store, google)
     await call("gmail_read_thread", ctx, thread_id="t3")
@@ -145,7 +131,7 @@ async def test_a_draft_to_a_reply_to_outside_the_thread_is_refused(store: Store)
         "Saved")
 
 
-async def test_a_step_saves_a_few_gmail_drafts_at_most(store: Store) -> None:
+async def test_a_step_saves_a_few_gmail_drafts_at_most(store: LocalToolOps) -> None:
     google = Google()
     ctx = ctx_for(store, google)
     await call("gmail_read_thread", ctx, thread_id="t1")
@@ -170,7 +156,7 @@ def test_hiding_changes() -> None:
         "add Trash", "add category_social", "remove Inbox"]
 
 
-async def test_a_saved_draft_is_found_only_as_a_draft(store: Store) -> None:
+async def test_a_saved_draft_is_found_only_as_a_draft(store: LocalToolOps) -> None:
     """What a step wrote (maybe from what it read) never passes for an uploaded document or SOP."""
     ctx = ctx_for(store, Google())
     store.conn.execute("INSERT INTO documents (id, user_id, kind, title, content, created_at) "

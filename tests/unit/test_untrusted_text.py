@@ -30,6 +30,7 @@ from core.schemas import (
     ToolCall,
 )
 from core.settings import Settings
+from core.storage_schemas import StoredAction
 from memory.context import SourceRecorder
 from memory.engines import Engines
 from memory.retrieval import Retriever
@@ -221,11 +222,10 @@ def _ended(run_id: str) -> RunView:
 
 async def _action(store: Store, run_id: str, status: str) -> None:
     now = time.time()
-    await store.write(
-        "INSERT INTO actions (id, user_id, run_id, task_id, action, status, args_hash, ciphertext, nonce, key_id, "
-        "idempotency_key, grp, created_at, expires_at, updated_at) VALUES (?, 'u1', ?, ?, 'send_email', ?, 'h', "
-        "'\\x00'::BLOB, '\\x00'::BLOB, 'k', ?, 'g', ?, ?, ?)",
-        [f"a-{run_id}-{status}", run_id, f"{run_id}:s2", status, f"key-{run_id}-{status}", now, now + 3600, now])
+    await store.insert_action(StoredAction(
+        id=f"a-{run_id}-{status}", user_id="u1", run_id=run_id, task_id=f"{run_id}:s2", action="send_email",
+        status=status, args_hash="h", ciphertext=b"\x00", nonce=b"\x00", key_id="k",
+        idempotency_key=f"key-{run_id}-{status}", group="g", created_at=now, expires_at=now + 3600))
 
 
 async def test_only_runs_whose_actions_are_settled_become_examples() -> None:

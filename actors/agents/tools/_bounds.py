@@ -8,18 +8,16 @@
 - **Memory.** Nothing a step read is written to memory (``drive_read`` has no way to); documents
   reach memory only when a person uploads them.
 
-What a step did is kept in ``tool_effects`` (ids and counts, never addresses or text), so the
-bounds hold across its attempts.
+What a step did is kept as its tool effects (``actors.storage.tool_effects``: ids and counts, never
+addresses or text), so the bounds hold across its attempts.
 """
 
 from __future__ import annotations
 
-import json
 from email.utils import getaddresses
 from typing import Any
 
 from actors.agents.context import ToolContext
-from actors.agents.tools._common import now
 
 MAX_LABELED_PER_STEP = 100  # messages whose labels one step may change
 MAX_DRAFTS_PER_STEP = 5  # Gmail drafts one step may save
@@ -43,19 +41,12 @@ def hiding_changes(add: list[str], remove: list[str]) -> list[str]:
 
 async def record(ctx: ToolContext, tool: str, key: str, result: dict[str, Any]) -> bool:
     """Note what this step did (once per ``key``); False when it was noted already (a retried call)."""
-    rows = await ctx.store.write(
-        "INSERT INTO tool_effects (idempotency_key, user_id, task_id, tool, result, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING idempotency_key",
-        [key, ctx.user_id, ctx.task_id, tool, json.dumps(result), now()])
-    return bool(rows)
+    return await ctx.store.record_tool_effect(ctx.task_id, tool, key, result)
 
 
 async def step_effects(ctx: ToolContext, tool: str, besides: str = "") -> list[dict[str, Any]]:
     """What this step recorded for ``tool``, oldest first (``besides``: leave that key out)."""
-    rows = await ctx.store.read(
-        "SELECT result FROM tool_effects WHERE user_id = ? AND task_id = ? AND tool = ? AND idempotency_key <> ? "
-        "ORDER BY created_at, idempotency_key", [ctx.user_id, ctx.task_id, tool, besides])
-    return [json.loads(r[0]) for r in rows]
+    return await ctx.store.tool_effects(ctx.task_id, tool, besides)
 
 
 async def labeled_so_far(ctx: ToolContext, besides: str) -> int:

@@ -87,12 +87,6 @@ def search_terms(query: str) -> list[str]:
     return list(dict.fromkeys(w for w in words if len(w) > 1 and w not in _STOPWORDS))
 
 
-def words_score(words_param: str, per_word: str) -> str:
-    """SQL summing ``per_word`` (an expression of the word ``t``) over a list parameter of query words: one
-    lambda, not one expression written out per word, which took DuckDB ~10-13 ms to plan for eight words."""
-    return f"list_sum(list_transform({words_param}::VARCHAR[], t -> {per_word}))"
-
-
 def snippet(text: str, terms: list[str], width: int = 160) -> str:
     """About ``width`` characters of ``text`` around the first term found."""
     flat = " ".join(text.split())

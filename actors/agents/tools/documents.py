@@ -2,8 +2,7 @@
 
 Uploaded documents and SOPs are searched by meaning through the Memory actor (the best sections,
 each with its document id). Saved drafts, and everything when memory is not reachable, are
-searched by keywords in SQL: every query word found counts 10, each occurrence in the title 3 and
-in the content 1 (at most 5 per word).
+searched by keywords (``actors.storage.documents.search``).
 
 A draft is what a step wrote, maybe from what it read: it is found only when a search asks for
 drafts (kind 'draft'), never among the documents and SOPs a person uploaded (README: "No write
@@ -12,25 +11,19 @@ without a rule").
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import Field
 
 from actors.agents.context import ToolContext
-from actors.agents.tools._common import iso, new_id, now, search_terms, snippet, words_score
+from actors.agents.tools._common import iso, search_terms, snippet
 from core.errors import ToolError
 from core.schemas import MemoryCollection
+from core.storage_schemas import StoredDocumentKind
 
-DocumentKind = Literal["doc", "sop", "draft"]
+DocumentKind = StoredDocumentKind
 READ_CHUNK_CHARS = 3000
 _MAX_TERMS = 8
-# One query word's score for the word ``t``; ``lt``/``lc`` are the lower-cased title and content, made
-# once per row. Counting (a split) only where the word is found: this scan runs over every saved draft.
-_TERM_SCORE = (
-    "CASE WHEN contains(lc, t) THEN 10 + least(len(string_split(lc, t)) - 1, 5) ELSE 0 END"
-    " + CASE WHEN contains(lt, t) THEN 3 * (len(string_split(lt, t)) - 1)"
-    " + CASE WHEN contains(lc, t) THEN 0 ELSE 10 END ELSE 0 END"
-)
 
 
 async def rank_documents(ctx: ToolContext, query: str, kind: DocumentKind | None, limit: int) -> list[dict[str, Any]]:
@@ -52,22 +45,9 @@ async def _keyword_rank(ctx: ToolContext, query: str, kind: DocumentKind | None,
     terms = search_terms(query)[:_MAX_TERMS]
     if not terms:
         raise ToolError(f"query '{query}' has no words to search for")
-    params: list[Any] = [ctx.user_id, limit, terms]
-    score = words_score("$3", _TERM_SCORE)
-    kind_filter = " AND kind IN ('doc', 'sop')"  # drafts only when asked for
-    if kind is not None:
-        params.append(kind)
-        kind_filter = f" AND kind = ${len(params)}"
-    rows = await ctx.store.read(
-        f"SELECT id, kind, title, content, created_at, score FROM (SELECT id, kind, title, content, created_at, "
-        f"{score} AS score FROM (SELECT id, kind, title, content, created_at, lower(title) AS lt, "
-        f"lower(content) AS lc FROM documents WHERE user_id = $1{kind_filter})) "
-        f"WHERE score > 0 ORDER BY score DESC, created_at DESC, id LIMIT $2",
-        params,
-    )
     return [
-        {"id": r[0], "kind": r[1], "title": r[2], "snippet": snippet(r[3], terms), "added": iso(r[4])}
-        for r in rows
+        {"id": d.id, "kind": d.kind, "title": d.title, "snippet": snippet(d.content, terms), "added": iso(d.created_at)}
+        for d in await ctx.store.search_documents(terms, kind, limit)
     ]
 
 
@@ -100,13 +80,10 @@ async def read_document(
         document_id: Id of the document (from search_documents).
         offset: Character to start from; use the next_offset of the previous piece.
     """
-    rows = await ctx.store.read(
-        "SELECT id, kind, title, content FROM documents WHERE user_id = ? AND id = ?",
-        [ctx.user_id, document_id.strip()],
-    )
-    if not rows:
+    doc = await ctx.store.read_document(document_id.strip())
+    if doc is None:
         raise ToolError(f"no document with id '{document_id}' (search_documents shows document ids)")
-    doc_id, kind, title, content = rows[0]
+    doc_id, kind, title, content = doc.id, doc.kind, doc.title, doc.content
     if offset > 0 and offset >= len(content):
         raise ToolError(f"offset {offset} is past the end of the document ({len(content)} characters)")
     end = offset + READ_CHUNK_CHARS
@@ -127,17 +104,12 @@ async def save_draft_document(ctx: ToolContext, title: str, content: str) -> str
     if not title.strip() or not content.strip():
         raise ToolError("title and content must not be empty")
     key = f"{ctx.idempotency_key}:{title.strip()}"
-    rows = await ctx.store.write(
-        "INSERT INTO documents (id, user_id, kind, title, content, tags, task_id, idempotency_key, created_at) "
-        "VALUES (?, ?, 'draft', ?, ?, '[]', ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
-        [new_id(), ctx.user_id, title.strip(), content, ctx.task_id, key, now()],
-    )
-    if rows:
-        return f"Saved draft document '{title.strip()}' (id {rows[0][0]})."
-    existing = await ctx.store.read("SELECT id FROM documents WHERE idempotency_key = ?", [key])
-    doc_id = existing[0][0] if existing else "unknown"
+    saved = await ctx.store.save_document_draft(ctx.task_id, title.strip(), content, key)
+    if saved.created:
+        return f"Saved draft document '{title.strip()}' (id {saved.id})."
     return (
-        f"A draft titled '{title.strip()}' was already saved by this step (id {doc_id}); it was kept as it is. "
+        f"A draft titled '{title.strip()}' was already saved by this step (id {saved.id or 'unknown'}); it was kept "
+        "as it is. "
         "Use a different title for a new version."
     )
 

@@ -10,7 +10,6 @@ participants, a few per step. Nothing read here is written to memory.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from pydantic import Field
@@ -170,9 +169,9 @@ async def gmail_create_draft(ctx: ToolContext, thread_id: str, body: str, to: li
                         "saved. For another thread, propose the reply with reply_email (the user approves it)")
     # A step that is retried does not leave the same draft twice in the user's Gmail.
     key = f"{ctx.idempotency_key}:gmail_draft:{args_hash(to=recipients, subject=subject.strip(), body=body, thread=thread)}"
-    earlier = await ctx.store.read("SELECT result FROM tool_effects WHERE idempotency_key = ?", [key])
-    if earlier:
-        return (f"This step already saved this Gmail reply draft ({json.loads(earlier[0][0]).get('draft_id')}); "
+    earlier = await ctx.store.tool_effect(key)
+    if earlier is not None:
+        return (f"This step already saved this Gmail reply draft ({earlier.get('draft_id')}); "
                 "it is in the user's Drafts folder, NOT sent.")
     if await _bounds.drafts_so_far(ctx) >= _bounds.MAX_DRAFTS_PER_STEP:
         raise ToolError(f"refused: this step already saved {_bounds.MAX_DRAFTS_PER_STEP} Gmail drafts, the most one "

@@ -1,4 +1,4 @@
-"""CRM tools over the ``leads`` table, scoped to the user the step runs for.
+"""CRM tools over the user's leads (``actors.storage.leads``; the step's store holds only their rows).
 
 Tags are stored as a JSON list of trimmed lower-case strings and matched exactly. A lead is not
 added twice: the same email (any case), or with no email the same name and company, is a duplicate.
@@ -9,41 +9,26 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import Field
 
 from actors.agents.context import ToolContext
-from actors.agents.tools._common import is_email, iso, new_id, normalize_tags, now, parse_when
+from actors.agents.tools._common import is_email, iso, new_id, normalize_tags, parse_when
 from core.errors import ToolError
+from core.storage_schemas import Lead, LeadStatus, NewLead
 
-LeadStatus = Literal["new", "contacted", "qualified", "won", "lost"]
 CSV_COLUMNS = ("name", "email", "company", "phone", "tags")
-_COLUMNS = "id, name, email, company, phone, tags, status, score, notes, next_follow_up, created_at"
-_INSERT_NEW = """
-INSERT INTO leads (id, user_id, name, email, company, phone, tags, status, source, created_at, updated_at)
-SELECT v.* FROM (VALUES {values})
-    v(id, user_id, name, email, company, phone, tags, status, source, created_at, updated_at)
-WHERE NOT EXISTS (
-    SELECT 1 FROM leads l WHERE l.user_id = v.user_id AND (
-        (v.email IS NOT NULL AND lower(l.email) = lower(v.email))
-        OR (v.email IS NULL AND l.email IS NULL AND lower(l.name) = lower(v.name)
-            AND coalesce(lower(l.company), '') = coalesce(lower(v.company), ''))))
-RETURNING id
-"""
-_APPEND_NOTE = "notes = CASE WHEN coalesce(notes, '') = '' THEN ? ELSE notes || chr(10) || ? END"
-_CHUNK = 200
 
 
-def _lead(row: tuple[Any, ...]) -> dict[str, Any]:
-    lid, name, email, company, phone, tags, status, score, notes, follow_up, created = row
+def _lead(lead: Lead) -> dict[str, Any]:
+    notes = lead.notes
     out = {
-        "id": lid, "name": name, "email": email, "company": company, "phone": phone,
-        "tags": json.loads(tags) if tags else [], "status": status, "score": score,
+        "id": lead.id, "name": lead.name, "email": lead.email, "company": lead.company, "phone": lead.phone,
+        "tags": lead.tags, "status": lead.status, "score": lead.score,
         "notes": notes if notes is None or len(notes) <= 300 else notes[-300:],
-        "next_follow_up": iso(follow_up), "added": iso(created),
+        "next_follow_up": iso(lead.next_follow_up), "added": iso(lead.created_at),
     }
     return {k: v for k, v in out.items() if v not in (None, "", [])}
 
@@ -73,32 +58,15 @@ def _key(lead: dict[str, Any]) -> tuple[str, ...]:
     return ("", lead["name"].lower(), (lead["company"] or "").lower())
 
 
-async def _insert_new(ctx: ToolContext, leads: list[dict[str, Any]], source: str) -> list[str]:
-    """Insert the leads that are not duplicates of stored ones; returns the new ids."""
-    ids: list[str] = []
-    for start in range(0, len(leads), _CHUNK):
-        chunk, params = leads[start:start + _CHUNK], []
-        for lead in chunk:
-            ts = now()
-            params += [lead["id"], ctx.user_id, lead["name"], lead["email"], lead["company"], lead["phone"],
-                       json.dumps(lead["tags"]), "new", source, ts, ts]
-        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
-        ids += [r[0] for r in await ctx.store.write(_INSERT_NEW.format(values=values), params)]
-    return ids
-
-
 def _note_line(text: str) -> str:
     return f"{datetime.now(UTC).date().isoformat()}: {text.strip()}"
 
 
-async def _update(ctx: ToolContext, lead_id: str, sets: list[str], params: list[Any]) -> dict[str, Any]:
-    rows = await ctx.store.write(
-        f"UPDATE leads SET {', '.join(sets)}, updated_at = ? WHERE user_id = ? AND id = ? RETURNING {_COLUMNS}",
-        [*params, now(), ctx.user_id, lead_id.strip()],
-    )
-    if not rows:
+async def _update(ctx: ToolContext, lead_id: str, **change: Any) -> dict[str, Any]:
+    lead = await ctx.store.update_lead(lead_id.strip(), **change)
+    if lead is None:
         raise ToolError(f"no lead with id '{lead_id}' (find_leads shows lead ids)")
-    return _lead(rows[0])
+    return _lead(lead)
 
 
 async def add_lead(
@@ -118,17 +86,11 @@ async def add_lead(
         phone: Phone number, digits with optional '+', spaces or dashes.
         tags: Labels such as 'webinar' or 'vip'.
     """
-    lead = _validated(name, email, company, phone, tags if tags is not None else [])
-    lead["id"] = new_id()
-    if await _insert_new(ctx, [lead], source="agent"):
-        return f"Added lead '{lead['name']}' (id {lead['id']})."
-    rows = await ctx.store.read(
-        "SELECT id FROM leads WHERE user_id = ? AND ((? IS NOT NULL AND lower(email) = lower(?)) OR "
-        "(? IS NULL AND email IS NULL AND lower(name) = lower(?) AND coalesce(lower(company), '') = lower(?)))",
-        [ctx.user_id, lead["email"], lead["email"], lead["email"], lead["name"], lead["company"] or ""],
-    )
-    existing = rows[0][0] if rows else "unknown"
-    return f"Lead '{lead['name']}' already exists (id {existing}); nothing added. Use update_lead to change it."
+    lead = NewLead(id=new_id(), **_validated(name, email, company, phone, tags if tags is not None else []))
+    if await ctx.store.add_leads([lead], source="agent"):
+        return f"Added lead '{lead.name}' (id {lead.id})."
+    existing = await ctx.store.existing_lead(lead.name, lead.email, lead.company) or "unknown"
+    return f"Lead '{lead.name}' already exists (id {existing}); nothing added. Use update_lead to change it."
 
 
 async def import_leads_csv(ctx: ToolContext, csv_text: str) -> dict[str, Any]:
@@ -144,7 +106,7 @@ async def import_leads_csv(ctx: ToolContext, csv_text: str) -> dict[str, Any]:
         raise ToolError(f"the first row must be a header with a 'name' column (columns: {','.join(CSV_COLUMNS)})")
     skipped: list[dict[str, Any]] = []
     seen: dict[tuple[str, ...], int] = {}
-    leads: list[dict[str, Any]] = []
+    leads: list[NewLead] = []
     lines: dict[str, int] = {}
     for row in reader:
         line = reader.line_num
@@ -164,11 +126,11 @@ async def import_leads_csv(ctx: ToolContext, csv_text: str) -> dict[str, Any]:
             skipped.append({"line": line, "reason": f"duplicate of line {seen[_key(lead)]}"})
             continue
         seen[_key(lead)] = line
-        lead["id"] = new_id()
-        lines[lead["id"]] = line
-        leads.append(lead)
-    added = set(await _insert_new(ctx, leads, source="csv"))
-    skipped += [{"line": lines[lead["id"]], "reason": "already in the CRM"} for lead in leads if lead["id"] not in added]
+        new = NewLead(id=new_id(), **lead)
+        lines[new.id] = line
+        leads.append(new)
+    added = set(await ctx.store.add_leads(leads, source="csv")) if leads else set()
+    skipped += [{"line": lines[lead.id], "reason": "already in the CRM"} for lead in leads if lead.id not in added]
     skipped.sort(key=lambda s: s["line"])
     result: dict[str, Any] = {"imported": len(added), "skipped_count": len(skipped), "skipped": skipped[:20]}
     ignored = [h for h in header if h not in CSV_COLUMNS]
@@ -192,20 +154,9 @@ async def find_leads(
         status: Only leads with this status.
         limit: Most leads to return.
     """
-    where, params = ["user_id = ?"], [ctx.user_id]
-    if tag is not None and tag.strip():
-        where.append("list_contains(from_json(tags, '[\"VARCHAR\"]'), ?)")
-        params.append(tag.strip().lower())
-    if text is not None and text.strip():
-        where.append("contains(lower(concat_ws(' ', name, email, company, notes)), ?)")
-        params.append(text.strip().lower())
-    if status is not None:
-        where.append("status = ?")
-        params.append(status)
-    rows = await ctx.store.read(
-        f"SELECT {_COLUMNS} FROM leads WHERE {' AND '.join(where)} ORDER BY created_at DESC, id LIMIT ?",
-        [*params, limit + 1],
-    )
+    rows = await ctx.store.find_leads(tag=tag.strip().lower() if tag is not None and tag.strip() else None,
+                                      text=text.strip().lower() if text is not None and text.strip() else None,
+                                      status=status, limit=limit + 1)
     result: dict[str, Any] = {"count": min(len(rows), limit), "leads": [_lead(r) for r in rows[:limit]]}
     if len(rows) > limit:
         result["note"] = f"more than {limit} leads match; narrow the filters or raise limit"
@@ -229,20 +180,10 @@ async def update_lead(
         notes: Text appended to the lead's notes as a dated line.
         tags: The lead's new full list of tags.
     """
-    sets: list[str] = []
-    params: list[Any] = []
-    if status is not None:
-        sets.append("status = ?")
-        params.append(status)
-    if notes is not None and notes.strip():
-        sets.append(_APPEND_NOTE)
-        params += [_note_line(notes)] * 2
-    if tags is not None:
-        sets.append("tags = ?")
-        params.append(json.dumps(normalize_tags(tags)))
-    if not sets:
+    note = _note_line(notes) if notes is not None and notes.strip() else None
+    if status is None and note is None and tags is None:
         raise ToolError("nothing to update: give status, notes or tags")
-    return await _update(ctx, lead_id, sets, params)
+    return await _update(ctx, lead_id, status=status, note=note, tags=None if tags is None else normalize_tags(tags))
 
 
 async def score_lead(
@@ -255,8 +196,7 @@ async def score_lead(
         score: Score from 0 to 100.
         reason: One sentence on why.
     """
-    line = _note_line(f"scored {score}: {reason}")
-    return await _update(ctx, lead_id, ["score = ?", _APPEND_NOTE], [score, line, line])
+    return await _update(ctx, lead_id, score=score, note=_note_line(f"scored {score}: {reason}"))
 
 
 async def schedule_follow_up(ctx: ToolContext, lead_id: str, when: str, note: str) -> dict[str, Any]:
@@ -268,8 +208,7 @@ async def schedule_follow_up(ctx: ToolContext, lead_id: str, when: str, note: st
         note: What to follow up about.
     """
     ts = parse_when(when, "when")
-    line = _note_line(f"follow up {iso(ts)}: {note}")
-    return await _update(ctx, lead_id, ["next_follow_up = ?", _APPEND_NOTE], [ts, line, line])
+    return await _update(ctx, lead_id, next_follow_up=ts, note=_note_line(f"follow up {iso(ts)}: {note}"))
 
 
 TOOLS = (add_lead, import_leads_csv, find_leads, update_lead, score_lead, schedule_follow_up)

@@ -1,33 +1,30 @@
 """Outbound actions as drafts: email, calendar events, texts and calls. Nothing here sends anything.
 
-Every draft lands in ``drafts`` with status 'draft' and waits for approval and an integration.
+Every draft is saved (``actors.storage.drafts``) with status 'draft' and waits for approval and an integration.
 Its idempotency key is the step's key plus the channel and a hash of the arguments, so a retried
 step that drafts the same thing again gets the existing draft back instead of a second one.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import Field
 
 from actors.agents.context import ToolContext
-from actors.agents.tools._common import args_hash, check_emails, iso, new_id, now, parse_when
+from actors.agents.tools._common import args_hash, check_emails, iso, parse_when
 from core.action_schemas import ActionType
 from core.errors import ToolError
+from core.storage_schemas import DraftChannel
 
-Channel = Literal["email", "calendar", "text", "call"]
+Channel = DraftChannel
 _NOT_SENT = "It has NOT been sent: it waits for approval and the {what} integration."
 _WHAT = {"email": "email", "calendar": "calendar", "text": "texting", "call": "calling"}
 
 
 async def _draft(ctx: ToolContext, channel: Channel, target: str, subject: str, body: str, key_args: dict[str, Any]) -> str:
     key = f"{ctx.idempotency_key}:{channel}:{args_hash(**key_args)}"
-    rows = await ctx.store.write(
-        "INSERT INTO drafts (id, user_id, task_id, channel, target, subject, body, status, idempotency_key, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, 'draft', ?, ?) ON CONFLICT DO NOTHING RETURNING id",
-        [new_id(), ctx.user_id, ctx.task_id, channel, target, subject, body, key, now()],
-    )
+    draft = await ctx.store.save_draft(ctx.task_id, channel, target, subject, body, key)
     if channel in ("text", "call") and ctx.workspace is not None:  # texting and calling are gated actions too
         action: ActionType = "send_text" if channel == "text" else "place_call"
         args = {"to": target, "body": body} if channel == "text" else {"to": target, "script": body}
@@ -38,12 +35,11 @@ async def _draft(ctx: ToolContext, channel: Channel, target: str, subject: str, 
             proposed = f" It was not proposed for sending: {exc}."
     else:
         proposed = ""
-    if rows:
-        saved = f"Saved {channel} draft {rows[0][0]} for {target} (status: draft)."
+    if draft.created:
+        saved = f"Saved {channel} draft {draft.id} for {target} (status: draft)."
     else:
-        existing = await ctx.store.read("SELECT id FROM drafts WHERE idempotency_key = ?", [key])
-        draft_id = existing[0][0] if existing else "unknown"
-        saved = f"This {channel} draft already exists: {draft_id} for {target} (status: draft); not stored twice."
+        saved = (f"This {channel} draft already exists: {draft.id or 'unknown'} for {target} (status: draft); "
+                 "not stored twice.")
     return f"{saved} {_NOT_SENT.format(what=_WHAT[channel])}{proposed}"
 
 
@@ -132,19 +128,10 @@ async def list_drafts(
         channel: Only drafts of this kind: 'email', 'calendar', 'text' or 'call'.
         limit: Most drafts to return.
     """
-    where, params = "user_id = ?", [ctx.user_id]
-    if channel is not None:
-        where += " AND channel = ?"
-        params.append(channel)
-    rows = await ctx.store.read(
-        f"SELECT id, channel, target, subject, body, status, created_at FROM drafts WHERE {where} "
-        "ORDER BY created_at DESC, id LIMIT ?",
-        [*params, limit],
-    )
     drafts = [
-        {"id": r[0], "channel": r[1], "to": r[2], "subject": r[3] or None,
-         "body": r[4] if len(r[4] or "") <= 200 else r[4][:200] + "…", "status": r[5], "created": iso(r[6])}
-        for r in rows
+        {"id": d.id, "channel": d.channel, "to": d.target, "subject": d.subject or None,
+         "body": d.body if len(d.body) <= 200 else d.body[:200] + "…", "status": d.status, "created": iso(d.created_at)}
+        for d in await ctx.store.list_drafts(channel, limit)
     ]
     result: dict[str, Any] = {"count": len(drafts), "drafts": [{k: v for k, v in d.items() if v} for d in drafts]}
     result["note"] = "drafts are not sent until approved" if drafts else "no drafts yet"

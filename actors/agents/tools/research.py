@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from actors.agents.context import ToolContext
-from actors.agents.tools._common import search_terms, words_score
+from actors.agents.tools._common import search_terms
 from actors.agents.tools.documents import rank_documents
 from core.errors import ToolError
 
@@ -14,17 +13,10 @@ _NO_WEB = "No web search is available; only stored documents and leads were sear
 
 
 async def _matching_leads(ctx: ToolContext, terms: list[str], limit: int) -> list[dict[str, Any]]:
-    hits = words_score("$3", "CASE WHEN contains(lt, t) THEN 1 ELSE 0 END")
-    rows = await ctx.store.read(
-        f"SELECT id, name, company, status, tags, hits FROM (SELECT *, {hits} AS hits FROM (SELECT *, "
-        "lower(concat_ws(' ', name, email, company, notes, tags)) AS lt FROM leads WHERE user_id = $1)) "
-        "WHERE hits > 0 ORDER BY hits DESC, created_at DESC, id LIMIT $2",
-        [ctx.user_id, limit, terms],
-    )
     return [
-        {k: v for k, v in {"id": r[0], "name": r[1], "company": r[2], "status": r[3],
-                           "tags": json.loads(r[4]) if r[4] else []}.items() if v not in (None, [])}
-        for r in rows
+        {k: v for k, v in {"id": lead.id, "name": lead.name, "company": lead.company, "status": lead.status,
+                           "tags": lead.tags}.items() if v not in (None, [])}
+        for lead in await ctx.store.search_leads(terms, limit)
     ]
 
 
