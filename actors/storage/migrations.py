@@ -162,6 +162,11 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        7,
+        "agent_runs: the form an LLM call's tool calls came in (native, or text: hermes, llama, mistral, json, fenced)",
+        "ALTER TABLE agent_runs ADD COLUMN tool_call_format TEXT;",
+    ),
 ]
 
 

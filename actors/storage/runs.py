@@ -16,7 +16,7 @@ from core.storage_schemas import RunProgress, RunUsage
 
 RUN_COLUMNS = "id, conversation_id, user_id, message, status, plan, summary, error, created_at, updated_at, finished_at"
 _LLM_CALL_KEYS = ("id", "run_id", "task_id", "agent", "model", "tokens_in", "tokens_out", "latency_ms", "queued_ms",
-                  "ok", "error", "created_at")
+                  "ok", "error", "created_at", "tool_call_format")
 
 
 def row_to_run(row: tuple[Any, ...]) -> Run:
@@ -128,14 +128,14 @@ def progress(conn: duckdb.DuckDBPyConnection, run_id: str) -> RunProgress | None
 
 
 def record_llm_calls(conn: duckdb.DuckDBPyConnection, calls: list[dict[str, Any]]) -> None:
-    """One ``agent_runs`` row per LLM call (model, tokens, latency), in one statement."""
+    """One ``agent_runs`` row per LLM call (model, tokens, latency, the form of its tool calls), in one statement."""
     columns = [[c.get(k) for c in calls] for k in _LLM_CALL_KEYS]
     columns[0] = [uuid.uuid4().hex for _ in calls]
     conn.execute(
         f"INSERT INTO agent_runs ({', '.join(_LLM_CALL_KEYS)}, kind) "
         "SELECT *, 'llm' FROM (SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
         "unnest(?::VARCHAR[]), unnest(?::INTEGER[]), unnest(?::INTEGER[]), unnest(?::DOUBLE[]), unnest(?::DOUBLE[]), "
-        "unnest(?::BOOLEAN[]), unnest(?::VARCHAR[]), unnest(?::DOUBLE[]))",
+        "unnest(?::BOOLEAN[]), unnest(?::VARCHAR[]), unnest(?::DOUBLE[]), unnest(?::VARCHAR[]))",
         columns,
     )
 

@@ -18,6 +18,8 @@ os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # before litellm is importe
 
 from actors import gateway as gateway_module  # noqa: E402
 from actors.gateway import LLMGateway  # noqa: E402
+from actors.handles import LocalHandle  # noqa: E402
+from actors.store import Store  # noqa: E402
 from core.errors import LLMError  # noqa: E402
 from core.schemas import (  # noqa: E402
     ChatMessage,
@@ -32,6 +34,7 @@ from core.schemas import (  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from integrations.llm.backend import Backend, tool_probe_request, tool_support  # noqa: E402
 from maos_testing.llm.sim_thread import SimConfig, SimHandle, sim_llm_in_thread  # noqa: E402
+from tests._db import sql  # noqa: E402
 from ui.views import integrations_html, sidebar_llm  # noqa: E402
 
 NO_TOOLS = "sub-agent steps will answer without acting"
@@ -133,20 +136,23 @@ async def test_another_model_is_checked_again(sim: SimHandle, tmp_path: Path) ->
     assert len(sim.log()) == 2
 
 
-async def test_the_gateway_keeps_the_form_of_each_reply_with_its_record(sim: SimHandle, tmp_path: Path) -> None:
+async def test_the_gateway_records_the_form_of_each_replys_calls_in_agent_runs(sim: SimHandle, tmp_path: Path) -> None:
     sim.update(tool_format="hermes")
-    gateway = gateway_for(sim, tmp_path)
-    rows: list[dict[str, Any]] = []
-    gateway._store = object()  # type: ignore[assignment]  # rows are collected below instead of written
-    gateway._records = rows
-    gateway._recorder = asyncio.get_running_loop().create_future()  # a recorder "running": rows stay here
+    store = Store(":memory:")
+    backend = Backend(provider="ollama", base_url=sim.base_url, planner_model="sim-model", worker_model="sim-model")
+    gateway = LLMGateway(Settings(data_dir=tmp_path, llm_retries=0), backend, LocalHandle(store), slots=4)
     save = ToolSpec(name="save_document", description="Save.", parameters={"type": "object", "properties": {}})
     resp = await gateway.chat(ChatRequest(messages=[ChatMessage(role="user", content="save it [use save_document]")],
                                           tools=[save], run_id="r1", task_id="r1:s1", agent="writing"))
-    plain = await gateway.chat(ChatRequest(messages=[ChatMessage(role="user", content="hello")], run_id="r1"))
+    plain = await gateway.chat(ChatRequest(messages=[ChatMessage(role="user", content="hello")], run_id="r1",
+                                           agent="master"))
     assert resp.tool_call_format == "hermes" and [c.name for c in resp.message.tool_calls] == ["save_document"]
     assert plain.tool_call_format is None
-    assert [r["tool_call_format"] for r in rows] == ["hermes", None]
+    deadline = time.monotonic() + 10
+    while len(rows := sql(store, "SELECT agent, tool_call_format FROM agent_runs ORDER BY agent")) < 2:
+        assert time.monotonic() < deadline, rows
+        await asyncio.sleep(0.02)
+    assert rows == [("master", None), ("writing", "hermes")]
 
 
 def _status(tools: ToolSupport | None) -> SystemStatus:
