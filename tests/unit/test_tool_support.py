@@ -155,6 +155,20 @@ async def test_the_gateway_records_the_form_of_each_replys_calls_in_agent_runs(s
     assert rows == [("master", None), ("writing", "hermes")]
 
 
+async def test_a_streamed_reply_with_tools_is_read_for_calls_too(sim: SimHandle, tmp_path: Path) -> None:
+    sim.update(tool_format="mistral")
+    store = Store(":memory:")
+    run = await store.create_run("x", "u1")
+    backend = Backend(provider="ollama", base_url=sim.base_url, planner_model="sim-model", worker_model="sim-model")
+    gateway = LLMGateway(Settings(data_dir=tmp_path, llm_retries=0), backend, LocalHandle(store), slots=4)
+    find = ToolSpec(name="find_leads", description="Find.",
+                    parameters={"type": "object", "properties": {"tag": {"type": "string"}}})
+    resp = await gateway.chat(ChatRequest(messages=[ChatMessage(role="user", content="who? [use find_leads] tag=vip")],
+                                          tools=[find], run_id=run.id, agent="master", stream_phase="summary"))
+    assert resp.tool_call_format == "mistral" and resp.message.content == ""
+    assert [(c.name, c.arguments) for c in resp.message.tool_calls] == [("find_leads", {"tag": "vip"})]
+
+
 def _status(tools: ToolSupport | None) -> SystemStatus:
     return SystemStatus(ray_nodes=1, llm_provider="ollama", llm_base_url="http://127.0.0.1:11434",
                         llm_models={"planner": "m", "worker": "m"}, llm_reachable=True, llm_in_flight=0, llm_waiting=0,
