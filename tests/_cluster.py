@@ -45,7 +45,7 @@ def sim() -> Iterator[SimHandle]:
 def fresh_sim(sim: SimHandle, monkeypatch: pytest.MonkeyPatch) -> SimHandle:
     """The shared simulated server with default knobs, and litellm pointed at it."""
     sim.update(ttft_ms=0, token_ms=0, reply_tokens=20, slots=1000, overflow="queue", fail_next=0, fail_rate=0,
-               timed_tokens_cap=0)
+               timed_tokens_cap=0, obey="last", tool_format="native")
     sim.clear()
     monkeypatch.setenv("OLLAMA_API_BASE", sim.base_url)
     return sim
