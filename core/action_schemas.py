@@ -37,6 +37,7 @@ ActionStatus = Literal[
     "failed",        # did not happen; ``error`` says why
     "needs_review",  # unclear whether it happened: a person must look
     "rejected", "expired", "superseded",  # never happens (superseded: edited into a new action)
+    "withdrawn",     # never happens: its run was cancelled (or stopped at a budget) before anyone decided
 ]
 IntegrationStatus = Literal["not_configured", "disconnected", "connected", "reconnect"]
 GoogleFeature = Literal["gmail_read", "gmail_write", "calendar_read", "calendar_write", "drive_read", "drive_write"]

@@ -9,9 +9,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-TaskStatus = Literal["pending", "ready", "running", "failed", "done", "dead", "blocked", "waiting"]
-TERMINAL_TASK_STATUSES: frozenset[str] = frozenset({"done", "dead", "blocked"})
-RunStatus = Literal["planning", "running", "summarizing", "done", "failed"]
+TaskStatus = Literal["pending", "ready", "running", "failed", "done", "dead", "blocked", "waiting", "cancelled"]
+TERMINAL_TASK_STATUSES: frozenset[str] = frozenset({"done", "dead", "blocked", "cancelled"})
+RunStatus = Literal["planning", "running", "summarizing", "done", "failed", "cancelled"]
+FINAL_RUN_STATUSES: frozenset[str] = frozenset({"done", "failed", "cancelled"})
 Priority = Literal["interactive", "background"]
 ModelRole = Literal["planner", "worker"]
 Provider = Literal["ollama", "lmstudio", "openai", "embedded"]
@@ -175,6 +176,18 @@ class RunView(_Model):
                                         description="Memories its planning and steps were given, best first.")
 
 
+class RunCancel(_Model):
+    """What cancelling a run did (``POST /api/runs/ID/cancel``, ``maos cancel``); asking again changes nothing."""
+
+    kind: Literal["run_cancel"] = "run_cancel"
+    run_id: str = Field(description="The run.")
+    status: RunStatus = Field(description="Its status now: cancelled, or how it had ended before.")
+    cancelled: bool = Field(description="Whether this request stopped it (false: it had ended or was stopped before).")
+    stopped_steps: list[str] = Field(default_factory=list, description="Ids of its steps that were running and "
+                                     "are being stopped at their next await.")
+    withdrawn: list[str] = Field(default_factory=list, description="Ids of its proposals no one had decided, withdrawn.")
+
+
 class Draft(_Model):
     """An outbound action drafted by a sub-agent, waiting for the integrations (never sent here)."""
 
@@ -190,7 +203,8 @@ class Draft(_Model):
 
 # --- events ---------------------------------------------------------------------------------
 
-TaskEventKind = Literal["planned", "ready", "running", "retried", "done", "failed", "dead", "blocked", "requeued"]
+TaskEventKind = Literal["planned", "ready", "running", "retried", "done", "failed", "dead", "blocked", "requeued",
+                        "cancelled"]
 
 
 class PoolStatus(_Model):

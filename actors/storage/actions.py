@@ -14,6 +14,7 @@ import duckdb
 
 from core.action_schemas import AuditEntry
 from core.crypto import Sealed
+from core.errors import ToolError
 from core.storage_schemas import StoredAction
 
 _COLUMNS = ("id, user_id, run_id, task_id, action, status, args_hash, ciphertext, nonce, key_id, idempotency_key, grp, "
@@ -27,7 +28,11 @@ def _action(row: tuple[Any, ...]) -> StoredAction:
 
 
 def insert(conn: duckdb.DuckDBPyConnection, a: StoredAction) -> tuple[StoredAction, bool]:
-    """A new action under its idempotency key; the existing one (and False) when that key was proposed already."""
+    """A new action under its idempotency key; the existing one (and False) when that key was proposed already.
+    None is proposed for a stopped (cancelled) run."""
+    if a.run_id is not None and conn.execute("SELECT 1 FROM runs WHERE id = ? AND status = 'cancelled'",
+                                             [a.run_id]).fetchone():
+        raise ToolError(f"run '{a.run_id}' was stopped: nothing more is proposed for it")
     row = conn.execute(
         "INSERT INTO actions (id, user_id, run_id, task_id, action, status, args_hash, ciphertext, nonce, key_id, "
         "idempotency_key, grp, replaces, created_at, expires_at, decided_by, decided_at, updated_at) "

@@ -167,6 +167,11 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         "agent_runs: the form an LLM call's tool calls came in (native, or text: hermes, llama, mistral, json, fenced)",
         "ALTER TABLE agent_runs ADD COLUMN tool_call_format TEXT;",
     ),
+    (
+        8,
+        "runs: the budget a run was given (tokens, wall-clock seconds; JSON of core.budget.Budget)",
+        "ALTER TABLE runs ADD COLUMN budget TEXT;",
+    ),
 ]
 
 

@@ -7,6 +7,8 @@ transition here takes a whole batch.
 States: pending (waits on dependencies) → ready → running → done | failed (retries at
 ``next_attempt_at``) | dead (attempt limit reached) | waiting (on an integration a person must
 reconnect; ``release_waiting`` makes it ready again). A dependent of a dead step is blocked.
+Cancelling a run (``cancel_tasks``) ends every step of it not yet final as cancelled, running ones
+included: their outcomes, when they come, are fenced out like a stale attempt's.
 A ready task with ``next_attempt_at`` set is waiting for the LLM server, its attempt refunded.
 """
 
@@ -29,7 +31,7 @@ TASK_COLUMNS = (
     "id, run_id, step_id, agent, instruction, depends_on, status, attempts, max_attempts, error, "
     "result, idempotency_key, created_at, updated_at, ready_at, started_at, finished_at, next_attempt_at"
 )
-_TERMINAL_SQL = "('done', 'dead', 'blocked')"
+_TERMINAL_SQL = "('done', 'dead', 'blocked', 'cancelled')"
 
 
 def row_to_task(row: Sequence[Any]) -> TaskRecord:
@@ -166,6 +168,26 @@ def renew_leases(conn: duckdb.DuckDBPyConnection, task_ids: list[str], until: fl
         "UPDATE tasks SET lease_expires_at = ? WHERE id IN (SELECT unnest(?)) AND status = 'running'",
         [until, task_ids],
     )
+
+
+# --- cancel ---------------------------------------------------------------------------------
+
+
+def cancel_tasks(conn: duckdb.DuckDBPyConnection, run_id: str, reason: str, now: float) -> Transition:
+    """Every step of ``run_id`` not yet final becomes cancelled (never claimed again), in one statement.
+    Those that were running are in ``accepted``: their workers should stop them."""
+    running = {r[0] for r in conn.execute("SELECT id FROM tasks WHERE run_id = ? AND status = 'running'",
+                                          [run_id]).fetchall()}
+    rows = conn.execute(
+        f"UPDATE tasks SET status = 'cancelled', error = ?, finished_at = ?, updated_at = ?, next_attempt_at = NULL, "
+        f"lease_owner = NULL, lease_expires_at = NULL WHERE run_id = ? AND status NOT IN {_TERMINAL_SQL} "
+        "RETURNING id, run_id, agent, attempts",
+        [reason, now, now, run_id],
+    ).fetchall()
+    out = Transition(accepted=running)
+    for row in rows:
+        out.events.append(task_event(row, "cancelled", now, reason))
+    return out
 
 
 # --- finish -----------------------------------------------------------------------------------

@@ -58,7 +58,8 @@ def requeue(conn: duckdb.DuckDBPyConnection, task_id: str, now: float) -> Transi
     """Give a dead task a fresh set of attempts; its blocked dependents wait on it again."""
     row = conn.execute(
         "UPDATE tasks SET status = 'ready', attempts = 0, error = NULL, next_attempt_at = NULL, finished_at = NULL, "
-        "ready_at = ?, updated_at = ? WHERE id = ? AND status = 'dead' RETURNING id, run_id, agent, attempts",
+        "ready_at = ?, updated_at = ? WHERE id = ? AND status = 'dead' "
+        "AND run_id NOT IN (SELECT id FROM runs WHERE status = 'cancelled') RETURNING id, run_id, agent, attempts",
         [now, now, task_id],
     ).fetchone()
     out = Transition()

@@ -39,9 +39,12 @@ def create(conn: duckdb.DuckDBPyConnection, log: EventLog, run: Run) -> None:
 
 def start(conn: duckdb.DuckDBPyConnection, log: EventLog, run_id: str, plan: Plan, max_attempts: int,
           now: float) -> queue.Transition:
-    """Store the plan and queue its steps."""
-    conn.execute("UPDATE runs SET plan = ?, status = 'running', error = NULL, updated_at = ? WHERE id = ?",
-                 [plan.model_dump_json(), now, run_id])
+    """Store the plan and queue its steps (none for a run cancelled while it was planned)."""
+    row = conn.execute("UPDATE runs SET plan = ?, status = 'running', error = NULL, updated_at = ? "
+                       "WHERE id = ? AND status <> 'cancelled' RETURNING id",
+                       [plan.model_dump_json(), now, run_id]).fetchone()
+    if row is None:
+        return queue.Transition()
     # The plan's text as the model streamed it is replaced by the plan itself (cleaned of
     # images and unknown links, which a stream cannot be while it is written).
     log.drop_tokens(conn, run_id)
@@ -51,13 +54,18 @@ def start(conn: duckdb.DuckDBPyConnection, log: EventLog, run_id: str, plan: Pla
 
 
 def set_status(conn: duckdb.DuckDBPyConnection, log: EventLog, run_id: str, status: str, now: float) -> None:
-    conn.execute("UPDATE runs SET status = ?, updated_at = ? WHERE id = ?", [status, now, run_id])
+    """A cancelled run keeps its status."""
+    row = conn.execute("UPDATE runs SET status = ?, updated_at = ? WHERE id = ? AND status <> 'cancelled' RETURNING id",
+                       [status, now, run_id]).fetchone()
+    if row is None:
+        return
     log.append(conn, [RunEvent(kind="status", run_id=run_id, at=now, status=status)])
 
 
 def running_again(conn: duckdb.DuckDBPyConnection, log: EventLog, run_id: str, now: float) -> None:
     """A finished run with a step given fresh attempts runs again."""
-    conn.execute("UPDATE runs SET status = 'running', finished_at = NULL, updated_at = ? WHERE id = ?", [now, run_id])
+    conn.execute("UPDATE runs SET status = 'running', finished_at = NULL, updated_at = ? WHERE id = ? "
+                 "AND status <> 'cancelled'", [now, run_id])
     log.append(conn, [RunEvent(kind="status", run_id=run_id, at=now, status="running")])
 
 
@@ -70,10 +78,11 @@ def note_error(conn: duckdb.DuckDBPyConnection, log: EventLog, run_id: str, erro
 
 def finish(conn: duckdb.DuckDBPyConnection, log: EventLog, run_id: str, status: str, summary: str | None,
            error: str | None, now: float) -> None:
-    """End a run; its summary (or error) becomes the assistant's message in the conversation."""
+    """End a run; its summary (or error) becomes the assistant's message in the conversation. A cancelled
+    run stays as its cancel left it."""
     row = conn.execute(
         "UPDATE runs SET status = ?, summary = ?, error = ?, finished_at = ?, updated_at = ? "
-        "WHERE id = ? RETURNING conversation_id",
+        "WHERE id = ? AND status <> 'cancelled' RETURNING conversation_id",
         [status, summary, error, now, now, run_id],
     ).fetchone()
     if row is None:
@@ -109,7 +118,7 @@ def of_conversation(conn: duckdb.DuckDBPyConnection, conversation_id: str) -> li
 def unfinished_with_no_open_tasks(conn: duckdb.DuckDBPyConnection) -> list[str]:
     rows = conn.execute(
         "SELECT r.id FROM runs r WHERE r.status IN ('running', 'summarizing') AND NOT EXISTS "
-        "(SELECT 1 FROM tasks t WHERE t.run_id = r.id AND t.status NOT IN ('done', 'dead', 'blocked'))"
+        "(SELECT 1 FROM tasks t WHERE t.run_id = r.id AND t.status NOT IN ('done', 'dead', 'blocked', 'cancelled'))"
     ).fetchall()
     return [r[0] for r in rows]
 

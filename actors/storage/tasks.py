@@ -90,7 +90,7 @@ def ready_by_agent(conn: duckdb.DuckDBPyConnection) -> dict[str, int]:
 
 
 def open_count(conn: duckdb.DuckDBPyConnection) -> int:
-    row = conn.execute("SELECT count(*) FROM tasks WHERE status NOT IN ('done', 'dead', 'blocked')").fetchone()
+    row = conn.execute("SELECT count(*) FROM tasks WHERE status NOT IN ('done', 'dead', 'blocked', 'cancelled')").fetchone()
     return int(row[0]) if row else 0
 
 
