@@ -17,7 +17,7 @@ from typing import Any, cast
 
 from actors._action_args import args_hash, summary
 from actors._action_seal import open_args, seal_args
-from actors.handles import Handle
+from actors.runtime.handles import Handle
 from core.action_schemas import ACTION_TYPES, ActionView, AuditEntry, Policy
 from core.crypto import LET_THROUGH, DecryptError, Sealed, Sealer
 from core.errors import ApprovalRefused, NotFound

@@ -13,7 +13,7 @@ from typing import Any, cast
 
 from actors import _actions_sql as sql
 from actors._vault import Vault
-from actors.handles import Handle
+from actors.runtime.handles import Handle
 from core.action_schemas import ActionView, BatchItem, ConnectStart, IntegrationView
 from core.errors import ApprovalRefused
 from core.recipients import review_action

@@ -25,7 +25,7 @@ import re
 import weakref
 from typing import Any
 
-from actors.handles import Handle
+from actors.runtime.handles import Handle
 from core.errors import ToolError
 from core.storage_schemas import StoredAction
 

@@ -11,7 +11,7 @@ import uuid
 from typing import Any, Literal, cast
 
 from actors._action_seal import open_args, seal_args
-from actors.handles import Handle
+from actors.runtime.handles import Handle
 from core.crypto import Sealed, Sealer, aad_for
 from core.errors import ApprovalRefused
 from core.storage_schemas import OAuthState, SealedRow, SealedTable, StoredAction, StoredCredential

@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
-from actors.handles import Handle
+from actors.runtime.handles import Handle
 from core.errors import LLMError
 from core.schemas import ChatRequest, ChatResponse
 

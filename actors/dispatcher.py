@@ -19,8 +19,8 @@ from typing import Any
 
 import structlog
 
-from actors._boot import actor_class
-from actors.handles import Handle
+from actors.runtime.boot import actor_class
+from actors.runtime.handles import Handle
 from core.errors import ActorGone
 from core.schemas import Assignment, PoolStatus, StepOutcome
 from core.settings import Settings
@@ -210,4 +210,4 @@ class Dispatcher:
         return True
 
 
-ActorDispatcher = actor_class(Dispatcher)  # what Ray runs (see actors._boot)
+ActorDispatcher = actor_class(Dispatcher)  # what Ray runs (see actors.runtime.boot)

@@ -21,8 +21,8 @@ from typing import Any
 
 import structlog
 
-from actors._boot import actor_class
-from actors.handles import Handle
+from actors.runtime.boot import actor_class
+from actors.runtime.handles import Handle
 from core.errors import LLMError, LLMUnavailable
 from core.schemas import (
     ChatRequest,
@@ -397,7 +397,7 @@ class LLMGateway:
         return True
 
 
-ActorLLMGateway = actor_class(LLMGateway)  # what Ray runs (see actors._boot)
+ActorLLMGateway = actor_class(LLMGateway)  # what Ray runs (see actors.runtime.boot)
 
 
 def _keyed(backend: Backend, settings: Settings) -> Backend:

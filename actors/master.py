@@ -25,11 +25,11 @@ from typing import Any, Literal, TypeVar
 
 import structlog
 
-from actors._boot import actor_class
+from actors.runtime.boot import actor_class
 from actors.agents import AgentSpec, all_specs
 from actors.agents.prompts import render, render_data
 from actors.conversation_context import LAST_RUN_SOURCE, ConversationContext, fit_context
-from actors.handles import Handle
+from actors.runtime.handles import Handle
 from core.errors import ActorGone, LLMError, LLMUnavailable, PlanError
 from core.memory_schemas import MemoryContext, PlanExample
 from core.plan import Decision, decide, decision_schema, parse_plan, plan_schema, validate_plan
@@ -332,7 +332,7 @@ def _listing(view: RunView) -> str:
     return "\n".join(lines)
 
 
-ActorMasterAgent = actor_class(MasterAgent)  # what Ray runs (see actors._boot)
+ActorMasterAgent = actor_class(MasterAgent)  # what Ray runs (see actors.runtime.boot)
 
 
 def clean_plan(plan: Plan, hosts: Sequence[str]) -> Plan:

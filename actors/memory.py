@@ -19,8 +19,8 @@ from typing import Any
 
 import structlog
 
-from actors._boot import actor_class
-from actors.handles import Handle
+from actors.runtime.boot import actor_class
+from actors.runtime.handles import Handle
 from actors.storage.memory_entries import ENTRY_COLUMNS
 from core.errors import IngestError, NotFound
 from core.extract import Limits, extract
@@ -344,4 +344,4 @@ class Memory:
         return True
 
 
-ActorMemory = actor_class(Memory)  # what Ray runs (see actors._boot)
+ActorMemory = actor_class(Memory)  # what Ray runs (see actors.runtime.boot)

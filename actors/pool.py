@@ -13,11 +13,11 @@ from typing import Any
 
 import structlog
 
-from actors._boot import actor_class
+from actors.runtime.boot import actor_class
 from actors.agents import get as get_spec
 from actors.agents.context import StoreForUser
 from actors.chat_batch import BatchedCalls, BatchedChat
-from actors.handles import Handle
+from actors.runtime.handles import Handle
 from actors.subagent import run_subagent
 from core.action_schemas import ActionType, ActionView
 from core.memory_schemas import DocumentKind, UploadResult
@@ -187,4 +187,4 @@ class SubAgentPool:
         return True
 
 
-ActorSubAgentPool = actor_class(SubAgentPool)  # what Ray runs (see actors._boot)
+ActorSubAgentPool = actor_class(SubAgentPool)  # what Ray runs (see actors.runtime.boot)

@@ -18,7 +18,7 @@ from typing import Any, TypeVar, cast
 
 import duckdb
 
-from actors._boot import actor_class
+from actors.runtime.boot import actor_class
 from actors.storage import (
     actions,
     conversations,
@@ -500,4 +500,4 @@ class Store:
         self._conn.close()
 
 
-ActorStore = actor_class(Store)  # what Ray runs (see actors._boot)
+ActorStore = actor_class(Store)  # what Ray runs (see actors.runtime.boot)

@@ -22,12 +22,12 @@ import structlog
 
 from actors import _actions_sql as sql
 from actors._action_args import args_hash, check_arguments, scrub
-from actors._boot import actor_class
+from actors.runtime.boot import actor_class
 from actors._executor import carry_out
 from actors._google_accounts import Integrations
 from actors._proposals import ProposalGate, proposal_key
 from actors._vault import Vault
-from actors.handles import Handle
+from actors.runtime.handles import Handle
 from core.action_schemas import (
     ActionType,
     ActionView,
@@ -241,4 +241,4 @@ class Workspace(Integrations):
         _log.info("action.finished", action_id=view.id, action=view.action, status=status)
 
 
-ActorWorkspace = actor_class(Workspace)  # what Ray runs (see actors._boot)
+ActorWorkspace = actor_class(Workspace)  # what Ray runs (see actors.runtime.boot)

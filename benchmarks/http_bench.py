@@ -171,15 +171,15 @@ def footprint() -> dict[str, float]:
 
 def run_http(settings: Any, sim_base: str) -> dict[str, Any]:
     """Start the app with its Serve deployment (UI included), measure, stop."""
-    from actors import runtime
+    from actors.runtime import wiring
     from integrations.llm.backend import Backend
     from serve_app.server import serve_http
 
     backend = Backend(provider="ollama", base_url=sim_base, planner_model="sim-model", worker_model="sim-model")
-    runtime.init_ray(settings)
-    app = runtime.start_app(settings, backend)
+    wiring.init_ray(settings)
+    app = wiring.start_app(settings, backend)
     port = _free_port()
-    serve_http(settings, "127.0.0.1", port, runtime.dashboard_url())
+    serve_http(settings, "127.0.0.1", port, wiring.dashboard_url())
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while httpx.get(f"{base}/ready", timeout=30).status_code != 200:
@@ -196,8 +196,8 @@ def run_http(settings: Any, sim_base: str) -> dict[str, Any]:
         from ray import serve
 
         serve.shutdown()
-        runtime.kill_app(app)
-        runtime.shutdown_ray()
+        wiring.kill_app(app)
+        wiring.shutdown_ray()
 
 
 def print_http(r: dict[str, Any]) -> None:

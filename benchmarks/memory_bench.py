@@ -185,7 +185,7 @@ def plan_context_latency(base_url: str, queries: int = 100) -> dict[str, Any]:
     record the run's sources), with the labeled docs uploaded to a running app."""
     import asyncio
 
-    from actors import runtime
+    from actors.runtime import wiring
     from core.settings import Settings
     from integrations.llm.backend import Backend
     from memory.evaluation import load_labeled_set
@@ -195,8 +195,8 @@ def plan_context_latency(base_url: str, queries: int = 100) -> dict[str, Any]:
                         ray_num_cpus=2)
     backend = Backend(provider="ollama", base_url=base_url, planner_model="sim-model", worker_model="sim-model")
     docs, labeled = load_labeled_set(DATA)
-    runtime.init_ray(settings)
-    app = runtime.start_app(settings, backend)
+    wiring.init_ray(settings)
+    app = wiring.start_app(settings, backend)
 
     async def measure() -> list[float]:
         for i, (name, data) in enumerate(docs.items()):  # half as SOPs: both collections are searched
@@ -215,8 +215,8 @@ def plan_context_latency(base_url: str, queries: int = 100) -> dict[str, Any]:
     try:
         took = asyncio.run(measure())
     finally:
-        runtime.kill_app(app)
-        runtime.shutdown_ray()
+        wiring.kill_app(app)
+        wiring.shutdown_ray()
     return {"queries": queries, "documents": len(docs), "context_ms_p50": _pct(took, 0.5),
             "context_ms_p95": _pct(took, 0.95)}
 

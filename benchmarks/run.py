@@ -265,7 +265,7 @@ def _cold_start_once(base: str) -> tuple[float, float]:
 
 
 def main() -> None:
-    from actors import runtime
+    from actors.runtime import wiring
     from core.logging import configure
     from core.settings import Settings, apply_litellm_environment
     from integrations.llm.backend import Backend
@@ -312,8 +312,8 @@ def main() -> None:
                             gateway_replicas=2,  # litellm is CPU-bound here: one gateway per core (DESIGN)
                             namespace=f"bench{uuid.uuid4().hex[:6]}", log_level="WARNING", ray_num_cpus=2)
         backend = Backend(provider="ollama", base_url=base, planner_model="sim-model", worker_model="sim-model")
-        runtime.init_ray(settings)
-        app = runtime.start_app(settings, backend)
+        wiring.init_ray(settings)
+        app = wiring.start_app(settings, backend)
         print("ttft…", flush=True)
         results["ttft"] = asyncio.run(_ttft(app, base))
         print("dispatch at light load…", flush=True)
@@ -333,8 +333,8 @@ def main() -> None:
                 sys_r["ratio_vs_baseline"] = sys_r["steps_wall_s"] / baseline["wall_s"]
                 runs.append(sys_r)
             results["sizes"][n] = {**_medians(runs), "runs": runs}
-        runtime.kill_app(app)
-        runtime.shutdown_ray()
+        wiring.kill_app(app)
+        wiring.shutdown_ray()
     finally:
         sim.terminate()
     _finish(results)

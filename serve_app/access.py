@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors import runtime
+from actors.runtime import wiring
 from core.errors import ActorGone, QueueFull
 from core.settings import Settings, overlay
 from integrations.llm.backend import Backend, reported_backend
@@ -19,11 +19,11 @@ class RuntimeAccess:
     def __init__(self, settings: Settings, dashboard_url: str | None = None) -> None:
         self.live = LiveSettings(settings)
         self.dashboard_url = dashboard_url
-        self._app: runtime.App | None = None
+        self._app: wiring.App | None = None
 
-    async def app(self) -> runtime.App:
+    async def app(self) -> wiring.App:
         if self._app is None:
-            found = runtime.connect(self.live.settings, None)  # type: ignore[arg-type]  # backend: asked below
+            found = wiring.connect(self.live.settings, None)  # type: ignore[arg-type]  # backend: asked below
             if found is None:
                 raise ActorGone("the runtime actors are not running", "app")
             self.live.settings = overlay(self.live.settings, await found.store.call("settings_overrides"))

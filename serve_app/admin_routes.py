@@ -8,7 +8,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from actors import runtime
+from actors.runtime import wiring
 from actors.agents import all_specs
 from core.schemas import (
     AgentPoolView,
@@ -63,7 +63,7 @@ def build_admin_routes(rt: RuntimeAccess, metrics: HttpMetrics) -> APIRouter:
         app = await rt.app()
         h = await rt.llm()
         return SystemStatus(
-            ray_nodes=runtime.cluster_nodes(), llm_provider=h["provider"],
+            ray_nodes=wiring.cluster_nodes(), llm_provider=h["provider"],
             llm_base_url=redact_url(h["base_url"]), llm_models=h["models"], llm_reachable=h["reachable"],
             llm_in_flight=h["in_flight"], llm_waiting=h["waiting"],
             llm_tools=ToolSupport.model_validate(h["tools"]) if h.get("tools") is not None else None,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from actors import runtime
+from actors.runtime import wiring
 from core.settings import Settings, overlay
 from integrations.llm.backend import Backend, reported_backend, resolve
 from integrations.llm.embedded import EmbeddedServer
@@ -25,7 +25,7 @@ _UNKNOWN_BACKEND = Backend(provider="ollama", base_url="", planner_model="", wor
 
 @dataclass
 class Booted:
-    app: runtime.App
+    app: wiring.App
     settings: Settings  # with the values saved from the UI on top
     owned: bool  # this process started the app (and stops it)
     embedded: EmbeddedServer | None = None
@@ -33,8 +33,8 @@ class Booted:
 
     def close(self) -> None:
         if self.owned:
-            runtime.kill_app(self.app)
-            runtime.shutdown_ray()
+            wiring.kill_app(self.app)
+            wiring.shutdown_ray()
         if self.embedded is not None:
             self.embedded.stop()
 
@@ -56,27 +56,27 @@ def resolve_backend(settings: Settings) -> tuple[Backend, EmbeddedServer | None]
 def attach_or_start(settings: Settings, dashboard: bool = True) -> Booted:
     """Use the app running on this data directory if there is one, else start one here (a command
     that starts its own app for one request passes ``dashboard=False``: it starts faster)."""
-    address = runtime.app_address(settings)
+    address = wiring.app_address(settings)
     if address is not None:
-        runtime.init_ray(settings, address)
-        app = runtime.connect(settings, _UNKNOWN_BACKEND)
+        wiring.init_ray(settings, address)
+        app = wiring.connect(settings, _UNKNOWN_BACKEND)
         if app is not None:
             app.backend = reported_backend(app.gateways[0].get("health", timeout=10))
             return Booted(app=app, settings=settings, owned=False)
-        runtime.shutdown_ray()
+        wiring.shutdown_ray()
     # The Store first: the settings saved from the UI are in its database (no other process opens the
     # file), and they choose the LLM backend the rest starts with.
-    runtime.init_ray(settings, dashboard=dashboard)
+    wiring.init_ray(settings, dashboard=dashboard)
     embedded = None
     try:
-        store = runtime.start_store(settings)
-        settings = overlay(settings, runtime.saved_settings(store))
+        store = wiring.start_store(settings)
+        settings = overlay(settings, wiring.saved_settings(store))
         backend, embedded = resolve_backend(settings)
-        app = runtime.start_app(settings, backend, store)
+        app = wiring.start_app(settings, backend, store)
     except BaseException:
         if embedded is not None:
             embedded.stop()
-        runtime.shutdown_ray()
+        wiring.shutdown_ray()
         raise
     return Booted(app=app, settings=settings, owned=True, embedded=embedded)
 

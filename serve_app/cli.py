@@ -196,12 +196,12 @@ def run_json(view: RunView) -> dict[str, Any]:
 
 def _store(settings: Settings) -> Any:
     """A synchronous view of the Store: the running app's actor, else the file opened here."""
-    from actors import runtime
+    from actors.runtime import wiring
 
-    address = runtime.app_address(settings)
+    address = wiring.app_address(settings)
     if address is not None:
-        runtime.init_ray(settings, address)
-        app = runtime.connect(settings, None)  # type: ignore[arg-type]
+        wiring.init_ray(settings, address)
+        app = wiring.connect(settings, None)  # type: ignore[arg-type]
         if app is not None:
             return _Sync(lambda m, *a: app.store.get(m, *a, timeout=30))
     from actors.storage.database import database_keys
@@ -254,24 +254,24 @@ def _retry(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _status(settings: Settings, args: argparse.Namespace) -> int:
-    from actors import runtime
+    from actors.runtime import wiring
 
-    address = runtime.app_address(settings)
+    address = wiring.app_address(settings)
     if address is None:
         from serve_app.boot import probe_backend
 
         print("app: not running (start it with `make run` or `maos serve`)")
         print(probe_backend(settings))
         return 0
-    runtime.init_ray(settings, address)
-    app = runtime.connect(settings, None)  # type: ignore[arg-type]
+    wiring.init_ray(settings, address)
+    app = wiring.connect(settings, None)  # type: ignore[arg-type]
     if app is None:
         print("app: not running")
         return 0
     health = app.gateways[0].get("health", timeout=10)
     pools = app.dispatcher.get("status", timeout=10)
     counts = app.store.get("queue_counts", timeout=10)
-    print(f"ray: {address} ({runtime.cluster_nodes()} node(s))")
+    print(f"ray: {address} ({wiring.cluster_nodes()} node(s))")
     print(f"llm: {health['provider']} at {health['base_url']} · planner {health['models']['planner']} · "
           f"worker {health['models']['worker']} · {'reachable' if health['reachable'] else 'UNREACHABLE'} · "
           f"in flight {health['in_flight']}, waiting {health['waiting']}")
@@ -299,9 +299,9 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def runtime_running(settings: Settings) -> bool:
-    from actors import runtime
+    from actors.runtime import wiring
 
-    return runtime.app_address(settings) is not None
+    return wiring.app_address(settings) is not None
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:

@@ -42,7 +42,7 @@ def add_commands(sub: Any) -> dict[str, Callable[[Settings, argparse.Namespace],
 
 
 def _with_workspace(settings: Settings, work: Callable[[Any], Coroutine[Any, Any, Any]]) -> Any:
-    from actors.handles import LocalHandle
+    from actors.runtime.handles import LocalHandle
     from serve_app.cli_memory import running_app
 
     app = running_app(settings)

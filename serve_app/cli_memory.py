@@ -30,18 +30,18 @@ def add_commands(sub: Any) -> dict[str, Callable[[Settings, argparse.Namespace],
 
 def running_app(settings: Settings) -> Any:
     """The app running on this data directory (joined through Ray), or None."""
-    from actors import runtime
+    from actors.runtime import wiring
 
-    address = runtime.app_address(settings)
+    address = wiring.app_address(settings)
     if address is None:
         return None
-    runtime.init_ray(settings, address)
-    return runtime.connect(settings, None)  # type: ignore[arg-type]
+    wiring.init_ray(settings, address)
+    return wiring.connect(settings, None)  # type: ignore[arg-type]
 
 
 def _with_memory(settings: Settings, work: Callable[[Any], Coroutine[Any, Any, Any]]) -> Any:
     """Run ``work(memory_handle)`` against the running app's Memory actor, else a Memory opened here."""
-    from actors.handles import LocalHandle
+    from actors.runtime.handles import LocalHandle
 
     app = running_app(settings)
     if app is not None:

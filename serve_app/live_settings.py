@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 import structlog
 
-from actors import runtime
+from actors.runtime import wiring
 from core.errors import ConfigError
 from core.schemas import ConnectionResult, ConnectionTest, EditableSettings, SettingsView
 from core.settings import Settings
@@ -68,7 +68,7 @@ class LiveSettings:
             return True  # the redacted URL the API showed, sent back: keep the one with the credentials
         return bool(current == value)
 
-    async def update(self, app: runtime.App, update: EditableSettings, current: Backend) -> SettingsView:
+    async def update(self, app: wiring.App, update: EditableSettings, current: Backend) -> SettingsView:
         changes = {k: v for k, v in changes_of(update).items() if not self._unchanged(k, v)}
         if not changes:
             return self.view()

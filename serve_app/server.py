@@ -9,7 +9,7 @@ from typing import Any
 import structlog
 from ray import serve as ray_serve
 
-from actors import runtime
+from actors.runtime import wiring
 from core.settings import Settings
 from serve_app.api import build_api
 from serve_app.auth import check_bind, ensure_login
@@ -56,7 +56,7 @@ def serve(settings: Settings, host: str | None, port: int | None) -> int:
         print(f"Master Agent OS is already running for {settings.data_dir}")
         return 1
     try:
-        dashboard = runtime.dashboard_url()
+        dashboard = wiring.dashboard_url()
         login_hash, new_token = ensure_login(booted.settings)
         serve_http(booted.settings, host, port, dashboard, login_hash)
         b = booted.app.backend

@@ -12,7 +12,7 @@ import pytest
 import ray
 from pydantic import SecretStr
 
-from actors import runtime
+from actors.runtime import wiring
 from core.settings import Settings, ensure_ray_token
 from maos_testing.llm.sim_thread import SimConfig, SimHandle, sim_llm_in_thread
 
@@ -25,7 +25,7 @@ def ray_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """One local Ray for the session, closed to strangers as the product's is (token auth on)."""
     token_path = tmp_path_factory.mktemp("ray") / "ray_token"
     ensure_ray_token(token_path)
-    runtime.use_token_auth(token_path)
+    wiring.use_token_auth(token_path)
     ray.init(num_cpus=2, namespace="maos-test", include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"LITELLM_LOCAL_MODEL_COST_MAP": "True"}})
     yield

@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 from pydantic import SecretStr
 
-from actors import runtime
+from actors.runtime import wiring
 from core.crypto import new_key_text
 from integrations.llm.backend import resolve
 from maos_testing.google.fake_server import FakeGoogle
@@ -33,7 +33,7 @@ def free_port() -> int:
 @dataclass
 class Served:
     base_url: str
-    app: runtime.App
+    app: wiring.App
     google: FakeGoogle
 
     def client(self, timeout: float = 60) -> httpx.Client:
@@ -67,7 +67,7 @@ def served(ray_session: None, sim: SimHandle, fake_google: FakeGoogle,
                             google_token_uri=fake.token_uri, google_revoke_uri=fake.revoke_uri,
                             google_api_endpoint=fake.url, encryption_key=SecretStr(new_key_text()))
     backend = asyncio.run(resolve(settings))
-    app = runtime.start_app(settings, backend)
+    app = wiring.start_app(settings, backend)
     serve_http(settings, "127.0.0.1", port)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -84,7 +84,7 @@ def served(ray_session: None, sim: SimHandle, fake_google: FakeGoogle,
     from ray import serve
 
     serve.shutdown()
-    runtime.kill_app(app)
+    wiring.kill_app(app)
 
 
 @pytest.fixture(autouse=True)

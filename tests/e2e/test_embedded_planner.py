@@ -11,7 +11,7 @@ import pytest
 
 from actors.agents import names
 from actors.gateway import LLMGateway
-from actors.handles import LocalHandle
+from actors.runtime.handles import LocalHandle
 from actors.master import MasterAgent
 from actors.store import Store
 from core.plan import parse_plan

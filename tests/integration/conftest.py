@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from actors import runtime
+from actors.runtime import wiring
 from core.schemas import RunView
 from integrations.llm.backend import resolve
 from maos_testing.llm.sim_thread import SimHandle
@@ -22,41 +22,41 @@ def _fresh_sim(fresh_sim: SimHandle) -> None:
     pass
 
 
-def start_app(data_dir: Path, base_url: str, **overrides: Any) -> runtime.App:
+def start_app(data_dir: Path, base_url: str, **overrides: Any) -> wiring.App:
     settings = app_settings(data_dir, base_url, **overrides)
-    return runtime.start_app(settings, asyncio.run(resolve(settings)))
+    return wiring.start_app(settings, asyncio.run(resolve(settings)))
 
 
 @pytest.fixture
-def make_app(ray_session: None, sim: SimHandle, tmp_path: Path) -> Iterator[Callable[..., runtime.App]]:
-    apps: list[runtime.App] = []
+def make_app(ray_session: None, sim: SimHandle, tmp_path: Path) -> Iterator[Callable[..., wiring.App]]:
+    apps: list[wiring.App] = []
 
-    def start(data_dir: Path | None = None, **overrides: Any) -> runtime.App:
+    def start(data_dir: Path | None = None, **overrides: Any) -> wiring.App:
         app = start_app(data_dir if data_dir is not None else tmp_path / "data", sim.base_url, **overrides)
         apps.append(app)
         return app
 
     yield start
     for app in apps:
-        runtime.kill_app(app)
+        wiring.kill_app(app)
 
 
 @pytest.fixture(scope="module")
-def module_app(ray_session: None, sim: SimHandle, tmp_path_factory: pytest.TempPathFactory) -> Iterator[runtime.App]:
+def module_app(ray_session: None, sim: SimHandle, tmp_path_factory: pytest.TempPathFactory) -> Iterator[wiring.App]:
     """One app with the default settings for the tests of a module that neither kill its actors nor
     change its settings (an app start is ~15-25 s on a 2-core machine). Each test waits for its runs
     to end, so none leaves work running into the next."""
     yield from app_for_module(tmp_path_factory, "module-app", sim.base_url)
 
 
-def app_for_module(tmp_path_factory: pytest.TempPathFactory, name: str, base_url: str) -> Iterator[runtime.App]:
+def app_for_module(tmp_path_factory: pytest.TempPathFactory, name: str, base_url: str) -> Iterator[wiring.App]:
     """The body of a module-scoped app fixture: an app with the default settings, killed at the end."""
     app = start_app(tmp_path_factory.mktemp(name) / "data", base_url)
     yield app
-    runtime.kill_app(app)
+    wiring.kill_app(app)
 
 
-def wait_run(app: runtime.App, run_id: str, timeout_s: float = 120.0,
+def wait_run(app: wiring.App, run_id: str, timeout_s: float = 120.0,
              until: Callable[[RunView], bool] | None = None) -> RunView:
     """Poll the run until it ends (or ``until`` holds), with a deadline."""
     deadline = time.monotonic() + timeout_s
@@ -77,6 +77,6 @@ def wait_run(app: runtime.App, run_id: str, timeout_s: float = 120.0,
     raise AssertionError(f"run {run_id} did not finish in {timeout_s} s; last: {view.run if view else None}; tasks: {tasks}")
 
 
-def ask(app: runtime.App, message: str, user: str = "u1") -> str:
+def ask(app: wiring.App, message: str, user: str = "u1") -> str:
     run = app.master.get("submit", message, user, None, timeout=60)
     return str(run.id)

@@ -20,7 +20,7 @@ import pytest
 import ray
 from pydantic import SecretStr
 
-from actors import runtime
+from actors.runtime import wiring
 from core.action_schemas import ActionView, BatchItem
 from core.crypto import new_key_text
 from core.errors import ActorGone, ApprovalRefused
@@ -50,16 +50,16 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def google_app(ray_session: None, sim: SimHandle, fake: FakeGoogle, data_dir: Path) -> Iterator[runtime.App]:
+def google_app(ray_session: None, sim: SimHandle, fake: FakeGoogle, data_dir: Path) -> Iterator[wiring.App]:
     """One app for the module (an app costs ~30 s to start here); each test is its own user."""
     settings = app_settings(data_dir, sim.base_url, google_client_id=fake.client_id,
                             google_client_secret=SecretStr(fake.client_secret), google_auth_uri=fake.auth_uri,
                             google_token_uri=fake.token_uri, google_revoke_uri=fake.revoke_uri,
                             google_api_endpoint=fake.url, encryption_key=SecretStr(new_key_text()),
                             google_backoff_s=0.05)
-    app = runtime.start_app(settings, asyncio.run(resolve(settings)))
+    app = wiring.start_app(settings, asyncio.run(resolve(settings)))
     yield app
-    runtime.kill_app(app)
+    wiring.kill_app(app)
 
 
 @pytest.fixture
@@ -67,11 +67,11 @@ def user(request: pytest.FixtureRequest) -> str:
     return request.node.name[5:40]
 
 
-def ask(app: runtime.App, user: str, message: str) -> str:
+def ask(app: wiring.App, user: str, message: str) -> str:
     return str(app.master.get("submit", message, user, None, timeout=60).id)
 
 
-def connect(app: runtime.App, user: str, features: list[str]) -> Any:
+def connect(app: wiring.App, user: str, features: list[str]) -> Any:
     """The web flow as the browser does it: consent page → redirect with code and state → callback."""
     start = app.workspace.get("connect_start", user, features, timeout=30)
     answer = httpx.get(start.authorization_url, follow_redirects=False, timeout=10)
@@ -94,11 +94,11 @@ def poll(check: Callable[[], Any], timeout_s: float = 60.0, what: str = "conditi
     raise AssertionError(f"{what} did not hold within {timeout_s} s")
 
 
-def actions(app: runtime.App, user: str, status: str | None = None) -> list[ActionView]:
+def actions(app: wiring.App, user: str, status: str | None = None) -> list[ActionView]:
     return list(app.workspace.get("list_actions", user, status, None, 500, timeout=30))
 
 
-def action_done(app: runtime.App, user: str, action_id: str) -> ActionView:
+def action_done(app: wiring.App, user: str, action_id: str) -> ActionView:
     def finished() -> ActionView | None:
         try:
             listed = actions(app, user)
@@ -108,7 +108,7 @@ def action_done(app: runtime.App, user: str, action_id: str) -> ActionView:
     return poll(finished, what=f"action {action_id} finished")
 
 
-def test_connect_refresh_revoke_then_tasks_wait_until_reconnected(google_app: runtime.App, user: str, fake: FakeGoogle) -> None:
+def test_connect_refresh_revoke_then_tasks_wait_until_reconnected(google_app: wiring.App, user: str, fake: FakeGoogle) -> None:
     app = google_app
     assert app.workspace.get("status", user, timeout=30).status == "disconnected"
     view = connect(app, user, ["gmail_read"])
@@ -145,7 +145,7 @@ def test_connect_refresh_revoke_then_tasks_wait_until_reconnected(google_app: ru
     assert "google.reconnect_needed" in audit and audit.count("google.connected") == 2
 
 
-def test_reply_is_sent_once_after_approval_edit_reject_expiry_reuse(google_app: runtime.App, user: str,
+def test_reply_is_sent_once_after_approval_edit_reject_expiry_reuse(google_app: wiring.App, user: str,
                                                                      fake: FakeGoogle) -> None:
     app = google_app
     connect(app, user, ["gmail_read", "gmail_write"])
@@ -191,7 +191,7 @@ def test_reply_is_sent_once_after_approval_edit_reject_expiry_reuse(google_app: 
     assert all("message_id" in e.detail for e in sent_entries)
 
 
-def test_killed_between_send_and_its_answer_the_message_exists_once(google_app: runtime.App, user: str,
+def test_killed_between_send_and_its_answer_the_message_exists_once(google_app: wiring.App, user: str,
                                                                     fake: FakeGoogle) -> None:
     app = google_app
     connect(app, user, ["gmail_read", "gmail_write"])
@@ -202,14 +202,14 @@ def test_killed_between_send_and_its_answer_the_message_exists_once(google_app: 
     fake.hold(SEND, 20.0, after_effect=True)  # Gmail sends it, but the answer never arrives
     app.workspace.get("approve", user, proposal.id, proposal.args_hash, user, timeout=30)
     poll(lambda: sent_in(fake, [tid]), what="the send reached Gmail")
-    runtime.kill_actor(app.workspace)  # the process dies; Ray restarts it
+    wiring.kill_actor(app.workspace)  # the process dies; Ray restarts it
     finished = action_done(app, user, proposal.id)
     assert finished.status == "done" and finished.result and finished.result["message_id"]
     assert len(sent_in(fake, [tid])) == 1 and len(fake.effects(SEND)) == before + 1  # looked, found it, no resend
 
 
 def test_killed_after_staging_before_gmail_sent_the_recorded_draft_goes_out_once(
-        google_app: runtime.App, user: str, fake: FakeGoogle) -> None:
+        google_app: wiring.App, user: str, fake: FakeGoogle) -> None:
     app = google_app
     connect(app, user, ["gmail_read", "gmail_write"])
     tid = fake.add_message(sender="lee@example.test", to="owner@example.test", subject="Terms", body="?")["threadId"]
@@ -220,7 +220,7 @@ def test_killed_after_staging_before_gmail_sent_the_recorded_draft_goes_out_once
     app.workspace.get("approve", user, proposal.id, proposal.args_hash, user, timeout=30)
     poll(lambda: len(fake.effects("gmail.users.drafts.create")) > drafts_before, what="the message was staged")
     time.sleep(0.5)  # its draft id is recorded before the send is asked for
-    runtime.kill_actor(app.workspace)
+    wiring.kill_actor(app.workspace)
     finished = action_done(app, user, proposal.id)
     assert finished.status == "done", finished.error
     time.sleep(4.5)  # the first attempt's late send arrives too: the draft is gone by then
@@ -228,7 +228,7 @@ def test_killed_after_staging_before_gmail_sent_the_recorded_draft_goes_out_once
     assert len(fake.effects("gmail.users.drafts.create")) == drafts_before + 1  # the recorded draft was reused
 
 
-def test_thirty_prompt_injections_cause_no_action_without_a_person(google_app: runtime.App, user: str,
+def test_thirty_prompt_injections_cause_no_action_without_a_person(google_app: wiring.App, user: str,
                                                                    fake: FakeGoogle, fresh_sim: SimHandle) -> None:
     """The gated actions wait for a person; the writes that need none (labels, Gmail drafts, memory) keep
     to their rules. tests/integration/test_injection.py goes further: every form, every door."""
@@ -272,7 +272,7 @@ def test_thirty_prompt_injections_cause_no_action_without_a_person(google_app: r
     assert audit == []
 
 
-def test_no_token_address_or_body_in_duckdb_or_logs(google_app: runtime.App, user: str, fake: FakeGoogle,
+def test_no_token_address_or_body_in_duckdb_or_logs(google_app: wiring.App, user: str, fake: FakeGoogle,
                                                     data_dir: Path) -> None:
     app = google_app
     connect(app, user, ["gmail_read", "gmail_write"])
@@ -311,7 +311,7 @@ def _ray_logs() -> str:
     return str(Path(info.get_session_dir_path()) / "logs")
 
 
-def test_batch_approval_of_many(google_app: runtime.App, user: str, fake: FakeGoogle) -> None:
+def test_batch_approval_of_many(google_app: wiring.App, user: str, fake: FakeGoogle) -> None:
     app = google_app
     connect(app, user, ["gmail_read", "gmail_write"])
     tids = [fake.add_message(sender=f"f{i}@example.test", to="owner@example.test", subject=f"Follow {i}",

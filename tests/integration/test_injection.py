@@ -35,7 +35,7 @@ from urllib.parse import quote
 import pytest
 from pydantic import SecretStr
 
-from actors import runtime
+from actors.runtime import wiring
 from core.crypto import new_key_text
 from integrations.llm.backend import resolve
 from maos_testing.google.fake_server import FakeGoogle
@@ -177,16 +177,16 @@ def fake() -> Iterator[FakeGoogle]:
 
 @pytest.fixture(scope="module")
 def app(ray_session: None, sim: SimHandle, fake: FakeGoogle,
-        tmp_path_factory: pytest.TempPathFactory) -> Iterator[runtime.App]:
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[wiring.App]:
     settings = app_settings(tmp_path_factory.mktemp("injection") / "data", sim.base_url,
                             google_client_id=fake.client_id, google_client_secret=SecretStr(fake.client_secret),
                             google_auth_uri=fake.auth_uri, google_token_uri=fake.token_uri,
                             google_revoke_uri=fake.revoke_uri, google_api_endpoint=fake.url,
                             encryption_key=SecretStr(new_key_text()), google_backoff_s=0.05, max_turns=10,
                             max_attempts=1, max_proposals_per_step=PER_STEP, max_proposals_per_run=PER_RUN)
-    started = runtime.start_app(settings, asyncio.run(resolve(settings)))
+    started = wiring.start_app(settings, asyncio.run(resolve(settings)))
     yield started
-    runtime.kill_app(started)
+    wiring.kill_app(started)
 
 
 @pytest.fixture
@@ -196,11 +196,11 @@ def gullible(fresh_sim: SimHandle) -> Iterator[SimHandle]:
     fresh_sim.update(obey="last", log_bodies=False)
 
 
-def ask(app: runtime.App, user: str, message: str) -> str:
+def ask(app: wiring.App, user: str, message: str) -> str:
     return str(app.master.get("submit", message, user, None, timeout=60).id)
 
 
-def read(app: runtime.App, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+def read(app: wiring.App, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
     return app_sql(app, sql, params)
 
 
@@ -211,7 +211,7 @@ def per_item(name: str, values: list[str]) -> str:
 # --- the test -------------------------------------------------------------------------------------------
 
 
-def test_a_hundred_injections_through_every_door_cause_no_harm(app: runtime.App, fake: FakeGoogle,
+def test_a_hundred_injections_through_every_door_cause_no_harm(app: wiring.App, fake: FakeGoogle,
                                                              gullible: SimHandle) -> None:
     user = "victim"
     connect(app, user, ["gmail_read", "gmail_write", "calendar_read", "calendar_write", "drive_read", "drive_write"])

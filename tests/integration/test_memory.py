@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from actors import runtime
+from actors.runtime import wiring
 from actors.agents import all_specs
 from actors.master import plan_prompt
 from actors.subagent import subagent_messages
@@ -39,7 +39,7 @@ which contains the service agreement, the invoice schedule and the support hours
 """
 
 
-def upload(app: runtime.App, user: str, name: str, data: bytes, kind: str = "doc") -> UploadResult:
+def upload(app: wiring.App, user: str, name: str, data: bytes, kind: str = "doc") -> UploadResult:
     result: UploadResult = app.memory.get("ingest", user, name, data, kind, ["test"], timeout=120)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -52,7 +52,7 @@ def upload(app: runtime.App, user: str, name: str, data: bytes, kind: str = "doc
     raise AssertionError("the upload was not indexed in time")
 
 
-def search(app: runtime.App, user: str, query: str, limit: int = 5) -> list[Any]:
+def search(app: wiring.App, user: str, query: str, limit: int = 5) -> list[Any]:
     return app.memory.get("search", user, query, None, limit, timeout=60)  # type: ignore[no-any-return]
 
 
@@ -61,12 +61,12 @@ def requests_to(sim: SimHandle, kind: str) -> list[list[dict[str, Any]]]:
     return [r["body"]["messages"] for r in sim.log() if r["kind"] == kind and r["body"] is not None]
 
 
-def entries(app: runtime.App, source_id: str) -> int:
+def entries(app: wiring.App, source_id: str) -> int:
     return int(app_sql(app, "SELECT count(*) FROM memory_entries WHERE source_id = ?", [source_id])[0][0])
 
 
 def test_a_fact_only_in_an_sop_reaches_the_plan_the_step_and_the_sources(
-        module_app: runtime.App, sim: SimHandle) -> None:
+        module_app: wiring.App, sim: SimHandle) -> None:
     app = module_app
     sim.update(log_bodies=True)
     sop = upload(app, "u1", "refunds.md", REFUND_SOP, "sop").document
@@ -104,7 +104,7 @@ def test_a_fact_only_in_an_sop_reaches_the_plan_the_step_and_the_sources(
     assert isinstance(bad, ConfigError) and "no_such_collection" in str(bad)
 
 
-def test_dedup_isolation_delete_and_rebuild(module_app: runtime.App) -> None:
+def test_dedup_isolation_delete_and_rebuild(module_app: wiring.App) -> None:
     app = module_app
     first = upload(app, "d1", "refunds.md", REFUND_SOP, "sop")
     again: UploadResult = app.memory.get("ingest", "d1", "refunds-copy.md", REFUND_SOP, "sop", [], timeout=60)
@@ -138,7 +138,7 @@ def test_dedup_isolation_delete_and_rebuild(module_app: runtime.App) -> None:
     assert search(app, "d2", "who approves a large refund?")  # the other user's copy stays
 
 
-def test_a_bad_file_gets_a_clear_error_and_nothing_is_stored(module_app: runtime.App) -> None:
+def test_a_bad_file_gets_a_clear_error_and_nothing_is_stored(module_app: wiring.App) -> None:
     app = module_app
     stored = lambda: app_sql(app, "SELECT (SELECT count(*) FROM documents WHERE user_id = 'b1'), "  # noqa: E731
                                   "(SELECT count(*) FROM memory_entries WHERE user_id = 'b1')")[0]
@@ -153,7 +153,7 @@ def test_a_bad_file_gets_a_clear_error_and_nothing_is_stored(module_app: runtime
 
 
 def test_a_correction_is_the_next_example_and_the_export_has_it_not_the_rejected_plan(
-        module_app: runtime.App, sim: SimHandle) -> None:
+        module_app: wiring.App, sim: SimHandle) -> None:
     app = module_app
     sim.update(log_bodies=True)
     first = wait_run(app, ask(app, "research the wombat market in Tasmania", user="w1"))

@@ -7,14 +7,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from actors import runtime
+from actors.runtime import wiring
 from maos_testing.llm.sim_thread import SimHandle
 from tests._db import app_sql
 from tests.integration.test_memory import ONBOARDING, entries, search, upload
 
 
 def test_an_upload_cut_off_by_a_crash_is_finished_by_the_restarted_actor(
-        make_app: Callable[..., runtime.App]) -> None:
+        make_app: Callable[..., wiring.App]) -> None:
     app = make_app()
     sections = [f"## Clause {i}\n\nClause {i} of the supplier handbook: deliveries to warehouse {i} are booked "
                 f"{i % 7 + 1} days ahead, pallets are wrapped twice and the driver calls dock {i % 13} first."
@@ -26,7 +26,7 @@ def test_an_upload_cut_off_by_a_crash_is_finished_by_the_restarted_actor(
     while app.store.get("get_document", "u1", doc.id, timeout=30).document.chunks_done == 0:
         assert time.monotonic() < deadline, "indexing did not start"
         time.sleep(0.02)
-    runtime.kill_actor(app.memory)  # like a crash; Ray restarts it
+    wiring.kill_actor(app.memory)  # like a crash; Ray restarts it
 
     deadline = time.monotonic() + 180  # nothing calls the memory actor: it resumes on its own
     while (view := app.store.get("get_document", "u1", doc.id, timeout=30)).document.status == "indexing":
@@ -38,10 +38,10 @@ def test_an_upload_cut_off_by_a_crash_is_finished_by_the_restarted_actor(
     assert hits and hits[0].source_id == doc.id
 
 
-def test_a_new_embedder_re_embeds_what_memory_holds(make_app: Callable[..., runtime.App], tmp_path: Any) -> None:
+def test_a_new_embedder_re_embeds_what_memory_holds(make_app: Callable[..., wiring.App], tmp_path: Any) -> None:
     first = make_app(tmp_path / "shared")
     doc = upload(first, "u1", "onboarding.md", ONBOARDING).document
-    runtime.kill_app(first)
+    wiring.kill_app(first)
     app = make_app(tmp_path / "shared", embedder="ollama", embedding_model="sim-embed")  # other vector size
     deadline = time.monotonic() + 120
     while not (hits := search(app, "u1", "welcome pack service agreement invoice schedule")):
@@ -54,7 +54,7 @@ def test_a_new_embedder_re_embeds_what_memory_holds(make_app: Callable[..., runt
     assert models == [("ollama/sim-embed",)]
 
 
-def test_the_ollama_embedder_goes_through_the_gateway(make_app: Callable[..., runtime.App], sim: SimHandle) -> None:
+def test_the_ollama_embedder_goes_through_the_gateway(make_app: Callable[..., wiring.App], sim: SimHandle) -> None:
     app = make_app(embedder="ollama", embedding_model="sim-embed")
     doc = upload(app, "u1", "onboarding.md", ONBOARDING).document
     hits = search(app, "u1", "welcome pack service agreement invoice schedule")

@@ -13,7 +13,7 @@ import pytest
 import ray
 from pydantic import SecretStr
 
-from actors._boot import forget_secrets, publish_secrets, read_secrets
+from actors.runtime.boot import forget_secrets, publish_secrets, read_secrets
 from core.settings import Settings
 
 JOIN = "import ray; ray.init(address={address!r}, log_to_driver=False); print('joined', len(ray.nodes()))"

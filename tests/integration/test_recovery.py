@@ -8,19 +8,19 @@ from collections.abc import Iterator
 import pytest
 import ray
 
-from actors import runtime
+from actors.runtime import wiring
 from maos_testing.llm.sim_thread import SimHandle
 from tests.integration.conftest import app_for_module, ask, wait_run
 
 
 @pytest.fixture(scope="module")
-def restarted_app(ray_session: None, sim: SimHandle, tmp_path_factory: pytest.TempPathFactory) -> Iterator[runtime.App]:
+def restarted_app(ray_session: None, sim: SimHandle, tmp_path_factory: pytest.TempPathFactory) -> Iterator[wiring.App]:
     """One app for the tests that kill one of its actors and let Ray restart it (each test's run ends
     before the next starts; the pool test leaves max_turns saved at 5)."""
     yield from app_for_module(tmp_path_factory, "restarted-app", sim.base_url)
 
 
-def _drafted_twice(app: runtime.App) -> list[str]:
+def _drafted_twice(app: wiring.App) -> list[str]:
     """Steps with more than one draft (a step retried after a crash must find its first one)."""
     tasks = [d.task_id for d in app.store.get("list_drafts", None, 100_000, timeout=30)]
     return sorted({t for t in tasks if tasks.count(t) > 1})
@@ -35,7 +35,7 @@ def test_killing_a_pool_actor_mid_run_loses_nothing_and_completes_each_step_once
     turns = lambda: ray.get(victim.actor.__ray_call__.remote(lambda pool: pool._settings.max_turns))  # noqa: E731
     app.store.get("save_settings_overrides", {"max_turns": 5}, timeout=30)  # as the settings page saves it
     assert turns() == 6
-    runtime.kill_actor(victim, restart=True)
+    wiring.kill_actor(victim, restart=True)
     view = wait_run(app, run_id, timeout_s=120)
     assert turns() == 5  # the restarted pool came back with the saved settings, not its start-up ones
     assert view.run.status == "done", view.run.error
@@ -52,7 +52,7 @@ def test_killing_the_llm_gateway_mid_run_its_steps_wait_and_finish_once(restarte
     app = restarted_app
     run_id = ask(app, "[fanout 16] [slow 1.0] draft a note to each account")
     wait_run(app, run_id, until=lambda v: sum(t.status == "running" for t in v.tasks) >= 8)
-    runtime.kill_actor(app.gateways[0], restart=True)
+    wiring.kill_actor(app.gateways[0], restart=True)
     view = wait_run(app, run_id, timeout_s=120)
     assert view.run.status == "done", view.run.error
     assert all(t.status == "done" and t.attempts == 1 for t in view.tasks)
@@ -68,7 +68,7 @@ def test_killing_and_restarting_the_app_mid_run_resumes_and_finishes(make_app, s
     app = make_app(data_dir=data)
     run_id = ask(app, "[fanout 24] [slow 0.5] research each competitor")
     wait_run(app, run_id, until=lambda v: any(t.status == "running" for t in v.tasks))
-    runtime.kill_app(app)
+    wiring.kill_app(app)
     again = make_app(data_dir=data)
     view = wait_run(again, run_id, timeout_s=120)
     assert view.run.status == "done", view.run.error

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from actors import runtime
+from actors.runtime import wiring
 from maos_testing.llm._sim_formats import styles
 from maos_testing.llm.sim_thread import SimHandle
 from tests._db import app_sql
@@ -16,7 +16,7 @@ from tests.integration.conftest import app_for_module, ask, wait_run
 
 
 @pytest.fixture(scope="module")
-def app(ray_session: None, sim: SimHandle, tmp_path_factory: pytest.TempPathFactory) -> Iterator[runtime.App]:
+def app(ray_session: None, sim: SimHandle, tmp_path_factory: pytest.TempPathFactory) -> Iterator[wiring.App]:
     yield from app_for_module(tmp_path_factory, "tool-formats", sim.base_url)
 
 
@@ -28,7 +28,7 @@ def text_sim(fresh_sim: SimHandle) -> Iterator[SimHandle]:
 
 
 @pytest.mark.parametrize("style", ["hermes", "llama", "mistral-args", "fenced"])
-def test_a_run_whose_model_writes_tool_calls_as_text_acts_and_finishes(app: runtime.App, text_sim: SimHandle,
+def test_a_run_whose_model_writes_tool_calls_as_text_acts_and_finishes(app: wiring.App, text_sim: SimHandle,
                                                                        style: str) -> None:
     text_sim.update(tool_format=style)
     run_id = ask(app, f"[fanout 3 sops] look up the refund policy ({style}) [use search_documents] query=refund")

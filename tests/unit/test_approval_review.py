@@ -15,7 +15,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from actors.handles import LocalHandle
+from actors.runtime.handles import LocalHandle
 from actors.store import Store
 from actors.workspace import Workspace
 from core.action_schemas import ActionView, BatchItem

@@ -16,7 +16,7 @@ os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # before litellm is importe
 
 from actors.chat_batch import BatchedChat  # noqa: E402
 from actors.gateway import LLMGateway  # noqa: E402
-from actors.handles import LocalHandle  # noqa: E402
+from actors.runtime.handles import LocalHandle  # noqa: E402
 from core.errors import ActorGone, LLMError  # noqa: E402
 from core.schemas import ChatMessage, ChatRequest, ToolSpec  # noqa: E402
 from core.settings import Settings  # noqa: E402

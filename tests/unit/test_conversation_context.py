@@ -17,7 +17,7 @@ from actors.conversation_context import (
     compact_run,
     fit_context,
 )
-from actors.handles import LocalHandle
+from actors.runtime.handles import LocalHandle
 from actors.master import MasterAgent, plan_messages
 from actors.store import Store
 from core.budget import Budget

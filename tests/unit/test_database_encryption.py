@@ -13,7 +13,7 @@ import pytest
 from actors import _actions_sql as actions
 from actors._action_args import args_hash
 from actors._vault import Vault
-from actors.handles import LocalHandle
+from actors.runtime.handles import LocalHandle
 from actors.storage.database import database_keys, open_database
 from actors.store import Store
 from core.crypto import DecryptError, Sealed, Sealer, aad_for, new_key_text

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from actors.dispatcher import Dispatcher
-from actors.handles import LocalHandle
+from actors.runtime.handles import LocalHandle
 from actors.pool import SubAgentPool
 from actors.store import Store
 from core.schemas import (

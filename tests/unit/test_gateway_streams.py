@@ -13,7 +13,7 @@ import pytest
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # before litellm is imported
 
 from actors.gateway import LLMGateway  # noqa: E402
-from actors.handles import LocalHandle  # noqa: E402
+from actors.runtime.handles import LocalHandle  # noqa: E402
 from actors.store import Store  # noqa: E402
 from core.schemas import ChatMessage, ChatRequest  # noqa: E402
 from core.settings import Settings  # noqa: E402

@@ -137,10 +137,10 @@ def test_a_planted_upward_import_in_a_real_file_fails_the_check() -> None:
     ("integrations.google.drive", "from memory.extract import extract", "memory"),
     ("memory.context", "import integrations.llm.client", "integrations"),
     ("memory.context", "from actors import agents", "agents"),
-    ("actors.agents.specs", "from actors.handles import Handle", "actors"),
+    ("actors.agents.specs", "from actors.runtime.handles import Handle", "actors"),
     ("actors.agents.tools.google", "from ...store import Store", "actors"),  # relative, resolved
     ("actors.store", "from serve_app import api", "serve_app"),
-    ("ui.chat", "from actors.handles import Handle", "actors"),
+    ("ui.chat", "from actors.runtime.handles import Handle", "actors"),
     ("ui.chat", "from actors.agents import specs", "agents"),
     ("ui.chat", "from serve_app.auth import login", "serve_app"),
     ("core", "from . import schemas\nfrom ui import app", "ui"),  # a package's __init__
@@ -152,7 +152,7 @@ def test_each_kind_of_upward_import_is_refused(module: str, source: str, target:
 
 
 @pytest.mark.parametrize(("module", "source"), [
-    ("serve_app.server", "from ui.app import build_ui\nfrom actors import runtime\nfrom actors.agents import specs"),
+    ("serve_app.server", "from ui.app import build_ui\nfrom actors.runtime import wiring\nfrom actors.agents import specs"),
     ("actors.pool", "from actors.agents import all_specs\nfrom memory.vectors import Hit"),
     ("actors.agents.tools.google", "from ..specs import AgentSpec\nfrom integrations.google import ops"),
     ("ui.client", "from core.memory_schemas import Feedback\nimport httpx"),

@@ -12,7 +12,7 @@ import pytest
 from pydantic import SecretStr
 
 from actors._proposals import proposal_key, target
-from actors.handles import LocalHandle
+from actors.runtime.handles import LocalHandle
 from actors.store import Store
 from actors.workspace import Workspace
 from core.crypto import new_key_text

@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from pydantic import Field, SecretStr, field_validator
 
 from actors._executor import carry_out
-from actors.handles import LocalHandle
+from actors.runtime.handles import LocalHandle
 from actors.store import Store
 from actors.workspace import Workspace
 from core.action_args import ActionArgs

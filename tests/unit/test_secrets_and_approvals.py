@@ -12,7 +12,7 @@ from pydantic import SecretStr
 
 from actors._action_args import args_hash, check_arguments, scrub
 from actors._vault import Vault
-from actors.handles import LocalHandle
+from actors.runtime.handles import LocalHandle
 from actors.store import Store
 from actors.workspace import Workspace
 from core.crypto import DecryptError, Sealer, aad_for, new_key_text, parse_key

@@ -18,7 +18,7 @@ os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # before litellm is importe
 
 from actors import gateway as gateway_module  # noqa: E402
 from actors.gateway import LLMGateway  # noqa: E402
-from actors.handles import LocalHandle  # noqa: E402
+from actors.runtime.handles import LocalHandle  # noqa: E402
 from actors.store import Store  # noqa: E402
 from core.errors import LLMError  # noqa: E402
 from core.schemas import (  # noqa: E402

@@ -11,7 +11,7 @@ import pytest
 from actors import agents
 from actors.agents import AgentSpec, ToolContext
 from actors.agents import specs as specs_module
-from actors.handles import LocalHandle
+from actors.runtime.handles import LocalHandle
 from actors.master import MasterAgent, plan_prompt
 from actors.memory import StoreReads
 from actors.store import Store

@@ -1,4 +1,4 @@
-"""Ray actors behind the :class:`~actors.handles.Handle` protocol.
+"""Ray actors behind the :class:`~actors.runtime.handles.Handle` protocol.
 
 A module of its own, importing little: handles travel as actors' constructor arguments, so Ray
 imports this module in every actor's process.

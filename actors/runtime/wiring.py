@@ -1,6 +1,6 @@
 """The one seam that owns Ray: remote classes, named lookups, kills, cluster info.
 
-Everything else talks to actors through :class:`actors.handles.Handle`. The app is a set of
+Everything else talks to actors through :class:`actors.runtime.handles.Handle`. The app is a set of
 named actors in one Ray namespace: a Store, LLM gateway(s), the master, the dispatcher, and a
 pool per sub-agent type. ``start_app`` creates them (or returns the running ones); ``connect``
 finds an app another process started (its Ray address is in ``<data_dir>/app.json``).
@@ -21,15 +21,15 @@ import structlog
 from ray.exceptions import ActorDiedError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from actors._boot import Boot, forget_secrets, publish_secrets
+from actors.runtime.boot import Boot, forget_secrets, publish_secrets
 from actors.agents import names as agent_names
 from actors.dispatcher import ActorDispatcher
 from actors.gateway import ActorLLMGateway
-from actors.handles import Handle
+from actors.runtime.handles import Handle
 from actors.master import ActorMasterAgent
 from actors.memory import ActorMemory
 from actors.pool import ActorSubAgentPool
-from actors.ray_handles import LazyHandle, RayHandle
+from actors.runtime.ray_handles import LazyHandle, RayHandle
 from actors.storage.queue import RetryPolicy
 from actors.store import ActorStore
 from actors.workspace import ActorWorkspace
