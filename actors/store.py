@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import duckdb
+import structlog
 
 from actors.runtime.boot import actor_class
 from actors.storage import (
@@ -30,6 +31,7 @@ from actors.storage import (
     queue_recovery,
     runs,
     settings,
+    stopping,
     tasks,
     tool_ops,
 )
@@ -38,6 +40,7 @@ from actors.storage.database import database_keys, open_database, reader_of
 from actors.storage.events import EventLog
 from actors.storage.migrations import migrate
 from core.action_schemas import AuditEntry
+from core.budget import Budget
 from core.crypto import Sealed
 from core.errors import NotFound, portable
 from core.memory_schemas import DocumentInfo, DocumentKind, DocumentView, Feedback, LearningView
@@ -50,6 +53,7 @@ from core.schemas import (
     Message,
     Plan,
     Run,
+    RunCancel,
     RunEvent,
     RunView,
     StepOutcome,
@@ -68,6 +72,7 @@ from core.storage_schemas import (
     ToolOp,
 )
 
+_log = structlog.get_logger("maos.store")
 T = TypeVar("T")
 Claimed = tuple[TaskRecord, str, str]  # a claimed task, its lease owner, its dependencies' results
 
@@ -133,13 +138,34 @@ class Store:
 
     # --- runs ----------------------------------------------------------------------------------
 
-    async def create_run(self, message: str, user_id: str, conversation_id: str | None = None) -> Run:
+    async def create_run(self, message: str, user_id: str, conversation_id: str | None = None,
+                         budget: Budget | None = None) -> Run:
+        """A new run, planning; with ``budget``, the limits it stops at (``cancel_run``)."""
         now = time.time()
         conv = conversation_id if conversation_id is not None else uuid.uuid4().hex[:12]
         run = Run(id=uuid.uuid4().hex[:12], conversation_id=conv, user_id=user_id, message=message, status="planning",
                   created_at=now, updated_at=now)
-        await self._apply(runs.create, self._events, run)
+
+        def create(conn: duckdb.DuckDBPyConnection) -> None:
+            runs.create(conn, self._events, run)
+            if budget is not None:
+                stopping.set_budget(conn, run.id, budget)
+
+        await self._db.submit(create)
         return run
+
+    async def cancel_run(self, run_id: str, user_id: str | None, reason: str) -> RunCancel:
+        """Stop a run in one transaction (``actors.storage.stopping``); idempotent. ``user_id``: only theirs."""
+        t = await self._logged(stopping.cancel, run_id, user_id, reason)
+        if t.newly:
+            _log.info("run.cancelled", run_id=run_id, steps=t.cancelled, running=len(t.running),
+                      withdrawn=len(t.withdrawn))
+        return RunCancel(run_id=run_id, status=t.status, cancelled=t.newly, stopped_steps=t.running,
+                         withdrawn=t.withdrawn)
+
+    async def budget_usage(self) -> list[tuple[str, Budget | None, int, float]]:
+        """Per unfinished run: (id, its budget, tokens used, when asked)."""
+        return stopping.budget_usage(self._conn)
 
     async def enqueue_plan(self, run_id: str, plan: Plan, max_attempts: int) -> None:
         """Store the plan and queue its steps, in one transaction."""

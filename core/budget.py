@@ -29,8 +29,19 @@ class Budget(BaseModel):
 
     def check_tokens(self, used: int) -> None:
         if used > self.max_tokens:
-            raise BudgetExceeded(f"run used {used} tokens; the budget allows {self.max_tokens}")
+            raise BudgetExceeded(f"token budget of {self.max_tokens} reached (the run used {used})")
 
-    def check_deadline(self, started_at: float) -> None:
-        if time.time() - started_at > self.deadline_s:
-            raise BudgetExceeded(f"run passed its deadline of {self.deadline_s:.0f} s")
+    def check_deadline(self, started_at: float, now: float | None = None) -> None:
+        if (time.time() if now is None else now) - started_at > self.deadline_s:
+            raise BudgetExceeded(f"wall-clock budget of {self.deadline_s:g} s reached")
+
+    def run_stop_reason(self, used_tokens: int, started_at: float, now: float | None = None) -> str | None:
+        """Why a run at this point must stop (its tokens, then its wall-clock), or None: the one check a
+        running run gets (the dispatcher's budget sweep); the plan's size is checked when it is validated,
+        a sub-agent's turns by its loop."""
+        try:
+            self.check_tokens(used_tokens)
+            self.check_deadline(started_at, now)
+        except BudgetExceeded as exc:
+            return str(exc)
+        return None
