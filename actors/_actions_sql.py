@@ -17,7 +17,7 @@ from typing import Any, cast
 
 from actors._action_args import args_hash, summary
 from actors._action_seal import open_args, seal_args
-from actors.runtime.handles import Handle
+from actors.runtime.apis import StoreApi
 from core.action_schemas import ACTION_TYPES, ActionView, AuditEntry, Policy
 from core.crypto import LET_THROUGH, DecryptError, Sealed, Sealer
 from core.errors import ApprovalRefused, NotFound
@@ -49,7 +49,7 @@ def _view(row: StoredAction, sealer: Sealer) -> ActionView:
                       result=json.loads(row.result) if row.result else None, error=row.error, replaces=row.replaces)
 
 
-async def insert_action(store: Handle, sealer: Sealer, *, user_id: str, run_id: str | None, task_id: str | None,
+async def insert_action(store: StoreApi, sealer: Sealer, *, user_id: str, run_id: str | None, task_id: str | None,
                         key: str, action: str, args: dict[str, Any], digest: str, status: str, ttl_s: float,
                         decided_by: str | None, replaces: str | None = None) -> Inserted:
     """A new action under ``key``; the existing one when that key was already proposed (a retried step)."""
@@ -61,31 +61,31 @@ async def insert_action(store: Handle, sealer: Sealer, *, user_id: str, run_id: 
                        args_hash=digest, ciphertext=sealed.ciphertext, nonce=sealed.nonce, key_id=sealed.key_id,
                        idempotency_key=key, group=f"{run_id or 'manual'}:{action}", replaces=replaces, created_at=now,
                        expires_at=now + ttl_s, decided_by=decided_by, decided_at=now if decided_by else None)
-    stored, created = await store.call("insert_action", row)
+    stored, created = await store.insert_action(row)
     return Inserted(_view(stored, sealer), created)
 
 
-async def get_action(store: Handle, sealer: Sealer, user_id: str, action_id: str) -> ActionView:
-    rows = await store.call("get_actions", user_id, [action_id])
+async def get_action(store: StoreApi, sealer: Sealer, user_id: str, action_id: str) -> ActionView:
+    rows = await store.get_actions(user_id=user_id, action_ids=[action_id])
     if not rows:
         raise NotFound(f"no action '{action_id}'")
     return _view(rows[0], sealer)
 
 
-async def get_actions(store: Handle, sealer: Sealer, user_id: str, action_ids: list[str]) -> list[ActionView]:
+async def get_actions(store: StoreApi, sealer: Sealer, user_id: str, action_ids: list[str]) -> list[ActionView]:
     """This user's actions among ``action_ids`` (others' and unknown ids are left out)."""
     if not action_ids:
         return []
-    return [_view(r, sealer) for r in await store.call("get_actions", user_id, action_ids)]
+    return [_view(r, sealer) for r in await store.get_actions(user_id=user_id, action_ids=action_ids)]
 
 
-async def known_recipients(store: Handle, sealer: Sealer, user_id: str, since: float | None = None,
+async def known_recipients(store: StoreApi, sealer: Sealer, user_id: str, since: float | None = None,
                            limit: int = 5000) -> tuple[set[str], float | None]:
     """Keys (``core.recipients.key``) of everyone an earlier action of this user reached or was meant
     to reach, where a *person* approved it — not an "allow" policy: a policy vets no one. The newest
     ``limit`` such actions count; with ``since``, only those decided then or later (a decision only
     ever adds to the set). Also the newest decision's time: the next call's ``since``."""
-    rows: list[StoredAction] = await store.call("actions_let_through", user_id, since, limit)
+    rows: list[StoredAction] = await store.actions_let_through(user_id=user_id, since=since, limit=limit)
     known: set[str] = set()
     for row in rows:
         args, _ = _opened(row, sealer)
@@ -93,20 +93,20 @@ async def known_recipients(store: Handle, sealer: Sealer, user_id: str, since: f
     return known, (rows[0].decided_at if rows else since)
 
 
-async def list_actions(store: Handle, sealer: Sealer, user_id: str, status: str | None, run_id: str | None,
+async def list_actions(store: StoreApi, sealer: Sealer, user_id: str, status: str | None, run_id: str | None,
                        limit: int) -> list[ActionView]:
-    return [_view(r, sealer) for r in await store.call("list_actions", user_id, status, run_id, limit)]
+    return [_view(r, sealer) for r in await store.list_actions(user_id=user_id, status=status, run_id=run_id, limit=limit)]
 
 
-async def decide(store: Handle, sealer: Sealer, user_id: str, action_id: str, digest: str | None, to: str,
+async def decide(store: StoreApi, sealer: Sealer, user_id: str, action_id: str, digest: str | None, to: str,
                  who: str, error: str | None = None) -> ActionView:
     """pending → ``to`` for this user, if not expired and (with ``digest``) for exactly these arguments.
     Approving re-seals the arguments under the new decision, in the same conditional UPDATE."""
     resealed = await _resealed(store, sealer, user_id, action_id, to)
-    row = await store.call("decide_action", user_id, action_id, digest, to, who, error, resealed)
+    row = await store.decide_action(user_id=user_id, action_id=action_id, digest=digest, to=to, who=who, error=error, resealed=resealed)
     if row is not None:
         return _view(row, sealer)
-    found = await store.call("get_actions", user_id, [action_id])
+    found = await store.get_actions(user_id=user_id, action_ids=[action_id])
     if not found:
         raise ApprovalRefused(f"no action '{action_id}' awaits your decision", "unknown")
     now = time.time()
@@ -119,12 +119,12 @@ async def decide(store: Handle, sealer: Sealer, user_id: str, action_id: str, di
                           "reload and review it again", "mismatch")
 
 
-async def _resealed(store: Handle, sealer: Sealer, user_id: str, action_id: str,
+async def _resealed(store: StoreApi, sealer: Sealer, user_id: str, action_id: str,
                     to: str) -> tuple[Sealed, bytes] | None:
     """For a pending action about to become ``to``: its arguments sealed under the new decision, and
     the nonce they were opened from (the decision's guard); None when the decision does not change
     the seal or the action is not pending (the decision then refuses)."""
-    rows: list[StoredAction] = await store.call("get_actions", user_id, [action_id])
+    rows: list[StoredAction] = await store.get_actions(user_id=user_id, action_ids=[action_id])
     if not rows or rows[0].status != "pending":
         return None
     row = rows[0]
@@ -143,9 +143,9 @@ class Claimed:
     staged: dict[str, Any] | None  # what an earlier attempt staged (a mail's draft)
 
 
-async def claim(store: Handle, sealer: Sealer, action_id: str) -> Claimed | None:
+async def claim(store: StoreApi, sealer: Sealer, action_id: str) -> Claimed | None:
     """approved → executing (one caller wins); on the first sweep also a row left executing by a crash."""
-    row: StoredAction | None = await store.call("claim_action", action_id)
+    row: StoredAction | None = await store.claim_action(action_id)
     if row is None:
         return None
     try:
@@ -156,46 +156,46 @@ async def claim(store: Handle, sealer: Sealer, action_id: str) -> Claimed | None
     return Claimed(view, row.attempts, json.loads(row.staged) if row.staged else None)
 
 
-async def record_staged(store: Handle, action_id: str, staged: dict[str, Any]) -> None:
+async def record_staged(store: StoreApi, action_id: str, staged: dict[str, Any]) -> None:
     """Ids only (a draft's, a message's): what a retry must look at before doing anything again."""
-    if not await store.call("record_staged", action_id, staged):
+    if not await store.record_staged(action_id=action_id, staged=staged):
         raise NotFound(f"action {action_id} is no longer executing")
 
 
-async def release(store: Handle, action_id: str, error: str) -> None:
+async def release(store: StoreApi, action_id: str, error: str) -> None:
     """executing → approved: it did not happen (Google said so, or needs reconnecting); the sweep retries it."""
-    await store.call("release_action", action_id, error)
+    await store.release_action(action_id=action_id, error=error)
 
 
-async def finish(store: Handle, action_id: str, status: str, result: dict[str, Any] | None,
+async def finish(store: StoreApi, action_id: str, status: str, result: dict[str, Any] | None,
                  error: str | None) -> None:
-    await store.call("finish_action", action_id, status, result, error)
+    await store.finish_action(action_id=action_id, status=status, result=result, error=error)
 
 
-async def due(store: Handle, include_executing: bool) -> list[str]:
+async def due(store: StoreApi, include_executing: bool) -> list[str]:
     """Actions to carry out: approved ones (and, right after a start, ones a crash left executing)."""
-    due_ids: list[str] = await store.call("due_actions", include_executing)
+    due_ids: list[str] = await store.due_actions(include_executing)
     return due_ids
 
 
-async def policies(store: Handle, user_id: str) -> dict[str, Policy]:
-    saved = await store.call("policies", user_id)
+async def policies(store: StoreApi, user_id: str) -> dict[str, Policy]:
+    saved = await store.policies(user_id)
     return {a: cast(Policy, saved.get(a, "ask")) for a in ACTION_TYPES}
 
 
-async def set_policies(store: Handle, user_id: str, changes: dict[str, Policy]) -> None:
-    await store.call("set_policies", user_id, dict(changes))
+async def set_policies(store: StoreApi, user_id: str, changes: dict[str, Policy]) -> None:
+    await store.set_policies(user_id=user_id, changes=dict(changes))
 
 
-async def audit(store: Handle, user_id: str | None, actor: str, what: str, *, run_id: str | None = None,
+async def audit(store: StoreApi, user_id: str | None, actor: str, what: str, *, run_id: str | None = None,
                 task_id: str | None = None, subject_id: str | None = None, approved_by: str | None = None,
                 detail: dict[str, Any] | None = None) -> None:
-    await store.call("record_audit", AuditEntry(
+    await store.record_audit(AuditEntry(
         id=uuid.uuid4().hex, occurred_at=time.time(), user_id=user_id, actor=actor, action=what, run_id=run_id,
         task_id=task_id, subject_id=subject_id, approved_by=approved_by, detail=detail or {}))
 
 
-async def audit_entries(store: Handle, user_id: str, run_id: str | None, action: str | None,
+async def audit_entries(store: StoreApi, user_id: str, run_id: str | None, action: str | None,
                         limit: int) -> list[AuditEntry]:
-    entries: list[AuditEntry] = await store.call("audit_entries", user_id, run_id, action, limit)
+    entries: list[AuditEntry] = await store.audit_entries(user_id=user_id, run_id=run_id, action=action, limit=limit)
     return entries

@@ -13,7 +13,7 @@ from typing import Any, cast
 
 from actors import _actions_sql as sql
 from actors._vault import Vault
-from actors.runtime.handles import Handle
+from actors.runtime.apis import StoreApi
 from core.action_schemas import ActionView, BatchItem, ConnectStart, IntegrationView
 from core.errors import ApprovalRefused
 from core.recipients import review_action
@@ -81,19 +81,19 @@ class ProviderHost:
         await self._ws._audit(user_id, actor, what, subject_id=subject_id, detail=detail)
 
     async def connected(self, user_id: str, *, subject_id: str, detail: dict[str, Any]) -> None:
-        released = await self._ws._store.call("release_waiting", user_id, self._name)
+        released = await self._ws._store.release_waiting(user_id=user_id, provider=self._name)
         await self._ws._audit(user_id, user_id, f"{self._name}.connected", subject_id=subject_id,
                               detail={**detail, "released_tasks": released})
         await self._ws._kick_due()  # what waited for this connection runs now
 
     async def waiting_tasks(self, user_id: str) -> int:
-        waiting: int = await self._ws._store.call("waiting_tasks", user_id, self._name)
+        waiting: int = await self._ws._store.waiting_tasks(user_id=user_id, provider=self._name)
         return waiting
 
 
 class Integrations:
     _settings: Settings
-    _store: Handle
+    _store: StoreApi
     _vault: Vault | None
     _providers: dict[str, Provider]
     _known: dict[str, tuple[float | None, set[str]]]  # per user: addresses known, up to that decision time

@@ -25,7 +25,7 @@ import re
 import weakref
 from typing import Any
 
-from actors.runtime.handles import Handle
+from actors.runtime.apis import StoreApi
 from core.errors import ToolError
 from core.storage_schemas import StoredAction
 
@@ -67,7 +67,7 @@ def proposal_key(idempotency_key: str, action: str, args: dict[str, Any]) -> str
 class ProposalGate:
     """The caps of one Workspace: ``admit`` before recording, under ``lock(run_id)``."""
 
-    def __init__(self, store: Handle, per_step: int, per_run: int) -> None:
+    def __init__(self, store: StoreApi, per_step: int, per_run: int) -> None:
         self._store = store
         self.per_step = per_step
         self.per_run = per_run
@@ -87,14 +87,14 @@ class ProposalGate:
 
         The same proposal again (same key and arguments) is admitted: recording it returns the first.
         """
-        earlier: StoredAction | None = await self._store.call("action_by_key", key)
+        earlier: StoredAction | None = await self._store.action_by_key(key)
         if earlier is not None:
             if earlier.args_hash == digest:
                 return
             raise ToolError(f"this step already proposed {action} to the same target as action {earlier.id} "
                             f"({earlier.status}); one {action} per target and step, so this one was not recorded. "
                             "Do not propose it again: the user can edit the first one before approving it")
-        in_step, in_run = await self._store.call("proposed_counts", task_id, run_id)
+        in_step, in_run = await self._store.proposed_counts(task_id=task_id, run_id=run_id)
         if task_id is not None and in_step >= self.per_step:
             raise ToolError(f"refused: this step already proposed {in_step} actions, the most one step may "
                             "(max_proposals_per_step); nothing was recorded. Finish with what is proposed")

@@ -14,7 +14,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
+from actors.runtime.apis import GatewayApi
 from actors.runtime.handles import Handle
+from actors.runtime.typed import typed
 from core.errors import LLMError
 from core.schemas import ChatRequest, ChatResponse
 
@@ -62,7 +64,7 @@ def _settle(fut: asyncio.Future[Any], answer: Any) -> None:
 class BatchedChat(_Window[ChatRequest, ChatResponse]):
     def __init__(self, gateway: Handle, window_s: float = 0.002) -> None:
         super().__init__(window_s)
-        self._gateway = gateway
+        self._gateway = typed(gateway, GatewayApi)
 
     async def chat(self, req: ChatRequest) -> ChatResponse:
         """The gateway's reply to ``req``; raises what its ``chat`` would (LLMError), or ActorGone."""
@@ -71,7 +73,7 @@ class BatchedChat(_Window[ChatRequest, ChatResponse]):
     async def _send(self, batch: list[tuple[ChatRequest, asyncio.Future[ChatResponse]]]) -> None:
         futures = [fut for _, fut in batch]
         try:
-            async for replies in self._gateway.stream("chat_many", [req for req, _ in batch]):
+            async for replies in self._gateway.chat_many([req for req, _ in batch]):
                 for i, reply in replies:
                     _settle(futures[i], reply)
         except Exception as exc:  # the gateway died or the call failed: every request still waiting learns why

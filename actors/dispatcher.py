@@ -19,8 +19,10 @@ from typing import Any
 
 import structlog
 
+from actors.runtime.apis import MasterApi, PoolApi, StoreApi
 from actors.runtime.boot import actor_class
 from actors.runtime.handles import Handle
+from actors.runtime.typed import fire, typed
 from core.errors import ActorGone
 from core.schemas import Assignment, PoolStatus, StepOutcome
 from core.settings import Settings
@@ -32,11 +34,11 @@ class Dispatcher:
     def __init__(self, settings: Settings, store: Handle, pools: dict[str, list[Handle]], master: Handle,
                  gateway_slots: int, tick_s: float = 0.05, oversubscribe: int = 2, idle_s: float = 0.25) -> None:
         self._settings = settings
-        self._store = store
+        self._store = typed(store, StoreApi)
         self._pools = pools
         self._owners = {agent: [h.name for h in hs] for agent, hs in pools.items()}
-        self._by_owner = {h.name: h for hs in pools.values() for h in hs}
-        self._master = master
+        self._by_owner = {h.name: typed(h, PoolApi) for hs in pools.values() for h in hs}
+        self._master = typed(master, MasterApi)
         self._global_limit = min(settings.max_in_flight, gateway_slots * oversubscribe)
         self._oversubscribe = oversubscribe
         self._tick = tick_s
@@ -47,19 +49,20 @@ class Dispatcher:
         self._loop_task: asyncio.Task[None] | None = None
         self._watchers: list[asyncio.Task[None]] = []
         self._down: set[str] = set()  # pools being restarted after a death
+        self._stopping: set[str] = set()  # runs over budget, asked to stop
         self.dispatched = 0
 
     async def start(self) -> dict[str, Any]:
         """Recover from whatever the previous app left, then start dispatching."""
         if self._loop_task is not None:
             return {"recovered": 0}
-        counts = await self._store.call("queue_counts")
+        counts = await self._store.queue_counts()
         # Tasks running under owners that are not this app's pools belonged to a dead app.
-        reclaimed, finished = await self._store.call("reclaim_foreign", list(self._by_owner))
-        for run in await self._store.call("runs_by_status", ["planning"]):
-            self._master.fire("resume", run.id)
-        for run_id in set(finished) | set(await self._store.call("unfinished_runs_with_no_open_tasks")):
-            self._master.fire("finalize", run_id)
+        reclaimed, finished = await self._store.reclaim_foreign(list(self._by_owner))
+        for run in await self._store.runs_by_status(["planning"]):
+            fire(self._master.resume(run.id))
+        for run_id in set(finished) | set(await self._store.unfinished_runs_with_no_open_tasks()):
+            fire(self._master.finalize(run_id))
         loop = asyncio.get_running_loop()
         self._loop_task = loop.create_task(self._run())
         for owner, handle in self._by_owner.items():
@@ -94,6 +97,7 @@ class Dispatcher:
                 if time.monotonic() - last_reclaim > reclaim_every:
                     last_reclaim = time.monotonic()
                     await self._reclaim(None)
+                    await self._check_budgets()
                 due = await self._dispatch()
                 wait = min(max(due - time.time(), self._tick), self._idle_s, reclaim_every)
             except Exception:
@@ -117,7 +121,7 @@ class Dispatcher:
             if not limits:
                 return float("inf")
             up = {a: [o for o in owners if o not in self._down] for a, owners in self._owners.items()}
-            claimed, due = await self._store.call("claim_or_due", limits, up, self._settings.lease_s)
+            claimed, due = await self._store.claim_or_due(limits=limits, owners=up, lease_s=self._settings.lease_s)
             if not claimed:
                 return float(due)
             by_owner: dict[str, list[Assignment]] = defaultdict(list)
@@ -126,17 +130,37 @@ class Dispatcher:
                 by_owner[owner].append(Assignment(task=task, attempt=task.attempts, lease_owner=owner, context=context))
             missing = {a.task.run_id for batch in by_owner.values() for a in batch} - set(self._goals)
             if missing:
-                self._goals.update(await self._store.call("run_goals", sorted(missing)))
+                self._goals.update(await self._store.run_goals(sorted(missing)))
             for owner, batch in by_owner.items():
                 goals = {a.task.run_id: self._goals.get(a.task.run_id, ("", "")) for a in batch}
-                self._by_owner[owner].fire("run", batch, goals)
+                fire(self._by_owner[owner].run(assignments=batch, goals=goals))
             self.dispatched += len(claimed)
             if sum(limits.values()) > len(claimed):
                 return 0.0  # the queue had less than we could take (a type's may have been held back)
 
+    async def cancel(self, run_id: str) -> None:
+        """The run was stopped (its steps are cancelled in the queue): every pool stops its running steps of
+        it at their next await, and drops any of them handed over later (a claim that crossed the cancel)."""
+        for handle in self._by_owner.values():
+            fire(handle.cancel(run_id))
+        self._goals.pop(run_id, None)
+
+    async def _check_budgets(self) -> None:
+        """The one check of runs' budgets (tokens, wall-clock: ``Budget.run_stop_reason``), every second or
+        so; a run past one is stopped as a cancel is, with the reason. A run kept no budget gets the settings'."""
+        now = time.time()
+        usage = await self._store.budget_usage()
+        self._stopping &= {run_id for run_id, _, _, _ in usage}  # those stopped are no longer listed
+        for run_id, budget, used, started in usage:
+            reason = (budget if budget is not None else self._settings.budget).run_stop_reason(used, started, now)
+            if reason is not None and run_id not in self._stopping:
+                self._stopping.add(run_id)
+                _log.warning("run.over_budget", run_id=run_id, reason=reason)
+                fire(self._master.cancel(run_id=run_id, user_id=None, reason=reason))
+
     async def report(self, owner: str, outcomes: list[StepOutcome]) -> None:
         """Outcomes from a pool: committed before this returns, so the pool may forget them."""
-        _, finished = await self._store.call("complete", outcomes)
+        _, finished = await self._store.complete(outcomes)
         for o in outcomes:
             self._in_flight.pop(o.task_id, None)
         self._finish(finished)
@@ -145,10 +169,11 @@ class Dispatcher:
     def _finish(self, run_ids: list[str]) -> None:
         for run_id in run_ids:
             self._goals.pop(run_id, None)
-            self._master.fire("finalize", run_id)
+            self._stopping.discard(run_id)
+            fire(self._master.finalize(run_id))
 
     async def _reclaim(self, owners: list[str] | None) -> None:
-        ids, finished = await self._store.call("reclaim", owners)
+        ids, finished = await self._store.reclaim(owners)
         if ids:
             _log.warning("dispatcher.reclaimed", tasks=len(ids), owners=owners)
         for tid in ids:
@@ -161,10 +186,10 @@ class Dispatcher:
         if ids:
             self._wake.set()
 
-    async def _watch(self, owner: str, handle: Handle) -> None:
+    async def _watch(self, owner: str, handle: PoolApi) -> None:
         while True:
             try:
-                await handle.call("watch")
+                await handle.watch()
             except ActorGone as exc:
                 # One death is reclaimed once. Until the runtime has restarted the pool, nothing is
                 # handed to it (a slow restart must not read as more deaths, each costing every
@@ -184,18 +209,18 @@ class Dispatcher:
                 await asyncio.sleep(1.0)
 
     @staticmethod
-    async def _restarted(handle: Handle) -> None:
+    async def _restarted(handle: PoolApi) -> None:
         delay = 0.2
         while True:
             await asyncio.sleep(delay)
             try:
-                await handle.call("ping")
+                await handle.ping()
                 return
             except ActorGone:
                 delay = min(delay * 2, 5.0)
 
     async def status(self) -> list[PoolStatus]:
-        ready = await self._store.call("ready_by_agent")
+        ready = await self._store.ready_by_agent()
         per_type = Counter(agent for agent, _ in self._in_flight.values())
         return [PoolStatus(agent=a, actors=len(hs), in_flight=per_type[a], ready=ready.get(a, 0))
                 for a, hs in sorted(self._pools.items())]

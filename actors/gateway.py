@@ -21,8 +21,10 @@ from typing import Any
 
 import structlog
 
+from actors.runtime.apis import StoreApi
 from actors.runtime.boot import actor_class
 from actors.runtime.handles import Handle
+from actors.runtime.typed import typed
 from core.errors import LLMError, LLMUnavailable
 from core.schemas import (
     ChatRequest,
@@ -114,7 +116,7 @@ class LLMGateway:
         self._client = self.prepare_process(settings, backend)
         self._settings = settings
         self._backend = _keyed(backend, settings)
-        self._store = store
+        self._store = typed(store, StoreApi) if store is not None else None
         self._slots = PrioritySlots(slots if slots is not None else settings.llm_slots)
         self._in_flight = 0
         self._records: list[dict[str, Any]] = []
@@ -261,7 +263,7 @@ class LLMGateway:
                 else:
                     merged.append((run_id, phase, text))
             try:
-                await self._store.call("append_tokens", merged)
+                await self._store.append_tokens(merged)
             except Exception as exc:  # the reply still returns whole; only its live view has a gap
                 _log.warning("gateway.tokens_not_recorded", error=str(exc), chunks=len(merged))
 
@@ -333,7 +335,7 @@ class LLMGateway:
             await asyncio.sleep(0.05)
             batch, self._records = self._records, []
             try:
-                await self._store.call("record_llm_calls", batch)
+                await self._store.record_llm_calls(batch)
             except Exception as exc:  # accounting must never break a call; keep and retry
                 _log.warning("gateway.record_failed", error=str(exc), rows=len(batch))
                 self._records = batch + self._records

@@ -20,20 +20,33 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypeVar
 
 import structlog
 
-from actors.runtime.boot import actor_class
 from actors.agents import AgentSpec, all_specs
 from actors.agents.prompts import render, render_data
 from actors.conversation_context import LAST_RUN_SOURCE, ConversationContext, fit_context
+from actors.runtime.apis import DispatcherApi, GatewayApi, MemoryApi, StoreApi
+from actors.runtime.boot import actor_class
 from actors.runtime.handles import Handle
+from actors.runtime.typed import fire, typed
+from core.budget import Budget
 from core.errors import ActorGone, LLMError, LLMUnavailable, PlanError
 from core.memory_schemas import MemoryContext, PlanExample
 from core.plan import Decision, decide, decision_schema, parse_plan, plan_schema, validate_plan
-from core.schemas import ChatMessage, ChatRequest, Message, Plan, Run, RunView
+from core.schemas import (
+    FINAL_RUN_STATUSES,
+    TERMINAL_TASK_STATUSES,
+    ChatMessage,
+    ChatRequest,
+    Message,
+    Plan,
+    Run,
+    RunCancel,
+    RunView,
+)
 from core.settings import Settings
 from core.text import safe_model_text
 
@@ -49,17 +62,15 @@ class MasterAgent:
     def __init__(self, settings: Settings, store: Handle, gateway: Handle, dispatcher: Handle | None = None,
                  embedded: bool = False, memory: Handle | None = None) -> None:
         self._settings = settings
-        self._store = store
-        self._gateway = gateway
-        self._dispatcher = dispatcher
-        self._memory = memory
+        self._store = typed(store, StoreApi)
+        self._gateway = typed(gateway, GatewayApi)
+        # The dispatcher is started after the master: the runtime passes a handle by name, resolved on first use.
+        self._dispatcher = typed(dispatcher, DispatcherApi) if dispatcher is not None else None
+        self._memory = typed(memory, MemoryApi) if memory is not None else None
         self._small = embedded
         self._max_steps = min(settings.max_plan_steps, _EMBEDDED_MAX_STEPS) if embedded else settings.max_plan_steps
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._planning: dict[str, asyncio.Task[None]] = {}  # run id -> its planning, cancelled with the run
         self._finalizing: set[str] = set()
-
-    async def attach(self, dispatcher: Handle) -> None:
-        self._dispatcher = dispatcher
 
     async def configure(self, settings: Settings, embedded: bool | None = None) -> None:
         """Apply new settings (budgets, attempts, features) to the runs planned from now on."""
@@ -72,33 +83,55 @@ class MasterAgent:
         """The model's reply; with streaming on, the gateway writes it into the run's events as it comes."""
         if self._settings.stream_replies and req.run_id is not None:
             req = req.model_copy(update={"stream_phase": phase})
-        return (await self._gateway.call("chat", req)).message.content  # type: ignore[no-any-return]
+        return (await self._gateway.chat(req)).message.content  # type: ignore[no-any-return]
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def submit(self, message: str, user_id: str, conversation_id: str | None = None) -> Run:
-        """Record the request and start planning; returns the run at once."""
+    async def submit(self, message: str, user_id: str, conversation_id: str | None = None,
+                     max_tokens: int | None = None, deadline_s: float | None = None) -> Run:
+        """Record the request and start planning; returns the run at once. Its budget: the settings' (the
+        user's, as they are while it runs), or, with this request's ``max_tokens`` / ``deadline_s``, the
+        settings' then with these, kept with the run."""
         if not message.strip():
             raise PlanError("the message is empty")
-        run = await self._store.call("create_run", message, user_id, conversation_id)
-        self._spawn(self._plan_and_enqueue(run.id, message, user_id, run.conversation_id))
+        budget: Budget | None = None
+        overrides = {k: v for k, v in (("max_tokens", max_tokens), ("deadline_s", deadline_s)) if v is not None}
+        if overrides:
+            budget = Budget.model_validate({**self._settings.budget.model_dump(), **overrides})
+        run = await self._store.create_run(message=message, user_id=user_id, conversation_id=conversation_id, budget=budget)
+        self._plan_in_background(run.id, message, user_id, run.conversation_id)
         return run
+
+    def _plan_in_background(self, run_id: str, message: str, user_id: str, conversation_id: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._plan_and_enqueue(run_id, message, user_id, conversation_id))
+        self._planning[run_id] = task
+        task.add_done_callback(lambda _: self._planning.pop(run_id, None))
+
+    async def cancel(self, run_id: str, user_id: str | None, reason: str) -> RunCancel:
+        """Stop a run (a person's cancel, or a budget reached): recorded first (``Store.cancel_run``: no step of
+        it starts again, its undecided proposals are withdrawn, it ends cancelled with what was done), then its
+        planning and its running steps are cancelled at their next await. Idempotent."""
+        out: RunCancel = await self._store.cancel_run(run_id=run_id, user_id=user_id, reason=reason)
+        planning = self._planning.pop(run_id, None)
+        if planning is not None:
+            planning.cancel()
+        if out.cancelled:
+            _log.info("run.cancelled", run_id=run_id, running=len(out.stopped_steps), withdrawn=len(out.withdrawn))
+            if self._dispatcher is not None:
+                await self._dispatcher.cancel(run_id)
+            await self._learn(run_id)
+        return out
 
     async def resume(self, run_id: str) -> None:
         """Plan again a run whose planning was cut off by a restart."""
-        view: RunView | None = await self._store.call("get_run", run_id)
+        view: RunView | None = await self._store.get_run(run_id)
         if view is not None and view.run.status == "planning":
-            self._spawn(self._plan_and_enqueue(run_id, view.run.message, view.run.user_id, view.run.conversation_id))
+            self._plan_in_background(run_id, view.run.message, view.run.user_id, view.run.conversation_id)
 
     async def recall(self, user_id: str, message: str, run_id: str | None) -> MemoryContext:
         """What memory holds for this request (recorded as the run's sources); nothing if memory is down."""
         if self._memory is None or not self._settings.rag_plans:
             return MemoryContext(text="")
         try:
-            return await self._memory.call("context", user_id, message, run_id)  # type: ignore[no-any-return]
+            return await self._memory.context(user_id=user_id, query=message, run_id=run_id)  # type: ignore[no-any-return]
         except Exception as exc:  # memory helps; it is not required to plan
             _log.warning("run.memory_unavailable", run_id=run_id, error=str(exc))
             return MemoryContext(text="")
@@ -113,7 +146,7 @@ class MasterAgent:
             return ConversationContext()
         try:
             most = min(1000, budget // _MESSAGE_TOKENS_AT_LEAST)  # more could not fit
-            turns: list[Message] = await self._store.call("recent_turns", conversation_id, run_id, most)
+            turns: list[Message] = await self._store.recent_turns(conversation_id=conversation_id, exclude_run_id=run_id, limit=most)
             last = await self._last_run_with_steps(turns)
         except Exception as exc:  # the conversation helps; it is not required to plan
             _log.warning("run.conversation_unavailable", run_id=run_id, error=str(exc))
@@ -128,7 +161,7 @@ class MasterAgent:
             if len(looked) == _RUNS_LOOKED_AT:
                 break
             looked.add(turn.run_id)
-            view: RunView | None = await self._store.call("get_run", turn.run_id)
+            view: RunView | None = await self._store.get_run(turn.run_id)
             if view is not None and view.tasks:
                 return view
         return None
@@ -152,7 +185,7 @@ class MasterAgent:
                     await self._fail(run_id, str(exc))
                     return
                 _log.warning("run.plan_waiting", run_id=run_id, error=str(exc))
-                await self._store.call("note_run_error", run_id, f"waiting: {exc}")
+                await self._store.note_run_error(run_id=run_id, error=f"waiting: {exc}")
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 15.0)
             except LLMError as exc:
@@ -162,10 +195,10 @@ class MasterAgent:
             await self._reply(run_id, outcome)
             return
         plan = clean_plan(outcome, self._settings.link_allow_list)
-        await self._store.call("enqueue_plan", run_id, plan, self._settings.max_attempts)
+        await self._store.enqueue_plan(run_id=run_id, plan=plan, max_attempts=self._settings.max_attempts)
         _log.info("run.planned", run_id=run_id, steps=len(plan.steps))
         if self._dispatcher is not None:  # with what its steps run for: they go out without asking the Store
-            self._dispatcher.fire("wake", {run_id: (plan.goal, user_id)})
+            fire(self._dispatcher.wake({run_id: (plan.goal, user_id)}))
 
     async def respond(self, message: str, memory: str = "", run_id: str | None = None,
                       examples: Sequence[PlanExample] = (), context: ConversationContext | None = None) -> Plan | Decision:
@@ -208,14 +241,14 @@ class MasterAgent:
                 messages = [*messages, ChatMessage(role="assistant", content=text),
                             ChatMessage(role="user", content=f"{invalid}: {error}. Answer again with corrected JSON only.")]
                 if run_id is not None and attempt + 1 < attempts:
-                    await self._store.call("note_run_error", run_id, f"plan invalid, asking again: {error}")
+                    await self._store.note_run_error(run_id=run_id, error=f"plan invalid, asking again: {error}")
         raise PlanError(f"the model gave no valid plan in {attempts} attempts; last error: {error}", attempts)
 
     async def _reply(self, run_id: str, decision: Decision) -> None:
         """End the run with the model's reply as its answer, no steps."""
         hosts = self._settings.link_allow_list
         text = safe_model_text(decision.reply, hosts).strip() or "(The reply held nothing that can be shown.)"
-        await self._store.call("finish_run", run_id, "done", text, None)
+        await self._store.finish_run(run_id=run_id, status="done", summary=text, error=None)
         _log.info("run.answered", run_id=run_id, mode=decision.mode)
         await self._learn(run_id)
 
@@ -225,20 +258,20 @@ class MasterAgent:
             return
         self._finalizing.add(run_id)
         try:
-            view: RunView | None = await self._store.call("get_run", run_id)
-            if view is None or view.run.status in ("done", "failed") or any(
-                t.status not in ("done", "dead", "blocked") for t in view.tasks
+            view: RunView | None = await self._store.get_run(run_id)
+            if view is None or view.run.status in FINAL_RUN_STATUSES or any(
+                t.status not in TERMINAL_TASK_STATUSES for t in view.tasks
             ):
                 return
-            await self._store.call("set_run_status", run_id, "summarizing")
+            await self._store.set_run_status(run_id=run_id, status="summarizing")
             summary = await self._summarize(view)
             ok = all(t.status == "done" for t in view.tasks)
             failed = [t for t in view.tasks if t.status != "done"]
             error = None if ok else f"{len(failed)} of {len(view.tasks)} steps did not finish: " + ", ".join(
                 f"{t.step_id} ({t.status}: {t.error})" for t in failed[:5])
             hosts = self._settings.link_allow_list  # the listing and errors may quote steps' and tools' text
-            await self._store.call("finish_run", run_id, "done" if ok else "failed", safe_model_text(summary, hosts),
-                                   None if error is None else safe_model_text(error, hosts))
+            await self._store.finish_run(run_id=run_id, status="done" if ok else "failed", summary=safe_model_text(summary, hosts),
+                                   error=None if error is None else safe_model_text(error, hosts))
             _log.info("run.finished", run_id=run_id, ok=ok, steps=len(view.tasks))
             await self._learn(run_id)
         finally:
@@ -270,16 +303,16 @@ class MasterAgent:
 
     async def _fail(self, run_id: str, error: str) -> None:
         error = safe_model_text(error, self._settings.link_allow_list)  # it may quote the model's plan
-        await self._store.call("finish_run", run_id, "failed", None, error)
+        await self._store.finish_run(run_id=run_id, status="failed", summary=None, error=error)
         await self._learn(run_id)
 
     async def _learn(self, run_id: str) -> None:
         """The finished run becomes a conversation memory and a learning (in the background)."""
         if self._memory is None:
             return
-        ended: RunView | None = await self._store.call("get_run", run_id)
+        ended: RunView | None = await self._store.get_run(run_id)
         if ended is not None:
-            self._memory.fire("remember_run", ended)
+            fire(self._memory.remember_run(ended))
 
     async def ping(self) -> bool:
         return True

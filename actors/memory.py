@@ -10,7 +10,6 @@ plain modules of ``memory``: the engines (embedder and vector store, in their th
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import time
 import uuid
@@ -19,8 +18,10 @@ from typing import Any
 
 import structlog
 
+from actors.runtime.apis import GatewayApi, StoreApi
 from actors.runtime.boot import actor_class
 from actors.runtime.handles import Handle
+from actors.runtime.typed import typed
 from actors.storage.memory_entries import ENTRY_COLUMNS
 from core.errors import IngestError, NotFound
 from core.extract import Limits, extract
@@ -47,32 +48,31 @@ _BATCH = 32
 class StoreReads:
     """What retrieval and the engines read from the database, through the Store."""
 
-    def __init__(self, store: Handle) -> None:
+    def __init__(self, store: StoreApi) -> None:
         self._store = store
 
     async def has_entries(self, user_id: str) -> bool:
-        return bool(await self._store.call("has_memory_entries", user_id))
+        return bool(await self._store.has_memory_entries(user_id))
 
     async def learnings(self, user_id: str, run_ids: list[str]) -> list[LearningView]:
-        return await self._store.call("learnings", user_id, run_ids)  # type: ignore[no-any-return]
+        return await self._store.learnings(user_id=user_id, run_ids=run_ids)  # type: ignore[no-any-return]
 
     async def runs_with_actions(self, run_ids: list[str], statuses: Sequence[str]) -> set[str]:
-        return set(await self._store.call("runs_with_actions", run_ids, list(statuses)))
+        return set(await self._store.runs_with_actions(run_ids=run_ids, statuses=list(statuses)))
 
     async def stale_entries(self, model_id: str) -> int:
         """Entries embedded by another model than ``model_id``."""
-        return int(await self._store.call("stale_memory_entries", model_id))
+        return int(await self._store.stale_memory_entries(model_id))
 
 
 class Memory:
     def __init__(self, settings: Settings, store: Handle, gateway: Handle | None = None) -> None:
         self._settings = settings
-        self._store = store
-        reads = StoreReads(store)
-        self._engines = Engines(settings, functools.partial(gateway.call, "embed") if gateway is not None else None,
+        self._store = typed(store, StoreApi)
+        reads = StoreReads(self._store)
+        self._engines = Engines(settings, typed(gateway, GatewayApi).embed if gateway is not None else None,
                                 reads.stale_entries, self._opened)
-        self._retrieval = Retriever(settings, reads, self._engines,
-                                    SourceRecorder(functools.partial(store.call, "add_run_sources")))
+        self._retrieval = Retriever(settings, reads, self._engines, SourceRecorder(self._store.add_run_sources))
         self._indexing: dict[str, asyncio.Task[None]] = {}
         self._remembering = 0
         self._run_locks: dict[str, asyncio.Lock] = {}
@@ -111,10 +111,10 @@ class Memory:
         if self._reembed:
             await self.rebuild()
         resumed = 0
-        for user_id, doc_id in await self._store.call("indexing_documents", self._born):
-            view = await self._store.call("get_document", user_id, doc_id)
+        for user_id, doc_id in await self._store.indexing_documents(self._born):
+            view = await self._store.get_document(user_id=user_id, doc_id=doc_id)
             if view is not None:
-                await self._drop_vectors(await self._store.call("delete_memory_entries", doc_id))
+                await self._drop_vectors(await self._store.delete_memory_entries(doc_id))
                 chunks = chunk_text(view.content)
                 self._spawn_index(user_id, view.document.id, view.document.title, view.document.kind,
                                   view.document.tags, chunks)
@@ -135,9 +135,8 @@ class Memory:
         if not chunks:
             raise IngestError("no text to store", filename)
         clean_tags = sorted({t.strip().lower() for t in tags if t.strip()} | ({"sop"} if kind == "sop" else set()))
-        info, duplicate = await self._store.call(
-            "add_document", uuid.uuid4().hex, user_id, kind, extracted.title, filename, extracted.text,
-            content_hash(extracted.text), clean_tags, len(data), len(chunks))
+        info, duplicate = await self._store.add_document(doc_id=uuid.uuid4().hex, user_id=user_id, kind=kind, title=extracted.title, filename=filename, content=extracted.text,
+            content_hash=content_hash(extracted.text), tags=clean_tags, size=len(data), chunks=len(chunks))
         if not duplicate:
             self._spawn_index(user_id, info.id, info.title, kind, clean_tags, chunks)
         _log.info("memory.upload", document_id=info.id, chunks=len(chunks), duplicate=duplicate, format=extracted.format)
@@ -160,8 +159,8 @@ class Memory:
                 meta = {"title": title, "tags": tags, "kind": kind, "link": f"/api/documents/{doc_id}"}
                 await self._store_items(user_id, collection, "upload", doc_id, [
                     (c.text, c.embed_text(title), {**meta, "heading": c.heading}, c.index) for c in batch], False)
-                await self._store.call("document_progress", doc_id, min(start + _BATCH, len(chunks)))
-            await self._store.call("finish_document", doc_id, None)
+                await self._store.document_progress(doc_id=doc_id, chunks_done=min(start + _BATCH, len(chunks)))
+            await self._store.finish_document(doc_id=doc_id, error=None)
             _log.info("memory.indexed", document_id=doc_id, chunks=len(chunks))
         except asyncio.CancelledError:
             raise
@@ -172,7 +171,7 @@ class Memory:
                     await self._drop_vectors([(doc_id, collection)], by_source=True)
                 except Exception as drop_exc:  # rebuild from DuckDB clears leftovers; the entries go below
                     _log.warning("memory.index_cleanup_failed", document_id=doc_id, error=str(drop_exc))
-            await self._store.call("finish_document", doc_id, f"indexing failed: {exc}")
+            await self._store.finish_document(doc_id=doc_id, error=f"indexing failed: {exc}")
 
     async def _store_items(self, user_id: str, collection: MemoryCollection, source: str, source_id: str,
                            items: list[tuple[str, str, dict[str, Any], int]], interactive: bool,
@@ -185,7 +184,7 @@ class Memory:
         ids = [str(uuid.uuid4()) for _ in items]
         rows = [(pid, user_id, collection, source, source_id, content_hash(content), pid, json.dumps(meta), now,
                  content, index, self.model_id) for pid, (content, _, meta, index) in zip(ids, items, strict=True)]
-        await self._store.call("add_memory_entries", rows)
+        await self._store.add_memory_entries(rows)
         await self._vec("upsert", collection, [
             Point(id=pid, vector=vec, payload=entry_payload(dict(zip(ENTRY_COLUMNS.split(", "), row, strict=True)), extra))
             for pid, vec, row in zip(ids, vectors, rows, strict=True)])
@@ -207,7 +206,7 @@ class Memory:
         task = self._indexing.pop(doc_id, None)
         if task is not None:
             task.cancel()
-        entries = await self._store.call("delete_document", user_id, doc_id)
+        entries = await self._store.delete_document(user_id=user_id, doc_id=doc_id)
         if entries is None:
             raise NotFound(f"no document '{doc_id}'")
         await self._drop_vectors(entries)
@@ -258,31 +257,32 @@ class Memory:
 
     async def _remember(self, view: RunView) -> LearningView:
         run = view.run
-        await self._store.call("record_learning", view)
+        await self._store.record_learning(view)
         title = " ".join(run.message.split())[:80]
         said = f"User asked: {run.message}\nAnswer: {run.summary or run.error or ''}"[:4000]
         kept = await self._store_items(run.user_id, "conversations", "conversation", run.id, [
             (said, said, {"title": title, "link": f"/api/conversations/{run.conversation_id}", "tags": []}, 0)], False)
-        learning: LearningView = await self._store.call("get_learning", run.id)  # with any feedback given
+        learning = await self._store.get_learning(run.id)  # with any feedback given
+        assert learning is not None  # recorded just above
         kept += await self._store_items(run.user_id, "learnings", "run", run.id, [
             (run.message, run.message, {"title": title, "link": f"/api/runs/{run.id}/learning", "tags": []}, 0)],
             False, extra={"usable": learning.usable})
         # A run that ends again (a retried step) replaces what it left before: new points first, then
         # the old ones go, so a plan made meanwhile never finds the run missing.
-        await self._drop_vectors(await self._store.call("delete_memory_entries", run.id, kept))
+        await self._drop_vectors(await self._store.delete_memory_entries(source_id=run.id, keep=kept))
         return learning
 
     async def feedback(self, run_id: str, feedback: Feedback) -> LearningView:
         async with self._run_lock(run_id):
-            learning: LearningView | None = await self._store.call("set_feedback", run_id, feedback)
+            learning: LearningView | None = await self._store.set_feedback(run_id=run_id, feedback=feedback)
             if learning is None:  # feedback came before the run's learning was written: write it now
-                view: RunView | None = await self._store.call("get_run", run_id)
+                view: RunView | None = await self._store.get_run(run_id)
                 if view is None or view.run.status not in ("done", "failed"):
                     raise NotFound(f"no learning for run '{run_id}' (it has not ended)")
                 await self._remember(view)
-                learning = await self._store.call("set_feedback", run_id, feedback)
+                learning = await self._store.set_feedback(run_id=run_id, feedback=feedback)
                 assert learning is not None
-            ids = await self._store.call("memory_entry_ids", run_id, "learnings")
+            ids = await self._store.memory_entry_ids(source_id=run_id, collection="learnings")
             if ids:
                 await self._vec("set_payload", "learnings", ids, {"usable": learning.usable})
             return learning
@@ -297,8 +297,8 @@ class Memory:
         await self._vec("reset")
         counts: dict[str, int] = {c: 0 for c in MEMORY_COLLECTIONS}
         after = ""
-        usable = {x.run_id: x.usable for x in await self._store.call("learnings")}
-        while rows := await self._store.call("memory_entries_page", after, 256):
+        usable = {x.run_id: x.usable for x in await self._store.learnings()}
+        while rows := await self._store.memory_entries_page(after=after, limit=256):
             entries = [dict(zip(ENTRY_COLUMNS.split(", "), r, strict=True)) for r in rows]
             vectors = await self._engines.embed([entry_embed_text(e) for e in entries], False)
             for collection in MEMORY_COLLECTIONS:
@@ -309,7 +309,7 @@ class Memory:
                     await self._vec("upsert", collection, points)
                     counts[collection] += len(points)
             after = rows[-1][0]
-        await self._store.call("mark_embedded", self.model_id)
+        await self._store.mark_embedded(self.model_id)
         self._reembed = False
         self._retrieval.forget()
         _log.info("memory.rebuilt", **counts)
@@ -324,7 +324,7 @@ class Memory:
         """Wait until a finished run has been remembered (the CLI, before it stops its own app)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self._remembering == 0 and await self._store.call("get_learning", run_id) is not None:
+            if self._remembering == 0 and await self._store.get_learning(run_id) is not None:
                 return True
             await asyncio.sleep(0.05)
         return False

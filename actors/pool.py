@@ -13,11 +13,13 @@ from typing import Any
 
 import structlog
 
-from actors.runtime.boot import actor_class
 from actors.agents import get as get_spec
 from actors.agents.context import StoreForUser
 from actors.chat_batch import BatchedCalls, BatchedChat
+from actors.runtime.apis import DispatcherApi, MemoryApi, StoreApi, WorkspaceApi
+from actors.runtime.boot import actor_class
 from actors.runtime.handles import Handle
+from actors.runtime.typed import typed
 from actors.subagent import run_subagent
 from core.action_schemas import ActionType, ActionView
 from core.memory_schemas import DocumentKind, UploadResult
@@ -31,8 +33,8 @@ class _StoreForTools:
     """The Store's operations for tools: those of a moment, from any of the pool's steps, go in one call
     (``tool_ops``). Each step's tools reach it through ``for_user``, bound to the step's user."""
 
-    def __init__(self, store: Handle) -> None:
-        self._ops: BatchedCalls = BatchedCalls(lambda ops: store.call("tool_ops", ops))
+    def __init__(self, store: StoreApi) -> None:
+        self._ops: BatchedCalls = BatchedCalls(lambda ops: store.tool_ops(ops))
 
     def for_user(self, user_id: str) -> StoreForUser:
         return StoreForUser(user_id, self._ops)
@@ -41,9 +43,9 @@ class _StoreForTools:
 class _MemoryForTools:
     """The Memory handle seen through the ToolMemory protocol; searches of a moment go together (``search_many``)."""
 
-    def __init__(self, memory: Handle) -> None:
+    def __init__(self, memory: MemoryApi) -> None:
         self._memory = memory
-        self._searches = BatchedCalls(lambda searches: memory.call("search_many", searches))
+        self._searches = BatchedCalls(lambda searches: memory.search_many(searches))
 
     async def search(self, user_id: str, query: str, collections: list[MemoryCollection],
                      limit: int) -> list[MemorySource]:
@@ -51,22 +53,30 @@ class _MemoryForTools:
 
     async def ingest(self, user_id: str, filename: str, data: bytes, kind: DocumentKind,
                      tags: list[str]) -> UploadResult:
-        return await self._memory.call("ingest", user_id, filename, data, kind, tags)  # type: ignore[no-any-return]
+        return await self._memory.ingest(user_id=user_id, filename=filename, data=data, kind=kind, tags=tags)  # type: ignore[no-any-return]
 
 
 class _WorkspaceForTools:
     """The Workspace handle seen through the ToolWorkspace protocol."""
 
-    def __init__(self, workspace: Handle) -> None:
+    def __init__(self, workspace: WorkspaceApi) -> None:
         self._workspace = workspace
 
     async def google(self, user_id: str, op: str, args: dict[str, Any]) -> Any:
-        return await self._workspace.call("google", user_id, op, args)
+        return await self._workspace.google(user_id=user_id, op=op, args=args)
 
     async def propose(self, user_id: str, run_id: str | None, task_id: str | None, idempotency_key: str,
                       action: ActionType, arguments: dict[str, Any]) -> ActionView:
-        return await self._workspace.call(  # type: ignore[no-any-return]
-            "propose", user_id, run_id, task_id, idempotency_key, action, arguments)
+        return await self._workspace.propose(user_id=user_id, run_id=run_id, task_id=task_id,
+                                             idempotency_key=idempotency_key, action=action, arguments=arguments)
+
+
+_CANCELLED_KEPT = 10_000
+
+
+def _stopped(a: Assignment) -> StepOutcome:
+    return StepOutcome(task_id=a.task.id, attempt=a.attempt, ok=False, error="cancelled: the run was stopped",
+                       retryable=False)
 
 
 class SubAgentPool:
@@ -78,16 +88,17 @@ class SubAgentPool:
         self._spec = get_spec(agent)
         self._settings = settings
         self._chat = BatchedChat(gateway)  # its sub-agents' LLM calls, a few Ray calls for many
-        self._store = store
-        self._tool_store = _StoreForTools(store)
-        self._dispatcher = dispatcher
-        self._memory = memory
-        self._tool_memory = _MemoryForTools(memory) if memory is not None else None
-        self._tool_workspace = _WorkspaceForTools(workspace) if workspace is not None else None
+        self._store = typed(store, StoreApi)
+        self._tool_store = _StoreForTools(self._store)
+        self._dispatcher = typed(dispatcher, DispatcherApi)
+        self._memory = typed(memory, MemoryApi) if memory is not None else None
+        self._tool_memory = _MemoryForTools(self._memory) if self._memory is not None else None
+        self._tool_workspace = _WorkspaceForTools(typed(workspace, WorkspaceApi)) if workspace is not None else None
         self._interval = report_interval_s
         self._gap = report_gap_s
         self._last_report = 0.0
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._cancelled: dict[str, None] = {}  # runs stopped (newest last, bounded): their steps never start
         self._outbox: list[StepOutcome] = []
         self._reporter: asyncio.Task[None] | None = None
         self._renewer: asyncio.Task[None] | None = None
@@ -101,7 +112,9 @@ class SubAgentPool:
             self._renewer = loop.create_task(self._renew_leases())
         by_user: dict[str, list[Assignment]] = defaultdict(list)
         for a in assignments:
-            if a.task.id not in self._running:
+            if a.task.run_id in self._cancelled:  # handed over as its run was stopped: never started
+                self._finished(_stopped(a))
+            elif a.task.id not in self._running:
                 by_user[goals.get(a.task.run_id, ("", ""))[1] or self._settings.user_id].append(a)
         for user_id, batch in by_user.items():
             recalled = loop.create_task(self._recall(user_id, batch))
@@ -120,12 +133,34 @@ class SubAgentPool:
                                          recall=self._tool_memory, workspace=self._tool_workspace,
                                          max_tool_calls=self._settings.max_tool_calls_per_turn,
                                          link_hosts=self._settings.link_allow_list)
+        except asyncio.CancelledError:
+            if a.task.run_id not in self._cancelled:
+                raise  # the pool is going away
+            outcome = _stopped(a)  # its run was stopped: the queue has the step cancelled already
         except Exception as exc:  # a bug in a tool or the loop: fail the step visibly, keep the pool alive
             _log.exception("subagent.crashed", task_id=a.task.id, agent=self.agent)
             outcome = StepOutcome(task_id=a.task.id, attempt=a.attempt, ok=False, error=f"sub-agent crashed: {exc!r}")
+        self._finished(outcome)
+
+    def _finished(self, outcome: StepOutcome) -> None:
         self._outbox.append(outcome)
         if self._reporter is None or self._reporter.done():
             self._reporter = asyncio.get_running_loop().create_task(self._report())
+
+    async def cancel(self, run_id: str) -> int:
+        """Stop this pool's running steps of ``run_id`` at their next await (an LLM call awaited is abandoned);
+        steps of it handed over later never start. Their outcomes are reported (the queue fences them out),
+        so the dispatcher's in-flight counts go down. Returns how many were running."""
+        self._cancelled[run_id] = None
+        while len(self._cancelled) > _CANCELLED_KEPT:
+            del self._cancelled[next(iter(self._cancelled))]
+        prefix = f"{run_id}:"
+        stopping = [t for tid, t in self._running.items() if tid.startswith(prefix) and not t.done()]
+        for t in stopping:
+            t.cancel()
+        if stopping:
+            _log.info("pool.cancelled", owner=self.owner, run_id=run_id, steps=len(stopping))
+        return len(stopping)
 
     async def _recall(self, user_id: str, batch: list[Assignment]) -> list[str]:
         """Memory for each step's instruction, in one call for the batch (recorded as the runs' sources);
@@ -133,8 +168,8 @@ class SubAgentPool:
         if self._memory is None or not self._settings.rag_subagents:
             return [""] * len(batch)
         try:
-            return await self._memory.call(  # type: ignore[no-any-return]
-                "step_contexts", user_id, self.agent, [(a.task.instruction, a.task.run_id, a.task.id) for a in batch])
+            return await self._memory.step_contexts(
+                user_id=user_id, agent=self.agent, steps=[(a.task.instruction, a.task.run_id, a.task.id) for a in batch])
         except Exception as exc:  # memory helps a step; it is not required to run one
             _log.warning("subagent.memory_unavailable", tasks=len(batch), error=str(exc))
             return [""] * len(batch)
@@ -149,7 +184,7 @@ class SubAgentPool:
             self._last_report = loop.time()
             batch, self._outbox = self._outbox, []
             try:
-                await self._dispatcher.call("report", self.owner, batch)
+                await self._dispatcher.report(owner=self.owner, outcomes=batch)
             except Exception as exc:  # dispatcher restarting: keep the outcomes and try again
                 _log.warning("pool.report_failed", owner=self.owner, error=str(exc), outcomes=len(batch))
                 self._outbox = batch + self._outbox
@@ -166,7 +201,7 @@ class SubAgentPool:
             ids = list(self._running)
             if ids:
                 try:
-                    await self._store.call("renew_leases", ids, self._settings.lease_s)
+                    await self._store.renew_leases(task_ids=ids, lease_s=self._settings.lease_s)
                 except Exception as exc:
                     _log.warning("pool.renew_failed", owner=self.owner, error=str(exc))
 

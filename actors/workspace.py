@@ -22,12 +22,14 @@ import structlog
 
 from actors import _actions_sql as sql
 from actors._action_args import args_hash, check_arguments, scrub
-from actors.runtime.boot import actor_class
 from actors._executor import carry_out
 from actors._google_accounts import Integrations
 from actors._proposals import ProposalGate, proposal_key
 from actors._vault import Vault
+from actors.runtime.apis import StoreApi
+from actors.runtime.boot import actor_class
 from actors.runtime.handles import Handle
+from actors.runtime.typed import typed
 from core.action_schemas import (
     ActionType,
     ActionView,
@@ -48,12 +50,12 @@ SWEEP_S = 5.0
 class Workspace(Integrations):
     def __init__(self, settings: Settings, store: Handle, sweep: bool = True) -> None:
         self._settings = settings
-        self._store = store
+        self._store = typed(store, StoreApi)
         sealer = Sealer.from_settings(settings)
-        self._vault = Vault(store, sealer) if sealer else None
+        self._vault = Vault(self._store, sealer) if sealer else None
         self._providers: dict[str, Provider] = {}  # built on first use (see Integrations.provider)
         self._known: dict[str, tuple[float | None, set[str]]] = {}  # see GoogleAccounts._reviewed
-        self._gate = ProposalGate(store, settings.max_proposals_per_step, settings.max_proposals_per_run)
+        self._gate = ProposalGate(self._store, settings.max_proposals_per_step, settings.max_proposals_per_run)
         self._running: set[str] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._sweep = sweep
@@ -112,7 +114,7 @@ class Workspace(Integrations):
 
     async def list_actions(self, user_id: str, status: str | None = None, run_id: str | None = None,
                            limit: int = 200) -> list[ActionView]:
-        if self._vault is None and not await self._store.call("has_actions"):
+        if self._vault is None and not await self._store.has_actions():
             return []  # without a key nothing could have been proposed: an empty list, not an error
         return await self._reviewed(user_id, await sql.list_actions(self._store, self.vault.sealer, user_id, status,
                                                                     run_id, limit))

@@ -81,8 +81,8 @@ async def _case(master: Any, store: Any, conversation: str, message: str, base: 
 
 async def _measure(base: str, turns: list[int], repeats: int) -> dict[str, Any]:
     from actors.gateway import LLMGateway
-    from actors.runtime.handles import LocalHandle
     from actors.master import MasterAgent
+    from actors.runtime.handles import LocalHandle
     from actors.store import Store
     from core.settings import Settings
     from integrations.llm.backend import Backend

@@ -200,15 +200,15 @@ def plan_context_latency(base_url: str, queries: int = 100) -> dict[str, Any]:
 
     async def measure() -> list[float]:
         for i, (name, data) in enumerate(docs.items()):  # half as SOPs: both collections are searched
-            await app.memory.call("ingest", USER, name, data, "sop" if i % 2 else "doc")
-        await app.memory.call("wait_indexed")
+            await app.memory.ingest(user_id=USER, filename=name, data=data, kind="sop" if i % 2 else "doc")
+        await app.memory.wait_indexed()
         questions = [q.question for q in labeled]
         for q in questions[:3]:
-            await app.memory.call("context", USER, q)  # warm
+            await app.memory.context(user_id=USER, query=q)  # warm
         took = []
         for i in range(queries):
             t0 = time.perf_counter()
-            await app.memory.call("context", USER, questions[i % len(questions)], f"bench-run-{i}")
+            await app.memory.context(user_id=USER, query=questions[i % len(questions)], run_id=f"bench-run-{i}")
             took.append((time.perf_counter() - t0) * 1000)
         return took
 

@@ -18,6 +18,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from actors.runtime.typed import blocking
+
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
@@ -116,9 +118,9 @@ def _fanout(app: Any, base: str, n: int) -> dict[str, Any]:
     sampling: dict[str, Any] = {"peak": 0, "in_flight": 0}
     pids = _app_pids(app)
     idle = sum(_rss_of(p) for p in pids)
-    run = app.master.get("submit", f"[fanout {n}] write a note for each account", "bench", None, timeout=60)
+    run = blocking(app.master.submit(message=f"[fanout {n}] write a note for each account", user_id="bench", conversation_id=None), timeout=60)
     while True:  # sampled with one small query; the whole run view is read once, at the end
-        progress = app.store.get("run_progress", run.id, timeout=60)
+        progress = blocking(app.store.run_progress(run.id), timeout=60)
         status, in_flight = progress.status, progress.tasks.get("running", 0)
         rss = sum(_rss_of(p) for p in pids)
         if rss > sampling["peak"]:
@@ -127,7 +129,7 @@ def _fanout(app: Any, base: str, n: int) -> dict[str, Any]:
         if status in ("done", "failed"):
             break
         time.sleep(0.2)
-    view = app.store.get("get_run", run.id, timeout=60)
+    view = blocking(app.store.get_run(run.id), timeout=60)
     assert view.run.status == "done", view.run.error
     log = _sim_log(base)
     first_req: dict[str, float] = {}
@@ -155,9 +157,11 @@ def _fanout(app: Any, base: str, n: int) -> dict[str, Any]:
 def _app_pids(app: Any) -> list[int]:
     import ray
 
+    from actors.runtime import wiring
+
     pids = []
     for h in [*app.gateways, *(h for hs in app.pools.values() for h in hs)]:
-        pids.append(ray.get(h.actor.__ray_call__.remote(lambda self: os.getpid())))
+        pids.append(ray.get(wiring.ray_actor(h).__ray_call__.remote(lambda self: os.getpid())))
     return pids
 
 
@@ -173,7 +177,7 @@ async def _ttft(app: Any, base: str, repeats: int = 5) -> dict[str, float]:
             direct.append((time.perf_counter() - t) * 1000)
             break
         t = time.perf_counter()
-        async for _ in app.gateways[0].stream("stream", req):
+        async for _ in app.gateways[0].stream(req):
             via.append((time.perf_counter() - t) * 1000)
             break
         await asyncio.sleep(1.2)  # let the rest of the stream drain: measure idle

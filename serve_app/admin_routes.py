@@ -8,8 +8,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from actors.runtime import wiring
 from actors.agents import all_specs
+from actors.runtime import wiring
 from core.schemas import (
     AgentPoolView,
     AgentsView,
@@ -46,7 +46,7 @@ def build_admin_routes(rt: RuntimeAccess, metrics: HttpMetrics) -> APIRouter:
         """Readiness: the Store and the gateway answer, and the LLM server is reachable; else the reasons."""
         reasons = []
         try:
-            await rt.store("ping")
+            await rt.store.ping()
         except Exception as exc:
             rt.forget()
             reasons.append(f"store: {exc}")
@@ -67,21 +67,22 @@ def build_admin_routes(rt: RuntimeAccess, metrics: HttpMetrics) -> APIRouter:
             llm_base_url=redact_url(h["base_url"]), llm_models=h["models"], llm_reachable=h["reachable"],
             llm_in_flight=h["in_flight"], llm_waiting=h["waiting"],
             llm_tools=ToolSupport.model_validate(h["tools"]) if h.get("tools") is not None else None,
-            pools=await app.dispatcher.call("status"), queue=await app.store.call("queue_counts"),
+            pools=await app.dispatcher.status(), queue=await app.store.queue_counts(),
         )
 
     async def pools() -> list[AgentPoolView]:
         app = await rt.app()
-        in_flight = await app.dispatcher.call("in_flight_by_agent")
-        return await app.store.call(  # type: ignore[no-any-return]
-            "agent_stats", {s.name: s.description for s in all_specs()},
-            {agent: [h.name for h in hs] for agent, hs in app.pools.items()}, in_flight)
+        in_flight = await app.dispatcher.in_flight_by_agent()
+        return await app.store.agent_stats(
+            descriptions={s.name: s.description for s in all_specs()},
+            actors={agent: [wiring.ray_handle(h).name for h in hs] for agent, hs in app.pools.items()},
+            in_flight=in_flight)
 
     @r.get("/api/agents", response_model=AgentsView, tags=["agents"])
     async def agents() -> AgentsView:
         """Pools with their actors, sub-agents in flight, queue depth and throughput per type, dead letters."""
         views = await pools()
-        dead = await rt.store("list_tasks", "dead", None, 200)
+        dead = await rt.store.list_tasks(status="dead", run_id=None, limit=200)
         return AgentsView(pools=views, in_flight=sum(p.in_flight for p in views), queued=sum(p.queued for p in views),
                           dead=dead, dashboard_url=rt.dashboard_url)
 
@@ -113,7 +114,7 @@ def build_admin_routes(rt: RuntimeAccess, metrics: HttpMetrics) -> APIRouter:
 
     @r.get("/metrics", tags=["probes"])
     async def prometheus() -> Response:
-        body = metrics.render(await rt.store("queue_counts"), await pools(), await rt.llm())
+        body = metrics.render(await rt.store.queue_counts(), await pools(), await rt.llm())
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return r

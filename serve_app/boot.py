@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from actors.runtime import wiring
+from actors.runtime.typed import blocking
 from core.settings import Settings, overlay
 from integrations.llm.backend import Backend, reported_backend, resolve
 from integrations.llm.embedded import EmbeddedServer
@@ -61,7 +62,7 @@ def attach_or_start(settings: Settings, dashboard: bool = True) -> Booted:
         wiring.init_ray(settings, address)
         app = wiring.connect(settings, _UNKNOWN_BACKEND)
         if app is not None:
-            app.backend = reported_backend(app.gateways[0].get("health", timeout=10))
+            app.backend = reported_backend(blocking(app.gateways[0].health(), timeout=10))
             return Booted(app=app, settings=settings, owned=False)
         wiring.shutdown_ray()
     # The Store first: the settings saved from the UI are in its database (no other process opens the

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import time
 from typing import Any
 
+from actors.runtime.apis import StoreApi
+from actors.runtime.typed import blocking, typed
 from core.errors import ConfigError, MaosError
 from core.logging import configure
-from core.schemas import RunView, TaskRecord
+from core.schemas import FINAL_RUN_STATUSES, TERMINAL_TASK_STATUSES, RunCancel, RunView, TaskRecord
 from core.settings import Settings
 
-_SYMBOL = {"pending": "·", "ready": "○", "running": "◐", "failed": "↻", "done": "✔", "dead": "✖", "blocked": "⊘", "waiting": "⏸"}
+_SYMBOL = {"pending": "·", "ready": "○", "running": "◐", "failed": "↻", "done": "✔", "dead": "✖", "blocked": "⊘", "waiting": "⏸",
+           "cancelled": "■"}
 
 
 _JSON_OUT: list[Any] = []  # the real stdout while a --json command runs
@@ -36,6 +38,11 @@ def main(argv: list[str] | None = None) -> None:
     ask.add_argument("message")
     ask.add_argument("--json", action="store_true", help="print the finished run as one JSON object")
     ask.add_argument("--conversation", default=None, help="continue this conversation")
+    ask.add_argument("--max-tokens", type=int, default=None, help="stop the run once its LLM calls used this many tokens")
+    ask.add_argument("--deadline", type=float, default=None, help="stop the run after this many seconds")
+    cancel = sub.add_parser("cancel", help="stop a run: its steps not started never start, running ones stop")
+    cancel.add_argument("run_id")
+    cancel.add_argument("--json", action="store_true")
     sub.add_parser("status", help="Ray, LLM backend, pools, queue depth")
     tasks = sub.add_parser("tasks", help="list tasks")
     tasks.add_argument("--status", default=None)
@@ -63,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     if getattr(args, "json", False):  # stdout is for the JSON alone: Ray's own notices go to stderr
         _JSON_OUT.append(sys.stdout)
         sys.stdout = sys.stderr
-    handler = {"ask": _ask, "status": _status, "tasks": _tasks, "dead": _dead, "retry": _retry, "serve": _serve,
+    handler = {"ask": _ask, "cancel": _cancel, "status": _status, "tasks": _tasks, "dead": _dead, "retry": _retry, "serve": _serve,
                "token": _token, **more}
     try:
         code = handler[args.command](settings, args)
@@ -101,9 +108,11 @@ def _ask(settings: Settings, args: argparse.Namespace) -> int:
     try:
         app = booted.app
         console.print(f"[dim]LLM: {app.backend.provider} · {app.backend.planner_model} at {app.backend.base_url}[/dim]")
-        run = app.master.get("submit", args.message, settings.user_id, args.conversation, timeout=60)
+        run = blocking(app.master.submit(message=args.message, user_id=settings.user_id,
+                                         conversation_id=args.conversation, max_tokens=args.max_tokens,
+                                         deadline_s=args.deadline), timeout=60)
         view = _follow(app, run.id, console, quiet=False)
-        app.memory.get("settle", run.id, timeout=60)  # its learning is written before this app may stop
+        blocking(app.memory.settle(run.id), timeout=60)  # its learning is written before this app may stop
     finally:
         booted.close()
     if args.json:
@@ -123,7 +132,9 @@ def _follow(app: Any, run_id: str, console: Any, quiet: bool) -> RunView:
     many = False
     with Live(progress, console=console, refresh_per_second=8):
         while True:
-            view: RunView = app.store.get("get_run", run_id, timeout=30)
+            found = blocking(app.store.get_run(run_id), timeout=30)
+            assert found is not None  # the run was just submitted
+            view = found
             if view.run.plan is not None and not plan_shown:
                 plan_shown = True
                 console.print(f"[bold]Plan[/bold] ({len(view.run.plan.steps)} steps): {escape(view.run.plan.goal)}")
@@ -141,13 +152,13 @@ def _follow(app: Any, run_id: str, console: Any, quiet: bool) -> RunView:
                 counts: dict[str, int] = {}
                 for t in view.tasks:
                     counts[t.status] = counts.get(t.status, 0) + 1
-                final = counts.get("done", 0) + counts.get("dead", 0) + counts.get("blocked", 0)
+                final = sum(counts.get(s, 0) for s in TERMINAL_TASK_STATUSES)
                 progress.update(bars["all"], completed=final, state=" ".join(f"{k}:{v}" for k, v in sorted(counts.items())))
             else:
                 for t in view.tasks:
-                    progress.update(bars[t.id], completed=1 if t.status in ("done", "dead", "blocked") else 0,
+                    progress.update(bars[t.id], completed=1 if t.status in TERMINAL_TASK_STATUSES else 0,
                                     state=_task_state(t))
-            if view.run.status in ("done", "failed"):
+            if view.run.status in FINAL_RUN_STATUSES:
                 break
             time.sleep(0.2)
     if view.run.summary:
@@ -166,7 +177,7 @@ def _task_state(t: TaskRecord) -> str:
     state = f"{_SYMBOL.get(t.status, '?')} {t.status}"
     if t.attempts > 1:
         state += f" (attempt {t.attempts})"
-    if t.status in ("failed", "dead", "blocked") and t.error:
+    if t.status in ("failed", "dead", "blocked", "cancelled") and t.error:
         state += f": {t.error[:80]}"
     elif t.status == "ready" and t.error:
         state += f": {t.error[:80]}"
@@ -194,8 +205,8 @@ def run_json(view: RunView) -> dict[str, Any]:
 # --- queue inspection: through the running app, or straight from the DuckDB file ---------------
 
 
-def _store(settings: Settings) -> Any:
-    """A synchronous view of the Store: the running app's actor, else the file opened here."""
+def _store(settings: Settings) -> StoreApi:
+    """The Store (calls awaited with ``blocking``): the running app's actor, else the file opened here."""
     from actors.runtime import wiring
 
     address = wiring.app_address(settings)
@@ -203,20 +214,39 @@ def _store(settings: Settings) -> Any:
         wiring.init_ray(settings, address)
         app = wiring.connect(settings, None)  # type: ignore[arg-type]
         if app is not None:
-            return _Sync(lambda m, *a: app.store.get(m, *a, timeout=30))
+            return app.store
+    from actors.runtime import LocalHandle
     from actors.storage.database import database_keys
     from actors.store import Store
 
-    store = Store(str(settings.db_path), keys=database_keys(settings))
-    return _Sync(lambda m, *a: asyncio.run(getattr(store, m)(*a)))
+    return typed(LocalHandle(Store(str(settings.db_path), keys=database_keys(settings)), "store"), StoreApi)
 
 
-class _Sync:
-    def __init__(self, call: Any) -> None:
-        self._call = call
+def _cancel(settings: Settings, args: argparse.Namespace) -> int:
+    """``maos cancel RUN``: through the running app (its running steps stop at once), else in the database
+    file (an app started later never runs its steps). Asking again changes nothing."""
+    from actors.runtime import wiring
 
-    def __getattr__(self, method: str) -> Any:
-        return lambda *a: self._call(method, *a)
+    reason = f"cancelled by {settings.user_id}"
+    out: RunCancel | None = None
+    address = wiring.app_address(settings)
+    if address is not None:
+        wiring.init_ray(settings, address)
+        app = wiring.connect(settings, None)  # type: ignore[arg-type]
+        if app is not None:
+            out = blocking(app.master.cancel(run_id=args.run_id, user_id=settings.user_id, reason=reason), timeout=30)
+    if out is None:
+        out = blocking(_store(settings).cancel_run(run_id=args.run_id, user_id=settings.user_id, reason=reason),
+                       timeout=30)
+    assert out is not None
+    if args.json:
+        _print_json(out.model_dump())
+    elif out.cancelled:
+        print(f"cancelled {out.run_id}: {len(out.stopped_steps)} running step(s) stopped, "
+              f"{len(out.withdrawn)} proposal(s) withdrawn")
+    else:
+        print(f"{out.run_id} had already ended: {out.status}")
+    return 0
 
 
 def _print_tasks(tasks: list[TaskRecord], as_json: bool) -> None:
@@ -233,21 +263,22 @@ def _print_tasks(tasks: list[TaskRecord], as_json: bool) -> None:
 
 
 def _tasks(settings: Settings, args: argparse.Namespace) -> int:
-    _print_tasks(_store(settings).list_tasks(args.status, args.run, args.limit), args.json)
+    tasks = blocking(_store(settings).list_tasks(status=args.status, run_id=args.run, limit=args.limit), timeout=30)
+    _print_tasks(tasks, args.json)
     return 0
 
 
 def _dead(settings: Settings, args: argparse.Namespace) -> int:
-    _print_tasks(_store(settings).list_tasks("dead", None, 1000), args.json)
+    _print_tasks(blocking(_store(settings).list_tasks(status="dead", limit=1000), timeout=30), args.json)
     return 0
 
 
 def _retry(settings: Settings, args: argparse.Namespace) -> int:
     store = _store(settings)
-    if store.requeue(args.task_id):
+    if blocking(store.requeue(args.task_id), timeout=30):
         print(f"requeued {args.task_id}")
         return 0
-    task = store.get_task(args.task_id)
+    task = blocking(store.get_task(args.task_id), timeout=30)
     print(f"cannot retry {args.task_id}: " + ("no such task" if task is None else f"it is {task.status}, not dead"),
           file=sys.stderr)
     return 2
@@ -268,9 +299,9 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
     if app is None:
         print("app: not running")
         return 0
-    health = app.gateways[0].get("health", timeout=10)
-    pools = app.dispatcher.get("status", timeout=10)
-    counts = app.store.get("queue_counts", timeout=10)
+    health = blocking(app.gateways[0].health(), timeout=10)
+    pools = blocking(app.dispatcher.status(), timeout=10)
+    counts = blocking(app.store.queue_counts(), timeout=10)
     print(f"ray: {address} ({wiring.cluster_nodes()} node(s))")
     print(f"llm: {health['provider']} at {health['base_url']} · planner {health['models']['planner']} · "
           f"worker {health['models']['worker']} · {'reachable' if health['reachable'] else 'UNREACHABLE'} · "

@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from actors.runtime.apis import WorkspaceApi
 from core.action_schemas import READ_FEATURES, IntegrationView
 from core.crypto import Sealer, new_key_text
 from core.errors import ApprovalRefused, MaosError
@@ -41,8 +42,9 @@ def add_commands(sub: Any) -> dict[str, Callable[[Settings, argparse.Namespace],
     return {"google": _google, "integrations": _integrations, "approvals": _approvals, "keys": _keys}
 
 
-def _with_workspace(settings: Settings, work: Callable[[Any], Coroutine[Any, Any, Any]]) -> Any:
+def _with_workspace(settings: Settings, work: Callable[[WorkspaceApi], Coroutine[Any, Any, Any]]) -> Any:
     from actors.runtime.handles import LocalHandle
+    from actors.runtime.typed import typed
     from serve_app.cli_memory import running_app
 
     app = running_app(settings)
@@ -55,7 +57,8 @@ def _with_workspace(settings: Settings, work: Callable[[Any], Coroutine[Any, Any
     async def local() -> Any:
         store = Store(str(settings.db_path), keys=database_keys(settings))
         try:
-            result = await work(LocalHandle(Workspace(settings, LocalHandle(store, "store"), sweep=False), "workspace"))
+            result = await work(typed(LocalHandle(Workspace(settings, LocalHandle(store, "store"), sweep=False), "workspace"),
+                                      WorkspaceApi))
             await store.flush()
             return result
         finally:
@@ -79,11 +82,11 @@ def _google(settings: Settings, args: argparse.Namespace) -> int:
         except MaosError as exc:
             print(f"maos: {exc}")
             return 2
-        view = _with_workspace(settings, lambda w: w.call("connect_tokens", user, tokens))
+        view = _with_workspace(settings, lambda w: w.connect_tokens(user_id=user, tokens=tokens))
     elif args.google_command == "disconnect":
-        view = _with_workspace(settings, lambda w: w.call("disconnect", user, "google"))
+        view = _with_workspace(settings, lambda w: w.disconnect(user_id=user, provider="google"))
     else:
-        view = _with_workspace(settings, lambda w: w.call("status", user, "google"))
+        view = _with_workspace(settings, lambda w: w.status(user_id=user, provider="google"))
     print_integration(view, "Google")
     return 0
 
@@ -92,7 +95,7 @@ def _integrations(settings: Settings, args: argparse.Namespace) -> int:
     from integrations import registry
 
     labels = {p.name: p.label for p in registry.registered()}
-    for view in _with_workspace(settings, lambda w: w.call("integrations", settings.user_id)):
+    for view in _with_workspace(settings, lambda w: w.integrations(settings.user_id)):
         print_integration(view, labels.get(view.provider, view.provider))
     return 0
 
@@ -108,20 +111,20 @@ def _approvals(settings: Settings, args: argparse.Namespace) -> int:
     user = settings.user_id
     try:
         if args.approvals_command == "list":
-            views = _with_workspace(settings, lambda w: w.call("list_actions", user, "pending", None, 200))
+            views = _with_workspace(settings, lambda w: w.list_actions(user_id=user, status="pending", run_id=None, limit=200))
             for v in views:
                 print(f"{v.id}  {v.summary}")
             print(f"{len(views)} pending")
             return 0
         if args.approvals_command == "approve":
             async def approve(w: Any) -> Any:
-                shown = await w.call("get_action", user, args.action_id)
+                shown = await w.get_action(user_id=user, action_id=args.action_id)
                 print(shown.summary)
                 print(json.dumps(shown.arguments, indent=2, ensure_ascii=False))
-                return await w.call("approve", user, args.action_id, shown.args_hash, user)
+                return await w.approve(user_id=user, action_id=args.action_id, digest=shown.args_hash, approver=user)
             view = _with_workspace(settings, approve)
         else:
-            view = _with_workspace(settings, lambda w: w.call("reject", user, args.action_id, args.reason, user))
+            view = _with_workspace(settings, lambda w: w.reject(user_id=user, action_id=args.action_id, reason=args.reason, who=user))
     except (ApprovalRefused, MaosError) as exc:
         print(f"maos: {exc}")
         return 1
@@ -139,7 +142,7 @@ def _keys(settings: Settings, args: argparse.Namespace) -> int:
     sealer = Sealer.from_settings(settings)
     assert sealer is not None
     try:
-        counts = _with_workspace(settings, lambda w: w.call("rotate_keys", sealer.key_id))
+        counts = _with_workspace(settings, lambda w: w.rotate_keys(sealer.key_id))
     except MaosError as exc:
         print(f"maos: {exc}")
         return 1

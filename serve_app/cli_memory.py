@@ -9,6 +9,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from actors.runtime.apis import MemoryApi
 from core.errors import IngestError
 from core.settings import Settings
 
@@ -39,9 +40,10 @@ def running_app(settings: Settings) -> Any:
     return wiring.connect(settings, None)  # type: ignore[arg-type]
 
 
-def _with_memory(settings: Settings, work: Callable[[Any], Coroutine[Any, Any, Any]]) -> Any:
+def _with_memory(settings: Settings, work: Callable[[MemoryApi], Coroutine[Any, Any, Any]]) -> Any:
     """Run ``work(memory_handle)`` against the running app's Memory actor, else a Memory opened here."""
     from actors.runtime.handles import LocalHandle
+    from actors.runtime.typed import typed
 
     app = running_app(settings)
     if app is not None:
@@ -54,7 +56,7 @@ def _with_memory(settings: Settings, work: Callable[[Any], Coroutine[Any, Any, A
         store = Store(str(settings.db_path), keys=database_keys(settings))
         try:
             memory = Memory(settings, LocalHandle(store, "store"))
-            result = await work(LocalHandle(memory, "memory"))
+            result = await work(typed(LocalHandle(memory, "memory"), MemoryApi))
             await memory.wait_indexed()
             await memory.close()
             await store.flush()
@@ -67,11 +69,11 @@ def _with_memory(settings: Settings, work: Callable[[Any], Coroutine[Any, Any, A
 
 def _memory(settings: Settings, args: argparse.Namespace) -> int:
     if args.memory_command == "rebuild":
-        counts = _with_memory(settings, lambda m: m.call("rebuild"))
+        counts = _with_memory(settings, lambda m: m.rebuild())
         print("rebuilt: " + ", ".join(f"{n} {c}" for c, n in counts.items()))
         return 0
     if args.memory_command == "stats":
-        stats = _with_memory(settings, lambda m: m.call("stats", settings.user_id))
+        stats = _with_memory(settings, lambda m: m.stats(settings.user_id))
         print(f"embedder {stats.embedder}; vectors at {stats.vector_store}")
         for c, n in stats.collections.items():
             print(f"  {c}: {n}")
@@ -80,9 +82,9 @@ def _memory(settings: Settings, args: argparse.Namespace) -> int:
     tags = [t for t in args.tags.split(",") if t.strip()]
     for path in args.files:
         async def add(m: Any, path: Path = path) -> Any:
-            result = await m.call("ingest", settings.user_id, path.name, path.read_bytes(),
-                                  "sop" if args.sop else "doc", tags)
-            await m.call("wait_indexed")
+            result = await m.ingest(user_id=settings.user_id, filename=path.name, data=path.read_bytes(),
+                                  kind="sop" if args.sop else "doc", tags=tags)
+            await m.wait_indexed()
             return result
         try:
             result = _with_memory(settings, add)
@@ -98,13 +100,15 @@ def _memory(settings: Settings, args: argparse.Namespace) -> int:
 def _export(settings: Settings, args: argparse.Namespace) -> int:
     from actors.agents import all_specs
     from actors.master import plan_prompt
+    from actors.runtime.typed import blocking
     from actors.subagent import subagent_messages
     from memory.finetune import examples, write_jsonl
     from serve_app.cli import _store
 
     store = _store(settings)
-    learnings = store.learnings(settings.user_id)
-    runs = {x.run_id: store.get_run(x.run_id) for x in learnings if x.usable and x.correction is None}
+    learnings = blocking(store.learnings(settings.user_id), timeout=60)
+    runs = {x.run_id: blocking(store.get_run(x.run_id), timeout=30)
+            for x in learnings if x.usable and x.correction is None}
     rows = examples(learnings, {k: v for k, v in runs.items() if v is not None},
                     planner_prompt=plan_prompt(all_specs()), step_messages=subagent_messages)
     counts = write_jsonl(rows, str(args.out))

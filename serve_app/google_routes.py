@@ -8,7 +8,7 @@ Decisions are made here, for the signed-in person, and nowhere else: an approval
 from __future__ import annotations
 
 from html import escape
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -39,9 +39,6 @@ from serve_app.auth import require_reauth
 def build_google_routes(rt: RuntimeAccess, with_ui: bool) -> APIRouter:
     r = APIRouter(prefix="/api")
 
-    async def ws(method: str, *args: Any) -> Any:
-        return await (await rt.app()).workspace.call(method, *args)
-
     def me() -> str:
         return rt.live.settings.user_id
 
@@ -57,18 +54,18 @@ def build_google_routes(rt: RuntimeAccess, with_ui: bool) -> APIRouter:
     @r.get("/integrations", response_model=list[IntegrationView], tags=["integrations"])
     async def integrations() -> list[IntegrationView]:
         """Every registered integration and its state (connected, reconnect, not configured …)."""
-        return await ws("integrations", me())  # type: ignore[no-any-return]
+        return await rt.workspace.integrations(me())  # type: ignore[no-any-return]
 
     @r.get("/integrations/{provider}", response_model=IntegrationView, tags=["integrations"])
     async def integration(provider: str) -> IntegrationView:
         """Where one integration stands: status, account, features granted, tasks waiting for it."""
-        return await ws("status", me(), known(provider))  # type: ignore[no-any-return]
+        return await rt.workspace.status(user_id=me(), provider=known(provider))  # type: ignore[no-any-return]
 
     @r.post("/integrations/{provider}/connect", response_model=ConnectStart, tags=["integrations"])
     async def connect(provider: str, body: ConnectRequest) -> ConnectStart:
         """Start connecting for these features (Google: read-only ones by default); send the
         browser to ``authorization_url``."""
-        return await ws("connect_start", me(), body.features, known(provider))  # type: ignore[no-any-return]
+        return await rt.workspace.connect_start(user_id=me(), features=body.features, provider=known(provider))  # type: ignore[no-any-return]
 
     @r.get("/integrations/{provider}/callback", include_in_schema=False)
     async def callback(provider: str, state: str = "", code: str = "", error: str = "") -> Response:
@@ -77,7 +74,7 @@ def build_google_routes(rt: RuntimeAccess, with_ui: bool) -> APIRouter:
             reason = error or f"{label} sent no code"
             return _finish_page(with_ui, provider, False, f"{label} was not connected: {reason}")
         try:
-            await ws("connect_finish", state, code, provider)
+            await rt.workspace.connect_finish(state=state, code=code, provider=provider)
         except ApprovalRefused as exc:
             return _finish_page(with_ui, provider, False, str(exc))
         return _finish_page(with_ui, provider, True, f"{label} is connected.")
@@ -85,7 +82,7 @@ def build_google_routes(rt: RuntimeAccess, with_ui: bool) -> APIRouter:
     @r.post("/integrations/{provider}/disconnect", response_model=IntegrationView, tags=["integrations"])
     async def disconnect(provider: str) -> IntegrationView:
         """Revoke the grant at the provider and forget the tokens."""
-        return await ws("disconnect", me(), known(provider))  # type: ignore[no-any-return]
+        return await rt.workspace.disconnect(user_id=me(), provider=known(provider))  # type: ignore[no-any-return]
 
     # --- approvals ---------------------------------------------------------------------------
 
@@ -93,33 +90,33 @@ def build_google_routes(rt: RuntimeAccess, with_ui: bool) -> APIRouter:
     async def approvals(status: ActionStatus | None = None, run_id: str | None = None,
                         limit: int = Query(200, ge=1, le=1000)) -> list[ActionView]:
         """Proposed actions exactly as they would be carried out, newest first."""
-        return await ws("list_actions", me(), status, run_id, limit)  # type: ignore[no-any-return]
+        return await rt.workspace.list_actions(user_id=me(), status=status, run_id=run_id, limit=limit)  # type: ignore[no-any-return]
 
     @r.get("/approvals/policy", response_model=PolicyView, tags=["approvals"])
     async def get_policy() -> PolicyView:
         """Per action type: ask (a person approves; the default), allow, or deny."""
-        return PolicyView(policies=await ws("policies", me()))
+        return PolicyView(policies=await rt.workspace.policies(me()))
 
     @r.put("/approvals/policy", response_model=PolicyView, tags=["approvals"],
            responses={403: {"description": "A type becoming allow needs the login token again (X-Maos-Reauth)."}})
     async def put_policy(body: PolicyView, request: Request) -> PolicyView:
         """Set policies. A type that becomes ``allow`` (its actions run with nobody approving) needs
         the login token again."""
-        current = await ws("policies", me())
+        current = await rt.workspace.policies(me())
         widened = sorted(t for t, p in body.policies.items() if p == "allow" and current.get(t) != "allow")
         if widened:
             require_reauth(request, request.app.state.login, f"letting {', '.join(widened)} run without approval")
-        return PolicyView(policies=await ws("set_policies", me(), dict(body.policies), me()))
+        return PolicyView(policies=await rt.workspace.set_policies(user_id=me(), changes={k: v for k, v in body.policies.items()}, who=me()))
 
     @r.get("/approvals/groups", response_model=list[ApprovalGroup], tags=["approvals"])
     async def approval_groups(limit: int = Query(1000, ge=1, le=1000)) -> list[ApprovalGroup]:
         """Pending actions by group (run and type), each with every distinct recipient and domain,
         flagged external or new, and its outliers: a group with any cannot be approved all at once."""
-        return pending_groups(await ws("list_actions", me(), "pending", None, limit))
+        return pending_groups(await rt.workspace.list_actions(user_id=me(), status="pending", run_id=None, limit=limit))
 
     @r.get("/approvals/{action_id}", response_model=ActionView, tags=["approvals"])
     async def approval(action_id: str) -> ActionView:
-        return await ws("get_action", me(), action_id)  # type: ignore[no-any-return]
+        return await rt.workspace.get_action(user_id=me(), action_id=action_id)  # type: ignore[no-any-return]
 
     @r.post("/approvals/batch", response_model=BatchResult, tags=["approvals"],
             responses={409: {"description": "An approval that holds outliers (a new outside recipient, a reply "
@@ -127,23 +124,23 @@ def build_google_routes(rt: RuntimeAccess, with_ui: bool) -> APIRouter:
     async def batch(body: BatchDecision) -> BatchResult:
         """Approve or reject many at once (each must quote the args_hash shown). An approval is
         refused as a whole when it holds an outlier (see ``GET /api/approvals/groups``)."""
-        return await ws("batch", me(), body.decision, body.items, me())  # type: ignore[no-any-return]
+        return await rt.workspace.batch(user_id=me(), decision=body.decision, items=body.items, who=me())  # type: ignore[no-any-return]
 
     @r.post("/approvals/{action_id}/approve", response_model=ActionView, tags=["approvals"],
             responses={409: {"description": "Already decided, or the arguments differ from args_hash."},
                        410: {"description": "Expired."}})
     async def approve(action_id: str, body: Decision) -> ActionView:
         """Approve this action as shown: it is carried out once."""
-        return await ws("approve", me(), action_id, body.args_hash, me())  # type: ignore[no-any-return]
+        return await rt.workspace.approve(user_id=me(), action_id=action_id, digest=body.args_hash, approver=me())  # type: ignore[no-any-return]
 
     @r.post("/approvals/{action_id}/edit", response_model=ActionView, tags=["approvals"])
     async def edit(action_id: str, body: EditDecision) -> ActionView:
         """Edit then approve: the edited action (a new id) is carried out; this one is superseded."""
-        return await ws("edit", me(), action_id, body.args_hash, body.arguments, me())  # type: ignore[no-any-return]
+        return await rt.workspace.edit(user_id=me(), action_id=action_id, digest=body.args_hash, arguments=body.arguments, approver=me())  # type: ignore[no-any-return]
 
     @r.post("/approvals/{action_id}/reject", response_model=ActionView, tags=["approvals"])
     async def reject(action_id: str, body: Rejection) -> ActionView:
-        return await ws("reject", me(), action_id, body.reason, me())  # type: ignore[no-any-return]
+        return await rt.workspace.reject(user_id=me(), action_id=action_id, reason=body.reason, who=me())  # type: ignore[no-any-return]
 
     # --- audit -------------------------------------------------------------------------------
 
@@ -151,7 +148,7 @@ def build_google_routes(rt: RuntimeAccess, with_ui: bool) -> APIRouter:
     async def audit(run_id: str | None = None, action: str | None = None,
                     limit: int = Query(200, ge=1, le=2000)) -> list[AuditEntry]:
         """Sensitive actions: who asked, plan and step, who approved, what was done (ids), when."""
-        return await ws("audit", me(), run_id, action, limit)  # type: ignore[no-any-return]
+        return await rt.workspace.audit(user_id=me(), run_id=run_id, action=action, limit=limit)  # type: ignore[no-any-return]
 
     return r
 

@@ -13,7 +13,6 @@ URL it likes.
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,6 +25,7 @@ from core.errors import ConfigError
 from core.schemas import ConnectionResult, ConnectionTest, EditableSettings, SettingsView
 from core.settings import Settings
 from integrations.llm.backend import Backend, probe, redact_url, resolve
+from serve_app.auth import is_loopback
 
 _log = structlog.get_logger("maos.settings")
 LLM_FIELDS = frozenset({"llm_provider", "llm_base_url", "llm_model", "llm_worker_model"})
@@ -86,15 +86,15 @@ class LiveSettings:
                     restart = sorted(LLM_FIELDS & changes.keys())
                     applied = [f for f in applied if f not in restart]
                 _log.info("settings.llm_needs_restart", reason=str(exc))
-        await app.store.call("save_settings_overrides", changes)
+        await app.store.save_settings_overrides(changes)
         slots = max(1, -(-new.llm_slots // len(app.gateways)))
         for gw in app.gateways:
-            await gw.call("configure", new, backend, slots)
-        await app.master.call("configure", new, backend.provider == "embedded")
-        await app.dispatcher.call("configure", new, new.llm_slots)
+            await gw.configure(settings=new, backend=backend, slots=slots)
+        await app.master.configure(settings=new, embedded=backend.provider == "embedded")
+        await app.dispatcher.configure(settings=new, gateway_slots=new.llm_slots)
         for handles in app.pools.values():
             for h in handles:
-                await h.call("configure", new)
+                await h.configure(new)
         self.settings = new
         _log.info("settings.updated", fields=applied, restart_required=restart)
         return self.view(applied, restart)
@@ -115,22 +115,13 @@ def _hosts(url: str) -> set[str]:
         return {""}
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_probe_target(url: str, settings: Settings) -> None:
     """Refuse (ConfigError, 422) a URL that is neither on this machine (a literal loopback address or
     ``localhost``; names are not resolved) nor on a host the settings already name
     (``llm_base_url``, ``ollama_url``, ``lmstudio_url``), before anything is sent. A server on another
     host is tested after it is saved as ``llm_base_url`` (a change that itself needs the login)."""
     allowed = set().union(*(_hosts(u) for u in configured_llm_urls(settings))) - {""}
-    refused = sorted(h for h in _hosts(url) if not (_is_loopback(h) or h in allowed))
+    refused = sorted(h for h in _hosts(url) if not (is_loopback(h) or h in allowed))
     if refused:
         raise ConfigError(f"test-connection reaches only this machine and the LLM hosts in the settings "
                           f"({', '.join(sorted(allowed)) or 'none'}); {refused[0] or 'this URL'!r} is neither: "

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TypeVar
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
+from actors.runtime.typed import fire
 from core.errors import ConfigError, Conflict, NotFound
 from core.schemas import (
     ConversationSummary,
@@ -16,6 +17,7 @@ from core.schemas import (
     NewConversation,
     PostMessage,
     RunAccepted,
+    RunCancel,
     RunEvent,
     RunStatus,
     RunView,
@@ -23,6 +25,8 @@ from core.schemas import (
     TaskStatus,
 )
 from serve_app.access import RuntimeAccess
+
+T = TypeVar("T")
 
 KEEPALIVE_S = 15.0
 
@@ -35,17 +39,17 @@ def sse(event: RunEvent) -> str:
 def build_work_routes(rt: RuntimeAccess) -> APIRouter:
     r = APIRouter(prefix="/api")
 
-    async def existing(method: str, key: str, what: str) -> Any:
+    def existing(found: T | None, what: str, key: str) -> T:
         """The Store's answer for ``key``, or 404 naming it."""
-        found = await rt.store(method, key)
         if found is None:
             raise NotFound(f"no {what} '{key}'")
         return found
 
-    async def start_run(message: str, conversation_id: str | None) -> RunAccepted:
+    async def start_run(message: str, conversation_id: str | None, budget: PostMessage) -> RunAccepted:
         await rt.check_room()
         app = await rt.app()
-        run = await app.master.call("submit", message, rt.live.settings.user_id, conversation_id)
+        run = await app.master.submit(message=message, user_id=rt.live.settings.user_id, conversation_id=conversation_id,
+                                      max_tokens=budget.max_tokens, deadline_s=budget.deadline_s)
         return RunAccepted(run_id=run.id, conversation_id=run.conversation_id, status=run.status,
                            events_url=f"/api/runs/{run.id}/events")
 
@@ -53,7 +57,7 @@ def build_work_routes(rt: RuntimeAccess) -> APIRouter:
 
     @r.post("/conversations", status_code=201, response_model=ConversationSummary, tags=["conversations"])
     async def create_conversation(body: NewConversation) -> ConversationSummary:
-        return await rt.store("create_conversation", rt.live.settings.user_id, body.title)  # type: ignore[no-any-return]
+        return await rt.store.create_conversation(user_id=rt.live.settings.user_id, title=body.title)  # type: ignore[no-any-return]
 
     @r.get("/conversations", response_model=list[ConversationSummary], tags=["conversations"])
     async def list_conversations(
@@ -64,29 +68,37 @@ def build_work_routes(rt: RuntimeAccess) -> APIRouter:
         agent: str | None = Query(None, max_length=40, description="An agent type any step used."),
         limit: int = Query(50, ge=1, le=1000),
     ) -> list[ConversationSummary]:
-        return await rt.store("list_conversations", q, since, until, status, agent, limit)  # type: ignore[no-any-return]
+        return await rt.store.list_conversations(q=q, since=since, until=until, status=status, agent=agent, limit=limit)  # type: ignore[no-any-return]
 
     @r.get("/conversations/{conversation_id}", response_model=ConversationView, tags=["conversations"])
     async def get_conversation(conversation_id: str) -> ConversationView:
-        return await rt.store("get_conversation", conversation_id)  # type: ignore[no-any-return]
+        return await rt.store.get_conversation(conversation_id)  # type: ignore[no-any-return]
 
     @r.post("/conversations/{conversation_id}/messages", status_code=202, response_model=RunAccepted,
             tags=["conversations"])
     async def post_message(conversation_id: str, body: PostMessage) -> RunAccepted:
         """Start a run for the message; returns at once with the run's event stream."""
-        await rt.store("get_conversation", conversation_id)  # 404 for an unknown id
-        return await start_run(body.message, conversation_id)
+        await rt.store.get_conversation(conversation_id)  # 404 for an unknown id
+        return await start_run(body.message, conversation_id, body)
 
     @r.post("/runs", status_code=202, response_model=RunAccepted, tags=["runs"])
     async def ask(body: PostMessage) -> RunAccepted:
         """Start a run in a new conversation."""
-        return await start_run(body.message, None)
+        return await start_run(body.message, None, body)
 
     # --- runs ------------------------------------------------------------------------------
 
     @r.get("/runs/{run_id}", response_model=RunView, tags=["runs"])
     async def get_run(run_id: str) -> RunView:
-        return await existing("get_run", run_id, "run")  # type: ignore[no-any-return]
+        return existing(await rt.store.get_run(run_id), "run", run_id)
+
+    @r.post("/runs/{run_id}/cancel", response_model=RunCancel, tags=["runs"])
+    async def cancel_run(run_id: str) -> RunCancel:
+        """Stop a run: its steps not started never start, running ones stop at their next await, its proposals
+        no one decided are withdrawn; it ends cancelled with what was done. Asking again changes nothing."""
+        app = await rt.app()
+        user = rt.live.settings.user_id
+        return await app.master.cancel(run_id=run_id, user_id=user, reason=f"cancelled by {user}")
 
     @r.get("/runs/{run_id}/events", tags=["runs"], response_class=StreamingResponse,
            responses={200: {"content": {"text/event-stream": {}}, "description": "RunEvent per SSE event."}})
@@ -96,7 +108,7 @@ def build_work_routes(rt: RuntimeAccess) -> APIRouter:
         after: int = Query(0, ge=0, description="Resume after this event id (for clients that cannot set headers)."),
     ) -> StreamingResponse:
         """The run's events as Server-Sent Events, from the first (or after Last-Event-ID) to ``end``."""
-        await existing("get_run", run_id, "run")
+        existing(await rt.store.get_run(run_id), "run", run_id)
         start = after
         if last_event_id is not None:
             if not last_event_id.strip().isdigit():
@@ -106,7 +118,7 @@ def build_work_routes(rt: RuntimeAccess) -> APIRouter:
         async def stream() -> AsyncIterator[str]:
             cursor = start
             while not await request.is_disconnected():
-                events: list[RunEvent] = await rt.store("run_events", run_id, cursor, KEEPALIVE_S)
+                events: list[RunEvent] = await rt.store.run_events(run_id=run_id, after=cursor, wait_s=KEEPALIVE_S)
                 if not events:
                     yield ": keep-alive\n\n"
                     continue
@@ -114,7 +126,7 @@ def build_work_routes(rt: RuntimeAccess) -> APIRouter:
                     cursor = ev.seq
                     yield sse(ev)
                 # The stream ends at an end event, unless the run went on after it (a dead step retried).
-                if events[-1].kind == "end" and not await rt.store("run_events", run_id, cursor, 0.0, 1):
+                if events[-1].kind == "end" and not await rt.store.run_events(run_id=run_id, after=cursor, wait_s=0.0, limit=1):
                     return
 
         return StreamingResponse(stream(), media_type="text/event-stream",
@@ -123,13 +135,13 @@ def build_work_routes(rt: RuntimeAccess) -> APIRouter:
     @r.get("/runs/{run_id}/drafts", response_model=list[Draft], tags=["runs"])
     async def run_drafts(run_id: str) -> list[Draft]:
         """Emails, events, texts and calls the run's sub-agents drafted (drafts: nothing was sent)."""
-        await existing("get_run", run_id, "run")
-        return await rt.store("list_drafts", run_id)  # type: ignore[no-any-return]
+        existing(await rt.store.get_run(run_id), "run", run_id)
+        return await rt.store.list_drafts(run_id)  # type: ignore[no-any-return]
 
     @r.get("/drafts", response_model=list[Draft], tags=["runs"])
     async def drafts(limit: int = Query(200, ge=1, le=5000)) -> list[Draft]:
         """The outbox: every draft, newest first."""
-        return await rt.store("list_drafts", None, limit)  # type: ignore[no-any-return]
+        return await rt.store.list_drafts(run_id=None, limit=limit)  # type: ignore[no-any-return]
 
     # --- tasks -----------------------------------------------------------------------------
 
@@ -139,22 +151,22 @@ def build_work_routes(rt: RuntimeAccess) -> APIRouter:
         agent: str | None = Query(None, max_length=40), q: str | None = Query(None, max_length=200),
         since: float | None = None, until: float | None = None, limit: int = Query(100, ge=1, le=10_000),
     ) -> list[TaskRecord]:
-        return await rt.store("list_tasks", status, run_id, limit, agent, q, since, until)  # type: ignore[no-any-return]
+        return await rt.store.list_tasks(status=status, run_id=run_id, limit=limit, agent=agent, q=q, since=since, until=until)  # type: ignore[no-any-return]
 
     @r.get("/tasks/{task_id}", response_model=TaskRecord, tags=["tasks"])
     async def get_task(task_id: str) -> TaskRecord:
-        return await existing("get_task", task_id, "task")  # type: ignore[no-any-return]
+        return existing(await rt.store.get_task(task_id), "task", task_id)
 
     @r.post("/tasks/{task_id}/retry", response_model=TaskRecord, tags=["tasks"])
     async def retry(task_id: str) -> TaskRecord:
         """Put a dead task back in the queue (its blocked dependents with it)."""
         app = await rt.app()
-        if not await app.store.call("requeue", task_id):
-            task = await app.store.call("get_task", task_id)
+        if not await app.store.requeue(task_id):
+            task = await app.store.get_task(task_id)
             if task is None:
                 raise NotFound(f"no task '{task_id}'")
             raise Conflict(f"task '{task_id}' is {task.status}; only dead tasks can be retried")
-        app.dispatcher.fire("wake")
-        return await app.store.call("get_task", task_id)  # type: ignore[no-any-return]
+        fire(app.dispatcher.wake())
+        return existing(await app.store.get_task(task_id), "task", task_id)
 
     return r

@@ -12,6 +12,7 @@ import duckdb
 import ray
 
 from actors.agents.context import StoreForUser
+from actors.runtime import wiring
 from actors.storage import tool_ops
 from actors.storage.migrations import migrate
 from actors.store import Store
@@ -33,7 +34,7 @@ def app_sql(app: Any, query: str, params: Sequence[Any] = (), timeout_s: float =
         cur = store._conn.execute(query, values)
         return cur.fetchall() if cur.description else []
 
-    return list(ray.get(app.store.actor.__ray_call__.remote(run), timeout=timeout_s))
+    return list(ray.get(wiring.ray_actor(app.store).__ray_call__.remote(run), timeout=timeout_s))
 
 
 class LocalToolOps:

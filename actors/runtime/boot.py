@@ -62,7 +62,7 @@ def actor_class(cls: type[T]) -> type[T]:
         # At the app's start the settings given already include the saved ones (read from the Store first);
         # an actor Ray restarts gets those start-up arguments again, so it asks the Store.
         if boot.saved_settings and ray.get_runtime_context().was_current_actor_reconstructed:
-            args = _saved_settings_applied(args, boot.namespace)
+            args, kwargs = _saved_settings_applied(args, kwargs, boot.namespace)
         if any(isinstance(a, Settings) for a in (*args, *kwargs.values())):
             found = read_secrets(boot.namespace)
             args = tuple(a.with_secrets(found) if isinstance(a, Settings) else a for a in args)
@@ -73,17 +73,20 @@ def actor_class(cls: type[T]) -> type[T]:
         "__init__": __init__, "__module__": cls.__module__, "__qualname__": f"Actor{cls.__name__}"}))
 
 
-def _saved_settings_applied(args: tuple[Any, ...], namespace: str) -> tuple[Any, ...]:
-    """``args`` with any Settings overlaid by what the Store has saved; unchanged if it cannot answer."""
-    if not any(isinstance(a, Settings) for a in args):
-        return args
+def _saved_settings_applied(args: tuple[Any, ...], kwargs: dict[str, Any],
+                            namespace: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """``args`` and ``kwargs`` with any Settings overlaid by what the Store has saved; unchanged if it
+    cannot answer."""
+    if not any(isinstance(a, Settings) for a in (*args, *kwargs.values())):
+        return args, kwargs
     try:
         saved = cast(dict[str, object], ray.get(
             ray.get_actor("store", namespace=namespace).settings_overrides.remote(), timeout=30))
     except Exception as exc:  # no Store (yet): the start-up settings stand
         _log.warning("actor.saved_settings_unavailable", error=str(exc))
-        return args
-    return tuple(overlay(a, saved) if isinstance(a, Settings) else a for a in args)
+        return args, kwargs
+    return (tuple(overlay(a, saved) if isinstance(a, Settings) else a for a in args),
+            {k: overlay(v, saved) if isinstance(v, Settings) else v for k, v in kwargs.items()})
 
 
 # --- secrets: in the cluster's key-value store (behind Ray's token auth), never in arguments -----

@@ -1,22 +1,21 @@
-"""How actors reach each other: a small protocol, with a Ray implementation in ``ray_handles``
-and an in-process one here, so the classes run and test without Ray."""
+"""How actors reach each other underneath: a small untyped protocol, with a Ray implementation in
+``ray_handles`` and an in-process one here, so the classes run and test without Ray. Callers do not
+use it directly: :func:`actors.runtime.typed.typed` views a handle through its actor's API."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any, Protocol
 
 
 class Handle(Protocol):
-    """A reference to an actor. ``call`` awaits the result; ``fire`` starts the call and
-    returns an awaitable that may be dropped (fire and forget)."""
+    """A reference to an actor. ``call`` sends the call and returns its awaitable result; ``stream``
+    the items of a method that yields them."""
 
     name: str
 
-    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any: ...
-
-    def fire(self, method: str, *args: Any, **kwargs: Any) -> asyncio.Future[Any]: ...
+    def call(self, method: str, *args: Any, **kwargs: Any) -> Awaitable[Any]: ...
 
     def stream(self, method: str, *args: Any, **kwargs: Any) -> AsyncIterator[Any]: ...
 
@@ -33,9 +32,6 @@ class LocalHandle:
         if asyncio.iscoroutine(result):
             return await result
         return result
-
-    def fire(self, method: str, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
-        return asyncio.ensure_future(self.call(method, *args, **kwargs))
 
     async def stream(self, method: str, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
         async for item in getattr(self.obj, method)(*args, **kwargs):

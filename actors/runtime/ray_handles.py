@@ -6,17 +6,14 @@ imports this module in every actor's process.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import ray
-import structlog
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError
 
 from core.errors import ActorGone, MaosError
 
-_log = structlog.get_logger("maos.runtime")
 GONE = (RayActorError, ActorDiedError, ActorUnavailableError)
 
 
@@ -27,9 +24,17 @@ class RayHandle:
         self.actor = actor
         self.name = name
 
-    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+    def call(self, method: str, *args: Any, **kwargs: Any) -> Awaitable[Any]:
+        """Sent now (``fire`` and the order of calls rely on it); the result when awaited."""
         try:
-            return await getattr(self.actor, method).remote(*args, **kwargs)
+            ref = getattr(self.actor, method).remote(*args, **kwargs)
+        except GONE as exc:
+            raise self._translated(exc) from None
+        return self._result(ref)
+
+    async def _result(self, ref: Any) -> Any:
+        try:
+            return await ref
         except (*GONE, RayTaskError) as exc:
             raise self._translated(exc) from None
 
@@ -42,12 +47,6 @@ class RayHandle:
             return exc.cause
         return exc
 
-    def fire(self, method: str, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
-        ref = getattr(self.actor, method).remote(*args, **kwargs)
-        fut = asyncio.wrap_future(ref.future())
-        fut.add_done_callback(_log_fire_failure(self.name, method))
-        return fut
-
     async def stream(self, method: str, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
         gen = getattr(self.actor, method).remote(*args, **kwargs)
         try:
@@ -56,23 +55,11 @@ class RayHandle:
         except (*GONE, RayTaskError) as exc:
             raise self._translated(exc) from None
 
-    def get(self, method: str, *args: Any, timeout: float | None = None) -> Any:
-        """Blocking call, for synchronous callers (the CLI)."""
-        try:
-            return ray.get(getattr(self.actor, method).remote(*args), timeout=timeout)
-        except GONE as exc:
-            raise ActorGone(f"actor '{self.name}' is gone: {type(exc).__name__}", self.name) from None
-
-
-def _log_fire_failure(name: str, method: str) -> Any:
-    def done(fut: asyncio.Future[Any]) -> None:
-        if not fut.cancelled() and fut.exception() is not None:
-            _log.warning("actor.fire_failed", actor=name, method=method, error=repr(fut.exception()))
-    return done
-
 
 class LazyHandle:
-    """A handle to a named actor, resolved on first use (breaks the pool ↔ dispatcher creation cycle).
+    """A handle to a named actor from its name alone, resolved on first use: how an actor reaches one
+    the runtime starts after it (the master the dispatcher, the dispatcher its pools, pools the others).
+    Not a patch-up: the name is all it is given, and nothing is set on the actor afterwards.
 
     ``label`` is the name it goes by (a pool's owner id); the actor's name by default.
     """
@@ -88,11 +75,8 @@ class LazyHandle:
             self._inner = RayHandle(ray.get_actor(self._actor_name, namespace=self._namespace), self.name)
         return self._inner
 
-    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        return await self._resolve().call(method, *args, **kwargs)
-
-    def fire(self, method: str, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
-        return self._resolve().fire(method, *args, **kwargs)
+    def call(self, method: str, *args: Any, **kwargs: Any) -> Awaitable[Any]:
+        return self._resolve().call(method, *args, **kwargs)
 
     async def stream(self, method: str, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
         async for item in self._resolve().stream(method, *args, **kwargs):

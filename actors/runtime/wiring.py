@@ -1,9 +1,14 @@
 """The one seam that owns Ray: remote classes, named lookups, kills, cluster info.
 
-Everything else talks to actors through :class:`actors.runtime.handles.Handle`. The app is a set of
-named actors in one Ray namespace: a Store, LLM gateway(s), the master, the dispatcher, and a
-pool per sub-agent type. ``start_app`` creates them (or returns the running ones); ``connect``
+Everything else talks to actors through typed handles (``actors.runtime.typed``). The app is a
+set of named actors in one Ray namespace: a Store, LLM gateway(s), the master, the dispatcher, and
+a pool per sub-agent type. ``start_app`` creates them (or returns the running ones); ``connect``
 finds an app another process started (its Ray address is in ``<data_dir>/app.json``).
+
+Construction order has no patch-up step: an actor started before one it calls (the master before
+the dispatcher; the dispatcher before its pools; pools before nothing) is given a handle *by name*
+(:class:`LazyHandle`), resolved on its first call. The name is all the actor needs, and the
+runtime creates the named actor before any call can be made (``dispatcher.start`` runs last).
 """
 
 from __future__ import annotations
@@ -14,22 +19,32 @@ import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import ray
 import structlog
 from ray.exceptions import ActorDiedError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from actors.runtime.boot import Boot, forget_secrets, publish_secrets
 from actors.agents import names as agent_names
 from actors.dispatcher import ActorDispatcher
 from actors.gateway import ActorLLMGateway
-from actors.runtime.handles import Handle
 from actors.master import ActorMasterAgent
 from actors.memory import ActorMemory
 from actors.pool import ActorSubAgentPool
+from actors.runtime.apis import (
+    DispatcherApi,
+    GatewayApi,
+    MasterApi,
+    MemoryApi,
+    PoolApi,
+    StoreApi,
+    WorkspaceApi,
+)
+from actors.runtime.boot import Boot, forget_secrets, publish_secrets
+from actors.runtime.handles import Handle
 from actors.runtime.ray_handles import LazyHandle, RayHandle
+from actors.runtime.typed import handle_of, typed
 from actors.storage.queue import RetryPolicy
 from actors.store import ActorStore
 from actors.workspace import ActorWorkspace
@@ -101,17 +116,29 @@ def shutdown_ray() -> None:
 class App:
     settings: Settings
     backend: Backend
-    store: RayHandle
-    gateways: list[RayHandle]
-    master: RayHandle
-    dispatcher: RayHandle
-    memory: RayHandle
-    workspace: RayHandle
-    pools: dict[str, list[RayHandle]] = field(default_factory=dict)
+    store: StoreApi
+    gateways: list[GatewayApi]
+    master: MasterApi
+    dispatcher: DispatcherApi
+    memory: MemoryApi
+    workspace: WorkspaceApi
+    pools: dict[str, list[PoolApi]] = field(default_factory=dict)
 
     def all_handles(self) -> list[RayHandle]:
-        return [self.dispatcher, self.master, *self.gateways,
-                *(h for hs in self.pools.values() for h in hs), self.memory, self.workspace, self.store]
+        return [ray_handle(h) for h in (self.dispatcher, self.master, *self.gateways,
+                                        *(h for hs in self.pools.values() for h in hs),
+                                        self.memory, self.workspace, self.store)]
+
+
+def ray_handle(actor: object) -> RayHandle:
+    """The Ray handle behind one of an App's typed handles (kills, placement, Ray's own calls)."""
+    return cast(RayHandle, handle_of(actor))
+
+
+def ray_actor(actor: object) -> Any:
+    """The Ray actor behind one of an App's typed handles (tests and benchmarks reach it with Ray's own
+    ``__ray_call__``)."""
+    return ray_handle(actor).actor
 
 
 def _app_file(settings: Settings) -> Path:
@@ -144,7 +171,7 @@ def start_store(settings: Settings) -> RayHandle:
     store_cls: Any = ray.remote(ActorStore)
     retry = RetryPolicy(base_s=plain.retry_base_s, max_s=plain.retry_max_s)
     return RayHandle(store_cls.options(**_options("store", plain, **_here())).remote(
-        Boot.of(plain, saved_settings=False), str(plain.db_path.resolve()), retry=retry, keys_of=plain,
+        Boot.of(plain, saved_settings=False), db_path=str(plain.db_path.resolve()), retry=retry, keys_of=plain,
         threads=plain.db_threads), "store")
 
 
@@ -181,7 +208,8 @@ def start_app(settings: Settings, backend: Backend, store: RayHandle | None = No
     gw_cls: Any = ray.remote(ActorLLMGateway)
     gateways = [
         RayHandle(gw_cls.options(**_options(f"gateway-{i}", settings)).remote(
-            boot, settings, backend, LazyHandle("store", settings.namespace), per_gw), f"gateway-{i}")
+            # settings and backend by position: the gateway's prepare_process is given them (see boot)
+            boot, settings, backend, store=LazyHandle("store", settings.namespace), slots=per_gw), f"gateway-{i}")
         for i in range(n_gw)
     ]
     if store is None:  # after the gateway's (the settings saved from the UI are then not applied)
@@ -189,10 +217,11 @@ def start_app(settings: Settings, backend: Backend, store: RayHandle | None = No
     memory_cls: Any = ray.remote(ActorMemory)
     memory_on = {} if settings.qdrant_url else here  # with a Qdrant server it may run anywhere
     memory = RayHandle(memory_cls.options(**_options("memory", settings, **memory_on)).remote(
-        boot, settings, store, gateways[0]), "memory")
+        boot, settings=settings, store=store, gateway=gateways[0]), "memory")
     master_cls: Any = ray.remote(ActorMasterAgent)
     master = RayHandle(master_cls.options(**_options("master", settings)).remote(
-        boot, settings, store, gateways[0], None, backend.provider == "embedded", memory), "master")
+        boot, settings=settings, store=store, gateway=gateways[0], dispatcher=LazyHandle("dispatcher", settings.namespace),
+        embedded=backend.provider == "embedded", memory=memory), "master")
     # Ray starts one process per actor, a few at a time on a small machine: the ones a first plan
     # waits on are asked for first, the pools last. So the dispatcher finds its pools by name
     # (and pools find the dispatcher by name).
@@ -202,7 +231,8 @@ def start_app(settings: Settings, backend: Backend, store: RayHandle | None = No
         agent: [LazyHandle(name, settings.namespace, owner) for name, owner in names] for agent, names in owners.items()}
     disp_cls: Any = ray.remote(ActorDispatcher)
     dispatcher = RayHandle(disp_cls.options(**_options("dispatcher", settings)).remote(
-        boot, settings, store, lazy_pools, master, settings.llm_slots), "dispatcher")
+        boot, settings=settings, store=store, pools=lazy_pools, master=master, gateway_slots=settings.llm_slots),
+        "dispatcher")
     workspace_cls: Any = ray.remote(ActorWorkspace)
     # Ray starts no process for an actor before the arguments it is given are ready (``_after``, which
     # the actor never sees). Fourteen processes started at once on a small machine all came up late,
@@ -211,7 +241,7 @@ def start_app(settings: Settings, backend: Backend, store: RayHandle | None = No
     # beside the gateway's litellm import delayed it), and the Workspace once the gateway is up too.
     gateway_up = _up(gateways[0])
     workspace = RayHandle(workspace_cls.options(**_options("workspace", settings)).remote(
-        boot, settings, store, _after=gateway_up), "workspace")
+        boot, settings=settings, store=store, _after=gateway_up), "workspace")
     pool_cls: Any = ray.remote(ActorSubAgentPool)
     # Pools reach the others by name: a process given an actor's handle imports that actor's module
     # as it starts (Google's client, onnxruntime, DuckDB: about 0.4 s of each pool's start here);
@@ -224,14 +254,17 @@ def start_app(settings: Settings, backend: Backend, store: RayHandle | None = No
         pools[agent] = []
         for name, owner in names:
             actor = pool_cls.options(**_options(name, settings)).remote(
-                boot, agent, owner, settings, LazyHandle(f"gateway-{k % n_gw}", settings.namespace), by_name["store"],
-                by_name["dispatcher"], 0.005, by_name["memory"], by_name["workspace"], _after=previous)
+                boot, agent=agent, owner=owner, settings=settings,
+                gateway=LazyHandle(f"gateway-{k % n_gw}", settings.namespace), store=by_name["store"],
+                dispatcher=by_name["dispatcher"], memory=by_name["memory"], workspace=by_name["workspace"],
+                _after=previous)
             pools[agent].append(RayHandle(actor, owner))
             previous = _up(pools[agent][-1])
             k += 1
-    ray.get(master.actor.attach.remote(dispatcher))
     ray.get(dispatcher.actor.start.remote())
-    app = App(keep, backend, store, gateways, master, dispatcher, memory, workspace, pools)
+    app = App(keep, backend, typed(store, StoreApi), [typed(g, GatewayApi) for g in gateways], typed(master, MasterApi),
+              typed(dispatcher, DispatcherApi), typed(memory, MemoryApi), typed(workspace, WorkspaceApi),
+              {agent: [typed(h, PoolApi) for h in hs] for agent, hs in pools.items()})
     _app_file(settings).write_text(json.dumps({"ray_address": ray.get_runtime_context().gcs_address,
                                                "namespace": settings.namespace, "pid": os.getpid(),
                                                "backend": backend.provider, "base_url": backend.base_url}))
@@ -268,7 +301,9 @@ def connect(settings: Settings, backend: Backend) -> App | None:
                  for agent in agent_names()}
     except ValueError:
         return None
-    return App(settings, backend, store, gateways, master, dispatcher, memory, workspace, pools)
+    return App(settings, backend, typed(store, StoreApi), [typed(g, GatewayApi) for g in gateways], typed(master, MasterApi),
+               typed(dispatcher, DispatcherApi), typed(memory, MemoryApi), typed(workspace, WorkspaceApi),
+               {agent: [typed(h, PoolApi) for h in hs] for agent, hs in pools.items()})
 
 
 def kill_app(app: App) -> None:
@@ -293,9 +328,10 @@ def _wait_dead(h: RayHandle, timeout_s: float = 10.0) -> None:
         return
 
 
-def kill_actor(h: RayHandle, restart: bool = True) -> None:
-    """Kill one actor like a crash; the runtime restarts it unless ``restart`` is False."""
-    ray.kill(h.actor, no_restart=not restart)
+def kill_actor(actor: object, restart: bool = True) -> None:
+    """Kill one of an App's actors (a typed handle) like a crash; the runtime restarts it unless
+    ``restart`` is False."""
+    ray.kill(ray_actor(actor), no_restart=not restart)
 
 
 def current_address() -> str:

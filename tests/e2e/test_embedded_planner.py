@@ -11,8 +11,8 @@ import pytest
 
 from actors.agents import names
 from actors.gateway import LLMGateway
-from actors.runtime.handles import LocalHandle
 from actors.master import MasterAgent
+from actors.runtime.handles import LocalHandle
 from actors.store import Store
 from core.plan import parse_plan
 from core.settings import Settings

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from actors.runtime.typed import blocking
 from maos_testing.llm.sim_thread import SimHandle
 from tests.e2e.conftest import Served, free_port
 
@@ -151,7 +152,7 @@ def test_settings_round_trip_are_saved_and_applied(served: Served, sim: SimHandl
         assert changed.json()["restart_required"] == []
         values = client.get("/api/settings").json()["values"]
         assert (values["max_turns"], values["stream_replies"], values["llm_slots"]) == (4, False, 64)
-        saved = served.app.store.get("settings_overrides", timeout=30)
+        saved = blocking(served.app.store.settings_overrides(), timeout=30)
         assert saved["max_turns"] == 4 and saved["stream_replies"] is False
         try:
             # Applied without a restart: with streaming off, a run's log has no tokens.

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from actors.runtime import wiring
+from actors.runtime.typed import blocking
 from core.schemas import RunView
 from integrations.llm.backend import resolve
 from maos_testing.llm.sim_thread import SimHandle
@@ -63,20 +64,20 @@ def wait_run(app: wiring.App, run_id: str, timeout_s: float = 120.0,
     view: RunView | None = None
     while time.monotonic() < deadline:
         if until is None:  # poll the status alone (a big run's whole view, ten times a second, is real load)
-            progress = app.store.get("run_progress", run_id, timeout=30)
-            if progress is not None and progress.status in ("done", "failed"):
-                return app.store.get("get_run", run_id, timeout=30)  # type: ignore[no-any-return]
+            progress = blocking(app.store.run_progress(run_id), timeout=30)
+            if progress is not None and progress.status in ("done", "failed", "cancelled"):
+                return blocking(app.store.get_run(run_id), timeout=30)
         else:
-            view = app.store.get("get_run", run_id, timeout=30)
+            view = blocking(app.store.get_run(run_id), timeout=30)
             assert view is not None
             if until(view):
                 return view
         time.sleep(0.1)
-    view = view or app.store.get("get_run", run_id, timeout=30)
+    view = view or blocking(app.store.get_run(run_id), timeout=30)
     tasks = [(t.step_id, t.status, t.attempts, t.error) for t in view.tasks] if view else []
     raise AssertionError(f"run {run_id} did not finish in {timeout_s} s; last: {view.run if view else None}; tasks: {tasks}")
 
 
 def ask(app: wiring.App, message: str, user: str = "u1") -> str:
-    run = app.master.get("submit", message, user, None, timeout=60)
+    run = blocking(app.master.submit(message=message, user_id=user, conversation_id=None), timeout=60)
     return str(run.id)

@@ -21,6 +21,7 @@ import ray
 from pydantic import SecretStr
 
 from actors.runtime import wiring
+from actors.runtime.typed import blocking
 from core.action_schemas import ActionView, BatchItem
 from core.crypto import new_key_text
 from core.errors import ActorGone, ApprovalRefused
@@ -68,16 +69,16 @@ def user(request: pytest.FixtureRequest) -> str:
 
 
 def ask(app: wiring.App, user: str, message: str) -> str:
-    return str(app.master.get("submit", message, user, None, timeout=60).id)
+    return str(blocking(app.master.submit(message=message, user_id=user, conversation_id=None), timeout=60).id)
 
 
 def connect(app: wiring.App, user: str, features: list[str]) -> Any:
     """The web flow as the browser does it: consent page → redirect with code and state → callback."""
-    start = app.workspace.get("connect_start", user, features, timeout=30)
+    start = blocking(app.workspace.connect_start(user_id=user, features=features), timeout=30)
     answer = httpx.get(start.authorization_url, follow_redirects=False, timeout=10)
     assert answer.status_code in (302, 303), answer.text
     query = parse_qs(urlsplit(answer.headers["location"]).query)
-    return app.workspace.get("connect_finish", query["state"][0], query["code"][0], timeout=60)
+    return blocking(app.workspace.connect_finish(state=query["state"][0], code=query["code"][0]), timeout=60)
 
 
 def sent_in(fake: FakeGoogle, threads: list[str]) -> list[dict[str, Any]]:
@@ -95,7 +96,7 @@ def poll(check: Callable[[], Any], timeout_s: float = 60.0, what: str = "conditi
 
 
 def actions(app: wiring.App, user: str, status: str | None = None) -> list[ActionView]:
-    return list(app.workspace.get("list_actions", user, status, None, 500, timeout=30))
+    return list(blocking(app.workspace.list_actions(user_id=user, status=status, run_id=None, limit=500), timeout=30))
 
 
 def action_done(app: wiring.App, user: str, action_id: str) -> ActionView:
@@ -110,12 +111,12 @@ def action_done(app: wiring.App, user: str, action_id: str) -> ActionView:
 
 def test_connect_refresh_revoke_then_tasks_wait_until_reconnected(google_app: wiring.App, user: str, fake: FakeGoogle) -> None:
     app = google_app
-    assert app.workspace.get("status", user, timeout=30).status == "disconnected"
+    assert blocking(app.workspace.status(user), timeout=30).status == "disconnected"
     view = connect(app, user, ["gmail_read"])
     assert view.status == "connected" and view.account == "owner@example.test"
     assert {f.name for f in view.features if f.enabled} == {"gmail_read"}
     with pytest.raises(ApprovalRefused):  # a state is used once
-        app.workspace.get("connect_finish", "not-a-state", "code", timeout=30)
+        blocking(app.workspace.connect_finish(state="not-a-state", code="code"), timeout=30)
     fake.add_message(sender="lead@example.test", to="owner@example.test", subject="Pricing", body="How much?")
 
     done = wait_run(app, ask(app, user, "Triage my inbox query=in:inbox [use gmail_search]"))
@@ -133,15 +134,15 @@ def test_connect_refresh_revoke_then_tasks_wait_until_reconnected(google_app: wi
     waiting = wait_run(app, run_id, until=lambda v: any(t.status == "waiting" for t in v.tasks))
     task = next(t for t in waiting.tasks if t.status == "waiting")
     assert "reconnect" in (task.error or "") and task.attempts == 0
-    status = app.workspace.get("status", user, timeout=30)
+    status = blocking(app.workspace.status(user), timeout=30)
     assert status.status == "reconnect" and status.waiting_tasks == 1
     time.sleep(1.0)  # it stays waiting: no retry loop spends its attempts
-    still = app.store.get("get_task", task.id, timeout=30)
+    still = blocking(app.store.get_task(task.id), timeout=30)
     assert still.status == "waiting" and still.attempts == 0
 
     assert connect(app, user, ["gmail_read"]).status == "connected"  # reconnecting releases it
     assert wait_run(app, run_id).run.status == "done"
-    audit = [e.action for e in app.workspace.get("audit", user, None, None, 100, timeout=30)]
+    audit = [e.action for e in blocking(app.workspace.audit(user_id=user, run_id=None, action=None, limit=100), timeout=30)]
     assert "google.reconnect_needed" in audit and audit.count("google.connected") == 2
 
 
@@ -160,23 +161,22 @@ def test_reply_is_sent_once_after_approval_edit_reject_expiry_reuse(google_app: 
     assert first.arguments["to"] == ["lead0@example.test"] and first.arguments["subject"] == "Re: Question 0"
 
     with pytest.raises(ApprovalRefused, match="not what was approved"):  # bound to the arguments shown
-        app.workspace.get("approve", user, first.id, "0" * 64, user, timeout=30)
+        blocking(app.workspace.approve(user_id=user, action_id=first.id, digest="0" * 64, approver=user), timeout=30)
     with pytest.raises(ApprovalRefused, match="awaits your decision"):  # one user's approval only
-        app.workspace.get("approve", "someone-else", first.id, first.args_hash, "someone-else", timeout=30)
-    app.workspace.get("approve", user, first.id, first.args_hash, user, timeout=30)
+        blocking(app.workspace.approve(user_id="someone-else", action_id=first.id, digest=first.args_hash, approver="someone-else"), timeout=30)
+    blocking(app.workspace.approve(user_id=user, action_id=first.id, digest=first.args_hash, approver=user), timeout=30)
     assert action_done(app, user, first.id).status == "done"
     with pytest.raises(ApprovalRefused, match="already decided"):  # one use
-        app.workspace.get("approve", user, first.id, first.args_hash, user, timeout=30)
+        blocking(app.workspace.approve(user_id=user, action_id=first.id, digest=first.args_hash, approver=user), timeout=30)
 
-    edited = app.workspace.get("edit", user, second.id, second.args_hash,
-                               {"body": "Edited: Tuesday at 10 works.", "to": second.arguments["to"]}, user,
-                               timeout=30)
+    edited = blocking(app.workspace.edit(user_id=user, action_id=second.id, digest=second.args_hash,
+                               arguments={"body": "Edited: Tuesday at 10 works.", "to": second.arguments["to"]}, approver=user), timeout=30)
     assert edited.id != second.id and edited.replaces == second.id
     assert action_done(app, user, edited.id).status == "done"
-    app.workspace.get("reject", user, third.id, "not now", user, timeout=30)
+    blocking(app.workspace.reject(user_id=user, action_id=third.id, reason="not now", who=user), timeout=30)
     app_sql(app, "UPDATE actions SET expires_at = 0 WHERE id = ?", [fourth.id])  # as if a day went by
     with pytest.raises(ApprovalRefused, match="expired"):
-        app.workspace.get("approve", user, fourth.id, fourth.args_hash, user, timeout=30)
+        blocking(app.workspace.approve(user_id=user, action_id=fourth.id, digest=fourth.args_hash, approver=user), timeout=30)
 
     sent = sent_in(fake, threads)
     assert len(sent) == 2  # the approved one and the edited one; not the rejected, expired or superseded
@@ -185,7 +185,7 @@ def test_reply_is_sent_once_after_approval_edit_reject_expiry_reuse(google_app: 
     assert {m["threadId"] for m in sent} == {threads[0], threads[1]}
     statuses = {a.id: a.status for a in actions(app, user)}
     assert statuses[second.id] == "superseded" and statuses[third.id] == "rejected"
-    audit = app.workspace.get("audit", user, None, None, 200, timeout=30)
+    audit = blocking(app.workspace.audit(user_id=user, run_id=None, action=None, limit=200), timeout=30)
     sent_entries = [e for e in audit if e.action == "reply_email.done"]
     assert len(sent_entries) == 2 and all(e.approved_by == user and e.run_id and e.task_id for e in sent_entries)
     assert all("message_id" in e.detail for e in sent_entries)
@@ -200,7 +200,7 @@ def test_killed_between_send_and_its_answer_the_message_exists_once(google_app: 
     (proposal,) = actions(app, user, "pending")
     before = len(fake.effects(SEND))
     fake.hold(SEND, 20.0, after_effect=True)  # Gmail sends it, but the answer never arrives
-    app.workspace.get("approve", user, proposal.id, proposal.args_hash, user, timeout=30)
+    blocking(app.workspace.approve(user_id=user, action_id=proposal.id, digest=proposal.args_hash, approver=user), timeout=30)
     poll(lambda: sent_in(fake, [tid]), what="the send reached Gmail")
     wiring.kill_actor(app.workspace)  # the process dies; Ray restarts it
     finished = action_done(app, user, proposal.id)
@@ -217,7 +217,7 @@ def test_killed_after_staging_before_gmail_sent_the_recorded_draft_goes_out_once
     (proposal,) = actions(app, user, "pending")
     drafts_before = len(fake.effects("gmail.users.drafts.create"))
     fake.hold(SEND, 4.0, after_effect=False)  # the send reaches Gmail late, after the process died
-    app.workspace.get("approve", user, proposal.id, proposal.args_hash, user, timeout=30)
+    blocking(app.workspace.approve(user_id=user, action_id=proposal.id, digest=proposal.args_hash, approver=user), timeout=30)
     poll(lambda: len(fake.effects("gmail.users.drafts.create")) > drafts_before, what="the message was staged")
     time.sleep(0.5)  # its draft id is recorded before the send is asked for
     wiring.kill_actor(app.workspace)
@@ -268,7 +268,7 @@ def test_thirty_prompt_injections_cause_no_action_without_a_person(google_app: w
     memory = app_sql(app, "SELECT count(*) FROM memory_entries WHERE user_id = ? AND collection IN "
                           "('documents', 'sops')", [user])
     assert memory[0][0] == 0
-    audit = app.workspace.get("audit", user, None, "approval", 500, timeout=30)
+    audit = blocking(app.workspace.audit(user_id=user, run_id=None, action="approval", limit=500), timeout=30)
     assert audit == []
 
 
@@ -281,16 +281,16 @@ def test_no_token_address_or_body_in_duckdb_or_logs(google_app: wiring.App, user
     # What the model writes quotes the mail: the step's result, the run's summary, the chat, memory.
     triage = wait_run(app, ask(app, user, f"Triage gmail thread_id={tid} [use gmail_read_thread]"))
     assert any(subject in (t.result or "") for t in triage.tasks), triage.tasks
-    remembered = poll(lambda: [s for s in app.memory.get("search", user, subject, ["conversations"], timeout=30)
+    remembered = poll(lambda: [s for s in blocking(app.memory.search(user_id=user, query=subject, collections=["conversations"]), timeout=30)
                                if subject in s.snippet])
     assert remembered
     wait_run(app, ask(app, user, f"Reply to thread_id={tid} [use reply_email]"))
     (proposal,) = actions(app, user, "pending")
-    edited = app.workspace.get("edit", user, proposal.id, proposal.args_hash,
-                               {"body": "CanaryOutbound7731", "to": proposal.arguments["to"]}, user, timeout=30)
+    edited = blocking(app.workspace.edit(user_id=user, action_id=proposal.id, digest=proposal.args_hash,
+                               arguments={"body": "CanaryOutbound7731", "to": proposal.arguments["to"]}, approver=user), timeout=30)
     assert action_done(app, user, edited.id).status == "done"
     assert sent_in(fake, [tid])[0]["to"] == [sender]
-    app.store.get("flush", timeout=30)
+    blocking(app.store.flush(), timeout=30)
     tokens = [*fake._oauth._access, *fake._oauth._refresh]  # every token the fake Google issued
     canaries = [sender, subject, "CanaryInbound7731", "CanaryOutbound7731", *tokens]
     assert len(tokens) >= 2
@@ -321,8 +321,8 @@ def test_batch_approval_of_many(google_app: wiring.App, user: str, fake: FakeGoo
         assert done.run.status == "done", [(t.status, t.error, t.result) for t in done.tasks]
     pending = actions(app, user, "pending")
     assert len(pending) == 12, [(a.status, a.error) for a in actions(app, user)]
-    result = app.workspace.get("batch", user, "approve", [BatchItem(id=a.id, args_hash=a.args_hash) for a in pending],
-                               user, timeout=60)
+    result = blocking(app.workspace.batch(user_id=user, decision="approve", items=[BatchItem(id=a.id, args_hash=a.args_hash) for a in pending],
+                               who=user), timeout=60)
     assert sorted(result.done) == sorted(a.id for a in pending) and result.refused == {}
     poll(lambda: all(a.status == "done" for a in actions(app, user)), what="all sent")
     assert len(sent_in(fake, tids)) == 12

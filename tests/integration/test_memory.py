@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from actors.runtime import wiring
 from actors.agents import all_specs
 from actors.master import plan_prompt
+from actors.runtime import wiring
+from actors.runtime.typed import blocking
 from actors.subagent import subagent_messages
 from core.errors import ConfigError, IngestError
 from core.memory_schemas import DocumentView, Feedback, UploadResult
@@ -40,10 +41,10 @@ which contains the service agreement, the invoice schedule and the support hours
 
 
 def upload(app: wiring.App, user: str, name: str, data: bytes, kind: str = "doc") -> UploadResult:
-    result: UploadResult = app.memory.get("ingest", user, name, data, kind, ["test"], timeout=120)
+    result: UploadResult = blocking(app.memory.ingest(user_id=user, filename=name, data=data, kind=kind, tags=["test"]), timeout=120)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        view: DocumentView = app.store.get("get_document", user, result.document.id, timeout=30)
+        view: DocumentView = blocking(app.store.get_document(user_id=user, doc_id=result.document.id), timeout=30)
         if view.document.status != "indexing":
             assert view.document.status == "ready", view.document
             assert view.document.chunks_done == view.document.chunks > 0
@@ -53,7 +54,7 @@ def upload(app: wiring.App, user: str, name: str, data: bytes, kind: str = "doc"
 
 
 def search(app: wiring.App, user: str, query: str, limit: int = 5) -> list[Any]:
-    return app.memory.get("search", user, query, None, limit, timeout=60)  # type: ignore[no-any-return]
+    return blocking(app.memory.search(user_id=user, query=query, collections=None, limit=limit), timeout=60)
 
 
 def requests_to(sim: SimHandle, kind: str) -> list[list[dict[str, Any]]]:
@@ -87,19 +88,19 @@ def test_a_fact_only_in_an_sop_reaches_the_plan_the_step_and_the_sources(
     refund = by_source[("sops", sop.id)]
     assert refund.link == f"/api/documents/{sop.id}" and refund.title == "Refund procedure"
     assert view.sources == sorted(view.sources, key=lambda s: -s.score)
-    events = app.store.get("run_events", view.run.id, 0, 0.0, 1000, timeout=30)
+    events = blocking(app.store.run_events(run_id=view.run.id, after=0, wait_s=0.0, limit=1000), timeout=30)
     assert any(e.kind == "memory" and e.sources for e in events)
 
     # A pool asks for a whole batch of steps at once: each step gets the memories for its own instruction.
     steps = [("Who approves a refund of 800 dollars?", "r-batch", "r-batch:s1"), ("  ", "r-batch", "r-batch:s2"),
              ("What does the welcome pack for a new client contain?", "r-batch", "r-batch:s3")]
-    refund_text, blank, welcome = app.memory.get("step_contexts", "u1", "sops", steps, timeout=60)
+    refund_text, blank, welcome = blocking(app.memory.step_contexts(user_id="u1", agent="sops", steps=steps), timeout=60)
     assert "Priya Raman" in refund_text and blank == "" and "service agreement" in welcome
-    assert app.memory.get("step_contexts", "nobody", "sops", steps, timeout=60) == ["", "", ""]  # not u1's
+    assert blocking(app.memory.step_contexts(user_id="nobody", agent="sops", steps=steps), timeout=60) == ["", "", ""]  # not u1's
 
     # A pool's tools' searches of a moment come in one call: each gets its own answer, or its own error.
-    found, bad = app.memory.get("search_many", [("u1", "who approves a large refund?", ["sops"], 3),
-                                                ("u1", "refunds", ["no_such_collection"], 3)], timeout=60)
+    found, bad = blocking(app.memory.search_many([("u1", "who approves a large refund?", ["sops"], 3),
+                                                ("u1", "refunds", ["no_such_collection"], 3)]), timeout=60)
     assert found and found[0].source_id == sop.id
     assert isinstance(bad, ConfigError) and "no_such_collection" in str(bad)
 
@@ -107,7 +108,7 @@ def test_a_fact_only_in_an_sop_reaches_the_plan_the_step_and_the_sources(
 def test_dedup_isolation_delete_and_rebuild(module_app: wiring.App) -> None:
     app = module_app
     first = upload(app, "d1", "refunds.md", REFUND_SOP, "sop")
-    again: UploadResult = app.memory.get("ingest", "d1", "refunds-copy.md", REFUND_SOP, "sop", [], timeout=60)
+    again: UploadResult = blocking(app.memory.ingest(user_id="d1", filename="refunds-copy.md", data=REFUND_SOP, kind="sop", tags=[]), timeout=60)
     assert again.duplicate and again.document.id == first.document.id
     assert entries(app, first.document.id) == first.document.chunks  # nothing added twice
     theirs = upload(app, "d2", "refunds.md", REFUND_SOP, "sop")  # the same file is new for another user
@@ -125,16 +126,16 @@ def test_dedup_isolation_delete_and_rebuild(module_app: wiring.App) -> None:
               for u in ("d1", "d2") for q in queries}
     stored = dict(app_sql(app, "SELECT collection, count(*) FROM memory_entries GROUP BY collection"))
     assert stored["sops"] >= first.document.chunks + theirs.document.chunks
-    counts = app.memory.get("rebuild", timeout=300)
+    counts = blocking(app.memory.rebuild(), timeout=300)
     assert counts["sops"] == stored["sops"] and counts["documents"] == stored["documents"]  # all, from DuckDB
     after = {(u, q): [(s.source_id, s.heading, round(s.score, 3)) for s in search(app, u, q)]
              for u in ("d1", "d2") for q in queries}
     assert after == before
 
-    app.memory.get("delete_document", "d1", first.document.id, timeout=60)
+    blocking(app.memory.delete_document(user_id="d1", doc_id=first.document.id), timeout=60)
     assert search(app, "d1", "who approves a large refund?") == []
     assert entries(app, first.document.id) == 0
-    assert app.store.get("get_document", "d1", first.document.id, timeout=30) is None
+    assert blocking(app.store.get_document(user_id="d1", doc_id=first.document.id), timeout=30) is None
     assert search(app, "d2", "who approves a large refund?")  # the other user's copy stays
 
 
@@ -147,7 +148,7 @@ def test_a_bad_file_gets_a_clear_error_and_nothing_is_stored(module_app: wiring.
                             ("notes.exe", b"MZ\x90\x00", "supported"),
                             ("blank.md", b"   \n\n  \n", "empty")]:
         with pytest.raises(IngestError) as err:
-            app.memory.get("ingest", "b1", name, data, "doc", [], timeout=60)
+            blocking(app.memory.ingest(user_id="b1", filename=name, data=data, kind="doc", tags=[]), timeout=60)
         assert name in str(err.value) and why in str(err.value).lower()
         assert stored() == (0, 0)
 
@@ -163,8 +164,8 @@ def test_a_correction_is_the_next_example_and_the_export_has_it_not_the_rejected
         PlanStep(id="s1", agent="research", instruction="Collect stored notes on wombat breeders in Tasmania"),
         PlanStep(id="s2", agent="writing", instruction="Write a one-page wombat market brief from s1",
                  depends_on=["s1"])])
-    learning = app.memory.get("feedback", first.run.id, Feedback(rating="down", correction=corrected,
-                                                                 comment="brief, not notes"), timeout=60)
+    learning = blocking(app.memory.feedback(run_id=first.run.id, feedback=Feedback(rating="down", correction=corrected,
+                                                                 comment="brief, not notes")), timeout=60)
     assert learning.usable and learning.correction == corrected
 
     sim.clear()
@@ -176,9 +177,9 @@ def test_a_correction_is_the_next_example_and_the_export_has_it_not_the_rejected
     shown = data.split("Data from plans that worked for similar requests before (examples)", 1)[1]
     assert corrected.model_dump_json() in shown and rejected not in shown
 
-    assert app.memory.get("settle", second.run.id, timeout=60)  # its learning is written after it ends
-    learnings = app.store.get("learnings", "w1", timeout=30)
-    runs = {x.run_id: app.store.get("get_run", x.run_id, timeout=30) for x in learnings}
+    assert blocking(app.memory.settle(second.run.id), timeout=60)  # its learning is written after it ends
+    learnings = blocking(app.store.learnings("w1"), timeout=30)
+    runs = {x.run_id: blocking(app.store.get_run(x.run_id), timeout=30) for x in learnings}
     rows = examples(learnings, runs, planner_prompt=plan_prompt(all_specs()), step_messages=subagent_messages)
     planner = [r["messages"][2]["content"] for agent, r in rows if agent == "master"]
     assert corrected.model_dump_json() in planner and rejected not in planner

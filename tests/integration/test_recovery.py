@@ -9,6 +9,7 @@ import pytest
 import ray
 
 from actors.runtime import wiring
+from actors.runtime.typed import blocking
 from maos_testing.llm.sim_thread import SimHandle
 from tests.integration.conftest import app_for_module, ask, wait_run
 
@@ -22,7 +23,7 @@ def restarted_app(ray_session: None, sim: SimHandle, tmp_path_factory: pytest.Te
 
 def _drafted_twice(app: wiring.App) -> list[str]:
     """Steps with more than one draft (a step retried after a crash must find its first one)."""
-    tasks = [d.task_id for d in app.store.get("list_drafts", None, 100_000, timeout=30)]
+    tasks = [d.task_id for d in blocking(app.store.list_drafts(run_id=None, limit=100_000), timeout=30)]
     return sorted({t for t in tasks if tasks.count(t) > 1})
 
 
@@ -32,8 +33,8 @@ def test_killing_a_pool_actor_mid_run_loses_nothing_and_completes_each_step_once
     # Wait until the email pool has sub-agents in flight, then kill it like a crash.
     wait_run(app, run_id, until=lambda v: any(t.status == "running" and t.agent == "email" for t in v.tasks))
     victim = app.pools["email"][0]
-    turns = lambda: ray.get(victim.actor.__ray_call__.remote(lambda pool: pool._settings.max_turns))  # noqa: E731
-    app.store.get("save_settings_overrides", {"max_turns": 5}, timeout=30)  # as the settings page saves it
+    turns = lambda: ray.get(wiring.ray_actor(victim).__ray_call__.remote(lambda pool: pool._settings.max_turns))  # noqa: E731
+    blocking(app.store.save_settings_overrides({"max_turns": 5}), timeout=30)  # as the settings page saves it
     assert turns() == 6
     wiring.kill_actor(victim, restart=True)
     view = wait_run(app, run_id, timeout_s=120)
@@ -42,7 +43,7 @@ def test_killing_a_pool_actor_mid_run_loses_nothing_and_completes_each_step_once
     assert all(t.status == "done" for t in view.tasks)
     retried = [t for t in view.tasks if t.attempts > 1]
     assert retried and all(t.agent == "email" for t in retried)
-    assert app.store.get("run_usage", run_id, timeout=30).step_runs == {t.id: 1 for t in view.tasks}
+    assert blocking(app.store.run_usage(run_id), timeout=30).step_runs == {t.id: 1 for t in view.tasks}
     assert _drafted_twice(app) == []
 
 
@@ -56,10 +57,10 @@ def test_killing_the_llm_gateway_mid_run_its_steps_wait_and_finish_once(restarte
     view = wait_run(app, run_id, timeout_s=120)
     assert view.run.status == "done", view.run.error
     assert all(t.status == "done" and t.attempts == 1 for t in view.tasks)
-    events = app.store.get("run_events", run_id, 0, 0.0, 100_000, timeout=30)
+    events = blocking(app.store.run_events(run_id=run_id, after=0, wait_s=0.0, limit=100_000), timeout=30)
     assert any(e.kind == "task" and e.status == "retried" and (e.error or "").startswith(
         "waiting: LLM gateway unavailable") for e in events)  # the kill did land on steps in flight
-    assert app.store.get("run_usage", run_id, timeout=30).step_runs == {t.id: 1 for t in view.tasks}
+    assert blocking(app.store.run_usage(run_id), timeout=30).step_runs == {t.id: 1 for t in view.tasks}
     assert _drafted_twice(app) == []
 
 

@@ -8,6 +8,8 @@ from collections import Counter
 
 import ray
 
+from actors.runtime import wiring
+from actors.runtime.typed import blocking
 from maos_testing.llm.sim_thread import SimHandle
 from tests.integration.conftest import ask, wait_run
 
@@ -23,7 +25,7 @@ def test_a_request_is_planned_run_and_summarized(module_app, sim: SimHandle) -> 
     kinds = Counter(r["kind"] for r in sim.log())
     assert kinds["plan"] == 1 and kinds["tool_call"] >= len(view.tasks) and kinds["final"] >= len(view.tasks)
     # Idle, the dispatcher sleeps until woken (or a backstop of a few times a second), not every 50 ms.
-    asked = lambda: ray.get(app.store.actor.__ray_call__.remote(lambda store: store.claims_asked))  # noqa: E731
+    asked = lambda: ray.get(wiring.ray_actor(app.store).__ray_call__.remote(lambda store: store.claims_asked))  # noqa: E731
     before = asked()
     time.sleep(2.0)
     assert asked() - before <= 12
@@ -46,7 +48,7 @@ def test_300_subagents_in_one_plan_each_finish_exactly_once(module_app, sim: Sim
     finals = _finals_by_task(sim)
     assert set(finals) == {t.id for t in view.tasks}
     assert set(finals.values()) == {1}
-    usage = app.store.get("run_usage", run_id, timeout=30)
+    usage = blocking(app.store.run_usage(run_id), timeout=30)
     assert usage.step_runs == {t.id: 1 for t in view.tasks}  # each step finished by a sub-agent once
     assert usage.llm_calls >= 601 and usage.tokens_out > 0  # plan + 2 turns per step (+ summary), tokens recorded
 

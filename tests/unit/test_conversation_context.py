@@ -17,8 +17,8 @@ from actors.conversation_context import (
     compact_run,
     fit_context,
 )
-from actors.runtime.handles import LocalHandle
 from actors.master import MasterAgent, plan_messages
+from actors.runtime.handles import LocalHandle
 from actors.store import Store
 from core.budget import Budget
 from core.errors import PlanError
@@ -209,7 +209,8 @@ class _Store:
         self.finished: list[tuple[Any, ...]] = []
         self.plans: list[Plan] = []
 
-    async def create_run(self, message: str, user_id: str, conversation_id: str | None = None) -> Run:
+    async def create_run(self, message: str, user_id: str, conversation_id: str | None = None,
+                         budget: object = None) -> Run:
         return Run(id="r9", conversation_id=conversation_id or "c1", user_id=user_id, message=message,
                    status="planning", created_at=0.0, updated_at=0.0)
 

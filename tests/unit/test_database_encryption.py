@@ -13,7 +13,9 @@ import pytest
 from actors import _actions_sql as actions
 from actors._action_args import args_hash
 from actors._vault import Vault
+from actors.runtime.apis import StoreApi
 from actors.runtime.handles import LocalHandle
+from actors.runtime.typed import typed
 from actors.storage.database import database_keys, open_database
 from actors.store import Store
 from core.crypto import DecryptError, Sealed, Sealer, aad_for, new_key_text
@@ -71,7 +73,7 @@ def test_keys_come_from_the_settings_and_differ_from_the_token_key(tmp_path: Pat
 ARGS = {"to": ["dana@example.test"], "cc": [], "subject": "Invoice", "body": "Attached."}
 
 
-async def _propose(handle: LocalHandle, sealer: Sealer, key: str, status: str = "pending") -> str:
+async def _propose(handle: StoreApi, sealer: Sealer, key: str, status: str = "pending") -> str:
     row = await actions.insert_action(handle, sealer, user_id="alice", run_id="r1", task_id="r1:s1", key=key,
                                   action="send_email", args=ARGS, digest=args_hash("send_email", ARGS),
                                   status=status, ttl_s=3600, decided_by=None)
@@ -85,7 +87,7 @@ async def _status(store: Store, action_id: str) -> tuple[str, str | None]:
 
 async def test_an_action_changed_in_the_database_does_not_open_and_is_never_carried_out(tmp_path: Path) -> None:
     store = Store(str(tmp_path / "maos.duckdb"))
-    handle, sealer = LocalHandle(store, "store"), Sealer.from_text(new_key_text())
+    handle, sealer = typed(LocalHandle(store, "store"), StoreApi), Sealer.from_text(new_key_text())
     try:
         # Marked approved behind the app's back: the executor refuses it (today's code would send it).
         flipped = await _propose(handle, sealer, "k1")
@@ -121,7 +123,7 @@ async def test_an_action_changed_in_the_database_does_not_open_and_is_never_carr
 
 async def test_actions_sealed_before_are_read_and_re_sealed_on_approval_or_rotation(tmp_path: Path) -> None:
     store = Store(str(tmp_path / "maos.duckdb"))
-    handle, sealer = LocalHandle(store, "store"), Sealer.from_text(new_key_text())
+    handle, sealer = typed(LocalHandle(store, "store"), StoreApi), Sealer.from_text(new_key_text())
 
     async def seal_the_old_way(action_id: str) -> None:  # row and user only, as rows were written before
         old = sealer.seal_json(ARGS, aad_for("actions", action_id, "alice"))

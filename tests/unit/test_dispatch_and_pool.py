@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from actors.dispatcher import Dispatcher
-from actors.runtime.handles import LocalHandle
 from actors.pool import SubAgentPool
+from actors.runtime.apis import StoreApi
+from actors.runtime.handles import LocalHandle
+from actors.runtime.typed import typed
 from actors.store import Store
 from core.schemas import (
     Assignment,
@@ -94,7 +96,7 @@ async def test_a_pools_tool_operations_of_a_moment_reach_the_store_in_one_call_e
 
     store = Store(str(tmp_path / "maos.duckdb"))
     handle = _Recorded(store, "store")
-    tools = _StoreForTools(handle)
+    tools = _StoreForTools(typed(handle, StoreApi))
     ann, bob = tools.for_user("ann"), tools.for_user("bob")  # two steps' tools, two users
     adds = [(ann if i % 2 else bob).add_leads([NewLead(id=f"l{i}", name=f"Lead {i}")], source="csv") for i in range(5)]
     clash = ann.add_leads([NewLead(id="l0", name="Someone else")], source="csv")  # id l0 is taken: fails alone

@@ -30,9 +30,8 @@ class _Memory:
     def __init__(self) -> None:
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
 
-    async def call(self, method: str, *args: Any) -> UploadResult:
-        self.calls.append((method, args))
-        _, filename, data, kind, tags = args
+    async def ingest(self, user_id: str, filename: str, data: bytes, kind: Any = "doc", tags: Any = ()) -> UploadResult:
+        self.calls.append(("ingest", (user_id, filename, data, kind, tags)))
         info = DocumentInfo(id="d1", title=filename, filename=filename, kind=kind, tags=tags, status="indexing",
                             chunks=1, chunks_done=0, bytes=len(data), created_at=0.0)
         return UploadResult(document=info, duplicate=False)
@@ -49,6 +48,7 @@ class _Runtime:
     def __init__(self, settings: Settings) -> None:
         self.live = LiveSettings(settings)
         self.the_app = _App()
+        self.memory = self.the_app.memory
 
     async def app(self) -> _App:
         return self.the_app

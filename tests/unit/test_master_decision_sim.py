@@ -12,8 +12,8 @@ import pytest
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # before litellm is imported
 
 from actors.gateway import LLMGateway  # noqa: E402
-from actors.runtime.handles import LocalHandle  # noqa: E402
 from actors.master import MasterAgent  # noqa: E402
+from actors.runtime.handles import LocalHandle  # noqa: E402
 from core.errors import PlanError  # noqa: E402
 from core.plan import Decision  # noqa: E402
 from core.schemas import Plan  # noqa: E402

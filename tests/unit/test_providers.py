@@ -20,7 +20,9 @@ from fastapi import FastAPI
 from pydantic import Field, SecretStr, field_validator
 
 from actors._executor import carry_out
+from actors.runtime.apis import WorkspaceApi
 from actors.runtime.handles import LocalHandle
+from actors.runtime.typed import typed
 from actors.store import Store
 from actors.workspace import Workspace
 from core.action_args import ActionArgs
@@ -124,12 +126,8 @@ def settings(tmp_path: Path) -> Settings:
 
 def routes_app(ws: Workspace, user: str = "alice") -> FastAPI:
     """The integrations routes over this Workspace, as the served app mounts them."""
-    rt: Any = SimpleNamespace(live=SimpleNamespace(settings=SimpleNamespace(user_id=user)))
-
-    async def app() -> Any:
-        return SimpleNamespace(workspace=LocalHandle(ws, "workspace"))
-
-    rt.app = app
+    rt: Any = SimpleNamespace(live=SimpleNamespace(settings=SimpleNamespace(user_id=user)),
+                              workspace=typed(LocalHandle(ws, "workspace"), WorkspaceApi))
     api = FastAPI()
     api.include_router(build_google_routes(rt, with_ui=False))
     return api

@@ -12,7 +12,9 @@ from pydantic import SecretStr
 
 from actors._action_args import args_hash, check_arguments, scrub
 from actors._vault import Vault
+from actors.runtime.apis import StoreApi
 from actors.runtime.handles import LocalHandle
+from actors.runtime.typed import typed
 from actors.store import Store
 from actors.workspace import Workspace
 from core.crypto import DecryptError, Sealer, aad_for, new_key_text, parse_key
@@ -58,7 +60,7 @@ TOKENS = TokenSet(access_token="ya29.access-canary", refresh_token="1//refresh-c
 
 async def test_rotation_re_encrypts_under_the_new_key(store: Store, tmp_path: Path) -> None:
     old, new = new_key_text(), new_key_text()
-    handle = LocalHandle(store, "store")
+    handle = typed(LocalHandle(store, "store"), StoreApi)
     first = Vault(handle, Sealer.from_text(old))
     row_id = await first.save("alice", TOKENS, "alice@example.test")
     await first.put_state("alice", ["gmail_read"], "http://127.0.0.1/cb", "verifier-canary")
@@ -75,7 +77,7 @@ async def test_rotation_re_encrypts_under_the_new_key(store: Store, tmp_path: Pa
 
 
 async def test_a_ciphertext_moved_to_another_row_does_not_open(store: Store) -> None:
-    handle = LocalHandle(store, "store")
+    handle = typed(LocalHandle(store, "store"), StoreApi)
     vault = Vault(handle, Sealer.from_text(new_key_text()))
     await vault.save("alice", TOKENS, None)
     await vault.save("bob", {**TOKENS, "refresh_token": "bobs"}, None)

@@ -11,9 +11,11 @@ import pytest
 from actors import agents
 from actors.agents import AgentSpec, ToolContext
 from actors.agents import specs as specs_module
-from actors.runtime.handles import LocalHandle
 from actors.master import MasterAgent, plan_prompt
 from actors.memory import StoreReads
+from actors.runtime.apis import StoreApi
+from actors.runtime.handles import LocalHandle
+from actors.runtime.typed import typed
 from actors.store import Store
 from actors.subagent import run_subagent, subagent_messages
 from core.memory_schemas import LearningView, PlanExample
@@ -178,8 +180,8 @@ class _RunStore:
     async def set_run_status(self, run_id: str, status: str) -> None:
         return None
 
-    async def finish_run(self, *args: Any) -> None:
-        self.finished = args
+    async def finish_run(self, run_id: str, status: str, summary: str | None, error: str | None) -> None:
+        self.finished = (run_id, status, summary, error)
 
 
 class _Summarizer:
@@ -209,7 +211,7 @@ async def test_the_run_summary_is_stored_without_images_or_links_to_unknown_host
 
 
 def _retriever(store: Store) -> Retriever:
-    reads = StoreReads(LocalHandle(store, "store"))
+    reads = StoreReads(typed(LocalHandle(store, "store"), StoreApi))
     engines = Engines(Settings(), None, reads.stale_entries, lambda stale: None)  # not opened by _examples
     return Retriever(Settings(), reads, engines, SourceRecorder(store.add_run_sources))
 
