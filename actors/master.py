@@ -83,7 +83,7 @@ class MasterAgent:
         """The model's reply; with streaming on, the gateway writes it into the run's events as it comes."""
         if self._settings.stream_replies and req.run_id is not None:
             req = req.model_copy(update={"stream_phase": phase})
-        return (await self._gateway.chat(req)).message.content  # type: ignore[no-any-return]
+        return (await self._gateway.chat(req)).message.content
 
     async def submit(self, message: str, user_id: str, conversation_id: str | None = None,
                      max_tokens: int | None = None, deadline_s: float | None = None) -> Run:
@@ -131,7 +131,7 @@ class MasterAgent:
         if self._memory is None or not self._settings.rag_plans:
             return MemoryContext(text="")
         try:
-            return await self._memory.context(user_id=user_id, query=message, run_id=run_id)  # type: ignore[no-any-return]
+            return await self._memory.context(user_id=user_id, query=message, run_id=run_id)
         except Exception as exc:  # memory helps; it is not required to plan
             _log.warning("run.memory_unavailable", run_id=run_id, error=str(exc))
             return MemoryContext(text="")

@@ -55,7 +55,7 @@ class StoreReads:
         return bool(await self._store.has_memory_entries(user_id))
 
     async def learnings(self, user_id: str, run_ids: list[str]) -> list[LearningView]:
-        return await self._store.learnings(user_id=user_id, run_ids=run_ids)  # type: ignore[no-any-return]
+        return await self._store.learnings(user_id=user_id, run_ids=run_ids)
 
     async def runs_with_actions(self, run_ids: list[str], statuses: Sequence[str]) -> set[str]:
         return set(await self._store.runs_with_actions(run_ids=run_ids, statuses=list(statuses)))

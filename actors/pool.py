@@ -49,11 +49,11 @@ class _MemoryForTools:
 
     async def search(self, user_id: str, query: str, collections: list[MemoryCollection],
                      limit: int) -> list[MemorySource]:
-        return await self._searches((user_id, query, collections, limit))  # type: ignore[no-any-return]
+        return await self._searches((user_id, query, collections, limit))
 
     async def ingest(self, user_id: str, filename: str, data: bytes, kind: DocumentKind,
                      tags: list[str]) -> UploadResult:
-        return await self._memory.ingest(user_id=user_id, filename=filename, data=data, kind=kind, tags=tags)  # type: ignore[no-any-return]
+        return await self._memory.ingest(user_id=user_id, filename=filename, data=data, kind=kind, tags=tags)
 
 
 class _WorkspaceForTools:

@@ -54,18 +54,18 @@ def build_google_routes(rt: RuntimeAccess, with_ui: bool) -> APIRouter:
     @r.get("/integrations", response_model=list[IntegrationView], tags=["integrations"])
     async def integrations() -> list[IntegrationView]:
         """Every registered integration and its state (connected, reconnect, not configured …)."""
-        return await rt.workspace.integrations(me())  # type: ignore[no-any-return]
+        return await rt.workspace.integrations(me())
 
     @r.get("/integrations/{provider}", response_model=IntegrationView, tags=["integrations"])
     async def integration(provider: str) -> IntegrationView:
         """Where one integration stands: status, account, features granted, tasks waiting for it."""
-        return await rt.workspace.status(user_id=me(), provider=known(provider))  # type: ignore[no-any-return]
+        return await rt.workspace.status(user_id=me(), provider=known(provider))
 
     @r.post("/integrations/{provider}/connect", response_model=ConnectStart, tags=["integrations"])
     async def connect(provider: str, body: ConnectRequest) -> ConnectStart:
         """Start connecting for these features (Google: read-only ones by default); send the
         browser to ``authorization_url``."""
-        return await rt.workspace.connect_start(user_id=me(), features=body.features, provider=known(provider))  # type: ignore[no-any-return]
+        return await rt.workspace.connect_start(user_id=me(), features=body.features, provider=known(provider))
 
     @r.get("/integrations/{provider}/callback", include_in_schema=False)
     async def callback(provider: str, state: str = "", code: str = "", error: str = "") -> Response:
@@ -82,7 +82,7 @@ def build_google_routes(rt: RuntimeAccess, with_ui: bool) -> APIRouter:
     @r.post("/integrations/{provider}/disconnect", response_model=IntegrationView, tags=["integrations"])
     async def disconnect(provider: str) -> IntegrationView:
         """Revoke the grant at the provider and forget the tokens."""
-        return await rt.workspace.disconnect(user_id=me(), provider=known(provider))  # type: ignore[no-any-return]
+        return await rt.workspace.disconnect(user_id=me(), provider=known(provider))
 
     # --- approvals ---------------------------------------------------------------------------
 
@@ -90,7 +90,7 @@ def build_google_routes(rt: RuntimeAccess, with_ui: bool) -> APIRouter:
     async def approvals(status: ActionStatus | None = None, run_id: str | None = None,
                         limit: int = Query(200, ge=1, le=1000)) -> list[ActionView]:
         """Proposed actions exactly as they would be carried out, newest first."""
-        return await rt.workspace.list_actions(user_id=me(), status=status, run_id=run_id, limit=limit)  # type: ignore[no-any-return]
+        return await rt.workspace.list_actions(user_id=me(), status=status, run_id=run_id, limit=limit)
 
     @r.get("/approvals/policy", response_model=PolicyView, tags=["approvals"])
     async def get_policy() -> PolicyView:
@@ -116,7 +116,7 @@ def build_google_routes(rt: RuntimeAccess, with_ui: bool) -> APIRouter:
 
     @r.get("/approvals/{action_id}", response_model=ActionView, tags=["approvals"])
     async def approval(action_id: str) -> ActionView:
-        return await rt.workspace.get_action(user_id=me(), action_id=action_id)  # type: ignore[no-any-return]
+        return await rt.workspace.get_action(user_id=me(), action_id=action_id)
 
     @r.post("/approvals/batch", response_model=BatchResult, tags=["approvals"],
             responses={409: {"description": "An approval that holds outliers (a new outside recipient, a reply "
@@ -124,23 +124,23 @@ def build_google_routes(rt: RuntimeAccess, with_ui: bool) -> APIRouter:
     async def batch(body: BatchDecision) -> BatchResult:
         """Approve or reject many at once (each must quote the args_hash shown). An approval is
         refused as a whole when it holds an outlier (see ``GET /api/approvals/groups``)."""
-        return await rt.workspace.batch(user_id=me(), decision=body.decision, items=body.items, who=me())  # type: ignore[no-any-return]
+        return await rt.workspace.batch(user_id=me(), decision=body.decision, items=body.items, who=me())
 
     @r.post("/approvals/{action_id}/approve", response_model=ActionView, tags=["approvals"],
             responses={409: {"description": "Already decided, or the arguments differ from args_hash."},
                        410: {"description": "Expired."}})
     async def approve(action_id: str, body: Decision) -> ActionView:
         """Approve this action as shown: it is carried out once."""
-        return await rt.workspace.approve(user_id=me(), action_id=action_id, digest=body.args_hash, approver=me())  # type: ignore[no-any-return]
+        return await rt.workspace.approve(user_id=me(), action_id=action_id, digest=body.args_hash, approver=me())
 
     @r.post("/approvals/{action_id}/edit", response_model=ActionView, tags=["approvals"])
     async def edit(action_id: str, body: EditDecision) -> ActionView:
         """Edit then approve: the edited action (a new id) is carried out; this one is superseded."""
-        return await rt.workspace.edit(user_id=me(), action_id=action_id, digest=body.args_hash, arguments=body.arguments, approver=me())  # type: ignore[no-any-return]
+        return await rt.workspace.edit(user_id=me(), action_id=action_id, digest=body.args_hash, arguments=body.arguments, approver=me())
 
     @r.post("/approvals/{action_id}/reject", response_model=ActionView, tags=["approvals"])
     async def reject(action_id: str, body: Rejection) -> ActionView:
-        return await rt.workspace.reject(user_id=me(), action_id=action_id, reason=body.reason, who=me())  # type: ignore[no-any-return]
+        return await rt.workspace.reject(user_id=me(), action_id=action_id, reason=body.reason, who=me())
 
     # --- audit -------------------------------------------------------------------------------
 
@@ -148,7 +148,7 @@ def build_google_routes(rt: RuntimeAccess, with_ui: bool) -> APIRouter:
     async def audit(run_id: str | None = None, action: str | None = None,
                     limit: int = Query(200, ge=1, le=2000)) -> list[AuditEntry]:
         """Sensitive actions: who asked, plan and step, who approved, what was done (ids), when."""
-        return await rt.workspace.audit(user_id=me(), run_id=run_id, action=action, limit=limit)  # type: ignore[no-any-return]
+        return await rt.workspace.audit(user_id=me(), run_id=run_id, action=action, limit=limit)
 
     return r
 

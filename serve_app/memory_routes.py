@@ -36,8 +36,8 @@ def build_memory_routes(rt: RuntimeAccess) -> APIRouter:
         """Store a file in memory: it is checked and cut up now, embedded in the background (poll the document)."""
         got = await read_upload(request, int(rt.live.settings.max_upload_mb * MB))
         tags = [t for t in got.form.tags.split(",") if t.strip()]
-        result: UploadResult = await rt.memory.ingest(user_id=rt.live.settings.user_id, filename=got.filename,  data=# type: ignore[assignment]
-                                            got.data, kind=got.form.kind, tags=tags)
+        result = await rt.memory.ingest(user_id=rt.live.settings.user_id, filename=got.filename, data=got.data,
+                                        kind=got.form.kind, tags=tags)
         if result.duplicate:
             response.status_code = 200
         return result
@@ -45,14 +45,14 @@ def build_memory_routes(rt: RuntimeAccess) -> APIRouter:
     @r.get("/documents", response_model=list[DocumentInfo], tags=["memory"])
     async def list_documents(kind: DocumentKind | None = None, q: str | None = Query(None, max_length=200),
                              limit: int = Query(200, ge=1, le=5000)) -> list[DocumentInfo]:
-        return await rt.store.list_documents(user_id=rt.live.settings.user_id, kind=kind, q=q, limit=limit)  # type: ignore[no-any-return]
+        return await rt.store.list_documents(user_id=rt.live.settings.user_id, kind=kind, q=q, limit=limit)
 
     @r.get("/documents/{document_id}", response_model=DocumentView, tags=["memory"])
     async def get_document(document_id: str) -> DocumentView:
         found = await rt.store.get_document(user_id=rt.live.settings.user_id, doc_id=document_id)
         if found is None:
             raise NotFound(f"no document '{document_id}'")
-        return found  # type: ignore[no-any-return]
+        return found
 
     @r.delete("/documents/{document_id}", status_code=204, tags=["memory"])
     async def delete_document(document_id: str) -> Response:
@@ -66,12 +66,12 @@ def build_memory_routes(rt: RuntimeAccess) -> APIRouter:
     async def search(q: str = Query(min_length=1, max_length=2000), collection: MemoryCollection | None = None,
                      limit: int = Query(5, ge=1, le=50)) -> list[MemorySource]:
         """What memory returns for a query (the same retrieval the agents get)."""
-        return await rt.memory.search(user_id=rt.live.settings.user_id, query=q,  collections=# type: ignore[return-value]
-                            [collection] if collection else None, limit=limit)
+        return await rt.memory.search(user_id=rt.live.settings.user_id, query=q,
+                                      collections=[collection] if collection else None, limit=limit)
 
     @r.get("/memory/stats", response_model=MemoryStats, tags=["memory"])
     async def stats() -> MemoryStats:
-        return await rt.memory.stats(rt.live.settings.user_id)  # type: ignore[return-value]
+        return await rt.memory.stats(rt.live.settings.user_id)
 
     # --- learning --------------------------------------------------------------------------
 
@@ -89,7 +89,7 @@ def build_memory_routes(rt: RuntimeAccess) -> APIRouter:
         await ended_run(run_id)
         if body.correction is not None:
             validate_plan(body.correction, agent_names(), rt.live.settings.budget)  # 422 naming what is wrong
-        return await rt.memory.feedback(run_id=run_id, feedback=body)  # type: ignore[return-value]
+        return await rt.memory.feedback(run_id=run_id, feedback=body)
 
     @r.get("/runs/{run_id}/learning", response_model=LearningView, tags=["runs"])
     async def learning(run_id: str) -> LearningView:
@@ -97,6 +97,6 @@ def build_memory_routes(rt: RuntimeAccess) -> APIRouter:
         found = await rt.store.get_learning(run_id)
         if found is None:
             raise NotFound(f"run '{run_id}' has no learning yet (it is written just after the run ends)")
-        return found  # type: ignore[no-any-return]
+        return found
 
     return r

@@ -57,7 +57,7 @@ def build_work_routes(rt: RuntimeAccess) -> APIRouter:
 
     @r.post("/conversations", status_code=201, response_model=ConversationSummary, tags=["conversations"])
     async def create_conversation(body: NewConversation) -> ConversationSummary:
-        return await rt.store.create_conversation(user_id=rt.live.settings.user_id, title=body.title)  # type: ignore[no-any-return]
+        return await rt.store.create_conversation(user_id=rt.live.settings.user_id, title=body.title)
 
     @r.get("/conversations", response_model=list[ConversationSummary], tags=["conversations"])
     async def list_conversations(
@@ -68,11 +68,11 @@ def build_work_routes(rt: RuntimeAccess) -> APIRouter:
         agent: str | None = Query(None, max_length=40, description="An agent type any step used."),
         limit: int = Query(50, ge=1, le=1000),
     ) -> list[ConversationSummary]:
-        return await rt.store.list_conversations(q=q, since=since, until=until, status=status, agent=agent, limit=limit)  # type: ignore[no-any-return]
+        return await rt.store.list_conversations(q=q, since=since, until=until, status=status, agent=agent, limit=limit)
 
     @r.get("/conversations/{conversation_id}", response_model=ConversationView, tags=["conversations"])
     async def get_conversation(conversation_id: str) -> ConversationView:
-        return await rt.store.get_conversation(conversation_id)  # type: ignore[no-any-return]
+        return await rt.store.get_conversation(conversation_id)
 
     @r.post("/conversations/{conversation_id}/messages", status_code=202, response_model=RunAccepted,
             tags=["conversations"])
@@ -136,12 +136,12 @@ def build_work_routes(rt: RuntimeAccess) -> APIRouter:
     async def run_drafts(run_id: str) -> list[Draft]:
         """Emails, events, texts and calls the run's sub-agents drafted (drafts: nothing was sent)."""
         existing(await rt.store.get_run(run_id), "run", run_id)
-        return await rt.store.list_drafts(run_id)  # type: ignore[no-any-return]
+        return await rt.store.list_drafts(run_id)
 
     @r.get("/drafts", response_model=list[Draft], tags=["runs"])
     async def drafts(limit: int = Query(200, ge=1, le=5000)) -> list[Draft]:
         """The outbox: every draft, newest first."""
-        return await rt.store.list_drafts(run_id=None, limit=limit)  # type: ignore[no-any-return]
+        return await rt.store.list_drafts(run_id=None, limit=limit)
 
     # --- tasks -----------------------------------------------------------------------------
 
@@ -151,7 +151,7 @@ def build_work_routes(rt: RuntimeAccess) -> APIRouter:
         agent: str | None = Query(None, max_length=40), q: str | None = Query(None, max_length=200),
         since: float | None = None, until: float | None = None, limit: int = Query(100, ge=1, le=10_000),
     ) -> list[TaskRecord]:
-        return await rt.store.list_tasks(status=status, run_id=run_id, limit=limit, agent=agent, q=q, since=since, until=until)  # type: ignore[no-any-return]
+        return await rt.store.list_tasks(status=status, run_id=run_id, limit=limit, agent=agent, q=q, since=since, until=until)
 
     @r.get("/tasks/{task_id}", response_model=TaskRecord, tags=["tasks"])
     async def get_task(task_id: str) -> TaskRecord:
