@@ -237,7 +237,7 @@ def _master(store: _Store, gateway: _Gateway, **settings: Any) -> MasterAgent:
 
 async def _answer(master: MasterAgent, message: str) -> None:
     await master.submit(message, "u1", "c1")
-    for task in list(master._tasks):
+    for task in list(master._planning.values()):
         await task
 
 
