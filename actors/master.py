@@ -69,6 +69,7 @@ class MasterAgent:
         self._memory = typed(memory, MemoryApi) if memory is not None else None
         self._small = embedded
         self._max_steps = min(settings.max_plan_steps, _EMBEDDED_MAX_STEPS) if embedded else settings.max_plan_steps
+        self._tasks: set[asyncio.Task[None]] = set()  # planning in the background
         self._planning: dict[str, asyncio.Task[None]] = {}  # run id -> its planning, cancelled with the run
         self._finalizing: set[str] = set()
 
@@ -103,6 +104,8 @@ class MasterAgent:
     def _plan_in_background(self, run_id: str, message: str, user_id: str, conversation_id: str) -> None:
         task = asyncio.get_running_loop().create_task(self._plan_and_enqueue(run_id, message, user_id, conversation_id))
         self._planning[run_id] = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
         task.add_done_callback(lambda _: self._planning.pop(run_id, None))
 
     async def cancel(self, run_id: str, user_id: str | None, reason: str) -> RunCancel:

@@ -322,6 +322,10 @@ class NewConversation(_Model):
 
 class PostMessage(_Model):
     message: str = Field(min_length=1, max_length=20_000, description="What the user wants done.")
+    max_tokens: int | None = Field(None, ge=1, description="This run's token budget (its LLM calls' tokens); "
+                                   "the user's setting when left out.")
+    deadline_s: float | None = Field(None, gt=0, description="This run's wall-clock budget in seconds; the user's "
+                                     "setting when left out.")
 
 
 class RunAccepted(_Model):

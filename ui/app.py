@@ -107,6 +107,7 @@ def build_blocks(client: ApiClient, dashboard_url: str | None) -> gr.Blocks:
                                              placeholder="e.g. follow up with every lead tagged webinar",
                                              autofocus=True)
                         send = gr.Button("Send", elem_id="chat-send", variant="primary", scale=0, min_width=100)
+                        stop = gr.Button("Stop", elem_id="chat-stop", variant="stop", scale=0, min_width=90)
                         new_chat = gr.Button("New chat", elem_id="chat-new", scale=0, min_width=130)
                     sources = gr.HTML("", elem_id="chat-sources")
                     feedback = feedback_form(client, run_id)
@@ -231,6 +232,7 @@ def build_blocks(client: ApiClient, dashboard_url: str | None) -> gr.Blocks:
             run = trigger(**hide_feedback).then(chat.submit, **chat_io, show_progress="hidden")
             run.then(feedback.prepare, [run_id], feedback.outputs, **QUIET)
             submitted.append(run)
+        stop.click(chat.stop, [run_id], None, api_visibility="private")
         new_chat.click(lambda: ([], None, plan_html(None), "", "", "", None, gr.Column(visible=False)), None,
                        [chatbot, conversation, plan, drafts, message, sources, run_id, feedback.box],
                        cancels=[opened, *submitted], api_visibility="private")

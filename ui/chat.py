@@ -11,6 +11,8 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import gradio as gr
+
 from core.schemas import Draft, RunEvent
 from ui.client import ApiClient, ApiError
 from ui.progress import RunProgress
@@ -126,6 +128,19 @@ class ChatHandlers:
             return
         async for shown, plan, drafts, sources in self.follow(accepted.run_id, history, reply=True):
             yield shown, "", conversation_id, plan, drafts, sources, accepted.run_id
+
+    async def stop(self, run_id: str | None) -> None:
+        """The Stop button: cancel the run shown; its event stream then ends it in the chat (cancelled, with
+        what was done)."""
+        if not run_id:
+            return
+        try:
+            out = await self.client.cancel_run(run_id)
+        except ApiError as exc:
+            gr.Warning(f"Could not stop the run: {exc}")
+            return
+        if not out.cancelled:
+            gr.Info(f"The run had already ended ({out.status}).")
 
     async def open(self, conversation_id: str | None) -> AsyncIterator[OpenFrame]:
         """Show a conversation in the chat; its latest run's plan and sources, followed live if it still runs."""

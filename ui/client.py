@@ -49,6 +49,7 @@ from core.schemas import (
     Draft,
     MemorySource,
     RunAccepted,
+    RunCancel,
     RunEvent,
     RunView,
     SettingsView,
@@ -160,6 +161,10 @@ class ApiClient:
     async def post_message(self, conversation_id: str, message: str) -> RunAccepted:
         body = await self._call("POST", f"/api/conversations/{conversation_id}/messages", {"message": message})
         return RunAccepted.model_validate(body)
+
+    async def cancel_run(self, run_id: str) -> RunCancel:
+        """Stop a run (``POST /api/runs/ID/cancel``); asking again changes nothing."""
+        return RunCancel.model_validate(await self._call("POST", f"/api/runs/{run_id}/cancel"))
 
     async def get_run(self, run_id: str) -> RunView:
         return RunView.model_validate(await self._call("GET", f"/api/runs/{run_id}"))

@@ -13,8 +13,8 @@ from ui import views
 from ui.client import ApiClient, ApiError
 
 ANY = "Any"
-RUN_STATUSES = [ANY, "planning", "running", "summarizing", "done", "failed"]
-TASK_STATUSES = [ANY, "pending", "ready", "running", "failed", "done", "dead", "blocked", "waiting"]
+RUN_STATUSES = [ANY, "planning", "running", "summarizing", "done", "failed", "cancelled"]
+TASK_STATUSES = [ANY, "pending", "ready", "running", "failed", "done", "dead", "blocked", "waiting", "cancelled"]
 SETTING_FIELDS: list[str] = list(EditableSettings.model_fields)
 Table = dict[str, Any]
 

@@ -119,7 +119,7 @@ class RunProgress:
             step.attempts = max(step.attempts, event.attempt)
         if step.status == "running":
             step.started_at, step.finished_at = event.at, None
-        elif step.status in ("done", "dead", "blocked", "failed"):
+        elif step.status in ("done", "dead", "blocked", "failed", "cancelled"):
             step.finished_at = event.at
         if step.status == "done":
             step.output, step.error = event.text, None

@@ -19,7 +19,7 @@ from ui.progress import RunProgress, StepProgress
 
 # Plain unicode (headless browsers and many desktops have no emoji font).
 SYMBOLS = {"pending": "○", "ready": "·", "running": "◐", "retried": "↻", "requeued": "↻", "failed": "↻",
-           "done": "✔", "dead": "✖", "blocked": "⊘", "waiting": "⏸"}
+           "done": "✔", "dead": "✖", "blocked": "⊘", "waiting": "⏸", "cancelled": "■"}
 STATUS_WORDS = {"failed": "retrying", "retried": "retrying", "requeued": "queued again", "ready": "queued"}
 ChatMessages = list[dict[str, str]]
 DOCUMENT_COLLECTIONS = ("documents", "sops")
