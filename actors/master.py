@@ -344,7 +344,7 @@ def plan_messages(specs: Sequence[AgentSpec], message: str, memory: str = "", ex
     if memory.strip():
         data.append(render_data("memory (the user's SOPs, documents and past conversations)", memory))
     if examples:
-        shown = "\n\n".join(f"Request: {e.request}\nPlan: {e.plan.model_dump_json()}" for e in examples)
+        shown = "\n\n".join(example_text(e) for e in examples)
         data.append(render_data("plans that worked for similar requests before (examples)", shown))
     task = ("Answer, ask or plan for the message above: use what applies from this data, and put the facts a step "
             "needs into its instruction. Answer with JSON only." if decide else
@@ -354,6 +354,20 @@ def plan_messages(specs: Sequence[AgentSpec], message: str, memory: str = "", ex
     system = decide_prompt(specs) if decide else plan_prompt(specs)
     return [ChatMessage(role="system", content=system), *context.history, ChatMessage(role="user", content=message),
             *after]
+
+
+EXAMPLE_STEPS = 5  # of a past plan shown as an example: its shape, not every one of a 1,000-step fanout
+EXAMPLE_CHARS = 300  # of its request and of each step's instruction
+
+
+def example_text(example: PlanExample) -> str:
+    """A past plan as the planner sees it, bounded: a big plan (or one whose instructions quoted earlier
+    examples) would otherwise grow every prompt it is shown in, and each plan made from those."""
+    steps = example.plan.steps
+    shown = Plan(goal=example.plan.goal[:EXAMPLE_CHARS], steps=[
+        s.model_copy(update={"instruction": s.instruction[:EXAMPLE_CHARS]}) for s in steps[:EXAMPLE_STEPS]])
+    more = f"\n(+{len(steps) - EXAMPLE_STEPS} more steps like these)" if len(steps) > EXAMPLE_STEPS else ""
+    return f"Request: {example.request[:EXAMPLE_CHARS]}\nPlan: {shown.model_dump_json()}{more}"
 
 
 def _listing(view: RunView) -> str:

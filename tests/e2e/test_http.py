@@ -86,8 +86,9 @@ def test_reconnecting_with_last_event_id_misses_nothing(served: Served) -> None:
         rest = list(read_events(client, accepted["events_url"], last_event_id=first[-1]["seq"]))
         assert rest[0]["seq"] > first[-1]["seq"] and rest[-1]["kind"] == "end"
         whole = list(read_events(client, accepted["events_url"]))  # the log from the start, after the end
-        assert [e["seq"] for e in first + rest] == [e["seq"] for e in whole]
-        assert first + rest == whole
+        # the text streamed while the plan and summary were written is superseded by them in the log
+        seen = [e for e in first + rest if e["kind"] != "token"]
+        assert [e["seq"] for e in seen] == [e["seq"] for e in whole] and seen == whole
         resumed = list(read_events(client, f"{accepted['events_url']}?after={whole[-3]['seq']}"))
         assert resumed == whole[-2:]
 
@@ -130,7 +131,8 @@ def test_past_the_queue_bound_new_work_gets_429_with_retry_after(served: Served)
             slow = client.post("/api/runs", json={"message": "[fanout 3] [slow 1.5] call each lead"}).json()
             deadline = time.monotonic() + 30
             while client.get(f"/api/runs/{slow['run_id']}").json()["run"]["status"] == "planning":
-                assert time.monotonic() < deadline
+                assert time.monotonic() < deadline, json.dumps([client.get(f"/api/runs/{slow['run_id']}").json(),
+                                                                client.get("/api/status").json()])
                 time.sleep(0.05)
             refused = client.post("/api/runs", json={"message": "one more thing"})
             assert refused.status_code == 429, refused.text
