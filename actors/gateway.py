@@ -16,6 +16,7 @@ import itertools
 import random
 import time
 from collections.abc import AsyncIterator
+from functools import partial
 from types import ModuleType
 from typing import Any
 
@@ -126,6 +127,7 @@ class LLMGateway:
         self._tokens: list[tuple[str, str, str]] = []  # (run id, phase, text) waiting for the Store
         self._token_lock = asyncio.Lock()
         self._token_flusher: asyncio.Task[None] | None = None
+        self._by_run: dict[str, set[asyncio.Task[None]]] = {}  # sub-agents' requests in flight, by run
         self._tools: ToolSupport | None = None  # what the tool check found, for ``_tools_key``
         self._tools_key: tuple[str, str] | None = None
         self._tools_check: asyncio.Task[None] | None = None
@@ -151,6 +153,24 @@ class LLMGateway:
         self._record(req, (resp.tokens_in, resp.tokens_out), queued_ms, resp.latency_ms, None, resp.tool_call_format)
         return resp
 
+    async def cancel_run(self, run_id: str) -> int:
+        """Abort the run's sub-agent requests in flight here (the HTTP request to the LLM server is
+        closed; each ends as an LLMError to its step, which its pool has cancelled already). Returns
+        how many were aborted."""
+        tasks = [t for t in self._by_run.pop(run_id, set()) if not t.done()]
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            _log.info("gateway.run_cancelled", run_id=run_id, requests=len(tasks))
+        return len(tasks)
+
+    def _forget(self, run_id: str, task: asyncio.Task[None]) -> None:
+        left = self._by_run.get(run_id)
+        if left is not None:
+            left.discard(task)
+            if not left:
+                del self._by_run[run_id]
+
     async def chat_many(self, reqs: list[ChatRequest], gap_s: float = _REPLY_GAP_S) -> AsyncIterator[list[ChatReply]]:
         """Many sub-agents' chats in one call (a pool's, gathered by ``BatchedChat``): each reply, or the
         LLMError it ended in, comes back as ``(index, value)`` once ready; the first at once, then what
@@ -165,6 +185,8 @@ class LLMGateway:
                 value = await self.chat(req)
             except LLMError as exc:
                 value = exc
+            except asyncio.CancelledError:  # its run was cancelled (cancel_run): the request was aborted
+                value = LLMError("the run was cancelled: its request to the LLM server was aborted")
             except Exception as exc:  # a bug fails its own request, not the others in the batch
                 _log.exception("gateway.chat_crashed", run_id=req.run_id, task_id=req.task_id)
                 value = LLMError(f"LLM gateway error: {exc!r}")
@@ -172,6 +194,10 @@ class LLMGateway:
             arrived.set()
 
         tasks = [loop.create_task(one(i, r)) for i, r in enumerate(reqs)]
+        for req, task in zip(reqs, tasks, strict=True):
+            if req.run_id is not None:
+                self._by_run.setdefault(req.run_id, set()).add(task)
+                task.add_done_callback(partial(self._forget, req.run_id))
         left, last = len(reqs), -gap_s
         try:
             while left:

@@ -16,10 +16,10 @@ import structlog
 from actors.agents import get as get_spec
 from actors.agents.context import StoreForUser
 from actors.chat_batch import BatchedCalls, BatchedChat
-from actors.runtime.apis import DispatcherApi, MemoryApi, StoreApi, WorkspaceApi
+from actors.runtime.apis import DispatcherApi, GatewayApi, MemoryApi, StoreApi, WorkspaceApi
 from actors.runtime.boot import actor_class
 from actors.runtime.handles import Handle
-from actors.runtime.typed import typed
+from actors.runtime.typed import fire, typed
 from actors.subagent import run_subagent
 from core.action_schemas import ActionType, ActionView
 from core.memory_schemas import DocumentKind, UploadResult
@@ -88,6 +88,7 @@ class SubAgentPool:
         self._spec = get_spec(agent)
         self._settings = settings
         self._chat = BatchedChat(gateway)  # its sub-agents' LLM calls, a few Ray calls for many
+        self._gateway = typed(gateway, GatewayApi)
         self._store = typed(store, StoreApi)
         self._tool_store = _StoreForTools(self._store)
         self._dispatcher = typed(dispatcher, DispatcherApi)
@@ -158,6 +159,7 @@ class SubAgentPool:
         stopping = [t for tid, t in self._running.items() if tid.startswith(prefix) and not t.done()]
         for t in stopping:
             t.cancel()
+        fire(self._gateway.cancel_run(run_id=run_id))  # and their LLM requests there are aborted
         if stopping:
             _log.info("pool.cancelled", owner=self.owner, run_id=run_id, steps=len(stopping))
         return len(stopping)

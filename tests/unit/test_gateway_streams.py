@@ -73,3 +73,34 @@ async def test_a_reply_streamed_to_the_caller_is_recorded_with_its_tokens(sim: S
             break
         await asyncio.sleep(0.05)
     assert len(rows) == 1 and rows[0][0] > 0 and rows[0][1] > 0 and rows[0][2] is True
+
+
+async def test_cancelling_a_run_aborts_its_requests_at_the_llm_server(sim: SimHandle, tmp_path: Path) -> None:
+    """A cancelled run's sub-agent requests are not left waiting on the server: the gateway closes their
+    connections, and their steps get an error at once."""
+    store = Store(":memory:")
+    settings = Settings(data_dir=tmp_path, llm_retries=0)
+    backend = Backend(provider="ollama", base_url=sim.base_url, planner_model="sim-model", worker_model="sim-model")
+    gateway = LLMGateway(settings, backend, LocalHandle(store), slots=50)
+    slow = [ChatRequest(messages=[ChatMessage(role="user", content=f"[slow 30] call lead {i}")], role="worker",
+                        run_id="r-stop", task_id=f"r-stop:s{i}", agent="calling") for i in range(3)]
+    other = ChatRequest(messages=[ChatMessage(role="user", content="[slow 1] call the other lead")], role="worker",
+                        run_id="r-keep", task_id="r-keep:s1", agent="calling")
+
+    async def collect() -> dict[int, object]:
+        got: dict[int, object] = {}
+        async for replies in gateway.chat_many([*slow, other]):
+            got.update(dict(replies))
+        return got
+
+    replies = asyncio.ensure_future(collect())
+    for _ in range(200):  # all four at the server
+        if sim.stats()["in_flight"] == 4:
+            break
+        await asyncio.sleep(0.02)
+    assert sim.stats()["in_flight"] == 4
+    assert await gateway.cancel_run("r-stop") == 3
+    got = await asyncio.wait_for(replies, timeout=10)  # not the 30 s the server would have taken
+    assert all("cancelled" in str(got[i]) for i in range(3))
+    assert getattr(got[3], "message", None) is not None  # the other run's request was left alone
+    assert await gateway.cancel_run("r-stop") == 0  # (the sim notices a closed connection only when it writes)

@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-_DATA = "Data from "
+DATA_PREFIX = _DATA = "Data from "
 _LAST_RUN = re.compile(r'<data source="the last run[^"]*">\n(.*?)\n</data>', re.DOTALL)
 _REPAIR = re.compile(r"^That (?:plan|reply) is invalid:")
 _STEP_LINE = re.compile(r"^\d+\. \S+ \([^)]*\): (.*)$", re.MULTILINE)

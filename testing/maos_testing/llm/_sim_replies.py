@@ -236,7 +236,9 @@ _RULES = (
 def _plan_text(req: SimRequest) -> str:
     current = chat.from_request(req.messages)  # earlier turns are context, not the request
     users = [text for role, text in current if role == "user"]
-    everything = "\n".join(users)
+    # markers act from the request (and repairs), never from data blocks (memory, past plans, the
+    # last run): a past plan's "[use x]" copied into each new plan grew every later one
+    everything = "\n".join(t for t in users if not t.startswith(chat.DATA_PREFIX))
     prior = sum(role == "assistant" for role, _ in current)
     broken = _BROKEN.search(everything)
     if broken and (broken.group(1) == "always" or prior < int(broken.group(1))):
