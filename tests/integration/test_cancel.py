@@ -21,6 +21,12 @@ def _idle(app: wiring.App, timeout_s: float = 240.0) -> None:
         time.sleep(0.1)
 
 
+def _pools_up(app: wiring.App) -> None:
+    for handles in app.pools.values():
+        for pool in handles:
+            assert blocking(pool.ping(), timeout=240)
+
+
 def _assert_stopped(view: RunView, acked: float) -> None:
     assert view.run.status == "cancelled" and view.run.error == "cancelled by u1"
     statuses = {t.status for t in view.tasks}
@@ -35,6 +41,7 @@ def test_cancelling_a_300_step_run_midway_stops_it_and_a_restart_does_not_bring_
     sim.update(ttft_ms=100, token_ms=10, timed_tokens_cap=20)
     data = tmp_path / "shared-data"
     app = make_app(data_dir=data)
+    _pools_up(app)  # what is measured is the cancel, not a pool still starting (they start one by one)
     run_id = ask(app, "[fanout 300] [slow 0.3] check in with every customer")
     wait_run(app, run_id, until=lambda v: sum(t.status == "done" for t in v.tasks) >= 10, timeout_s=240)
     out = blocking(app.master.cancel(run_id=run_id, user_id="u1", reason="cancelled by u1"), timeout=60)
