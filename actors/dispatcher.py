@@ -144,6 +144,12 @@ class Dispatcher:
         for handle in self._by_owner.values():
             fire(handle.cancel(run_id))
         self._goals.pop(run_id, None)
+        # Its steps are fenced in the queue now: they no longer hold room in flight, even one whose pool
+        # never reports it (a pool that died with it, or is still starting), which would hold it for good.
+        prefix = f"{run_id}:"
+        for task_id in [t for t in self._in_flight if t.startswith(prefix)]:
+            self._in_flight.pop(task_id, None)
+        self._wake.set()
 
     async def _check_budgets(self) -> None:
         """The one check of runs' budgets (tokens, wall-clock: ``Budget.run_stop_reason``), every second or
