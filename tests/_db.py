@@ -14,6 +14,7 @@ import ray
 from actors.agents.context import StoreForUser
 from actors.runtime import wiring
 from actors.storage import tool_ops
+from actors.storage.database import ALIAS
 from actors.storage.migrations import migrate
 from actors.store import Store
 from core.storage_schemas import ToolAnswer, ToolOp
@@ -26,13 +27,21 @@ def sql(store: Store, query: str, params: Sequence[Any] = ()) -> list[tuple[Any,
 
 
 def app_sql(app: Any, query: str, params: Sequence[Any] = (), timeout_s: float = 30.0) -> list[tuple[Any, ...]]:
-    """``query`` inside a running app's Store actor (Ray's ``__ray_call__``, on its event loop: between its
-    commits)."""
+    """``query`` inside a running app's Store actor, on a cursor of its own: it sees what is committed
+    (every acknowledged write). Ray runs ``__ray_call__`` on the actor's main thread, not on the event
+    loop that group-commits, so the Store's own connection would be shared between two threads (a read
+    then returns another statement's result)."""
     values = list(params)
 
     def run(store: Store) -> list[tuple[Any, ...]]:
-        cur = store._conn.execute(query, values)
-        return cur.fetchall() if cur.description else []
+        cur = store._conn.cursor()
+        try:
+            if cur.execute("SELECT 1 FROM duckdb_databases() WHERE database_name = ?", [ALIAS]).fetchone():
+                cur.execute(f"USE {ALIAS}")  # an encrypted file is attached, not the default database
+            cur.execute(query, values)
+            return cur.fetchall() if cur.description else []
+        finally:
+            cur.close()
 
     return list(ray.get(wiring.ray_actor(app.store).__ray_call__.remote(run), timeout=timeout_s))
 

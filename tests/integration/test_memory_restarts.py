@@ -51,8 +51,10 @@ def test_a_new_embedder_re_embeds_what_memory_holds(make_app: Callable[..., wiri
     assert hits[0].source_id == doc.id
     stats = blocking(app.memory.stats("u1"), timeout=30)
     assert stats.embedder == "ollama/sim-embed" and stats.collections["documents"] == doc.chunks
-    models = app_sql(app, "SELECT DISTINCT embedding_model FROM memory_entries")
-    assert models == [("ollama/sim-embed",)]
+    deadline = time.monotonic() + 60  # the entries are marked once every vector is written
+    while (models := app_sql(app, "SELECT DISTINCT embedding_model FROM memory_entries")) != [("ollama/sim-embed",)]:
+        assert time.monotonic() < deadline, models
+        time.sleep(0.2)
 
 
 def test_the_ollama_embedder_goes_through_the_gateway(make_app: Callable[..., wiring.App], sim: SimHandle) -> None:
