@@ -99,6 +99,7 @@ def build_api(settings: Settings, dashboard_url: str | None = None, api_base: st
     metrics = HttpMetrics()
     login = Login(login_hash if login_hash is not None else ensure_login(settings)[0])
     api.state.login = login
+    api.state.default_user_id = settings.user_id  # the caller until the door names one (serve_app.callers)
     ui_key = secrets.token_urlsafe(32)  # the UI's own calls to this API; never leaves this process
 
     api.add_middleware(TimingMiddleware, metrics=metrics)
