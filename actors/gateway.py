@@ -1,18 +1,19 @@
-"""The LLM gateway actor: owns concurrency toward the LLM server.
+"""The LLM gateway actor: owns concurrency toward the LLM servers.
 
-At most ``slots`` requests are at the server; the rest wait here, interactive requests (chat,
-planning, summaries) ahead of background sub-agent work. Transient errors are retried with
-exponential backoff. Every call's model, tokens, latency and the form of its tool calls (native,
-or text a local model wrote: see ``integrations/llm/toolcalls.py``) go to ``agent_runs``. Once, as
-the app starts (its first health check), the gateway asks the model whether it calls tools at all.
+At most each endpoint's slots of requests are at it; the rest wait here, interactive requests (chat,
+planning, summaries) ahead of background sub-agent work. Which endpoint a request goes to, and which
+are up, is :mod:`integrations.llm.endpoints`: an endpoint that refuses or times out is taken out and
+the request goes to another one, with no retry spent; a health check brings it back. Transient
+errors are retried with exponential backoff. Every call's model, tokens, latency and the form of its
+tool calls (native, or text a local model wrote: see ``integrations/llm/toolcalls.py``) go to
+``agent_runs``. Once, as the app starts (its first health check), the gateway asks the model whether
+it calls tools at all (:mod:`integrations.llm.toolcheck`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import heapq
-import itertools
 import random
 import time
 from collections.abc import AsyncIterator
@@ -27,75 +28,18 @@ from actors.runtime.boot import actor_class
 from actors.runtime.handles import Handle
 from actors.runtime.typed import typed
 from core.errors import LLMError, LLMUnavailable
-from core.schemas import (
-    ChatRequest,
-    ChatResponse,
-    Priority,
-    StreamChunk,
-    ToolCallFormat,
-    ToolSupport,
-)
+from core.schemas import ChatRequest, ChatResponse, StreamChunk, ToolCallFormat
 from core.settings import Settings, apply_litellm_environment
-from integrations.llm.backend import (
-    Backend,
-    probe,
-    tool_check_pending,
-    tool_probe_request,
-    tool_support,
-)
+from integrations.llm.backend import Backend
+from integrations.llm.endpoints import share_slots, wait_reason
+from integrations.llm.routing import Lease, Router
 from integrations.llm.toolcalls import assistant_reply
+from integrations.llm.toolcheck import ToolCheck
 
 _log = structlog.get_logger("maos.gateway")
-_RANK: dict[Priority, int] = {"interactive": 0, "background": 1}
-_BUSY_GRACE_S = 30.0  # a server busy with our requests that was active this recently counts as up
 _TOKEN_FLUSH_S = 0.02  # live reply text goes to the Store at most this often (batched over all streams)
 _REPLY_GAP_S = 0.02  # a batch's replies go back to its pool at most this often (the first one at once)
-_TOOL_CHECK_RETRY_S = 60.0  # a tool check that failed (server down, timeout) is tried again after this
-_TOOL_CHECK_TIMEOUT_S = 120.0
 ChatReply = tuple[int, ChatResponse | LLMError]  # (index in the batch, the reply or why there is none)
-
-
-class PrioritySlots:
-    """A semaphore whose waiters are served by priority, then arrival."""
-
-    def __init__(self, slots: int) -> None:
-        self.free = slots
-        self.size = slots
-        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
-        self._seq = itertools.count()
-
-    @property
-    def waiting(self) -> int:
-        return sum(1 for _, _, f in self._waiters if not f.done())
-
-    async def acquire(self, priority: Priority) -> None:
-        if self.free > 0 and not self._waiters:
-            self.free -= 1
-            return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._waiters, (_RANK[priority], next(self._seq), fut))
-        try:
-            await fut
-        except asyncio.CancelledError:
-            if fut.done() and not fut.cancelled():
-                self.release()  # we were handed the slot just as we were cancelled
-            raise
-
-    def resize(self, slots: int) -> None:
-        """Change the number of slots; a shrink takes effect as requests finish."""
-        self.free += slots - self.size
-        self.size = slots
-        while self.free > 0 and any(not f.done() for _, _, f in self._waiters):
-            self.free -= 1
-            self.release()
-
-    def release(self) -> None:
-        while self._waiters:
-            _, _, fut = heapq.heappop(self._waiters)
-            if not fut.done():
-                fut.set_result(None)
-                return
-        self.free += 1
 
 
 class LLMGateway:
@@ -106,49 +50,54 @@ class LLMGateway:
         """The LLM client module, imported and warmed up: importing litellm takes 2-3 s, so the runtime
         starts it early. Its HTTP pool is sized then, for the whole app's slots (this gateway may be
         resized up to them)."""
-        apply_litellm_environment(backend.base_url if backend.provider == "ollama" else None, settings.llm_slots)
+        apply_litellm_environment(backend.base_url if backend.provider == "ollama" else None,
+                                  settings.total_llm_slots)
         from integrations.llm import client  # litellm is imported here and nowhere else
 
         client.warm_up(backend)
 
         return client
 
-    def __init__(self, settings: Settings, backend: Backend, store: Handle | None, slots: int | None = None) -> None:
+    def __init__(self, settings: Settings, backend: Backend, store: Handle | None, slots: int | None = None,
+                 replica: int = 0) -> None:
         self._client = self.prepare_process(settings, backend)
         self._settings = settings
         self._backend = _keyed(backend, settings)
         self._store = typed(store, StoreApi) if store is not None else None
-        self._slots = PrioritySlots(slots if slots is not None else settings.llm_slots)
-        self._in_flight = 0
+        self._replica = replica
+        self._router = Router(self._shares(settings, self._backend, slots), self._backend,
+                              settings.llm_health_interval_s)
         self._records: list[dict[str, Any]] = []
         self._recorder: asyncio.Task[None] | None = None
         self._rng = random.Random()
-        self._last_activity = 0.0  # monotonic time we last sent the server a request or it sent us text
         self._tokens: list[tuple[str, str, str]] = []  # (run id, phase, text) waiting for the Store
         self._token_lock = asyncio.Lock()
         self._token_flusher: asyncio.Task[None] | None = None
         self._by_run: dict[str, set[asyncio.Task[None]]] = {}  # sub-agents' requests in flight, by run
-        self._tools: ToolSupport | None = None  # what the tool check found, for ``_tools_key``
-        self._tools_key: tuple[str, str] | None = None
-        self._tools_check: asyncio.Task[None] | None = None
-        self._tools_failed_at = 0.0
+        self._tools = ToolCheck()
         self._formats_seen: set[tuple[str, ToolCallFormat]] = set()
+
+    def _shares(self, settings: Settings, backend: Backend, slots: int | None) -> list[tuple[str, int]]:
+        """This gateway's endpoints and slots: the listed endpoints' slots split among the replicas, or
+        the one server of ``backend`` with ``slots`` (the wiring's share of ``llm_slots``)."""
+        listed = settings.endpoint_list
+        if not listed:
+            return [(backend.base_url, slots if slots is not None else settings.llm_slots)]
+        return share_slots(listed, settings.gateway_replicas, self._replica)
+
+    # --- requests ------------------------------------------------------------------------------
 
     async def chat(self, req: ChatRequest) -> ChatResponse:
         queued_at = time.perf_counter()
-        await self._slots.acquire(req.priority)
+        lease = await self._router.acquire(req.priority)
         queued_ms = (time.perf_counter() - queued_at) * 1000
-        self._in_flight += 1
-        self._last_activity = time.monotonic()
         try:
-            resp = await self._with_retries(req)
+            resp = await self._with_retries(req, lease)
         except LLMError as exc:
             self._record(req, (0, 0), queued_ms, (time.perf_counter() - queued_at) * 1000, str(exc))
             raise
         finally:
-            self._in_flight -= 1
-            self._slots.release()
-        self._last_activity = time.monotonic()
+            self._router.release(lease)
         resp = resp.model_copy(update={"queued_ms": queued_ms, "latency_ms": (time.perf_counter() - queued_at) * 1000})
         self._record(req, (resp.tokens_in, resp.tokens_out), queued_ms, resp.latency_ms, None, resp.tool_call_format)
         return resp
@@ -214,25 +163,31 @@ class LLMGateway:
                 t.cancel()
 
     async def embed(self, texts: list[str], model: str) -> list[list[float]]:
-        """Embeddings from the LLM server (the Memory actor's Ollama embedder); background priority."""
-        await self._slots.acquire("background")
+        """Embeddings from the LLM servers (the Memory actor's Ollama embedder); background priority,
+        routed like every other request."""
+        lease = await self._router.acquire("background")
         try:
-            return await self._client.embed(self._backend, texts, model, self._settings.llm_timeout_s)  # type: ignore[no-any-return]
+            return await self._router.run("background", lease, lambda b: self._client.embed(  # type: ignore[no-any-return]
+                b, texts, model, self._settings.llm_timeout_s))
         finally:
-            self._slots.release()
+            self._router.release(lease)
 
-    async def _with_retries(self, req: ChatRequest) -> ChatResponse:
+    async def _with_retries(self, req: ChatRequest, lease: Lease) -> ChatResponse:
         delay = self._settings.llm_retry_backoff_s
+        streamed = req.stream_phase is not None and req.run_id is not None and self._store is not None
         for attempt in range(self._settings.llm_retries + 1):
             try:
-                if req.stream_phase is not None and req.run_id is not None and self._store is not None:
-                    return await self._streamed(req)
-                return await self._client.complete(self._backend, req, self._settings.llm_timeout_s)
+                if streamed:
+                    return await self._router.run(req.priority, lease, partial(self._streamed, req))
+                return await self._router.run(req.priority, lease, partial(self._complete, req))
             except LLMError as exc:
                 if not exc.transient or attempt == self._settings.llm_retries:
                     raise
                 delay = await self._back_off(req, attempt, exc, delay)
         raise LLMUnavailable("unreachable")  # pragma: no cover - loop always returns or raises
+
+    async def _complete(self, req: ChatRequest, backend: Backend) -> ChatResponse:
+        return await self._client.complete(backend, req, self._settings.llm_timeout_s)  # type: ignore[no-any-return]
 
     async def _back_off(self, req: ChatRequest, attempt: int, exc: LLMError, delay: float) -> float:
         """Wait before retrying a transient error (jittered); returns the next delay."""
@@ -240,7 +195,7 @@ class LLMGateway:
         await asyncio.sleep(delay * (0.5 + self._rng.random()))
         return delay * 2
 
-    async def _streamed(self, req: ChatRequest) -> ChatResponse:
+    async def _streamed(self, req: ChatRequest, backend: Backend) -> ChatResponse:
         """A call whose text goes into the run's event log as it is written (the first chunk at once,
         then batched with every other stream's every ``_TOKEN_FLUSH_S``); returns the whole reply once
         all of it is committed there. A transient error before the first chunk is retried by the caller;
@@ -250,12 +205,12 @@ class LLMGateway:
         parts: list[str] = []
         usage = (0, 0)
         try:
-            async for delta in self._client.stream(self._backend, req, self._settings.llm_timeout_s):
+            async for delta in self._client.stream(backend, req, self._settings.llm_timeout_s):
                 if not isinstance(delta, str):  # the reply's token counts, after its text
                     usage = delta
                     continue
-                self._last_activity = time.monotonic()
                 parts.append(delta)
+                self._router.touch(backend.base_url)
                 self._tokens.append((req.run_id, req.stream_phase, delta))
                 if self._token_flusher is None or self._token_flusher.done():
                     self._token_flusher = asyncio.get_running_loop().create_task(self._flush_tokens_soon())
@@ -267,7 +222,7 @@ class LLMGateway:
             await self._flush_tokens()
         message, call_format = assistant_reply("".join(parts), None, req.tools)  # calls written as text
         return ChatResponse(message=message, tool_call_format=call_format,
-                            model=self._backend.model_for(req.role), tokens_in=usage[0], tokens_out=usage[1],
+                            model=backend.model_for(req.role), tokens_in=usage[0], tokens_out=usage[1],
                             latency_ms=(time.perf_counter() - started) * 1000)
 
     async def _flush_tokens_soon(self) -> None:
@@ -296,40 +251,45 @@ class LLMGateway:
     async def stream(self, req: ChatRequest, flush_s: float = 0.05) -> AsyncIterator[StreamChunk]:
         """Stream text in coalesced chunks: the first delta at once, then every ``flush_s``.
 
-        A transient error before the first delta is retried like ``chat``; after it, it is raised
-        (the caller has shown part of the text)."""
+        Before the first delta, a transient error is retried like ``chat`` and a failing endpoint is
+        left for another; after it, the error is raised (the caller has shown part of the text)."""
         queued_at = time.perf_counter()
-        await self._slots.acquire(req.priority)
+        lease = await self._router.acquire(req.priority)
         queued_ms = (time.perf_counter() - queued_at) * 1000
-        self._in_flight += 1
         buf: list[str] = []
         last = 0.0
         first = True
         error: str | None = None
         usage = (0, 0)
         delay = self._settings.llm_retry_backoff_s
+        attempt = 0
         try:
-            for attempt in range(self._settings.llm_retries + 1):
+            while True:
+                ep = lease.ep
+                assert ep is not None
                 try:
-                    async for delta in self._client.stream(self._backend, req, self._settings.llm_timeout_s):
+                    async for delta in self._client.stream(self._router.at(ep), req, self._settings.llm_timeout_s):
                         if not isinstance(delta, str):  # the reply's token counts, after its text
                             usage = delta
                             continue
                         buf.append(delta)
+                        ep.last_activity = time.monotonic()
                         now = time.perf_counter()
                         if first or now - last >= flush_s:
                             yield StreamChunk(text="".join(buf))
                             buf, last, first = [], now, False
                     break
                 except LLMError as exc:
+                    if first and await self._router.failover(lease, exc, req.priority):
+                        continue
                     if not first or not exc.transient or attempt == self._settings.llm_retries:
                         error = str(exc)
                         raise
                     delay = await self._back_off(req, attempt, exc, delay)
+                    attempt += 1
             yield StreamChunk(text="".join(buf), done=True)
         finally:
-            self._in_flight -= 1
-            self._slots.release()
+            self._router.release(lease)
             self._record(req, usage, queued_ms, (time.perf_counter() - queued_at) * 1000, error)
 
     def _row(self, req: ChatRequest, usage: tuple[int, int], queued_ms: float, latency_ms: float,
@@ -368,58 +328,41 @@ class LLMGateway:
                 await asyncio.sleep(1.0)
 
     async def configure(self, settings: Settings, backend: Backend, slots: int) -> None:
-        """Apply new settings: another server or model, or a different number of slots."""
+        """Apply new settings: another server, model or endpoints, or a different number of slots."""
         apply_litellm_environment(backend.base_url if backend.provider == "ollama" else None)
         self._settings = settings
         self._backend = _keyed(backend, settings if settings.llm_api_key is not None else self._settings)
-        self._slots.resize(slots)
-        _log.info("gateway.configured", provider=backend.provider, slots=slots)
+        self._router.configure(self._shares(settings, self._backend, slots), self._backend,
+                               settings.llm_health_interval_s)
+        _log.info("gateway.configured", provider=backend.provider, slots=self._router.endpoints.size,
+                  endpoints=len(self._router.endpoints.all))
 
     async def health(self) -> dict[str, Any]:
-        self._check_tools()
-        models = await probe(self._backend.base_url, self._backend.provider)
-        # A one-request server (the embedded model) answers nothing else while it works on one:
-        # a request of ours it took, or text it sent, moments ago means it is up, just busy.
-        busy = self._in_flight > 0 and time.monotonic() - self._last_activity < _BUSY_GRACE_S
+        """The backend, whether it answers, the requests here, each endpoint's state and why work waits."""
+        self._tools.ensure(self._backend.base_url, self._backend.worker_model, self._probe_tools,
+                           self._settings.llm_timeout_s)
+        self._router.watch()
+        await self._router.check_all()
+        views = self._router.views()
+        waiting = self._router.endpoints.waiting
+        found = self._tools.found
         return {
             "provider": self._backend.provider, "base_url": self._backend.base_url,
             "models": {"planner": self._backend.planner_model, "worker": self._backend.worker_model},
-            "reachable": models is not None or busy, "in_flight": self._in_flight, "waiting": self._slots.waiting,
-            "tools": self._tools.model_dump() if self._tools is not None else None,
+            "reachable": any(v.up for v in views), "in_flight": self._router.endpoints.in_flight, "waiting": waiting,
+            "slots": self._router.endpoints.size, "endpoints": [v.model_dump() for v in views],
+            "wait_reason": wait_reason(views, waiting),
+            "tools": found.model_dump() if found is not None else None,
         }
 
-    def _check_tools(self) -> None:
-        """Start the tool check unless it ran for this server and model (or is running, or failed moments ago).
-        It never delays the caller: until it answers, ``health`` reports it as checking."""
-        key = (self._backend.base_url, self._backend.worker_model)
-        if self._tools_check is not None and not self._tools_check.done():
-            return
-        if key == self._tools_key and self._tools is not None and (
-                self._tools.state != "unknown" or time.monotonic() - self._tools_failed_at < _TOOL_CHECK_RETRY_S):
-            return
-        self._tools_key, self._tools = key, tool_check_pending(self._backend.worker_model)
-        self._tools_check = asyncio.get_running_loop().create_task(self._probe_tools(key))
-
-    async def _probe_tools(self, key: tuple[str, str]) -> None:
-        """One request offering ``get_time``: did the model call it natively, as text (which form), or not?
-        Background priority, and not an ``agent_runs`` row (no run asked for it)."""
-        backend = self._backend
-        await self._slots.acquire("background")
-        self._in_flight += 1
+    async def _probe_tools(self, req: ChatRequest, timeout_s: float) -> ChatResponse:
+        """The tool check's request: background priority, routed, not an ``agent_runs`` row (no run asked)."""
+        lease = await self._router.acquire("background")
         try:
-            resp = await self._client.complete(backend, tool_probe_request(),
-                                               min(self._settings.llm_timeout_s, _TOOL_CHECK_TIMEOUT_S))
-            found = tool_support(backend.worker_model, resp.tool_call_format, None, time.time())
-        except Exception as exc:  # LLMError, or anything else: the check says so and is tried again later
-            found = tool_support(backend.worker_model, None, str(exc) or type(exc).__name__, time.time())
+            return await self._router.run("background", lease, lambda b: self._client.complete(  # type: ignore[no-any-return]
+                b, req, timeout_s))
         finally:
-            self._in_flight -= 1
-            self._slots.release()
-        if found.state == "unknown":
-            self._tools_failed_at = time.monotonic()
-        if key == self._tools_key:  # not a check of a server or model since replaced
-            self._tools = found
-        _log.info("gateway.tool_check", model=backend.worker_model, state=found.state, format=found.format)
+            self._router.release(lease)
 
     async def ping(self) -> bool:
         return True

@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.llm_schemas import EndpointsText, LLMEndpointView
+
 TaskStatus = Literal["pending", "ready", "running", "failed", "done", "dead", "blocked", "waiting", "cancelled"]
 TERMINAL_TASK_STATUSES: frozenset[str] = frozenset({"done", "dead", "blocked", "cancelled"})
 RunStatus = Literal["planning", "running", "summarizing", "done", "failed", "cancelled"]
@@ -240,6 +242,9 @@ class SystemStatus(_Model):
     llm_in_flight: int = Field(description="Requests at the LLM server now.")
     llm_waiting: int = Field(description="Requests queued for a slot.")
     llm_tools: ToolSupport | None = Field(None, description="Whether the model can call tools (checked at start-up).")
+    llm_slots: int | None = Field(None, description="Requests all LLM endpoints run at once.")
+    llm_endpoints: list[LLMEndpointView] = Field(default_factory=list, description="Each LLM endpoint's state.")
+    llm_wait_reason: str | None = Field(None, description="Why LLM work waits now (endpoints down, slots busy).")
     pools: list[PoolStatus] = Field(description="One per agent type.")
     queue: dict[str, int] = Field(description="Task count per status.")
 
@@ -370,6 +375,8 @@ class EditableSettings(_Model):
     llm_model: str | None = Field(None, min_length=1, max_length=200, description="Planner model.")
     llm_worker_model: str | None = Field(None, min_length=1, max_length=200, description="Sub-agent model.")
     llm_slots: int | None = Field(None, ge=1, le=100_000, description="Requests the LLM server runs at once.")
+    llm_endpoints: EndpointsText | None = Field(None, max_length=5000, description=(
+        "Several LLM servers and their slots: url=slots,url=slots (none: just the server above)."))
     max_in_flight: int | None = Field(None, ge=1, le=100_000, description="Sub-agents at once, all types.")
     per_type_in_flight: int | None = Field(None, ge=1, le=100_000, description="Sub-agents at once per type.")
     queue_bound: int | None = Field(None, ge=1, le=10_000_000, description="Open tasks past which runs are refused.")

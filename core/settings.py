@@ -6,10 +6,11 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.budget import Budget
+from core.llm_schemas import LLMEndpoint, parse_endpoints
 from core.schemas import EditableSettings, ProviderSetting
 
 
@@ -27,6 +28,11 @@ class Settings(BaseSettings):
     llm_worker_model: str | None = Field(None, description="Sub-agent model; default: llm_model.")
     llm_api_key: SecretStr | None = Field(None, description="Key for OpenAI-compatible servers that need one.")
     llm_slots: int = Field(4, ge=1, description="Requests the LLM server runs at once.")
+    llm_endpoints: str = Field("", description="Several LLM servers (same provider and models) and the requests "
+                                               "each runs at once: url=slots,url=slots or a JSON list of "
+                                               "{url, slots}; empty: llm_base_url with llm_slots.")
+    llm_health_interval_s: float = Field(5.0, gt=0, description="How often the gateways check each of several "
+                                                                "LLM endpoints (and at once after a failure).")
     llm_timeout_s: float = Field(120.0, gt=0, description="Timeout of one LLM call.")
     llm_retries: int = Field(4, ge=0, description="Retries of a transient LLM error.")
     llm_retry_backoff_s: float = Field(0.5, gt=0, description="First retry delay (doubles each time).")
@@ -145,6 +151,22 @@ class Settings(BaseSettings):
     user_id: str = Field("local", description="User for CLI requests.")
     log_level: str = Field("INFO", description="Log level.")
     log_format: Literal["auto", "json", "console"] = Field("auto", description="auto: JSON unless a terminal.")
+
+    @model_validator(mode="after")
+    def _endpoints_readable(self) -> Settings:
+        parse_endpoints(self.llm_endpoints, self.llm_slots)  # a ValueError names what is wrong
+        return self
+
+    @property
+    def endpoint_list(self) -> list[LLMEndpoint]:
+        """The LLM endpoints ``llm_endpoints`` lists ([] when none: the one server of ``llm_base_url``)."""
+        return parse_endpoints(self.llm_endpoints, self.llm_slots)
+
+    @property
+    def total_llm_slots(self) -> int:
+        """Requests all LLM servers run at once: what bounds the sub-agents waiting on them."""
+        listed = self.endpoint_list
+        return sum(e.slots for e in listed) if listed else self.llm_slots
 
     @property
     def ray_token_path(self) -> Path:

@@ -21,6 +21,7 @@ from core.schemas import (
     ToolSupport,
 )
 from integrations.llm.backend import redact_url
+from integrations.llm.endpoints import llm_endpoints, redact_endpoints, wait_reason
 from serve_app.access import RuntimeAccess
 from serve_app.auth import require_reauth
 from serve_app.live_settings import test_connection
@@ -62,11 +63,15 @@ def build_admin_routes(rt: RuntimeAccess, metrics: HttpMetrics) -> APIRouter:
     async def status() -> SystemStatus:
         app = await rt.app()
         h = await rt.llm()
+        others = [await g.health() for g in app.gateways[1:]]  # each gateway holds a share of every endpoint
+        endpoints, waiting = llm_endpoints([h, *others])
         return SystemStatus(
             ray_nodes=wiring.cluster_nodes(), llm_provider=h["provider"],
             llm_base_url=redact_url(h["base_url"]), llm_models=h["models"], llm_reachable=h["reachable"],
-            llm_in_flight=h["in_flight"], llm_waiting=h["waiting"],
+            llm_in_flight=sum(e.in_flight for e in endpoints), llm_waiting=waiting,
             llm_tools=ToolSupport.model_validate(h["tools"]) if h.get("tools") is not None else None,
+            llm_slots=sum(e.slots for e in endpoints), llm_endpoints=endpoints,
+            llm_wait_reason=wait_reason(endpoints, waiting),
             pools=await app.dispatcher.status(), queue=await app.store.queue_counts(),
         )
 
@@ -99,8 +104,8 @@ def build_admin_routes(rt: RuntimeAccess, metrics: HttpMetrics) -> APIRouter:
         now = rt.live.settings
         asked = body.model_dump(exclude_unset=True)
         # the URL as the API shows it (redacted) sent back means unchanged, as the update itself reads it
-        moved = [k for k in ("llm_provider", "llm_base_url")
-                 if k in asked and asked[k] not in _as_shown(getattr(now, k))]
+        moved = [k for k in ("llm_provider", "llm_base_url", "llm_endpoints")
+                 if k in asked and asked[k] not in _as_shown(getattr(now, k), now.llm_slots)]
         if moved:
             require_reauth(request, request.app.state.login, "pointing the app at another LLM server")
         return await rt.live.update(app, body, await rt.backend())
@@ -120,6 +125,6 @@ def build_admin_routes(rt: RuntimeAccess, metrics: HttpMetrics) -> APIRouter:
     return r
 
 
-def _as_shown(value: object) -> tuple[object, ...]:
-    """A setting's value and, for a URL, how the API shows it (redacted)."""
-    return (value, redact_url(value)) if isinstance(value, str) else (value,)
+def _as_shown(value: object, slots: int) -> tuple[object, ...]:
+    """A setting's value and, for a URL (or a list of endpoints), how the API shows it (redacted)."""
+    return (value, redact_url(value), redact_endpoints(value, slots)) if isinstance(value, str) else (value,)

@@ -25,10 +25,11 @@ from core.errors import ConfigError
 from core.schemas import ConnectionResult, ConnectionTest, EditableSettings, SettingsView
 from core.settings import Settings
 from integrations.llm.backend import Backend, probe, redact_url, resolve
+from integrations.llm.endpoints import redact_endpoints
 from serve_app.auth import is_loopback
 
 _log = structlog.get_logger("maos.settings")
-LLM_FIELDS = frozenset({"llm_provider", "llm_base_url", "llm_model", "llm_worker_model"})
+LLM_FIELDS = frozenset({"llm_provider", "llm_base_url", "llm_model", "llm_worker_model", "llm_endpoints"})
 NULLABLE = frozenset({"llm_base_url", "llm_model", "llm_worker_model"})  # null means "the provider's default"
 
 
@@ -41,6 +42,8 @@ def shown(settings: Settings) -> EditableSettings:
     values = editable(settings)
     if values.llm_base_url is not None:
         values = values.model_copy(update={"llm_base_url": redact_url(values.llm_base_url)})
+    if values.llm_endpoints:
+        values = values.model_copy(update={"llm_endpoints": redact_endpoints(values.llm_endpoints, settings.llm_slots)})
     return values
 
 
@@ -66,6 +69,8 @@ class LiveSettings:
         current = getattr(self.settings, name)
         if name == "llm_base_url" and current is not None and value == redact_url(current) != current:
             return True  # the redacted URL the API showed, sent back: keep the one with the credentials
+        if name == "llm_endpoints" and value == redact_endpoints(current, self.settings.llm_slots) != current:
+            return True
         return bool(current == value)
 
     async def update(self, app: wiring.App, update: EditableSettings, current: Backend) -> SettingsView:
@@ -91,7 +96,7 @@ class LiveSettings:
         for gw in app.gateways:
             await gw.configure(settings=new, backend=backend, slots=slots)
         await app.master.configure(settings=new, embedded=backend.provider == "embedded")
-        await app.dispatcher.configure(settings=new, gateway_slots=new.llm_slots)
+        await app.dispatcher.configure(settings=new, gateway_slots=new.total_llm_slots)
         for handles in app.pools.values():
             for h in handles:
                 await h.configure(new)
@@ -102,7 +107,7 @@ class LiveSettings:
 
 def configured_llm_urls(settings: Settings) -> list[str]:
     """The LLM servers the settings name (the chosen one and where ``auto`` looks)."""
-    urls = [settings.ollama_url, settings.lmstudio_url]
+    urls = [settings.ollama_url, settings.lmstudio_url, *(e.url for e in settings.endpoint_list)]
     return [settings.llm_base_url, *urls] if settings.llm_base_url is not None else urls
 
 

@@ -24,7 +24,7 @@ from ui.render import plan_html
 PAGES = {"chat": "Chat", "approvals": "Approvals", "history": "History", "memory": "Memory", "agents": "Agents",
          "integrations": "Integrations", "settings": "Settings"}
 SECTIONS = {
-    "LLM server": ["llm_provider", "llm_base_url", "llm_model", "llm_worker_model", "llm_slots"],
+    "LLM server": ["llm_provider", "llm_base_url", "llm_model", "llm_worker_model", "llm_slots", "llm_endpoints"],
     "Capacity": ["max_in_flight", "per_type_in_flight", "queue_bound", "max_attempts"],
     "Budgets": ["max_plan_steps", "max_turns", "max_run_tokens", "run_deadline_s"],
     "Features": ["stream_replies", "write_summaries"],

@@ -97,7 +97,22 @@ def sidebar_llm(status: SystemStatus | None, error: str | None = None) -> str:
     return (f'<div class="llm-badge" id="llm-badge" data-reachable="{str(ok).lower()}">'
             f'<div class="llm-state">{"●" if ok else "○"} LLM {"ready" if ok else "not answering"}</div>'
             f'<div class="llm-provider">{escape(status.llm_provider)}</div>'
-            f'<div class="llm-model">{model_line}</div>{_tools_line(status)}</div>')
+            f'<div class="llm-model">{model_line}</div>{_tools_line(status)}{_waits_line(status)}</div>')
+
+
+def _waits_line(status: SystemStatus) -> str:
+    """Why LLM work waits now ("all 6 LLM slots busy", "1 of 2 LLM endpoints down"), when it does."""
+    if status.llm_wait_reason is None:
+        return ""
+    return f'<div class="llm-waits" id="llm-waits">⏳ {escape(status.llm_wait_reason)}</div>'
+
+
+def _endpoint_rows(status: SystemStatus) -> list[tuple[str, str]]:
+    """One row per LLM endpoint when there are several: up or down (and why), requests at it of its slots."""
+    if len(status.llm_endpoints) < 2:
+        return []
+    return [(f"Endpoint {e.url}", f"{'up ✔' if e.up else 'down ✖'} · {e.in_flight} of {e.slots} slots busy"
+             + (f" · {e.last_error}" if not e.up and e.last_error else "")) for e in status.llm_endpoints]
 
 
 _TOOLS_LABEL = {"checking": "tools: checking…", "native": "tools ✔", "text": "tools ✔ (as text: {format})",
@@ -123,6 +138,7 @@ def integrations_html(status: SystemStatus | None, error: str | None = None) -> 
             ("Reachable", "yes ✔" if status.llm_reachable else "no ✖"),
             *((("Tool calls", status.llm_tools.meaning),) if status.llm_tools is not None else ()),
             ("Requests in flight", str(status.llm_in_flight)), ("Requests waiting", str(status.llm_waiting)),
+            *_endpoint_rows(status), *((("Why work waits", status.llm_wait_reason),) if status.llm_wait_reason else ()),
             ("Ray", f"{status.ray_nodes} node(s)")]
     body = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows)
     return f'<table class="rec-table integ" id="integrations-table"><tbody>{body}</tbody></table>'

@@ -209,7 +209,8 @@ def start_app(settings: Settings, backend: Backend, store: RayHandle | None = No
     gateways = [
         RayHandle(gw_cls.options(**_options(f"gateway-{i}", settings)).remote(
             # settings and backend by position: the gateway's prepare_process is given them (see boot)
-            boot, settings, backend, store=LazyHandle("store", settings.namespace), slots=per_gw), f"gateway-{i}")
+            boot, settings, backend, store=LazyHandle("store", settings.namespace), slots=per_gw,
+            replica=i), f"gateway-{i}")
         for i in range(n_gw)
     ]
     if store is None:  # after the gateway's (the settings saved from the UI are then not applied)
@@ -231,7 +232,7 @@ def start_app(settings: Settings, backend: Backend, store: RayHandle | None = No
         agent: [LazyHandle(name, settings.namespace, owner) for name, owner in names] for agent, names in owners.items()}
     disp_cls: Any = ray.remote(ActorDispatcher)
     dispatcher = RayHandle(disp_cls.options(**_options("dispatcher", settings)).remote(
-        boot, settings=settings, store=store, pools=lazy_pools, master=master, gateway_slots=settings.llm_slots),
+        boot, settings=settings, store=store, pools=lazy_pools, master=master, gateway_slots=settings.total_llm_slots),
         "dispatcher")
     workspace_cls: Any = ray.remote(ActorWorkspace)
     # Ray starts no process for an actor before the arguments it is given are ready (``_after``, which

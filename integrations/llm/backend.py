@@ -177,29 +177,27 @@ async def _embedded_backend(
 
 async def _choose(settings: Settings, start_embedded: Callable[[], str] | None) -> Backend:
     provider = settings.llm_provider
+    urls = [e.url for e in settings.endpoint_list]  # several servers: the first names the backend
+    base_url = settings.llm_base_url if settings.llm_base_url is not None else next(iter(urls), None)
     if provider == "embedded":
         return await _embedded_backend(settings, start_embedded)
     if provider == "openai":
-        if settings.llm_base_url is None:
+        if base_url is None:
             raise ConfigError("llm_provider 'openai' needs the server's URL in MAOS_LLM_BASE_URL")
-        return await _server_backend(settings, "openai", settings.llm_base_url)
+        return await _server_backend(settings, "openai", base_url)
     if provider == "ollama":
-        url = settings.llm_base_url if settings.llm_base_url is not None else settings.ollama_url
-        return await _server_backend(settings, "ollama", url)
+        return await _server_backend(settings, "ollama", base_url if base_url is not None else settings.ollama_url)
     if provider == "lmstudio":
-        url = settings.llm_base_url if settings.llm_base_url is not None else settings.lmstudio_url
-        return await _server_backend(settings, "lmstudio", url)
+        return await _server_backend(settings, "lmstudio",
+                                     base_url if base_url is not None else settings.lmstudio_url)
 
-    # auto: ask both at once; the first that answers with a model wins, in order.
+    # auto: ask all at once (the listed endpoints first); the first that answers with a model wins, in order.
     lmstudio_key = _api_key(settings)
-    ollama, lmstudio = await asyncio.gather(
-        probe(settings.ollama_url, "ollama"),
-        probe(settings.lmstudio_url, "lmstudio", api_key=lmstudio_key),
-    )
-    candidates: tuple[tuple[Provider, str, list[str] | None, str | None], ...] = (
-        ("ollama", settings.ollama_url, ollama, None),
-        ("lmstudio", settings.lmstudio_url, lmstudio, lmstudio_key),
-    )
+    places: list[tuple[Provider, str]] = [*((p, u) for u in urls for p in ("ollama", "lmstudio")),
+                                          ("ollama", settings.ollama_url), ("lmstudio", settings.lmstudio_url)]
+    answers = await asyncio.gather(*(probe(u, p, api_key=None if p == "ollama" else lmstudio_key) for p, u in places))
+    candidates = tuple((p, u, a, None if p == "ollama" else lmstudio_key)
+                       for (p, u), a in zip(places, answers, strict=True))
     for name, url, listed, key in candidates:
         if listed:
             planner, worker = _pick_models(settings, name, url, listed)

@@ -16,7 +16,6 @@ from pydantic import BaseModel
 
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # before litellm is imported
 
-from actors import gateway as gateway_module  # noqa: E402
 from actors.gateway import LLMGateway  # noqa: E402
 from actors.runtime.handles import LocalHandle  # noqa: E402
 from actors.store import Store  # noqa: E402
@@ -32,6 +31,7 @@ from core.schemas import (  # noqa: E402
     ToolSupport,
 )
 from core.settings import Settings  # noqa: E402
+from integrations.llm import toolcheck  # noqa: E402
 from integrations.llm.backend import Backend, tool_probe_request, tool_support  # noqa: E402
 from maos_testing.llm.sim_thread import SimConfig, SimHandle, sim_llm_in_thread  # noqa: E402
 from tests._db import sql  # noqa: E402
@@ -120,7 +120,7 @@ async def test_a_model_that_does_not_call_is_reported_so_and_a_failed_check_is_t
     failed = await checked(gateway)
     assert failed["state"] == "unknown"
     assert (await gateway.health())["tools"]["state"] == "unknown"  # not asked again at once
-    monkeypatch.setattr(gateway_module, "_TOOL_CHECK_RETRY_S", 0.0)
+    monkeypatch.setattr(toolcheck, "RETRY_S", 0.0)
     none = await checked(gateway)
     assert none["state"] == "none" and NO_TOOLS in none["meaning"] and answers == []
 
