@@ -29,11 +29,13 @@ browser:
 run: setup
 	$(VENV)/bin/maos serve
 
+# The cluster tier (tests/cluster: a multi-node Ray of its own) runs in a pytest process of its own, after
+# the others: one Ray per process.
 test: setup browser
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q tests --ignore=tests/cluster && $(PY) -m pytest -q tests/cluster
 
 test-fast: setup browser
-	$(PY) -m pytest -q tests -m "not slow"
+	$(PY) -m pytest -q tests --ignore=tests/cluster -m "not slow" && $(PY) -m pytest -q tests/cluster -m "not slow"
 
 lint: setup
 	$(VENV)/bin/ruff check .
