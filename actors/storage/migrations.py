@@ -172,6 +172,25 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         "runs: the budget a run was given (tokens, wall-clock seconds; JSON of core.budget.Budget)",
         "ALTER TABLE runs ADD COLUMN budget TEXT;",
     ),
+    (
+        9,
+        "accounts: users' role, disabled flag and Argon2id password hash; sessions' last use; API tokens and "
+        "one-time setup/invite links (secrets kept as SHA-256 hashes)",
+        """
+        ALTER TABLE users ADD COLUMN role TEXT DEFAULT 'member';
+        ALTER TABLE users ADD COLUMN disabled BOOLEAN DEFAULT false;
+        ALTER TABLE users ADD COLUMN password_hash TEXT;
+        ALTER TABLE sessions ADD COLUMN last_seen_at DOUBLE;
+        CREATE TABLE api_tokens (
+            id TEXT PRIMARY KEY, user_id TEXT NOT NULL, name TEXT NOT NULL, token_hash TEXT NOT NULL,
+            created_at DOUBLE NOT NULL, last_used_at DOUBLE, revoked_at DOUBLE
+        );
+        CREATE TABLE invites (
+            id TEXT PRIMARY KEY, user_id TEXT NOT NULL, token_hash TEXT NOT NULL, kind TEXT NOT NULL,
+            created_at DOUBLE NOT NULL, expires_at DOUBLE NOT NULL, used_at DOUBLE
+        );
+        """,
+    ),
 ]
 
 
