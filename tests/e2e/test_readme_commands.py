@@ -39,6 +39,11 @@ NOT_RUN = {
     "export GOOGLE_CLIENT_ID=": "your own Google Cloud OAuth client; tests/e2e/test_cli_google.py uses the fake "
                                 "Google's",
     ".venv/bin/maos google connect": "a sign-in at Google; tests/e2e/test_cli_google.py runs it against the fake Google",
+    ".venv/bin/maos cluster head": "starts a Ray head and the app, and serves until stopped; "
+                                   "tests/cluster/test_cluster_cli.py runs it",
+    ".venv/bin/maos cluster join": "joins a running head from another machine; tests/cluster/test_cluster_cli.py runs "
+                                   "it, and its refusals (a wrong token, another code version)",
+    "scp ": "copies the head's Ray token from the head machine over ssh",
 }
 
 # `make` targets are dry-run (`make -n`: the target exists and its recipe expands), not run: why.
@@ -56,6 +61,7 @@ MAKE_TARGETS = {
 # placeholders README writes (RUN:STEP, ACTION_ID) name nothing on a fresh machine: the command says so.
 SAYS: dict[str, tuple[int, str]] = {
     ".venv/bin/maos status": (0, "app: not running"),
+    ".venv/bin/maos cluster status": (1, "no cluster on this machine"),
     ".venv/bin/maos retry RUN:STEP": (2, "cannot retry RUN:STEP: no such task"),
     ".venv/bin/maos memory add handbook.pdf refunds.md --sop --tags billing,refunds": (0, "refunds.md: stored"),
     ".venv/bin/maos memory stats": (0, "sops: 2"),
