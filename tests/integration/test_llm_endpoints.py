@@ -38,9 +38,12 @@ def test_a_stopped_endpoint_costs_no_attempt_and_takes_work_again_once_back(make
         run_id = ask(app, "[fanout 24] [slow 0.5] draft a note to each account")
         _poll("both servers take steps", lambda: one.stats()["requests"] > 2 and two.stats()["requests"] > 2)
         two.stop()  # its requests in flight are cut off; new ones are refused
+        at_stop = one.stats()["requests"]
+        progress = blocking(app.store.run_progress(run_id), timeout=30)
+        assert progress is not None and progress.status == "running"  # mid-run
         view = wait_run(app, run_id, timeout_s=180)
         assert view.run.status == "done", view.run.error
-        assert len(view.tasks) == 24
+        assert len(view.tasks) == 24 and one.stats()["requests"] > at_stop  # finished on the other
         # llm_retries=0: a request that failed on the stopped server and was not sent on would fail its step
         assert all(t.status == "done" and t.attempts == 1 for t in view.tasks), [
             (t.step_id, t.attempts, t.error) for t in view.tasks]
