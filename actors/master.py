@@ -1,7 +1,7 @@
 """The master agent: a chat message becomes a reply or a validated plan; finished runs get a summary.
 
 ``submit`` answers at once with the run; the master reads the message in the background, with the
-conversation's recent turns and its last run (``actors.conversation_context``) and what memory
+conversation's recent turns and its last run (``memory.conversation_context``) and what memory
 holds. In one LLM call it decides: answer (a greeting, a question it can answer from what it
 reads), ask one question back (a request ambiguous in a way that matters), or plan work for
 sub-agents. A reply ends the run ``done`` with no steps, the reply as the assistant's message. An
@@ -25,13 +25,14 @@ from typing import Any, Literal, TypeVar
 
 import structlog
 
-from actors.agents import AgentSpec, all_specs
-from actors.agents.prompts import render, render_data
-from actors.conversation_context import LAST_RUN_SOURCE, ConversationContext, fit_context
+from actors.agents import all_specs
+from actors.agents.planning import plan_messages
+from actors.agents.prompts import render
 from actors.runtime.apis import DispatcherApi, GatewayApi, MemoryApi, StoreApi
 from actors.runtime.boot import actor_class
 from actors.runtime.handles import Handle
 from actors.runtime.typed import fire, typed
+from core.audit import cancel_entries
 from core.budget import Budget
 from core.errors import ActorGone, LLMError, LLMUnavailable, PlanError
 from core.memory_schemas import MemoryContext, PlanExample
@@ -49,12 +50,13 @@ from core.schemas import (
 )
 from core.settings import Settings
 from core.text import safe_model_text
+from memory.conversation_context import ConversationContext, fit_context
 
 _log = structlog.get_logger("maos.master")
 _EMBEDDED_MAX_STEPS = 4  # a 135M model under a grammar needs tight bounds
 _EMBEDDED_CONTEXT_TOKENS = 300  # and plans worse from a long prompt (its window: 4,096 tokens)
 _MESSAGE_TOKENS_AT_LEAST = 4  # a message's framing alone (MESSAGE_OVERHEAD_CHARS): what bounds the messages read
-_RUNS_LOOKED_AT = 3  # the newest runs of the conversation looked at for the last one with steps
+_RUNS_LOOKED_AT = 20  # the newest runs of the conversation looked at for the last one with steps
 T = TypeVar("T")
 
 
@@ -110,17 +112,22 @@ class MasterAgent:
 
     async def cancel(self, run_id: str, user_id: str | None, reason: str) -> RunCancel:
         """Stop a run (a person's cancel, or a budget reached): recorded first (``Store.cancel_run``: no step of
-        it starts again, its undecided proposals are withdrawn, it ends cancelled with what was done), then its
-        planning and its running steps are cancelled at their next await. Idempotent."""
+        it starts again, its undecided proposals are withdrawn, it ends cancelled with what was done) and
+        audited (who or which budget, why, what was withdrawn), then its planning and its running steps are
+        cancelled at their next await. ``user_id``: the person cancelling (None: a budget). Idempotent."""
         out: RunCancel = await self._store.cancel_run(run_id=run_id, user_id=user_id, reason=reason)
         planning = self._planning.pop(run_id, None)
         if planning is not None:
             planning.cancel()
         if out.cancelled:
             _log.info("run.cancelled", run_id=run_id, running=len(out.stopped_steps), withdrawn=len(out.withdrawn))
+            ended: RunView | None = await self._store.get_run(run_id)
+            owner = ended.run.user_id if ended is not None else user_id
+            entries = cancel_entries(out, owner, user_id, reason, time.time())
+            await asyncio.gather(*(self._store.record_audit(entry=e) for e in entries))
             if self._dispatcher is not None:
                 await self._dispatcher.cancel(run_id)
-            await self._learn(run_id)
+            await self._learn(run_id, ended)
         return out
 
     async def resume(self, run_id: str) -> None:
@@ -150,24 +157,26 @@ class MasterAgent:
         try:
             most = min(1000, budget // _MESSAGE_TOKENS_AT_LEAST)  # more could not fit
             turns: list[Message] = await self._store.recent_turns(conversation_id=conversation_id, exclude_run_id=run_id, limit=most)
-            last = await self._last_run_with_steps(turns)
+            last, later = await self._last_run_with_steps(turns)
         except Exception as exc:  # the conversation helps; it is not required to plan
             _log.warning("run.conversation_unavailable", run_id=run_id, error=str(exc))
             return ConversationContext()
-        return fit_context(turns, last, budget)
+        return fit_context(turns, last, budget, later)
 
-    async def _last_run_with_steps(self, turns: Sequence[Message]) -> RunView | None:
-        looked: set[str] = set()
+    async def _last_run_with_steps(self, turns: Sequence[Message]) -> tuple[RunView | None, int]:
+        """The newest run of ``turns`` that had steps, and how many runs came after it (direct answers, which
+        have none: after "hello" or "what did you just do?", "the second one" still means that run's)."""
+        looked: list[str] = []
         for turn in reversed(turns):
             if turn.run_id is None or turn.run_id in looked:
                 continue
             if len(looked) == _RUNS_LOOKED_AT:
                 break
-            looked.add(turn.run_id)
             view: RunView | None = await self._store.get_run(turn.run_id)
             if view is not None and view.tasks:
-                return view
-        return None
+                return view, len(looked)
+            looked.append(turn.run_id)
+        return None, 0
 
     async def _plan_and_enqueue(self, run_id: str, message: str, user_id: str, conversation_id: str) -> None:
         delay = 1.0
@@ -309,65 +318,16 @@ class MasterAgent:
         await self._store.finish_run(run_id=run_id, status="failed", summary=None, error=error)
         await self._learn(run_id)
 
-    async def _learn(self, run_id: str) -> None:
-        """The finished run becomes a conversation memory and a learning (in the background)."""
+    async def _learn(self, run_id: str, ended: RunView | None = None) -> None:
+        """The finished run (``ended``, else read) becomes a conversation memory and a learning (in the background)."""
         if self._memory is None:
             return
-        ended: RunView | None = await self._store.get_run(run_id)
+        ended = ended if ended is not None else await self._store.get_run(run_id)
         if ended is not None:
             fire(self._memory.remember_run(ended))
 
     async def ping(self) -> bool:
         return True
-
-
-def plan_prompt(specs: Sequence[AgentSpec]) -> str:
-    """The planner's system prompt: fixed instructions and the agent types, nothing from outside."""
-    return render("plan", agents="\n".join(f"- {s.name}: {s.description}" for s in specs))
-
-
-def decide_prompt(specs: Sequence[AgentSpec]) -> str:
-    """The system prompt of the answer-or-plan decision: fixed instructions and the agent types."""
-    return render("decide", agents="\n".join(f"- {s.name}: {s.description}" for s in specs))
-
-
-def plan_messages(specs: Sequence[AgentSpec], message: str, memory: str = "", examples: Sequence[PlanExample] = (),
-                  context: ConversationContext | None = None, decide: bool = False) -> list[ChatMessage]:
-    """The master's messages: the system prompt (the decision's with ``decide``, else the planner's), the
-    conversation's turns in order, the request, then (if any) the last run's results, what memory holds
-    and plans that worked for similar requests before, as data in a user message. With none of these,
-    just the request (the small embedded model plans worse from a longer prompt)."""
-    context = context if context is not None else ConversationContext()
-    data: list[str] = []
-    if context.last_run:
-        data.append(render_data(LAST_RUN_SOURCE, context.last_run))
-    if memory.strip():
-        data.append(render_data("memory (the user's SOPs, documents and past conversations)", memory))
-    if examples:
-        shown = "\n\n".join(example_text(e) for e in examples)
-        data.append(render_data("plans that worked for similar requests before (examples)", shown))
-    task = ("Answer, ask or plan for the message above: use what applies from this data, and put the facts a step "
-            "needs into its instruction. Answer with JSON only." if decide else
-            "Plan the request above: use what applies from this data, and put the facts a step needs into its "
-            "instruction. Answer with JSON only.")
-    after = [ChatMessage(role="user", content="\n\n".join([*data, task]))] if data else []
-    system = decide_prompt(specs) if decide else plan_prompt(specs)
-    return [ChatMessage(role="system", content=system), *context.history, ChatMessage(role="user", content=message),
-            *after]
-
-
-EXAMPLE_STEPS = 5  # of a past plan shown as an example: its shape, not every one of a 1,000-step fanout
-EXAMPLE_CHARS = 300  # of its request and of each step's instruction
-
-
-def example_text(example: PlanExample) -> str:
-    """A past plan as the planner sees it, bounded: a big plan (or one whose instructions quoted earlier
-    examples) would otherwise grow every prompt it is shown in, and each plan made from those."""
-    steps = example.plan.steps
-    shown = Plan(goal=example.plan.goal[:EXAMPLE_CHARS], steps=[
-        s.model_copy(update={"instruction": s.instruction[:EXAMPLE_CHARS]}) for s in steps[:EXAMPLE_STEPS]])
-    more = f"\n(+{len(steps) - EXAMPLE_STEPS} more steps like these)" if len(steps) > EXAMPLE_STEPS else ""
-    return f"Request: {example.request[:EXAMPLE_CHARS]}\nPlan: {shown.model_dump_json()}{more}"
 
 
 def _listing(view: RunView) -> str:

@@ -9,15 +9,8 @@ from typing import Any
 import pytest
 
 from actors import agents
-from actors.conversation_context import (
-    CHARS_PER_TOKEN,
-    LAST_RUN_SOURCE,
-    MESSAGE_OVERHEAD_CHARS,
-    ConversationContext,
-    compact_run,
-    fit_context,
-)
-from actors.master import MasterAgent, plan_messages
+from actors.agents.planning import plan_messages
+from actors.master import MasterAgent
 from actors.runtime.handles import LocalHandle
 from actors.store import Store
 from core.budget import Budget
@@ -35,6 +28,14 @@ from core.schemas import (
     TaskRecord,
 )
 from core.settings import Settings
+from memory.conversation_context import (
+    CHARS_PER_TOKEN,
+    LAST_RUN_SOURCE,
+    MESSAGE_OVERHEAD_CHARS,
+    ConversationContext,
+    compact_run,
+    fit_context,
+)
 
 
 def _turns(n: int, words: int = 30) -> list[Message]:
@@ -96,10 +97,13 @@ def test_the_last_runs_results_are_compacted_to_half_the_budget_in_plan_order() 
     listing = compact_run(_view(3, result_chars=3000), 2000)
     assert len(listing) <= 2000
     lines = listing.splitlines()
-    assert lines[0] == "Request: write a note for each venue" and lines[1] == "Goal: Draft notes for the venues"
-    assert "3 of 3 steps done" in lines[2]
-    assert [line.split(" ", 2)[:2] for line in lines[3:]] == [["1.", "s1"], ["2.", "s2"], ["3.", "s3"]]
-    assert "→ NOTE-2 x" in lines[4] and lines[4].endswith("…")  # each result shortened to its share
+    assert lines[0] == "Run: r0 (the request just before this message)"  # which run the numbers are of
+    assert lines[1] == "Request: write a note for each venue" and lines[2] == "Goal: Draft notes for the venues"
+    assert "3 of 3 steps done" in lines[3]
+    assert [line.split(" ", 2)[:2] for line in lines[4:]] == [["1.", "s1"], ["2.", "s2"], ["3.", "s3"]]
+    assert "→ NOTE-2 x" in lines[5] and lines[5].endswith("…")  # each result shortened to its share
+    assert compact_run(_view(1), 2000, later_runs=1).splitlines()[0] == (
+        "Run: r0 (the newest run with steps in this conversation; 1 later request answered without steps)")
 
     many = compact_run(_view(300, result_chars=100), 3000)
     assert len(many) <= 3000 and "1. s1 " in many

@@ -4,7 +4,7 @@ quoted earlier examples, must not grow every later prompt (each plan made from t
 from __future__ import annotations
 
 from actors.agents import all_specs
-from actors.master import EXAMPLE_CHARS, EXAMPLE_STEPS, example_text, plan_messages
+from actors.agents.planning import EXAMPLE_CHARS, EXAMPLE_STEPS, example_text, plan_messages
 from core.memory_schemas import PlanExample
 from core.schemas import Plan, PlanStep
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 
 from actors import agents
-from actors.conversation_context import fit_context
-from actors.master import plan_messages
+from actors.agents.planning import plan_messages
 from core.plan import decision_schema, plan_schema
 from core.schemas import Message, Plan, PlanStep, Run, RunView, TaskRecord
 from maos_testing.llm._sim_replies import SimRequest, reply_for
+from memory.conversation_context import fit_context
 
 NAMES = agents.names()
 

@@ -2,9 +2,14 @@
 fitted to a token budget.
 
 Turns (the user's messages, the master's replies and summaries) become user and assistant messages
-in order, never system text. The last run that had steps becomes a compact listing (its request,
-goal, and each step's result, shortened), which the master gives as a data block marked with its
-source: a follow-up's "the second one" or "them" can only resolve against what the model can read.
+in order, never system text. The last run that had steps becomes a compact listing (which run it was,
+its request, goal, and each step's numbered result, shortened), which the master gives as a data
+block marked with its source: a follow-up's "the second one" or "them" can only resolve against what
+the model can read, and it resolves against that run even when the newest turns were direct answers
+(a greeting, "what did you just do?"), which have no steps.
+
+The same context is rebuilt for a past run from its conversation (``context_at``): the fine-tune
+export shows a model what the master was asked then.
 
 Sizes are estimated at four characters a token: no tokenizer to load, and close enough for English
 to keep a prompt inside a model's window. The last run takes at most half the budget; the turns
@@ -17,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from core.schemas import ChatMessage, Message, RunView
+from core.schemas import ChatMessage, ConversationView, Message, RunView
 
 CHARS_PER_TOKEN = 4
 MESSAGE_OVERHEAD_CHARS = 16  # a chat template's role markers and separators, about four tokens a message
@@ -50,6 +55,7 @@ class ConversationContext:
 
     history: tuple[ChatMessage, ...] = ()
     last_run: str = ""  # the last run that had steps, compacted; "" when there is none
+    last_run_id: str | None = None  # which run that was
     turns_available: int = 0  # turns that were there to choose from (``len(history)`` were kept)
 
     def tokens(self) -> int:
@@ -58,10 +64,12 @@ class ConversationContext:
             estimate_tokens(self.last_run))
 
 
-def fit_context(turns: Sequence[Message], last_run: RunView | None, budget_tokens: int) -> ConversationContext:
-    """The newest ``turns`` (oldest first) and ``last_run`` within ``budget_tokens``."""
+def fit_context(turns: Sequence[Message], last_run: RunView | None, budget_tokens: int,
+                later_runs: int = 0) -> ConversationContext:
+    """The newest ``turns`` (oldest first) and ``last_run`` within ``budget_tokens``; ``later_runs``: requests
+    answered after ``last_run`` without steps (named in its listing)."""
     budget = max(0, budget_tokens) * CHARS_PER_TOKEN
-    run_text = compact_run(last_run, budget // 2) if last_run is not None and last_run.tasks else ""
+    run_text = compact_run(last_run, budget // 2, later_runs) if last_run is not None and last_run.tasks else ""
     room = budget - len(run_text)
     longest = max(200, budget // 4)
     kept: list[ChatMessage] = []
@@ -76,16 +84,25 @@ def fit_context(turns: Sequence[Message], last_run: RunView | None, budget_token
     kept.reverse()
     while kept and kept[0].role != "user":  # a history cut between a request and its answer opens with the request
         kept.pop(0)
-    return ConversationContext(history=tuple(kept), last_run=run_text, turns_available=len(turns))
+    return ConversationContext(history=tuple(kept), last_run=run_text, turns_available=len(turns),
+                               last_run_id=last_run.run.id if run_text and last_run is not None else None)
 
 
-def compact_run(view: RunView, max_chars: int) -> str:
-    """The run in at most ``max_chars``: its request, goal, state, then each step in plan order, numbered,
-    with its result (or why it failed) shortened to the step's share of the room; the steps that do not
-    fit are counted, not listed."""
+def run_label(run_id: str, later_runs: int) -> str:
+    """Which run a listing is of, and what came after it."""
+    if not later_runs:
+        return f"Run: {run_id} (the request just before this message)"
+    return (f"Run: {run_id} (the newest run with steps in this conversation; {later_runs} later "
+            f"request{'s' if later_runs != 1 else ''} answered without steps)")
+
+
+def compact_run(view: RunView, max_chars: int, later_runs: int = 0) -> str:
+    """The run in at most ``max_chars``: which run, its request, goal, state, then each step in plan order,
+    numbered, with its result (or why it failed) shortened to the step's share of the room; the steps that
+    do not fit are counted, not listed."""
     run, tasks = view.run, view.tasks
     done = sum(t.status == "done" for t in tasks)
-    head = [f"Request: {clip(run.message, 300)}"]
+    head = [run_label(run.id, later_runs), f"Request: {clip(run.message, 300)}"]
     if run.plan is not None and run.plan.goal.strip():
         head.append(f"Goal: {clip(run.plan.goal, 200)}")
     head.append(f"State: {run.status}, {done} of {len(tasks)} steps done. Steps in plan order:")
@@ -110,3 +127,30 @@ def compact_run(view: RunView, max_chars: int) -> str:
         lines.append(line)
         room -= len(line) + 1
     return "\n".join([text, *lines])
+
+
+def context_at(conversation: ConversationView, run_id: str, runs: dict[str, RunView], budget_tokens: int,
+               ) -> ConversationContext:
+    """The context the master read when it answered ``run_id``: the conversation's turns before it and its
+    last earlier run with steps (looked up in ``runs``; see ``earlier_run_with_steps``), fitted to
+    ``budget_tokens``."""
+    asked = next((r.created_at for r in conversation.runs if r.id == run_id), None)
+    if asked is None or budget_tokens <= 0:
+        return ConversationContext()
+    turns = [m for m in conversation.messages if m.created_at < asked and m.run_id != run_id]
+    found = earlier_run_with_steps(conversation, run_id)
+    last = runs.get(found[0]) if found is not None else None
+    return fit_context(turns, last, budget_tokens, found[1] if found is not None else 0)
+
+
+def earlier_run_with_steps(conversation: ConversationView, run_id: str) -> tuple[str, int] | None:
+    """(id, requests answered after it) of the newest run asked before ``run_id`` whose plan had steps."""
+    asked = next((r.created_at for r in conversation.runs if r.id == run_id), None)
+    if asked is None:
+        return None
+    earlier = sorted((r for r in conversation.runs if r.created_at < asked and r.id != run_id),
+                     key=lambda r: r.created_at, reverse=True)
+    for later, r in enumerate(earlier):
+        if r.plan is not None and r.plan.steps:
+            return r.id, later
+    return None
