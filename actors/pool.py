@@ -14,13 +14,13 @@ from typing import Any
 import structlog
 
 from actors.agents import get as get_spec
+from actors.agents.chat_batch import BatchedCalls, BatchedChat
 from actors.agents.context import StoreForUser
-from actors.chat_batch import BatchedCalls, BatchedChat
+from actors.agents.subagent import run_subagent
 from actors.runtime.apis import DispatcherApi, GatewayApi, MemoryApi, StoreApi, WorkspaceApi
 from actors.runtime.boot import actor_class
 from actors.runtime.handles import Handle
 from actors.runtime.typed import fire, typed
-from actors.subagent import run_subagent
 from core.action_schemas import ActionType, ActionView
 from core.memory_schemas import DocumentKind, UploadResult
 from core.schemas import Assignment, MemoryCollection, MemorySource, StepOutcome
@@ -87,7 +87,7 @@ class SubAgentPool:
         self.owner = owner
         self._spec = get_spec(agent)
         self._settings = settings
-        self._chat = BatchedChat(gateway)  # its sub-agents' LLM calls, a few Ray calls for many
+        self._chat = BatchedChat(typed(gateway, GatewayApi))  # its sub-agents' LLM calls, a few Ray calls for many
         self._gateway = typed(gateway, GatewayApi)
         self._store = typed(store, StoreApi)
         self._tool_store = _StoreForTools(self._store)

@@ -1,6 +1,7 @@
 """The Workspace actor: the one owner of the integrations' credentials and of the actions that
 leave the machine. Each integration is a provider registered in ``integrations.registry`` (Google
-first); this actor builds them (``actors._google_accounts``) and goes through them.
+first); this actor holds them (``integrations.actions.providers``) and goes through them. Its work is
+done by the plain modules of ``integrations.actions``.
 
 - ``google`` runs a Google read or draft operation for a sub-agent, refreshing the access token
   as needed; when refresh fails the integration shows "reconnect" and the step waits.
@@ -8,7 +9,7 @@ first); this actor builds them (``actors._google_accounts``) and goes through th
   decides), allow (run now), deny. Nothing a tool or a document says can approve anything: only
   ``approve``/``edit``/``batch`` do, called by the HTTP API for a signed-in person.
 - Approved actions run once: claimed (approved → executing) under their idempotency key, done
-  with the ids of what happened, by the provider registered for its type (``actors._executor``);
+  with the ids of what happened, by the provider registered for its type (``integrations.actions.executor``);
   after a crash, an action left executing is looked up at its provider before it is retried, and
   one that cannot be checked goes to a person (needs_review).
 """
@@ -20,12 +21,6 @@ from typing import Any
 
 import structlog
 
-from actors import _actions_sql as sql
-from actors._action_args import args_hash, check_arguments, scrub
-from actors._executor import carry_out
-from actors._google_accounts import Integrations
-from actors._proposals import ProposalGate, proposal_key
-from actors._vault import Vault
 from actors.runtime.apis import StoreApi
 from actors.runtime.boot import actor_class
 from actors.runtime.handles import Handle
@@ -36,25 +31,34 @@ from core.action_schemas import (
     AuditEntry,
     BatchItem,
     BatchResult,
+    ConnectStart,
+    IntegrationView,
     Policy,
 )
 from core.crypto import Sealer
-from core.errors import ApprovalRefused, ConfigError, ToolError
+from core.errors import ApprovalRefused, ConfigError
 from core.settings import Settings
+from integrations.actions import ledger as sql
+from integrations.actions.args import args_hash, check_arguments, scrub
+from integrations.actions.executor import carry_out
+from integrations.actions.proposals import ProposalGate, proposal_key
+from integrations.actions.providers import Integrations
+from integrations.actions.vault import Vault
+from integrations.google.oauth import TokenSet
 from integrations.registry import NoProvider, Provider
 
 _log = structlog.get_logger("maos.workspace")
 SWEEP_S = 5.0
 
 
-class Workspace(Integrations):
+class Workspace:
     def __init__(self, settings: Settings, store: Handle, sweep: bool = True) -> None:
         self._settings = settings
         self._store = typed(store, StoreApi)
         sealer = Sealer.from_settings(settings)
         self._vault = Vault(self._store, sealer) if sealer else None
-        self._providers: dict[str, Provider] = {}  # built on first use (see Integrations.provider)
-        self._known: dict[str, tuple[float | None, set[str]]] = {}  # see GoogleAccounts._reviewed
+        # The providers, built on first use; what waited for a connection runs once it is made.
+        self._integrations = Integrations(settings, self._store, self._vault, on_connected=self._kick_due)
         self._gate = ProposalGate(self._store, settings.max_proposals_per_step, settings.max_proposals_per_run)
         self._running: set[str] = set()
         self._sweeper: asyncio.Task[None] | None = None
@@ -67,17 +71,42 @@ class Workspace(Integrations):
 
     @property
     def vault(self) -> Vault:
-        if self._vault is None:
-            raise ToolError("outbound actions need ENCRYPTION_KEY (their content is encrypted at rest)")
-        return self._vault
+        return self._integrations.vault  # ToolError without ENCRYPTION_KEY
 
     async def ping(self) -> bool:
         return True
 
+    # --- the providers (``integrations.actions.providers``) ---------------------------------
+
+    def provider(self, name: str) -> Provider:
+        return self._integrations.provider(name)
+
+    def provider_for(self, action: str) -> Provider:
+        return self._integrations.provider_for(action)
+
+    async def integrations(self, user_id: str) -> list[IntegrationView]:
+        return await self._integrations.integrations(user_id)
+
+    async def status(self, user_id: str, provider: str = "google") -> IntegrationView:
+        return await self._integrations.status(user_id, provider)
+
+    async def connect_start(self, user_id: str, features: list[str] | None,
+                            provider: str = "google") -> ConnectStart:
+        return await self._integrations.connect_start(user_id, features, provider)
+
+    async def connect_finish(self, state: str, code: str, provider: str = "google") -> IntegrationView:
+        return await self._integrations.connect_finish(state, code, provider)
+
+    async def connect_tokens(self, user_id: str, tokens: TokenSet) -> IntegrationView:
+        return await self._integrations.connect_tokens(user_id, tokens)
+
+    async def disconnect(self, user_id: str, provider: str = "google") -> IntegrationView:
+        return await self._integrations.disconnect(user_id, provider)
+
     # --- Google for sub-agents -------------------------------------------------------------
 
     async def google(self, user_id: str, op: str, args: dict[str, Any]) -> Any:
-        return await self._google().run_op(user_id, op, args)
+        return await self._integrations.google().run_op(user_id, op, args)
 
     async def _ground(self, user_id: str, action: ActionType, args: dict[str, Any], by_person: bool = False
                       ) -> dict[str, Any]:
@@ -96,7 +125,7 @@ class Workspace(Integrations):
         digest = args_hash(action, args)
         policy = (await self.policies(user_id))[action]
         status = {"ask": "pending", "allow": "approved", "deny": "rejected"}[policy]
-        key, sealer = proposal_key(idempotency_key, action, args), self.vault.sealer  # caps: actors._proposals
+        key, sealer = proposal_key(idempotency_key, action, args), self.vault.sealer  # caps: integrations.actions.proposals
         async with self._gate.lock(run_id):
             await self._gate.admit(key=key, digest=digest, action=action, task_id=task_id, run_id=run_id)
             row = await sql.insert_action(self._store, sealer, user_id=user_id, run_id=run_id, task_id=task_id,
@@ -116,11 +145,11 @@ class Workspace(Integrations):
                            limit: int = 200) -> list[ActionView]:
         if self._vault is None and not await self._store.has_actions():
             return []  # without a key nothing could have been proposed: an empty list, not an error
-        return await self._reviewed(user_id, await sql.list_actions(self._store, self.vault.sealer, user_id, status,
+        return await self._integrations.reviewed(user_id, await sql.list_actions(self._store, self.vault.sealer, user_id, status,
                                                                     run_id, limit))
 
     async def get_action(self, user_id: str, action_id: str) -> ActionView:
-        return (await self._reviewed(user_id, [await sql.get_action(self._store, self.vault.sealer, user_id,
+        return (await self._integrations.reviewed(user_id, [await sql.get_action(self._store, self.vault.sealer, user_id,
                                                                     action_id)]))[0]
 
     async def approve(self, user_id: str, action_id: str, digest: str, approver: str) -> ActionView:
@@ -157,7 +186,7 @@ class Workspace(Integrations):
 
     async def batch(self, user_id: str, decision: str, items: list[BatchItem], who: str) -> BatchResult:
         if decision == "approve":  # never an outlier (new outside recipient, Reply-To): one by one
-            await self._refuse_outliers(user_id, items)
+            await self._integrations.refuse_outliers(user_id, items)
         done: list[str] = []
         refused: dict[str, str] = {}
         for item in items:

@@ -70,7 +70,7 @@ async def _baseline(base: str, n: int) -> dict[str, float]:
     start to its first request at the server (the floor under the system's dispatch overhead: litellm's
     own work for the calls before it); and this process's memory growth per call in flight."""
     from actors.agents import get, tools_for
-    from actors.subagent import subagent_messages
+    from actors.agents.subagent import subagent_messages
     from core.schemas import ChatMessage, ChatRequest
     from integrations.llm import client
     from integrations.llm.backend import Backend

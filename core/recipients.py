@@ -10,7 +10,7 @@ The rules, from data the app holds (never from text the model wrote):
   number is never internal.
 - **new** (never seen before): no earlier action of this user that a *person* approved (not an
   "allow" policy) reached the address — ``known`` holds those addresses (see
-  ``actors._actions_sql.known_recipients``). Mail the user merely received does not count: anyone
+  ``integrations.actions.ledger.known_recipients``). Mail the user merely received does not count: anyone
   can send mail.
 - **outlier**: an action that reaches an address both external and new, or a reply addressed to
   its message's ``Reply-To`` when that differs from ``From`` and is not itself known. A batch

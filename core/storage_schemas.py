@@ -177,7 +177,7 @@ WRITE_OPS: frozenset[str] = frozenset({"add_leads", "update_lead", "save_draft",
 
 
 class StoredAction(_Model):
-    """An ``actions`` row as stored: its arguments sealed (``actors._action_seal``)."""
+    """An ``actions`` row as stored: its arguments sealed (``integrations.actions.seal``)."""
 
     id: str = Field(description="Action id.")
     user_id: str = Field(description="Whose.")

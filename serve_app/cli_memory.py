@@ -99,9 +99,9 @@ def _memory(settings: Settings, args: argparse.Namespace) -> int:
 
 def _export(settings: Settings, args: argparse.Namespace) -> int:
     from actors.agents import all_specs
+    from actors.agents.subagent import subagent_messages
     from actors.master import plan_prompt
     from actors.runtime.typed import blocking
-    from actors.subagent import subagent_messages
     from memory.finetune import examples, write_jsonl
     from serve_app.cli import _store
 

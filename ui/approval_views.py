@@ -38,7 +38,7 @@ RECENT_HEADERS = ["When", "Status", "Type", "Summary", "Decided by", "Result or 
 AUDIT_HEADERS = ["When", "Who asked", "Actor", "Approved by", "Action", "Run", "Step", "Subject", "Detail"]
 STATUS_SYMBOLS = {"pending": "○", "approved": "·", "executing": "◐", "done": "✔", "failed": "✖",
                   "needs_review": "⚠", "rejected": "⊘", "expired": "⌛", "superseded": "↻"}
-# The keys people look at first, per action type (those of actors/_action_args.py); any other key
+# The keys people look at first, per action type (those of integrations/actions/args.py); any other key
 # follows in the order it came.
 KEY_ORDER: dict[str, tuple[str, ...]] = {
     "send_email": ("to", "cc", "subject", "body"),

@@ -108,7 +108,7 @@ def render_subagent_prompt(spec: AgentSpec | str, *, task_id: str, today: date |
     """The system prompt of one sub-agent run: the fixed instructions of its type, and nothing else.
 
     The run's goal, its dependencies' results, memory and the step's own instruction go in user
-    messages (``actors.subagent.subagent_messages``): text from outside never goes in the system role.
+    messages (``actors.agents.subagent.subagent_messages``): text from outside never goes in the system role.
     """
     resolved = get(spec) if isinstance(spec, str) else spec
     day = today if today is not None else datetime.now(UTC).date()

@@ -1,6 +1,6 @@
 """Sealed credentials: ``oauth_credentials`` (a user's tokens per provider) and ``oauth_states``
 (one-use, short-lived sign-in states). The values stay sealed here; the Workspace's vault
-(``actors._vault``) seals and opens them."""
+(``integrations.actions.vault``) seals and opens them."""
 
 from __future__ import annotations
 

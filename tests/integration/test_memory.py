@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from actors.agents import all_specs
+from actors.agents.subagent import subagent_messages
 from actors.master import plan_prompt
 from actors.runtime import wiring
 from actors.runtime.typed import blocking
-from actors.subagent import subagent_messages
 from core.errors import ConfigError, IngestError
 from core.memory_schemas import DocumentView, Feedback, UploadResult
 from core.schemas import Plan, PlanStep

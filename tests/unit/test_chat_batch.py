@@ -14,9 +14,11 @@ import pytest
 
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # before litellm is imported
 
-from actors.chat_batch import BatchedChat  # noqa: E402
+from actors.agents.chat_batch import BatchedChat  # noqa: E402
 from actors.gateway import LLMGateway  # noqa: E402
+from actors.runtime.apis import GatewayApi  # noqa: E402
 from actors.runtime.handles import LocalHandle  # noqa: E402
+from actors.runtime.typed import typed  # noqa: E402
 from core.errors import ActorGone, LLMError  # noqa: E402
 from core.schemas import ChatMessage, ChatRequest, ToolSpec  # noqa: E402
 from core.settings import Settings  # noqa: E402
@@ -54,7 +56,7 @@ def _ask(text: str, tools: list[ToolSpec] | None = None) -> ChatRequest:
 
 async def test_each_request_gets_its_own_reply_and_a_slow_one_holds_up_none(sim: SimHandle, tmp_path: Path) -> None:
     handle = _gateway(sim, tmp_path)
-    chat = BatchedChat(handle)
+    chat = BatchedChat(typed(handle, GatewayApi))
     finished: dict[str, float] = {}
 
     async def ask(text: str) -> str:
@@ -72,7 +74,7 @@ async def test_each_request_gets_its_own_reply_and_a_slow_one_holds_up_none(sim:
 
 
 async def test_a_failed_request_fails_alone_and_a_lost_gateway_fails_all_that_wait(sim: SimHandle, tmp_path: Path) -> None:
-    chat = BatchedChat(_gateway(sim, tmp_path))
+    chat = BatchedChat(typed(_gateway(sim, tmp_path), GatewayApi))
     tool = ToolSpec(name="save_note", description="Save a note.", parameters={"type": "object", "properties": {}})
     good, bad = await asyncio.gather(chat.chat(_ask("note 1", [tool])), chat.chat(_ask("note 2 [fail-step]", [tool])),
                                      return_exceptions=True)
@@ -84,7 +86,7 @@ async def test_a_failed_request_fails_alone_and_a_lost_gateway_fails_all_that_wa
             yield [(0, (await self.obj.chat(args[0][0])))]  # one reply, then the actor dies
             raise ActorGone("actor 'gateway-0' is gone: ActorDiedError", "gateway-0")
 
-    lost = BatchedChat(Gone(_gateway(sim, tmp_path).obj))
+    lost = BatchedChat(typed(Gone(_gateway(sim, tmp_path).obj), GatewayApi))
     first, second = await asyncio.gather(lost.chat(_ask("note 3")), lost.chat(_ask("note 4")), return_exceptions=True)
     assert not isinstance(first, BaseException) and first.message.content.startswith("Summary: note 3")
     assert isinstance(second, ActorGone)

@@ -10,9 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from actors import _actions_sql as actions
-from actors._action_args import args_hash
-from actors._vault import Vault
 from actors.runtime.apis import StoreApi
 from actors.runtime.handles import LocalHandle
 from actors.runtime.typed import typed
@@ -22,6 +19,9 @@ from core.crypto import DecryptError, Sealed, Sealer, aad_for, new_key_text
 from core.errors import ConfigError
 from core.settings import Settings
 from core.storage_schemas import AddLeads, FindLeads, NewLead
+from integrations.actions import ledger as actions
+from integrations.actions.args import args_hash
+from integrations.actions.vault import Vault
 from tests._db import sql
 
 

@@ -12,9 +12,9 @@ from typing import Any, TypeVar
 import numpy as np
 
 from actors.agents import all_specs
+from actors.agents.subagent import subagent_messages
 from actors.master import plan_messages, plan_prompt
 from actors.store import Store
-from actors.subagent import subagent_messages
 from core.memory_schemas import Feedback, LearningView, PlanExample
 from core.schemas import Plan, PlanStep, Run, RunView, TaskRecord
 from core.settings import Settings

@@ -1,4 +1,4 @@
-"""The caps on proposals (``actors._proposals``) through the Workspace, on a real DuckDB file (no Ray):
+"""The caps on proposals (``integrations.actions.proposals``) through the Workspace, on a real DuckDB file (no Ray):
 per step, per run, one proposal per target and step, and the same proposal again after a retry."""
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from actors._proposals import proposal_key, target
 from actors.runtime.handles import LocalHandle
 from actors.store import Store
 from actors.workspace import Workspace
 from core.crypto import new_key_text
 from core.errors import ToolError
 from core.settings import Settings
+from integrations.actions.proposals import proposal_key, target
 from tests._db import sql
 
 

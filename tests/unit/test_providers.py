@@ -19,7 +19,6 @@ import pytest
 from fastapi import FastAPI
 from pydantic import Field, SecretStr, field_validator
 
-from actors._executor import carry_out
 from actors.runtime.apis import WorkspaceApi
 from actors.runtime.handles import LocalHandle
 from actors.runtime.typed import typed
@@ -31,6 +30,7 @@ from core.crypto import new_key_text
 from core.errors import ToolError
 from core.settings import Settings
 from integrations import registry
+from integrations.actions.executor import carry_out
 from integrations.registry import ActionSpec, Host, NoProvider, Record
 from serve_app import cli_google
 from serve_app.google_routes import build_google_routes

@@ -10,8 +10,6 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from actors._action_args import args_hash, check_arguments, scrub
-from actors._vault import Vault
 from actors.runtime.apis import StoreApi
 from actors.runtime.handles import LocalHandle
 from actors.runtime.typed import typed
@@ -20,6 +18,8 @@ from actors.workspace import Workspace
 from core.crypto import DecryptError, Sealer, aad_for, new_key_text, parse_key
 from core.errors import ApprovalRefused, ConfigError, ToolError
 from core.settings import Settings
+from integrations.actions.args import args_hash, check_arguments, scrub
+from integrations.actions.vault import Vault
 from integrations.google.oauth import TokenSet
 from tests._db import sql
 

@@ -15,7 +15,7 @@ os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # before litellm is importe
 from actors import agents  # noqa: E402
 from actors.agents import AgentSpec, ToolContext  # noqa: E402
 from actors.agents import specs as specs_module  # noqa: E402
-from actors.subagent import run_subagent  # noqa: E402
+from actors.agents.subagent import run_subagent  # noqa: E402
 from core.schemas import (  # noqa: E402
     Assignment,
     ChatMessage,

@@ -11,13 +11,13 @@ import pytest
 from actors import agents
 from actors.agents import AgentSpec, ToolContext
 from actors.agents import specs as specs_module
+from actors.agents.subagent import run_subagent, subagent_messages
 from actors.master import MasterAgent, plan_prompt
 from actors.memory import StoreReads
 from actors.runtime.apis import StoreApi
 from actors.runtime.handles import LocalHandle
 from actors.runtime.typed import typed
 from actors.store import Store
-from actors.subagent import run_subagent, subagent_messages
 from core.memory_schemas import LearningView, PlanExample
 from core.schemas import (
     Assignment,

@@ -3,7 +3,7 @@
 same action, two approvals or two executors, cannot both win).
 
 Arguments are sealed here, where the key is (AES-GCM, bound to the row, user, type, hash and
-decision: ``actors._action_seal``; approving re-seals them); the Store keeps them sealed. The
+decision: ``integrations.actions.seal``; approving re-seals them); the Store keeps them sealed. The
 summary a person reads is built from them on read and never stored.
 """
 
@@ -15,14 +15,14 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, cast
 
-from actors._action_args import args_hash, summary
-from actors._action_seal import open_args, seal_args
-from actors.runtime.apis import StoreApi
 from core.action_schemas import ACTION_TYPES, ActionView, AuditEntry, Policy
 from core.crypto import LET_THROUGH, DecryptError, Sealed, Sealer
 from core.errors import ApprovalRefused, NotFound
 from core.recipients import key, recipients_of
 from core.storage_schemas import StoredAction
+from integrations.actions.args import args_hash, summary
+from integrations.actions.seal import open_args, seal_args
+from integrations.actions.store import ActionStore
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ def _view(row: StoredAction, sealer: Sealer) -> ActionView:
                       result=json.loads(row.result) if row.result else None, error=row.error, replaces=row.replaces)
 
 
-async def insert_action(store: StoreApi, sealer: Sealer, *, user_id: str, run_id: str | None, task_id: str | None,
+async def insert_action(store: ActionStore, sealer: Sealer, *, user_id: str, run_id: str | None, task_id: str | None,
                         key: str, action: str, args: dict[str, Any], digest: str, status: str, ttl_s: float,
                         decided_by: str | None, replaces: str | None = None) -> Inserted:
     """A new action under ``key``; the existing one when that key was already proposed (a retried step)."""
@@ -65,21 +65,21 @@ async def insert_action(store: StoreApi, sealer: Sealer, *, user_id: str, run_id
     return Inserted(_view(stored, sealer), created)
 
 
-async def get_action(store: StoreApi, sealer: Sealer, user_id: str, action_id: str) -> ActionView:
+async def get_action(store: ActionStore, sealer: Sealer, user_id: str, action_id: str) -> ActionView:
     rows = await store.get_actions(user_id=user_id, action_ids=[action_id])
     if not rows:
         raise NotFound(f"no action '{action_id}'")
     return _view(rows[0], sealer)
 
 
-async def get_actions(store: StoreApi, sealer: Sealer, user_id: str, action_ids: list[str]) -> list[ActionView]:
+async def get_actions(store: ActionStore, sealer: Sealer, user_id: str, action_ids: list[str]) -> list[ActionView]:
     """This user's actions among ``action_ids`` (others' and unknown ids are left out)."""
     if not action_ids:
         return []
     return [_view(r, sealer) for r in await store.get_actions(user_id=user_id, action_ids=action_ids)]
 
 
-async def known_recipients(store: StoreApi, sealer: Sealer, user_id: str, since: float | None = None,
+async def known_recipients(store: ActionStore, sealer: Sealer, user_id: str, since: float | None = None,
                            limit: int = 5000) -> tuple[set[str], float | None]:
     """Keys (``core.recipients.key``) of everyone an earlier action of this user reached or was meant
     to reach, where a *person* approved it — not an "allow" policy: a policy vets no one. The newest
@@ -93,12 +93,12 @@ async def known_recipients(store: StoreApi, sealer: Sealer, user_id: str, since:
     return known, (rows[0].decided_at if rows else since)
 
 
-async def list_actions(store: StoreApi, sealer: Sealer, user_id: str, status: str | None, run_id: str | None,
+async def list_actions(store: ActionStore, sealer: Sealer, user_id: str, status: str | None, run_id: str | None,
                        limit: int) -> list[ActionView]:
     return [_view(r, sealer) for r in await store.list_actions(user_id=user_id, status=status, run_id=run_id, limit=limit)]
 
 
-async def decide(store: StoreApi, sealer: Sealer, user_id: str, action_id: str, digest: str | None, to: str,
+async def decide(store: ActionStore, sealer: Sealer, user_id: str, action_id: str, digest: str | None, to: str,
                  who: str, error: str | None = None) -> ActionView:
     """pending → ``to`` for this user, if not expired and (with ``digest``) for exactly these arguments.
     Approving re-seals the arguments under the new decision, in the same conditional UPDATE."""
@@ -119,7 +119,7 @@ async def decide(store: StoreApi, sealer: Sealer, user_id: str, action_id: str, 
                           "reload and review it again", "mismatch")
 
 
-async def _resealed(store: StoreApi, sealer: Sealer, user_id: str, action_id: str,
+async def _resealed(store: ActionStore, sealer: Sealer, user_id: str, action_id: str,
                     to: str) -> tuple[Sealed, bytes] | None:
     """For a pending action about to become ``to``: its arguments sealed under the new decision, and
     the nonce they were opened from (the decision's guard); None when the decision does not change
@@ -143,7 +143,7 @@ class Claimed:
     staged: dict[str, Any] | None  # what an earlier attempt staged (a mail's draft)
 
 
-async def claim(store: StoreApi, sealer: Sealer, action_id: str) -> Claimed | None:
+async def claim(store: ActionStore, sealer: Sealer, action_id: str) -> Claimed | None:
     """approved → executing (one caller wins); on the first sweep also a row left executing by a crash."""
     row: StoredAction | None = await store.claim_action(action_id)
     if row is None:
@@ -156,38 +156,38 @@ async def claim(store: StoreApi, sealer: Sealer, action_id: str) -> Claimed | No
     return Claimed(view, row.attempts, json.loads(row.staged) if row.staged else None)
 
 
-async def record_staged(store: StoreApi, action_id: str, staged: dict[str, Any]) -> None:
+async def record_staged(store: ActionStore, action_id: str, staged: dict[str, Any]) -> None:
     """Ids only (a draft's, a message's): what a retry must look at before doing anything again."""
     if not await store.record_staged(action_id=action_id, staged=staged):
         raise NotFound(f"action {action_id} is no longer executing")
 
 
-async def release(store: StoreApi, action_id: str, error: str) -> None:
+async def release(store: ActionStore, action_id: str, error: str) -> None:
     """executing → approved: it did not happen (Google said so, or needs reconnecting); the sweep retries it."""
     await store.release_action(action_id=action_id, error=error)
 
 
-async def finish(store: StoreApi, action_id: str, status: str, result: dict[str, Any] | None,
+async def finish(store: ActionStore, action_id: str, status: str, result: dict[str, Any] | None,
                  error: str | None) -> None:
     await store.finish_action(action_id=action_id, status=status, result=result, error=error)
 
 
-async def due(store: StoreApi, include_executing: bool) -> list[str]:
+async def due(store: ActionStore, include_executing: bool) -> list[str]:
     """Actions to carry out: approved ones (and, right after a start, ones a crash left executing)."""
     due_ids: list[str] = await store.due_actions(include_executing)
     return due_ids
 
 
-async def policies(store: StoreApi, user_id: str) -> dict[str, Policy]:
+async def policies(store: ActionStore, user_id: str) -> dict[str, Policy]:
     saved = await store.policies(user_id)
     return {a: cast(Policy, saved.get(a, "ask")) for a in ACTION_TYPES}
 
 
-async def set_policies(store: StoreApi, user_id: str, changes: dict[str, Policy]) -> None:
+async def set_policies(store: ActionStore, user_id: str, changes: dict[str, Policy]) -> None:
     await store.set_policies(user_id=user_id, changes=dict(changes))
 
 
-async def audit(store: StoreApi, user_id: str | None, actor: str, what: str, *, run_id: str | None = None,
+async def audit(store: ActionStore, user_id: str | None, actor: str, what: str, *, run_id: str | None = None,
                 task_id: str | None = None, subject_id: str | None = None, approved_by: str | None = None,
                 detail: dict[str, Any] | None = None) -> None:
     await store.record_audit(AuditEntry(
@@ -195,7 +195,7 @@ async def audit(store: StoreApi, user_id: str | None, actor: str, what: str, *, 
         task_id=task_id, subject_id=subject_id, approved_by=approved_by, detail=detail or {}))
 
 
-async def audit_entries(store: StoreApi, user_id: str, run_id: str | None, action: str | None,
+async def audit_entries(store: ActionStore, user_id: str, run_id: str | None, action: str | None,
                         limit: int) -> list[AuditEntry]:
     entries: list[AuditEntry] = await store.audit_entries(user_id=user_id, run_id=run_id, action=action, limit=limit)
     return entries

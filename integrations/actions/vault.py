@@ -1,6 +1,6 @@
 """Encrypted rows: OAuth credentials (and the short-lived OAuth states) in DuckDB, sealed with
 AES-256-GCM under ``ENCRYPTION_KEY``, each bound to its table, row and user; key rotation, which
-also re-seals actions sealed before their type, hash and decision were bound (``_action_seal``).
+also re-seals actions sealed before their type, hash and decision were bound (``integrations.actions.seal``).
 
 Used by the Workspace actor; the rows stay sealed in the Store (``actors.storage.credentials``).
 """
@@ -10,18 +10,18 @@ from __future__ import annotations
 import uuid
 from typing import Any, Literal, cast
 
-from actors._action_seal import open_args, seal_args
-from actors.runtime.apis import StoreApi
 from core.crypto import Sealed, Sealer, aad_for
 from core.errors import ApprovalRefused
 from core.storage_schemas import OAuthState, SealedRow, SealedTable, StoredAction, StoredCredential
+from integrations.actions.seal import open_args, seal_args
+from integrations.actions.store import ActionStore
 from integrations.google.oauth import TokenSet
 
 CredentialStatus = Literal["connected", "reconnect"]
 
 
 class Vault:
-    def __init__(self, store: StoreApi, sealer: Sealer) -> None:
+    def __init__(self, store: ActionStore, sealer: Sealer) -> None:
         self._store = store
         self.sealer = sealer
 

@@ -25,9 +25,9 @@ import re
 import weakref
 from typing import Any
 
-from actors.runtime.apis import StoreApi
 from core.errors import ToolError
 from core.storage_schemas import StoredAction
+from integrations.actions.store import ActionStore
 
 _DIGITS = re.compile(r"[^\d+]")
 
@@ -67,7 +67,7 @@ def proposal_key(idempotency_key: str, action: str, args: dict[str, Any]) -> str
 class ProposalGate:
     """The caps of one Workspace: ``admit`` before recording, under ``lock(run_id)``."""
 
-    def __init__(self, store: StoreApi, per_step: int, per_run: int) -> None:
+    def __init__(self, store: ActionStore, per_step: int, per_run: int) -> None:
         self._store = store
         self.per_step = per_step
         self.per_run = per_run

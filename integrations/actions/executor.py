@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from actors._action_args import scrub
 from core.action_schemas import ActionView
 from core.errors import GoogleApiError, IntegrationUnavailable, ToolError
+from integrations.actions.args import scrub
 from integrations.registry import NoProvider, Provider, Record
 
 __all__ = ["NoProvider", "Outcome", "carry_out"]

@@ -11,12 +11,9 @@ Store's ``tool_ops`` and Memory's ``search_many``, which answer each one, or say
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any, Generic, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Generic, Protocol, TypeVar
 
-from actors.runtime.apis import GatewayApi
-from actors.runtime.handles import Handle
-from actors.runtime.typed import typed
 from core.errors import LLMError
 from core.schemas import ChatRequest, ChatResponse
 
@@ -61,10 +58,16 @@ def _settle(fut: asyncio.Future[Any], answer: Any) -> None:
         fut.set_result(answer)
 
 
+class ChatMany(Protocol):
+    """The LLM gateway as a batch sees it (a typed gateway handle: ``actors.runtime.apis.GatewayApi``)."""
+
+    def chat_many(self, reqs: list[ChatRequest]) -> AsyncIterator[list[tuple[int, ChatResponse | LLMError]]]: ...
+
+
 class BatchedChat(_Window[ChatRequest, ChatResponse]):
-    def __init__(self, gateway: Handle, window_s: float = 0.002) -> None:
+    def __init__(self, gateway: ChatMany, window_s: float = 0.002) -> None:
         super().__init__(window_s)
-        self._gateway = typed(gateway, GatewayApi)
+        self._gateway = gateway
 
     async def chat(self, req: ChatRequest) -> ChatResponse:
         """The gateway's reply to ``req``; raises what its ``chat`` would (LLMError), or ActorGone."""
