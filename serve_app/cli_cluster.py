@@ -248,11 +248,11 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
 
         _print_json(view.model_dump())
     else:
-        _print_status(view)
+        print_status(view)
     return 0
 
 
-def _print_status(view: ClusterView) -> None:
+def print_status(view: ClusterView) -> None:
     alive = sum(1 for n in view.nodes if n.alive)
     _say(f"cluster {view.address} · maos {view.head_version or '(no version published)'} · "
          f"{alive} node(s) alive of {len(view.nodes)}")

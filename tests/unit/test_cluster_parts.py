@@ -6,10 +6,12 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
+import pytest
+
 from core.cluster_schemas import ClusterView, NodeView
 from core.code_version import code_version, source_digest
 from core.llm_schemas import LLMEndpointView
-from serve_app.cli_cluster import ray_address
+from serve_app.cli_cluster import print_status, ray_address
 
 
 def _tree(root: Path) -> None:
@@ -52,3 +54,27 @@ def test_the_cluster_view_round_trips_through_json_and_pickle() -> None:
                        wait_reason="all 4 LLM slots busy")
     assert ClusterView.model_validate_json(view.model_dump_json()) == view
     assert pickle.loads(pickle.dumps(view)) == view
+
+
+def test_status_says_what_runs_where_and_which_endpoint_is_down(capsys: pytest.CaptureFixture[str]) -> None:
+    view = ClusterView(
+        address="10.0.0.1:6379", head_version="0.1.0+0123456789ab", app_running=True,
+        nodes=[NodeView(node_id="aa" * 28, address="10.0.0.1", alive=True, head=True, cpus=8, gpus=0, memory_gb=12.5,
+                        actors=["gateway-0", "store"]),
+               NodeView(node_id="bb" * 28, address="10.0.0.2", alive=True, head=False, cpus=16, gpus=1, memory_gb=40,
+                        actors=["pool-email-1"]),
+               NodeView(node_id="cc" * 28, address="10.0.0.3", alive=False, head=False, cpus=4, gpus=0, memory_gb=8)],
+        endpoints=[LLMEndpointView(url="http://10.0.0.2:11434", slots=4, in_flight=4, up=True),
+                   LLMEndpointView(url="http://10.0.0.3:11434", slots=2, in_flight=0, up=False,
+                                   last_error="connection refused")],
+        wait_reason="1 of 2 LLM endpoints down; all 4 LLM slots busy")
+    print_status(view)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "cluster 10.0.0.1:6379 · maos 0.1.0+0123456789ab · 2 node(s) alive of 3"
+    assert out[1].startswith("node 10.0.0.1 (head) aaaaaaaa · alive · 8 CPU · 0 GPU · 12.5 GB")
+    assert out[2] == "  runs: gateway-0, store"
+    assert out[3].startswith("node 10.0.0.2 bbbbbbbb · alive · 16 CPU · 1 GPU · 40 GB") and out[4] == "  runs: pool-email-1"
+    assert out[5].startswith("node 10.0.0.3 cccccccc · DEAD")
+    assert out[6:] == ["llm endpoint http://10.0.0.2:11434 · up · 4 of 4 slots busy",
+                       "llm endpoint http://10.0.0.3:11434 · DOWN · 0 of 2 slots busy · connection refused",
+                       "llm: work waits: 1 of 2 LLM endpoints down; all 4 LLM slots busy"]
