@@ -2,8 +2,9 @@
 
 Everything else talks to actors through typed handles (``actors.runtime.typed``). The app is a
 set of named actors in one Ray namespace: a Store, LLM gateway(s), the master, the dispatcher, and
-a pool per sub-agent type. ``start_app`` creates them (or returns the running ones); ``connect``
-finds an app another process started (its Ray address is in ``<data_dir>/app.json``).
+pools of each sub-agent type on every node (where each runs: ``actors.runtime.placement``).
+``start_app`` creates them (or returns the running ones); ``connect`` finds an app another process
+started (its Ray address is in ``<data_dir>/app.json``).
 
 Construction order has no patch-up step: an actor started before one it calls (the master before
 the dispatcher; the dispatcher before its pools; pools before nothing) is given a handle *by name*
@@ -16,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,14 +26,12 @@ from typing import Any, cast
 import ray
 import structlog
 from ray.exceptions import ActorDiedError
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors.agents import names as agent_names
 from actors.dispatcher import ActorDispatcher
 from actors.gateway import ActorLLMGateway
 from actors.master import ActorMasterAgent
 from actors.memory import ActorMemory
-from actors.pool import ActorSubAgentPool
 from actors.runtime.apis import (
     DispatcherApi,
     GatewayApi,
@@ -42,7 +42,19 @@ from actors.runtime.apis import (
     WorkspaceApi,
 )
 from actors.runtime.boot import Boot, forget_secrets, publish_secrets
-from actors.runtime.handles import Handle
+from actors.runtime.placement import (
+    NodeWatcher,
+    PoolSlot,
+    PoolStarter,
+    alive_nodes,
+    current_node,
+    here,
+    lazy_pools,
+    on_node,
+    options,
+    pool_slots,
+    up,
+)
 from actors.runtime.ray_handles import LazyHandle, RayHandle
 from actors.runtime.typed import handle_of, typed
 from actors.storage.queue import RetryPolicy
@@ -123,6 +135,7 @@ class App:
     memory: MemoryApi
     workspace: WorkspaceApi
     pools: dict[str, list[PoolApi]] = field(default_factory=dict)
+    watcher: NodeWatcher | None = None  # keeps pools on every alive node (see actors.runtime.placement)
 
     def all_handles(self) -> list[RayHandle]:
         return [ray_handle(h) for h in (self.dispatcher, self.master, *self.gateways,
@@ -145,22 +158,6 @@ def _app_file(settings: Settings) -> Path:
     return settings.data_dir / "app.json"
 
 
-def _options(name: str, settings: Settings, **extra: Any) -> dict[str, Any]:
-    return {"name": name, "namespace": settings.namespace, "num_cpus": 0, "max_restarts": -1,
-            "max_task_retries": 0, "max_concurrency": 100_000, "lifetime": None, **extra}
-
-
-def _up(h: RayHandle) -> Any:
-    """A reference that is ready once the actor is (its ``ping`` is asked again if Ray restarts it)."""
-    return h.actor.ping.options(max_task_retries=-1).remote()
-
-
-def _here() -> dict[str, Any]:
-    """Placement of the actors owning files under data_dir (DuckDB; embedded Qdrant): this machine's
-    node, in a cluster too, and they restart there."""
-    return {"scheduling_strategy": NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)}
-
-
 def start_store(settings: Settings) -> RayHandle:
     """The Store alone, before anything else of an app: the settings saved from the UI are read from it
     (``saved_settings``: no other process opens the database file), and they choose the LLM backend
@@ -170,7 +167,7 @@ def start_store(settings: Settings) -> RayHandle:
     plain = settings.without_secrets()
     store_cls: Any = ray.remote(ActorStore)
     retry = RetryPolicy(base_s=plain.retry_base_s, max_s=plain.retry_max_s)
-    return RayHandle(store_cls.options(**_options("store", plain, **_here())).remote(
+    return RayHandle(store_cls.options(**options("store", plain, **here())).remote(
         Boot.of(plain, saved_settings=False), db_path=str(plain.db_path.resolve()), retry=retry, keys_of=plain,
         threads=plain.db_threads), "store")
 
@@ -199,7 +196,8 @@ def start_app(settings: Settings, backend: Backend, store: RayHandle | None = No
     settings = settings.without_secrets()
     backend = dataclasses.replace(backend, api_key=None)
     epoch = uuid.uuid4().hex[:6]
-    here = _here()
+    head = current_node()
+    on_head = on_node(head)  # see actors.runtime.placement: what runs on the head, and why
     boot = Boot.of(settings)
     # The gateway first (after the Store, when the caller read the saved settings from it): importing
     # litellm is the longest start of all (2-3 s of CPU).
@@ -207,7 +205,7 @@ def start_app(settings: Settings, backend: Backend, store: RayHandle | None = No
     per_gw = max(1, -(-settings.llm_slots // n_gw))
     gw_cls: Any = ray.remote(ActorLLMGateway)
     gateways = [
-        RayHandle(gw_cls.options(**_options(f"gateway-{i}", settings)).remote(
+        RayHandle(gw_cls.options(**options(f"gateway-{i}", settings, **on_head)).remote(
             # settings and backend by position: the gateway's prepare_process is given them (see boot)
             boot, settings, backend, store=LazyHandle("store", settings.namespace), slots=per_gw,
             replica=i), f"gateway-{i}")
@@ -216,23 +214,20 @@ def start_app(settings: Settings, backend: Backend, store: RayHandle | None = No
     if store is None:  # after the gateway's (the settings saved from the UI are then not applied)
         store = start_store(keep)
     memory_cls: Any = ray.remote(ActorMemory)
-    memory_on = {} if settings.qdrant_url else here  # with a Qdrant server it may run anywhere
-    memory = RayHandle(memory_cls.options(**_options("memory", settings, **memory_on)).remote(
+    memory_on = {} if settings.qdrant_url else on_head  # with a Qdrant server it may run anywhere
+    memory = RayHandle(memory_cls.options(**options("memory", settings, **memory_on)).remote(
         boot, settings=settings, store=store, gateway=gateways[0]), "memory")
     master_cls: Any = ray.remote(ActorMasterAgent)
-    master = RayHandle(master_cls.options(**_options("master", settings)).remote(
+    master = RayHandle(master_cls.options(**options("master", settings, **on_head)).remote(
         boot, settings=settings, store=store, gateway=gateways[0], dispatcher=LazyHandle("dispatcher", settings.namespace),
         embedded=backend.provider == "embedded", memory=memory), "master")
     # Ray starts one process per actor, a few at a time on a small machine: the ones a first plan
     # waits on are asked for first, the pools last. So the dispatcher finds its pools by name
-    # (and pools find the dispatcher by name).
-    owners = {agent: [(f"pool-{agent}-{i}", f"{agent}/{i}/{epoch}") for i in range(settings.pool_actors)]
-              for agent in agent_names()}
-    lazy_pools: dict[str, list[Handle]] = {
-        agent: [LazyHandle(name, settings.namespace, owner) for name, owner in names] for agent, names in owners.items()}
+    # (and pools find the dispatcher by name). The pools: settings.pool_actors of each type on each alive node.
+    slots = pool_slots(alive_nodes(), head, agent_names(), settings.pool_actors, epoch)
     disp_cls: Any = ray.remote(ActorDispatcher)
-    dispatcher = RayHandle(disp_cls.options(**_options("dispatcher", settings)).remote(
-        boot, settings=settings, store=store, pools=lazy_pools, master=master, gateway_slots=settings.total_llm_slots),
+    dispatcher = RayHandle(disp_cls.options(**options("dispatcher", settings, **on_head)).remote(
+        boot, settings=settings, store=store, pools=lazy_pools(slots, settings.namespace), master=master, gateway_slots=settings.total_llm_slots),
         "dispatcher")
     workspace_cls: Any = ray.remote(ActorWorkspace)
     # Ray starts no process for an actor before the arguments it is given are ready (``_after``, which
@@ -240,37 +235,53 @@ def start_app(settings: Settings, backend: Backend, store: RayHandle | None = No
     # the gateway's (importing litellm, what the first plan waits on) among them. So the pools start
     # one after another, the first once the gateway is up (a first plan needs no pool; a pool starting
     # beside the gateway's litellm import delayed it), and the Workspace once the gateway is up too.
-    gateway_up = _up(gateways[0])
-    workspace = RayHandle(workspace_cls.options(**_options("workspace", settings)).remote(
+    gateway_up = up(gateways[0])
+    workspace = RayHandle(workspace_cls.options(**options("workspace", settings, **on_head)).remote(
         boot, settings=settings, store=store, _after=gateway_up), "workspace")
-    pool_cls: Any = ray.remote(ActorSubAgentPool)
-    # Pools reach the others by name: a process given an actor's handle imports that actor's module
-    # as it starts (Google's client, onnxruntime, DuckDB: about 0.4 s of each pool's start here);
-    # by name, only when it first calls it.
-    by_name = {name: LazyHandle(name, settings.namespace) for name in ("dispatcher", "store", "memory", "workspace")}
-    pools: dict[str, list[RayHandle]] = {}
-    k = 0
-    previous: Any = gateway_up
-    for agent, names in owners.items():
-        pools[agent] = []
-        for name, owner in names:
-            actor = pool_cls.options(**_options(name, settings)).remote(
-                boot, agent=agent, owner=owner, settings=settings,
-                gateway=LazyHandle(f"gateway-{k % n_gw}", settings.namespace), store=by_name["store"],
-                dispatcher=by_name["dispatcher"], memory=by_name["memory"], workspace=by_name["workspace"],
-                _after=previous)
-            pools[agent].append(RayHandle(actor, owner))
-            previous = _up(pools[agent][-1])
-            k += 1
+    starter = PoolStarter(settings, boot)
+    pools = starter.start(slots, after=gateway_up)
     ray.get(dispatcher.actor.start.remote())
     app = App(keep, backend, typed(store, StoreApi), [typed(g, GatewayApi) for g in gateways], typed(master, MasterApi),
               typed(dispatcher, DispatcherApi), typed(memory, MemoryApi), typed(workspace, WorkspaceApi),
-              {agent: [typed(h, PoolApi) for h in hs] for agent, hs in pools.items()})
+              {agent: [typed(h, PoolApi) for h in pools.get(agent, [])] for agent in agent_names()})
+    app.watcher = _node_watcher(app, starter, slots, head, epoch)
+    app.watcher.start()
     _app_file(settings).write_text(json.dumps({"ray_address": ray.get_runtime_context().gcs_address,
                                                "namespace": settings.namespace, "pid": os.getpid(),
                                                "backend": backend.provider, "base_url": backend.base_url}))
     _log.info("app.started", pools=sum(len(v) for v in pools.values()), gateways=n_gw, backend=backend.provider)
     return app
+
+
+def _node_watcher(app: App, starter: PoolStarter, slots: list[PoolSlot], head: str, epoch: str) -> NodeWatcher:
+    """The watcher of the app's nodes: a node that joins gets pools, a dead node's pools are dropped, and
+    the dispatcher and ``app.pools`` follow."""
+    settings = app.settings
+
+    def start_pools(new: list[PoolSlot]) -> None:
+        for agent, handles in starter.start(new).items():
+            app.pools[agent] = [*app.pools.get(agent, []), *(typed(h, PoolApi) for h in handles)]
+
+    def drop(gone: list[PoolSlot]) -> None:
+        owners = {s.owner for s in gone}
+        for agent, handles in list(app.pools.items()):
+            for h in handles:
+                if ray_handle(h).name in owners:
+                    _kill_quietly(ray_handle(h))
+            app.pools[agent] = [h for h in handles if ray_handle(h).name not in owners]
+
+    def sync(now: list[PoolSlot]) -> None:
+        ray.get(ray_actor(app.dispatcher).sync_pools.remote(pools=lazy_pools(now, settings.namespace)), timeout=60)
+
+    return NodeWatcher(slots, head, agent_names(), settings.pool_actors, epoch,
+                       nodes=alive_nodes, start_pools=start_pools, drop=drop, sync=sync)
+
+
+def _kill_quietly(h: RayHandle) -> None:
+    try:
+        ray.kill(h.actor, no_restart=True)
+    except Exception as exc:  # already gone
+        _log.debug("actor.kill_failed", actor=h.name, error=str(exc))
 
 
 def app_address(settings: Settings) -> str | None:
@@ -298,7 +309,8 @@ def connect(settings: Settings, backend: Backend) -> App | None:
         dispatcher = RayHandle(get("dispatcher"), "dispatcher")
         memory = RayHandle(get("memory"), "memory")
         workspace = RayHandle(get("workspace"), "workspace")
-        pools = {agent: [RayHandle(get(f"pool-{agent}-{i}"), f"pool-{agent}-{i}") for i in range(settings.pool_actors)]
+        named = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["namespace"] == settings.namespace]
+        pools = {agent: [RayHandle(get(name), name) for name in sorted(named) if _is_pool_of(agent, name)]
                  for agent in agent_names()}
     except ValueError:
         return None
@@ -307,13 +319,18 @@ def connect(settings: Settings, backend: Backend) -> App | None:
                {agent: [typed(h, PoolApi) for h in hs] for agent, hs in pools.items()})
 
 
+def _is_pool_of(agent: str, name: str) -> bool:
+    """Whether ``name`` is one of the pool names of ``agent`` (``pool-<type>-<i>`` on the head,
+    ``pool-<type>-<node>-<i>`` elsewhere: see actors.runtime.placement)."""
+    return re.fullmatch(rf"pool-{re.escape(agent)}-(?:[0-9a-f]{{8}}-)?\d+", name) is not None
+
+
 def kill_app(app: App) -> None:
     """Kill every actor of the app at once, as a crash would (tests and shutdown), and withdraw its secrets."""
+    if app.watcher is not None:
+        app.watcher.stop()
     for h in app.all_handles():
-        try:
-            ray.kill(h.actor, no_restart=True)
-        except Exception as exc:  # already gone
-            _log.debug("actor.kill_failed", actor=h.name, error=str(exc))
+        _kill_quietly(h)
     for h in app.all_handles():
         _wait_dead(h)
     try:

@@ -40,12 +40,14 @@ def _free_port() -> int:
 
 def dashboard_url(cluster: Cluster) -> str:
     """The head's Ray dashboard (state API, Jobs API), on 127.0.0.1."""
+    assert cluster.head_node is not None
     url = str(cluster.head_node.webui_url)
     return url if url.startswith("http") else f"http://{url}"
 
 
 def metrics_url(cluster: Cluster) -> str:
     """The head's Prometheus export of Ray's metrics (``ray.util.metrics`` included)."""
+    assert cluster.head_node is not None
     return f"http://127.0.0.1:{cluster.head_node.metrics_export_port}/metrics"
 
 
