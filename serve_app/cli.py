@@ -286,7 +286,6 @@ def _retry(settings: Settings, args: argparse.Namespace) -> int:
 
 def _status(settings: Settings, args: argparse.Namespace) -> int:
     from actors.runtime import wiring
-    from integrations.llm.endpoints import llm_endpoints, wait_reason
 
     address = wiring.app_address(settings)
     if address is None:
@@ -307,13 +306,8 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
     print(f"llm: {health['provider']} at {health['base_url']} · planner {health['models']['planner']} · "
           f"worker {health['models']['worker']} · {'reachable' if health['reachable'] else 'UNREACHABLE'} · "
           f"in flight {health['in_flight']}, waiting {health['waiting']}")
-    endpoints, waiting = llm_endpoints([blocking(g.health(), timeout=10) for g in app.gateways])
-    for e in endpoints if len(endpoints) > 1 else []:
-        print(f"llm endpoint {e.url} · {'up' if e.up else 'DOWN'} · {e.in_flight} of {e.slots} slots busy"
-              + (f" · {e.last_error}" if not e.up and e.last_error else ""))
-    reason = wait_reason(endpoints, waiting)
-    if reason is not None:
-        print(f"llm: work waits: {reason}")
+    for line in llm_lines([health, *(blocking(g.health(), timeout=10) for g in app.gateways[1:])]):
+        print(line)
     print("queue: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "empty"))
     for p in pools:
         print(f"pool {p.agent:<9} actors {p.actors} · in flight {p.in_flight} · ready {p.ready}")
@@ -351,3 +345,14 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     main()
+
+
+def llm_lines(healths: list[dict[str, Any]]) -> list[str]:
+    """``maos status``'s lines on the LLM endpoints (when there are several) and why LLM work waits."""
+    from integrations.llm.endpoints import llm_endpoints, wait_reason
+
+    endpoints, waiting = llm_endpoints(healths)
+    lines = [f"llm endpoint {e.url} · {'up' if e.up else 'DOWN'} · {e.in_flight} of {e.slots} slots busy"
+             + (f" · {e.last_error}" if not e.up and e.last_error else "") for e in endpoints if len(endpoints) > 1]
+    reason = wait_reason(endpoints, waiting)
+    return [*lines, *([f"llm: work waits: {reason}"] if reason is not None else [])]

@@ -109,6 +109,7 @@ class Router:
                 ep.last_activity = time.monotonic()
 
     def down(self, ep: Endpoint, error: str) -> None:
+        error = error.replace(ep.url, redact_url(ep.url))  # shown and logged: no credentials
         if self.endpoints.mark_down(ep, error):
             _log.warning("gateway.endpoint_down", url=redact_url(ep.url), error=error[:200])
         self._wake.set()  # check now: a timeout on a live server comes back at once

@@ -24,6 +24,7 @@ from integrations.llm.backend import Backend  # noqa: E402
 from integrations.llm.endpoints import Endpoints, merge_views, share_slots, wait_reason  # noqa: E402
 from integrations.llm.routing import Lease, Router  # noqa: E402
 from maos_testing.llm.sim_thread import SimConfig, SimHandle, sim_llm_in_thread  # noqa: E402
+from serve_app.cli import llm_lines  # noqa: E402
 from ui.views import integrations_html, sidebar_llm  # noqa: E402
 
 A, B = "http://gpu1:11434", "http://gpu2:11434"
@@ -201,3 +202,14 @@ def test_the_endpoint_models_round_trip_through_json_and_pickle(model: BaseModel
     assert pickle.loads(pickle.dumps(model)) == model
     with pytest.raises(ValidationError):
         type(model).model_validate({**model.model_dump(), "unexpected": 1})
+
+
+def test_maos_status_lists_the_endpoints_and_says_why_work_waits() -> None:
+    one = {"waiting": 2, "endpoints": [_view(A, 2, 2).model_dump(), _view(B, 1, 0, up=False).model_dump()]}
+    two = {"waiting": 1, "endpoints": [_view(A, 2, 2).model_dump(), _view(B, 1, 0, up=False).model_dump()]}
+    assert llm_lines([one, two]) == [
+        f"llm endpoint {A} · up · 4 of 4 slots busy",
+        f"llm endpoint {B} · DOWN · 0 of 2 slots busy · refused",
+        "llm: work waits: 1 of 2 LLM endpoints down; all 4 LLM slots busy, 3 requests waiting",
+    ]
+    assert llm_lines([{"waiting": 0, "endpoints": [_view(A, 4, 1).model_dump()]}]) == []  # one server, room
