@@ -23,6 +23,7 @@ from typing import Any
 
 import structlog
 
+from actors.runtime import metrics
 from actors.runtime.apis import StoreApi
 from actors.runtime.boot import actor_class
 from actors.runtime.handles import Handle
@@ -30,7 +31,7 @@ from actors.runtime.typed import typed
 from core.errors import LLMError, LLMUnavailable
 from core.schemas import ChatRequest, ChatResponse, StreamChunk, ToolCallFormat
 from core.settings import Settings, apply_litellm_environment
-from integrations.llm.backend import Backend
+from integrations.llm.backend import Backend, redact_url
 from integrations.llm.endpoints import share_slots, wait_reason
 from integrations.llm.routing import Lease, Router
 from integrations.llm.toolcalls import assistant_reply
@@ -93,13 +94,15 @@ class LLMGateway:
         queued_ms = (time.perf_counter() - queued_at) * 1000
         try:
             resp = await self._with_retries(req, lease)
+            endpoint = _url(lease)
         except LLMError as exc:
-            self._record(req, (0, 0), queued_ms, (time.perf_counter() - queued_at) * 1000, str(exc))
+            self._record(req, (0, 0), queued_ms, (time.perf_counter() - queued_at) * 1000, str(exc), endpoint=_url(lease))
             raise
         finally:
             self._router.release(lease)
         resp = resp.model_copy(update={"queued_ms": queued_ms, "latency_ms": (time.perf_counter() - queued_at) * 1000})
-        self._record(req, (resp.tokens_in, resp.tokens_out), queued_ms, resp.latency_ms, None, resp.tool_call_format)
+        self._record(req, (resp.tokens_in, resp.tokens_out), queued_ms, resp.latency_ms, None, resp.tool_call_format,
+                     endpoint=endpoint)
         return resp
 
     async def cancel_run(self, run_id: str) -> int:
@@ -289,8 +292,9 @@ class LLMGateway:
                     attempt += 1
             yield StreamChunk(text="".join(buf), done=True)
         finally:
+            endpoint = _url(lease)
             self._router.release(lease)
-            self._record(req, usage, queued_ms, (time.perf_counter() - queued_at) * 1000, error)
+            self._record(req, usage, queued_ms, (time.perf_counter() - queued_at) * 1000, error, endpoint=endpoint)
 
     def _row(self, req: ChatRequest, usage: tuple[int, int], queued_ms: float, latency_ms: float,
              error: str | None, call_format: ToolCallFormat | None = None) -> dict[str, Any]:
@@ -302,9 +306,10 @@ class LLMGateway:
         }
 
     def _record(self, req: ChatRequest, usage: tuple[int, int], queued_ms: float, latency_ms: float,
-                error: str | None, call_format: ToolCallFormat | None = None) -> None:
+                error: str | None, call_format: ToolCallFormat | None = None, endpoint: str = "") -> None:
         """One row of ``agent_runs`` (``usage``: tokens in and out), written with others shortly; the first
-        time a model writes its tool calls in a form, that is logged too."""
+        time a model writes its tool calls in a form, that is logged too. Ray's metrics count it by endpoint."""
+        metrics.llm_call(endpoint, error is None, latency_ms, usage[0], usage[1])
         model = self._backend.model_for(req.role)
         if call_format is not None and (model, call_format) not in self._formats_seen:
             self._formats_seen.add((model, call_format))
@@ -376,3 +381,8 @@ def _keyed(backend: Backend, settings: Settings) -> Backend:
     if backend.api_key is not None or settings.llm_api_key is None:
         return backend
     return dataclasses.replace(backend, api_key=settings.llm_api_key.get_secret_value())
+
+
+def _url(lease: Lease) -> str:
+    """The endpoint a lease holds, as figures name it (credentials left out)."""
+    return redact_url(lease.ep.url) if lease.ep is not None else ""

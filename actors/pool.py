@@ -1,8 +1,11 @@
 """A sub-agent pool actor: many sub-agents of one type as coroutines in one process.
 
-The dispatcher hands it claimed tasks (``run``); outcomes go back to the dispatcher in
-batches every few milliseconds; leases of running tasks are renewed while they run.
-A pool that dies is noticed through ``watch`` and its tasks are retried elsewhere.
+The dispatcher hands it claimed tasks (``run``); each sub-agent then runs as the pool's own task,
+named for Ray's dashboard after its agent type, run and step (``step``, started through
+:mod:`actors.runtime.named_tasks`: on the pool's own event loop, sharing its batching). Outcomes go
+back to the dispatcher in batches every few milliseconds; leases of running tasks are renewed while
+they run. A pool that dies is noticed through ``watch`` and its tasks are retried elsewhere. Its
+figures (sub-agents in flight, steps ended) go to Ray's metrics (:mod:`actors.runtime.metrics`).
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ from actors.agents import get as get_spec
 from actors.agents.chat_batch import BatchedCalls, BatchedChat
 from actors.agents.context import StoreForUser
 from actors.agents.subagent import run_subagent
+from actors.runtime import metrics
 from actors.runtime.apis import DispatcherApi, GatewayApi, MemoryApi, StoreApi, WorkspaceApi
 from actors.runtime.boot import actor_class
 from actors.runtime.handles import Handle
+from actors.runtime.named_tasks import own_tasks, task_name
 from actors.runtime.typed import fire, typed
 from core.action_schemas import ActionType, ActionView
 from core.memory_schemas import DocumentKind, UploadResult
@@ -79,6 +84,27 @@ def _stopped(a: Assignment) -> StepOutcome:
                        retryable=False)
 
 
+def step_task_name(agent: str, a: Assignment) -> str:
+    """What Ray's dashboard calls the sub-agent running ``a``: its agent type, run and step
+    (``"email 3f9a0c s3"``), and the attempt from the second on (``"… s3 try 2"``)."""
+    parts = [agent, a.task.run_id, a.task.step_id]
+    return task_name(*parts, "try", str(a.attempt)) if a.attempt > 1 else task_name(*parts)
+
+
+def step_end(outcome: StepOutcome, a: Assignment, cancelled: bool) -> metrics.StepEnd:
+    """What becomes of a step with ``outcome``, as the queue will decide it (for the figures)."""
+    if outcome.ok:
+        return "done"
+    if cancelled:
+        return "cancelled"
+    if outcome.wait or outcome.wait_on is not None:
+        return "waiting"
+    return "retried" if outcome.retryable and a.attempt < a.task.max_attempts else "dead"
+
+
+_Job = tuple[Assignment, str, str, asyncio.Task[list[str]], int]  # what ``step`` runs: a, goal, user, recall, index
+
+
 class SubAgentPool:
     def __init__(self, agent: str, owner: str, settings: Settings, gateway: Handle, store: Handle,
                  dispatcher: Handle, report_interval_s: float = 0.005, memory: Handle | None = None,
@@ -98,7 +124,10 @@ class SubAgentPool:
         self._interval = report_interval_s
         self._gap = report_gap_s
         self._last_report = 0.0
-        self._running: dict[str, asyncio.Task[None]] = {}
+        self._tasks = own_tasks(self)  # each sub-agent a task of the pool's own, named (see ``step``)
+        self._starting: dict[str, _Job] = {}  # handed over, its named task not yet begun
+        self._running: dict[str, asyncio.Task[Any] | None] = {}  # handed over and not reported (None: not begun)
+        self._in_flight = 0  # handed over and not ended
         self._cancelled: dict[str, None] = {}  # runs stopped (newest last, bounded): their steps never start
         self._outbox: list[StepOutcome] = []
         self._reporter: asyncio.Task[None] | None = None
@@ -114,15 +143,33 @@ class SubAgentPool:
         by_user: dict[str, list[Assignment]] = defaultdict(list)
         for a in assignments:
             if a.task.run_id in self._cancelled:  # handed over as its run was stopped: never started
-                self._finished(_stopped(a))
+                self._in_flight += 1
+                self._finished(_stopped(a), a)
             elif a.task.id not in self._running:
                 by_user[goals.get(a.task.run_id, ("", ""))[1] or self._settings.user_id].append(a)
         for user_id, batch in by_user.items():
             recalled = loop.create_task(self._recall(user_id, batch))
             for i, a in enumerate(batch):
-                goal = goals.get(a.task.run_id, ("", ""))[0]
-                self._running[a.task.id] = loop.create_task(self._one(a, goal, user_id, recalled, i))
+                self._starting[a.task.id] = (a, goals.get(a.task.run_id, ("", ""))[0], user_id, recalled, i)
+                self._running[a.task.id] = None
+                self._in_flight += 1
+                self._tasks.start("step", step_task_name(self.agent, a), a.task.id)
+        metrics.subagents_in_flight(self.agent, self.owner, self._in_flight)
         return len(assignments)
+
+    async def step(self, task_id: str) -> None:
+        """One sub-agent at work, on the pool's own event loop: ``run`` starts it as a task of its own,
+        named for Ray's dashboard (``step_task_name``). Only the task id crosses Ray; the rest waits here.
+        Not for other callers: a task id ``run`` was not handed does nothing."""
+        job = self._starting.pop(task_id, None)
+        if job is None:
+            return
+        a, goal, user_id, recalled, i = job
+        if a.task.run_id in self._cancelled:  # stopped before it began
+            self._finished(_stopped(a), a)
+            return
+        self._running[task_id] = asyncio.current_task()  # what ``cancel`` cancels
+        await self._one(a, goal, user_id, recalled, i)
 
     async def _one(self, a: Assignment, goal: str, user_id: str, recalled: asyncio.Task[list[str]], i: int) -> None:
         """One step, run for the user who asked (their leads, documents and memories only)."""
@@ -141,9 +188,12 @@ class SubAgentPool:
         except Exception as exc:  # a bug in a tool or the loop: fail the step visibly, keep the pool alive
             _log.exception("subagent.crashed", task_id=a.task.id, agent=self.agent)
             outcome = StepOutcome(task_id=a.task.id, attempt=a.attempt, ok=False, error=f"sub-agent crashed: {exc!r}")
-        self._finished(outcome)
+        self._finished(outcome, a)
 
-    def _finished(self, outcome: StepOutcome) -> None:
+    def _finished(self, outcome: StepOutcome, a: Assignment) -> None:
+        self._in_flight = max(0, self._in_flight - 1)
+        metrics.subagents_in_flight(self.agent, self.owner, self._in_flight)
+        metrics.step_ended(self.agent, step_end(outcome, a, a.task.run_id in self._cancelled))
         self._outbox.append(outcome)
         if self._reporter is None or self._reporter.done():
             self._reporter = asyncio.get_running_loop().create_task(self._report())
@@ -156,9 +206,11 @@ class SubAgentPool:
         while len(self._cancelled) > _CANCELLED_KEPT:
             del self._cancelled[next(iter(self._cancelled))]
         prefix = f"{run_id}:"
-        stopping = [t for tid, t in self._running.items() if tid.startswith(prefix) and not t.done()]
+        # Begun: cancelled at their next await. Not begun yet: they see the run stopped as they begin.
+        stopping = [t for tid, t in self._running.items() if tid.startswith(prefix) and (t is None or not t.done())]
         for t in stopping:
-            t.cancel()
+            if t is not None:
+                t.cancel()
         fire(self._gateway.cancel_run(run_id=run_id))  # and their LLM requests there are aborted
         if stopping:
             _log.info("pool.cancelled", owner=self.owner, run_id=run_id, steps=len(stopping))
@@ -218,6 +270,7 @@ class SubAgentPool:
         await self._forever
 
     async def stats(self) -> dict[str, Any]:
+        """What the pool holds: its type and owner, sub-agents in flight and completed."""
         return {"agent": self.agent, "owner": self.owner, "in_flight": len(self._running), "completed": self.completed}
 
     async def ping(self) -> bool:
