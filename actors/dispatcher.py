@@ -4,6 +4,8 @@ Bounds: per-type in-flight, global in-flight, and the LLM gateway's slots (times
 oversubscription factor, since sub-agents also spend time in tools). Work beyond them waits in
 the queue (DuckDB), not in memory. It learns of pool deaths through ``watch`` calls and gives
 their tasks back to the queue at once; expired leases are reclaimed on a timer as a backstop.
+The set of pools changes in a cluster (``sync_pools``: a node joined, or one was lost); each claim
+offers a type's steps to its least busy pools first, so a new node's pools get work at once.
 
 It is woken when work may have become claimable (a new plan, a retry, a pool's outcomes); else
 it sleeps until the next task falls due (a retry's backoff), at most ``idle_s``: an idle app
@@ -48,7 +50,7 @@ class Dispatcher:
         self._goals: dict[str, tuple[str, str]] = {}  # run id -> (goal, user id)
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
-        self._watchers: list[asyncio.Task[None]] = []
+        self._watchers: dict[str, asyncio.Task[None]] = {}  # pool owner -> its watch
         self._down: set[str] = set()  # pools being restarted after a death
         self._stopping: set[str] = set()  # runs over budget, asked to stop
         self.dispatched = 0
@@ -67,7 +69,7 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         self._loop_task = loop.create_task(self._run())
         for owner, handle in self._by_owner.items():
-            self._watchers.append(loop.create_task(self._watch(owner, handle)))
+            self._watchers[owner] = loop.create_task(self._watch(owner, handle))
         _log.info("dispatcher.started", queue=counts, reclaimed=len(reclaimed), pools=len(self._by_owner))
         return {"recovered": len(reclaimed)}
 
@@ -77,6 +79,34 @@ class Dispatcher:
         if goals:
             self._goals.update(goals)
         self._wake.set()
+
+    async def sync_pools(self, pools: dict[str, list[Handle]]) -> dict[str, int]:
+        """The app's pools as they now are (the runtime's node watcher: a node joined, or one was lost).
+        New ones get work from the next claim; the steps of those no longer listed go back to the queue at
+        once (their node is gone: they are retried elsewhere, each side effect still at most once).
+        Returns how many were added and dropped."""
+        listed = {h.name: h for hs in pools.values() for h in hs}
+        added = [o for o in listed if o not in self._by_owner]
+        dropped = [o for o in self._by_owner if o not in listed]
+        for owner in added:
+            self._by_owner[owner] = typed(listed[owner], PoolApi)
+            if self._loop_task is not None:
+                self._watchers[owner] = asyncio.get_running_loop().create_task(self._watch(owner, self._by_owner[owner]))
+        for owner in dropped:
+            del self._by_owner[owner]
+            watcher = self._watchers.pop(owner, None)
+            if watcher is not None:
+                watcher.cancel()
+        self._pools = pools
+        self._owners = {agent: [h.name for h in hs] for agent, hs in pools.items()}
+        if dropped:
+            _log.warning("dispatcher.pools_dropped", pools=len(dropped))
+            await self._reclaim(dropped)
+            self._down -= set(dropped)
+        if added:
+            _log.info("dispatcher.pools_added", pools=len(added))
+        self._wake.set()
+        return {"added": len(added), "dropped": len(dropped)}
 
     async def configure(self, settings: Settings, gateway_slots: int) -> None:
         """New in-flight limits; tasks already running finish under the old ones."""
@@ -124,7 +154,9 @@ class Dispatcher:
             limits = {a: n for a, n in self._limits().items() if n > 0}
             if not limits:
                 return float("inf")
-            up = {a: [o for o in owners if o not in self._down] for a, owners in self._owners.items()}
+            busy = Counter(owner for _, owner in self._in_flight.values())
+            up = {a: sorted((o for o in owners if o not in self._down), key=lambda o: busy[o])
+                  for a, owners in self._owners.items()}  # the least busy first: a claim deals round-robin
             claimed, due = await self._store.claim_or_due(limits=limits, owners=up, lease_s=self._settings.lease_s)
             if not claimed:
                 return float(due)
