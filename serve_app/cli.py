@@ -10,6 +10,7 @@ from typing import Any
 
 from actors.runtime.apis import StoreApi
 from actors.runtime.typed import blocking, typed
+from core.audit import cancel_entries
 from core.errors import ConfigError, MaosError
 from core.logging import configure
 from core.schemas import FINAL_RUN_STATUSES, TERMINAL_TASK_STATUSES, RunCancel, RunView, TaskRecord
@@ -235,9 +236,11 @@ def _cancel(settings: Settings, args: argparse.Namespace) -> int:
         app = wiring.connect(settings, None)  # type: ignore[arg-type]
         if app is not None:
             out = blocking(app.master.cancel(run_id=args.run_id, user_id=settings.user_id, reason=reason), timeout=30)
-    if out is None:
-        out = blocking(_store(settings).cancel_run(run_id=args.run_id, user_id=settings.user_id, reason=reason),
-                       timeout=30)
+    if out is None:  # no app: the database file here (audited as the app's cancel is)
+        store = _store(settings)
+        out = blocking(store.cancel_run(run_id=args.run_id, user_id=settings.user_id, reason=reason), timeout=30)
+        for entry in cancel_entries(out, settings.user_id, settings.user_id, reason, time.time()):
+            blocking(store.record_audit(entry=entry), timeout=30)
     assert out is not None
     if args.json:
         _print_json(out.model_dump())
