@@ -177,9 +177,15 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         "accounts: users' role, disabled flag and Argon2id password hash; sessions' last use; API tokens and "
         "one-time setup/invite links (secrets kept as SHA-256 hashes)",
         """
-        ALTER TABLE users ADD COLUMN role TEXT DEFAULT 'member';
-        ALTER TABLE users ADD COLUMN disabled BOOLEAN DEFAULT false;
-        ALTER TABLE users ADD COLUMN password_hash TEXT;
+        -- users rebuilt, not altered thrice: a second ALTER of one table in a transaction fails on a
+        -- connection whose configuration is locked (DuckDB 1.5: current_transaction_invalidation_policy)
+        CREATE TABLE users_v9 (
+            id TEXT PRIMARY KEY, name TEXT, email TEXT, role TEXT NOT NULL DEFAULT 'member',
+            disabled BOOLEAN NOT NULL DEFAULT false, password_hash TEXT, created_at DOUBLE NOT NULL
+        );
+        INSERT INTO users_v9 (id, name, email, created_at) SELECT id, name, email, created_at FROM users;
+        DROP TABLE users;
+        ALTER TABLE users_v9 RENAME TO users;
         ALTER TABLE sessions ADD COLUMN last_seen_at DOUBLE;
         CREATE TABLE api_tokens (
             id TEXT PRIMARY KEY, user_id TEXT NOT NULL, name TEXT NOT NULL, token_hash TEXT NOT NULL,

@@ -148,3 +148,17 @@ def test_wrong_passwords_spread_over_more_than_a_minute_do_not_lock() -> None:
     for i in range(10):
         lock.failed("ann", "10.0.0.1", now=i * 20.0)
     assert lock.wait("ann", "10.0.0.1", now=200.0) == 0
+
+
+def test_migration_9_runs_on_a_locked_connection_and_keeps_existing_users(monkeypatch: pytest.MonkeyPatch) -> None:
+    from actors.storage import migrations
+    from actors.storage.database import open_database
+
+    c = open_database(":memory:")  # its configuration locked, as the Store's is
+    everything = list(migrations.MIGRATIONS)
+    monkeypatch.setattr(migrations, "MIGRATIONS", [m for m in everything if m[0] < 9])
+    migrations.migrate(c)
+    c.execute("INSERT INTO users (id, name, email, created_at) VALUES ('old', 'Old', NULL, 1.0)")
+    monkeypatch.setattr(migrations, "MIGRATIONS", everything)
+    assert 9 in migrations.migrate(c)
+    assert [(u.id, u.role, u.disabled, u.has_password) for u in accounts.list_users(c)] == [("old", "member", False, False)]
