@@ -213,3 +213,15 @@ def test_maos_status_lists_the_endpoints_and_says_why_work_waits() -> None:
         "llm: work waits: 1 of 2 LLM endpoints down; all 4 LLM slots busy, 3 requests waiting",
     ]
     assert llm_lines([{"waiting": 0, "endpoints": [_view(A, 4, 1).model_dump()]}]) == []  # one server, room
+
+
+def test_each_gateway_replica_takes_its_share_and_a_new_list_applies_live(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, llm_endpoints=f"{A}=3,{B}=2", gateway_replicas=2)
+    backend = Backend(provider="ollama", base_url=A, planner_model="m", worker_model="m")
+    shares = [[(e.url, e.slots) for e in LLMGateway(settings, backend, None, replica=r)._router.endpoints.all]
+              for r in range(2)]
+    assert shares == [[(A, 2), (B, 1)], [(A, 1), (B, 1)]]  # 5 slots: every endpoint's exactly, split
+    gateway = LLMGateway(Settings(data_dir=tmp_path), backend, None, slots=4)
+    assert [(e.url, e.slots) for e in gateway._router.endpoints.all] == [(A, 4)]  # no list: today's one server
+    asyncio.run(gateway.configure(settings.model_copy(update={"gateway_replicas": 1}), backend, 4))
+    assert [(e.url, e.slots) for e in gateway._router.endpoints.all] == [(A, 3), (B, 2)]
