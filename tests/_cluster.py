@@ -26,7 +26,7 @@ def ray_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     token_path = tmp_path_factory.mktemp("ray") / "ray_token"
     ensure_ray_token(token_path)
     wiring.use_token_auth(token_path)
-    ray.init(num_cpus=2, namespace="maos-test", include_dashboard=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=2, namespace="maos-test", include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"LITELLM_LOCAL_MODEL_COST_MAP": "True"}})
     yield
     from ray import serve

@@ -83,7 +83,10 @@ def init_ray(settings: Settings, address: str | None = None, dashboard: bool = T
         if target is not None:
             ray.init(address=target, namespace=settings.namespace, log_to_driver=False)
         else:
-            ray.init(num_cpus=settings.ray_num_cpus if settings.ray_num_cpus is not None else os.cpu_count(),
+            # "local": a new instance, never a `ray start` cluster found through /tmp/ray (a head run
+            # on this machine, or a stale record of one) joined by accident
+            ray.init(address="local",
+                     num_cpus=settings.ray_num_cpus if settings.ray_num_cpus is not None else os.cpu_count(),
                      namespace=settings.namespace, include_dashboard=dashboard,
                      dashboard_host=settings.dashboard_host, log_to_driver=False)
     return str(ray.get_runtime_context().gcs_address)
