@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from actors.runtime.typed import blocking
+from benchmarks.store_bench import store_bench
 
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -185,61 +186,6 @@ async def _ttft(app: Any, base: str, repeats: int = 5) -> dict[str, float]:
             "added_ms": statistics.median(via) - statistics.median(direct)}
 
 
-# --- store ------------------------------------------------------------------------------------
-
-
-async def _store_bench(n: int = 5000, repeats: int = 3) -> dict[str, float]:
-    """Medians of ``repeats`` runs each (a few seconds apiece; one run here moves ±20%)."""
-    import duckdb
-
-    from core.crypto import Sealer, new_key_text
-
-    tmp = Path(tempfile.mkdtemp())
-    key = Sealer.from_text(new_key_text()).derived("duckdb")
-    store_rates, encrypted_rates, plain_rates = [], [], []
-    for i in range(repeats):
-        store_rates.append(await _store_rate(tmp / f"s{i}.duckdb", [], n))
-        encrypted_rates.append(await _store_rate(tmp / f"e{i}.duckdb", key, n))
-        conn = duckdb.connect(str(tmp / f"plain{i}.duckdb"))
-        conn.execute("CREATE TABLE t (id TEXT PRIMARY KEY, status TEXT, attempts INT)")
-        conn.execute("INSERT INTO t SELECT 'k' || i, 'ready', 0 FROM range(?) r(i)", [1000])
-        started = time.perf_counter()
-        for j in range(1000):
-            conn.execute("UPDATE t SET status = 'running', attempts = attempts + 1 WHERE id = ?", [f"k{j}"])
-        plain_rates.append(1000 / (time.perf_counter() - started))
-        conn.close()
-    store_rate, encrypted_rate, plain_rate = (statistics.median(r) for r in (store_rates, encrypted_rates, plain_rates))
-    return {"store_transitions_per_s": store_rate, "encrypted_store_transitions_per_s": encrypted_rate,
-            "plain_autocommit_per_s": plain_rate, "ratio": store_rate / plain_rate,
-            "encrypted_ratio": encrypted_rate / store_rate, "repeats": repeats,
-            "store_transitions_per_s_runs": store_rates}
-
-
-async def _store_rate(path: Path, keys: list[str], n: int) -> float:
-    """Committed queue transitions per second: n steps claimed and completed by 8 workers."""
-    from actors.store import Store
-    from core.schemas import Plan, PlanStep, StepOutcome
-
-    store = Store(str(path), keys=keys)
-    run = await store.create_run("bench", "u")
-    await store.enqueue_plan(run.id, Plan(goal="g", steps=[PlanStep(id=f"s{i}", agent="email", instruction="x") for i in range(n)]), 3)
-    started = time.perf_counter()
-
-    async def worker() -> int:
-        moved = 0
-        while True:
-            claimed = await store.claim({"email": 50}, {"email": ["e/0"]}, 30)
-            if not claimed:
-                return moved
-            await store.complete([StepOutcome(task_id=t.id, attempt=t.attempts, ok=True, result="r") for t, _, _ in claimed])
-            moved += 2 * len(claimed)
-
-    moved = sum(await asyncio.gather(*(worker() for _ in range(8))))
-    rate = moved / (time.perf_counter() - started)
-    store.close()
-    return rate
-
-
 def _cold_start(base: str, repeats: int = 3) -> dict[str, Any]:
     """``maos ask`` in a new process, with a new data directory, until its first step runs: claimed by
     the dispatcher, and its first request at the LLM server. Medians of ``repeats`` runs."""
@@ -276,13 +222,21 @@ def main() -> None:
 
     configure("WARNING", "json")
     sizes = [int(s) for s in os.environ.get("BENCH_SIZES", "100,300,1000").split(",")]
-    parts = set(os.environ.get("BENCH_PARTS", "runtime,http,memory,chat").split(","))
+    parts = set(os.environ.get("BENCH_PARTS", "runtime,http,memory,chat,cluster").split(","))
     results: dict[str, Any] = {"machine": {"cores": os.cpu_count()}, "sizes": {}}
     sim, base = _start_sim(ttft_ms=200, token_ms=50, reply_tokens=20)
     # The baseline's litellm (imported in this process) gets an HTTP pool as large as the app's gateways
     # get: with litellm's default, 500 a host, its requests waited for connections at 1,000 in flight.
     apply_litellm_environment(base, connections=2000)
     try:
+        if "cluster" in parts:  # first: it starts a Ray of its own (a multi-node test cluster) and stops it
+            from benchmarks.cluster_bench import run_cluster
+
+            second, second_base = _start_sim(ttft_ms=200, token_ms=50, reply_tokens=20)
+            try:
+                results["cluster"] = run_cluster(base, second_base, repeats=int(os.environ.get("BENCH_REPEATS", "3")))
+            finally:
+                second.terminate()
         if "http" in parts:
             from benchmarks.http_bench import run_http
 
@@ -310,7 +264,7 @@ def main() -> None:
         print("cold start…", flush=True)
         results["cold_start"] = _cold_start(base)
         print("store…", flush=True)
-        results["store"] = asyncio.run(_store_bench())
+        results["store"] = asyncio.run(store_bench())
         settings = Settings(data_dir=Path(tempfile.mkdtemp()) / "data", llm_provider="ollama", llm_base_url=base,
                             llm_model="sim-model", llm_slots=2000, max_in_flight=1000, per_type_in_flight=1000,
                             gateway_replicas=2,  # litellm is CPU-bound here: one gateway per core (DESIGN)
@@ -359,6 +313,10 @@ def _finish(results: dict[str, Any]) -> None:
         from benchmarks.chat_bench import print_chat
 
         print_chat(results["chat"])
+    if "cluster" in results:
+        from benchmarks.cluster_bench import print_cluster
+
+        print_cluster(results["cluster"])
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"runtime-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(results, indent=2, default=str))
