@@ -1,20 +1,18 @@
 """The Store actor: sole owner of the DuckDB file, offering domain operations (no SQL crosses it).
 
-Each operation is a plain function of ``actors.storage``: writes run in the group commit
-(``actors.storage.commit``: an acknowledged write is a committed one), reads on the connection,
-and tools' operations (``tool_ops``, sent in batches by the pools) on a reader thread of their own.
+A thin role: each operation is a plain function of ``actors.storage``, run by the open database
+(``actors.storage.engine``): writes in the group commit (an acknowledged write is a committed one),
+reads on the connection, tools' operations (``tool_ops``, sent in batches by the pools) on a reader
+thread of their own; the dispatcher's queue steps by ``actors.storage.claims``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any, TypeVar, cast
+from collections.abc import Sequence
+from typing import Any
 
 import duckdb
 import structlog
@@ -35,10 +33,10 @@ from actors.storage import (
     tasks,
     tool_ops,
 )
-from actors.storage.commit import Completion, GroupCommit
-from actors.storage.database import database_keys, open_database, reader_of
+from actors.storage.claims import Claimed, TaskClaims
+from actors.storage.database import database_keys
+from actors.storage.engine import Engine
 from actors.storage.events import EventLog
-from actors.storage.migrations import migrate
 from core.action_schemas import AuditEntry
 from core.budget import Budget
 from core.crypto import Sealed
@@ -73,8 +71,7 @@ from core.storage_schemas import (
 )
 
 _log = structlog.get_logger("maos.store")
-T = TypeVar("T")
-Claimed = tuple[TaskRecord, str, str]  # a claimed task, its lease owner, its dependencies' results
+__all__ = ["ActorStore", "Claimed", "Store"]
 
 
 class Store:
@@ -84,36 +81,15 @@ class Store:
                  keys: Sequence[str] = (), threads: int = 1, keys_of: Settings | None = None) -> None:
         """``keys``: the database file's encryption keys (``database_keys``), current first; or
         ``keys_of``: the settings to derive them from in this process (an actor is given no secret)."""
-        if keys_of is not None:
-            keys = database_keys(keys_of)
-        if db_path != ":memory:":
-            Path(db_path).parent.mkdir(parents=True, exist_ok=True)
-        self._conn = open_database(db_path, keys, threads=threads)
-        migrate(self._conn)
-        self._reader = ThreadPoolExecutor(1, thread_name_prefix="store-read")  # tools' reads
-        self._read_conn = reader_of(self._conn)  # used only in the reader thread
-        self._events = EventLog()
-        self._db = GroupCommit(self._conn, self._events, commit_interval_s)
-        self._retry = retry if retry is not None else queue.RetryPolicy()
-        self._rng = random.Random()
-        self._idle = tasks.IdleClaims()
+        self._db = Engine(db_path, database_keys(keys_of) if keys_of is not None else keys, commit_interval_s,
+                          threads)
+        self._conn = self._db.conn
+        self._queue = TaskClaims(self._db, retry)
         self.claims_asked = 0  # by the dispatcher, answered or not
 
     @property
     def commits(self) -> int:
-        return self._db.commits
-
-    async def _write(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(conn, *args, now)`` in the group commit (``now`` taken in the transaction)."""
-        return await self._db.submit(lambda conn: fn(conn, *args, time.time()))
-
-    async def _apply(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(conn, *args)`` in the group commit."""
-        return await self._db.submit(lambda conn: fn(conn, *args))
-
-    async def _logged(self, fn: Callable[..., T], *args: Any) -> T:
-        """As :meth:`_write`, for a function that appends run events: ``fn(conn, log, *args, now)``."""
-        return await self._db.submit(lambda conn: fn(conn, self._events, *args, time.time()))
+        return self._db.commit.commits
 
     async def flush(self) -> None:
         """Wait until every write queued so far is committed."""
@@ -128,13 +104,9 @@ class Store:
         """Each operation's answer, or the error it raised (as itself when it can cross processes). The
         writes share a group commit; the reads run on the reader thread, so a long one (a keyword search
         over many saved drafts) holds up no step's commit."""
-        done = await asyncio.gather(*(self._write(tool_ops.answer, op) if tool_ops.writes(op) else self._read(op)
+        done = await asyncio.gather(*((self._db.write if tool_ops.writes(op) else self._db.read_aside)(tool_ops.answer, op)
                                       for op in ops), return_exceptions=True)
         return [portable(r) if isinstance(r, BaseException) else r for r in done]
-
-    async def _read(self, op: ToolOp) -> ToolAnswer:
-        return await asyncio.get_running_loop().run_in_executor(
-            self._reader, lambda: tool_ops.answer(self._read_conn, op, time.time()))
 
     # --- runs ----------------------------------------------------------------------------------
 
@@ -147,7 +119,7 @@ class Store:
                   created_at=now, updated_at=now)
 
         def create(conn: duckdb.DuckDBPyConnection) -> None:
-            runs.create(conn, self._events, run)
+            runs.create(conn, self._db.events, run)
             if budget is not None:
                 stopping.set_budget(conn, run.id, budget)
 
@@ -156,7 +128,7 @@ class Store:
 
     async def cancel_run(self, run_id: str, user_id: str | None, reason: str) -> RunCancel:
         """Stop a run in one transaction (``actors.storage.stopping``); idempotent. ``user_id``: only theirs."""
-        t = await self._logged(stopping.cancel, run_id, user_id, reason)
+        t = await self._db.logged(stopping.cancel, run_id, user_id, reason)
         if t.newly:
             _log.info("run.cancelled", run_id=run_id, steps=t.cancelled, running=len(t.running),
                       withdrawn=len(t.withdrawn))
@@ -169,31 +141,31 @@ class Store:
 
     async def enqueue_plan(self, run_id: str, plan: Plan, max_attempts: int) -> None:
         """Store the plan and queue its steps, in one transaction."""
-        await self._logged(runs.start, run_id, plan, max_attempts)
+        await self._db.logged(runs.start, run_id, plan, max_attempts)
 
     async def set_run_status(self, run_id: str, status: str) -> None:
-        await self._logged(runs.set_status, run_id, status)
+        await self._db.logged(runs.set_status, run_id, status)
 
     async def note_run_error(self, run_id: str, error: str) -> None:
         """Show why a run is stuck (e.g. waiting for the LLM server) without ending it."""
-        await self._logged(runs.note_error, run_id, error)
+        await self._db.logged(runs.note_error, run_id, error)
 
     async def finish_run(self, run_id: str, status: str, summary: str | None, error: str | None) -> None:
-        await self._logged(runs.finish, run_id, status, summary, error)
+        await self._db.logged(runs.finish, run_id, status, summary, error)
 
     async def append_tokens(self, chunks: list[tuple[str, str, str]]) -> None:
         """Chunks of the master's replies as the model writes them: (run id, phase, text), in order."""
         now = time.time()
         events = [RunEvent(kind="token", run_id=run_id, at=now, phase=phase, text=text)  # type: ignore[arg-type]
                   for run_id, phase, text in chunks]
-        await self._apply(self._events.append, events)
+        await self._db.apply(self._db.events.append, events)
 
     async def run_events(self, run_id: str, after: int = 0, wait_s: float = 0.0, limit: int = 1000) -> list[RunEvent]:
         """Events of a run after ``after``; with ``wait_s``, wait that long for the next ones."""
         events = EventLog.read(self._conn, run_id, after, limit)
         if events or wait_s <= 0:
             return events
-        await self._events.wait(run_id, wait_s)
+        await self._db.events.wait(run_id, wait_s)
         return EventLog.read(self._conn, run_id, after, limit)
 
     async def get_run(self, run_id: str) -> RunView | None:
@@ -216,13 +188,13 @@ class Store:
 
     async def record_llm_calls(self, calls: list[dict[str, Any]]) -> None:
         if calls:
-            await self._apply(runs.record_llm_calls, calls)
+            await self._db.apply(runs.record_llm_calls, calls)
 
     # --- conversations and settings -------------------------------------------------------------
 
     async def create_conversation(self, user_id: str, title: str | None) -> ConversationSummary:
         now, conv = time.time(), uuid.uuid4().hex[:12]
-        await self._apply(conversations.create, conv, user_id, title or "", now)
+        await self._db.apply(conversations.create, conv, user_id, title or "", now)
         return ConversationSummary(id=conv, title=title or "", created_at=now, updated_at=now)
 
     async def list_conversations(self, q: str | None = None, since: float | None = None, until: float | None = None,
@@ -249,78 +221,47 @@ class Store:
         return settings.overrides(self._conn)
 
     async def save_settings_overrides(self, values: dict[str, Any]) -> None:
-        await self._write(settings.save, values)
+        await self._db.write(settings.save, values)
 
     # --- the queue ------------------------------------------------------------------------------
 
     async def claim(self, limits: dict[str, int], owners: dict[str, list[str]], lease_s: float) -> list[Claimed]:
         """Claim due tasks; returns (task, lease owner, results of its dependencies as context). The
-        dispatcher asks after every batch of outcomes and, idle, every few hundred ms: an idle claim
-        may be answered without a query (``tasks.IdleClaims``)."""
+        dispatcher asks after every batch of outcomes and, idle, every few hundred ms."""
         self.claims_asked += 1
-        if self._idle.skips(self._db.queue_changes, time.time()):
-            return []
-
-        def run(conn: duckdb.DuckDBPyConnection) -> queue.Transition:
-            now = time.time()
-            t = queue.claim(conn, limits, owners, lease_s, now)
-            if not t.claimed:
-                self._idle.found_none(self._db.queue_changes, queue.next_due(conn), now)
-            return t
-
-        claimed = (await self._db.submit(run)).claimed
-        context = tasks.dependency_results(self._conn, [t for t, _ in claimed])
-        return [(t, owner, context.get(t.id, "")) for t, owner in claimed]
+        return await self._queue.claim(limits, owners, lease_s)
 
     async def claim_or_due(self, limits: dict[str, int], owners: dict[str, list[str]],
                            lease_s: float) -> tuple[list[Claimed], float]:
         """:meth:`claim`, and when it found nothing, when the next task falls due (epoch seconds;
         infinity when none waits), so an idle dispatcher can sleep until then."""
         claimed = await self.claim(limits, owners, lease_s)
-        return claimed, (0.0 if claimed else self._idle.next_due)
+        return claimed, (0.0 if claimed else self._queue.next_due)
 
     async def complete(self, outcomes: list[StepOutcome]) -> tuple[list[str], list[str]]:
         """Record outcomes; returns (accepted task ids, runs with nothing left to do)."""
-        # The group commit answers a Completion with its caller's part (Completion.answers), not the Transition.
-        return cast(tuple[list[str], list[str]], await self._db.submit(Completion(outcomes, self._retry, self._rng)))
+        return await self._queue.complete(outcomes)
 
     async def renew_leases(self, task_ids: list[str], lease_s: float) -> None:
-        until = time.time() + lease_s
-        await self._apply(queue.renew_leases, task_ids, until)
+        await self._db.apply(queue.renew_leases, task_ids, time.time() + lease_s)
 
     async def reclaim(self, owners: list[str] | None) -> tuple[list[str], list[str]]:
-        """Fail the running tasks of dead workers (or expired leases); returns (task ids, finished runs).
-        The dispatcher's backstop asks every second: with no lease expired it is one read, not a transaction."""
-        if owners is None and not tasks.any_expired(self._conn, time.time()):
-            return [], []
-        t = await self._db.submit(lambda conn: queue_recovery.reclaim(conn, owners, self._retry, self._rng, time.time()))
-        return sorted(t.accepted), sorted(t.finished_runs)
+        """Fail the running tasks of dead workers (or expired leases); returns (task ids, finished runs)."""
+        return await self._queue.reclaim(owners)
 
     async def reclaim_foreign(self, keep: list[str]) -> tuple[list[str], list[str]]:
         """At start-up: fail and retry running tasks leased to workers this app does not have."""
-        t = await self._db.submit(lambda conn: queue_recovery.reclaim(conn, None, self._retry, self._rng, time.time(),
-                                                                      keep=keep))
-        return sorted(t.accepted), sorted(t.finished_runs)
+        return await self._queue.reclaim(None, keep=keep)
 
     async def release_waiting(self, user_id: str, provider: str) -> int:
         """The user's tasks waiting on ``provider`` go back to ready (it was reconnected); how many."""
-        return len((await self._write(queue_recovery.release_waiting, user_id, provider)).events)
+        return len((await self._db.write(queue_recovery.release_waiting, user_id, provider)).events)
 
     async def waiting_tasks(self, user_id: str, provider: str) -> int:
         return tasks.waiting_count(self._conn, user_id, provider)
 
     async def requeue(self, task_id: str) -> bool:
-        run_id = task_id.split(":", 1)[0]
-
-        def run(conn: duckdb.DuckDBPyConnection) -> queue.Transition:
-            now = time.time()
-            t = queue_recovery.requeue(conn, task_id, now)
-            if t.accepted:
-                t.merge(queue.settle_runs(conn, [run_id], now))
-                runs.running_again(conn, self._events, run_id, now)
-            return t
-
-        return bool((await self._db.submit(run)).accepted)
+        return await self._queue.requeue(task_id)
 
     async def list_tasks(self, status: str | None = None, run_id: str | None = None, limit: int = 100,
                          agent: str | None = None, q: str | None = None, since: float | None = None,
@@ -349,14 +290,14 @@ class Store:
                            content: str, content_hash: str, tags: list[str], size: int,
                            chunks: int) -> tuple[DocumentInfo, bool]:
         """Record an upload as indexing; for content this user already has, the existing document and True."""
-        return await self._write(documents.add_upload, doc_id, user_id, kind, title, filename, content, content_hash,
+        return await self._db.write(documents.add_upload, doc_id, user_id, kind, title, filename, content, content_hash,
                                  tags, size, chunks)
 
     async def document_progress(self, doc_id: str, chunks_done: int) -> None:
-        await self._apply(documents.progress, doc_id, chunks_done)
+        await self._db.apply(documents.progress, doc_id, chunks_done)
 
     async def finish_document(self, doc_id: str, error: str | None) -> None:
-        await self._apply(documents.finish, doc_id, error)
+        await self._db.apply(documents.finish, doc_id, error)
 
     async def list_documents(self, user_id: str, kind: DocumentKind | None = None, q: str | None = None,
                              limit: int = 200) -> list[DocumentInfo]:
@@ -366,23 +307,23 @@ class Store:
         return documents.upload(self._conn, user_id, doc_id)
 
     async def delete_document(self, user_id: str, doc_id: str) -> list[tuple[str, str]] | None:
-        return await self._apply(documents.delete_upload, user_id, doc_id)
+        return await self._db.apply(documents.delete_upload, user_id, doc_id)
 
     async def indexing_documents(self, before: float) -> list[tuple[str, str]]:
         return documents.indexing(self._conn, before)
 
     async def add_memory_entries(self, rows: list[tuple[Any, ...]]) -> None:
         if rows:
-            await self._apply(memory_entries.add, rows)
+            await self._db.apply(memory_entries.add, rows)
 
     async def memory_hashes(self, user_id: str, collection: str, source_id: str) -> list[str]:
         return memory_entries.hashes(self._conn, user_id, collection, source_id)
 
     async def delete_memory_entries(self, source_id: str, keep: list[str] | None = None) -> list[tuple[str, str]]:
-        return await self._apply(memory_entries.delete, source_id, keep or [])
+        return await self._db.apply(memory_entries.delete, source_id, keep or [])
 
     async def mark_embedded(self, model_id: str) -> None:
-        await self._apply(memory_entries.mark_embedded, model_id)
+        await self._db.apply(memory_entries.mark_embedded, model_id)
 
     async def memory_entries_page(self, after: str, limit: int) -> list[tuple[Any, ...]]:
         return memory_entries.page(self._conn, after, limit)
@@ -402,13 +343,13 @@ class Store:
     async def add_run_sources(self, entries: list[tuple[str, str | None, list[MemorySource]]]) -> None:
         """Sources given to runs' planning or steps: (run id, task id or None, sources), in one statement."""
         if entries := [e for e in entries if e[2]]:
-            await self._logged(memory_entries.add_run_sources, entries)
+            await self._db.logged(memory_entries.add_run_sources, entries)
 
     async def record_learning(self, view: RunView) -> LearningView:
-        return await self._write(memory_entries.record_learning, view)
+        return await self._db.write(memory_entries.record_learning, view)
 
     async def set_feedback(self, run_id: str, feedback: Feedback) -> LearningView | None:
-        return await self._write(memory_entries.set_feedback, run_id, feedback)
+        return await self._db.write(memory_entries.set_feedback, run_id, feedback)
 
     async def get_learning(self, run_id: str) -> LearningView | None:
         return memory_entries.learning(self._conn, run_id)
@@ -420,7 +361,7 @@ class Store:
     # --- actions, policies, audit (sealed: the Workspace opens them) ----------------------------
 
     async def insert_action(self, action: StoredAction) -> tuple[StoredAction, bool]:
-        return await self._apply(actions.insert, action)
+        return await self._db.apply(actions.insert, action)
 
     async def action_by_key(self, key: str) -> StoredAction | None:
         return actions.by_key(self._conn, key)
@@ -439,20 +380,20 @@ class Store:
 
     async def decide_action(self, user_id: str, action_id: str, digest: str | None, to: str, who: str,
                             error: str | None, resealed: tuple[Sealed, bytes] | None) -> StoredAction | None:
-        return await self._write(actions.decide, user_id, action_id, digest, to, who, error, resealed)
+        return await self._db.write(actions.decide, user_id, action_id, digest, to, who, error, resealed)
 
     async def claim_action(self, action_id: str) -> StoredAction | None:
-        return await self._write(actions.claim, action_id)
+        return await self._db.write(actions.claim, action_id)
 
     async def record_staged(self, action_id: str, staged: dict[str, Any]) -> bool:
-        return await self._write(actions.record_staged, action_id, staged)
+        return await self._db.write(actions.record_staged, action_id, staged)
 
     async def release_action(self, action_id: str, error: str) -> None:
-        await self._write(actions.release, action_id, error)
+        await self._db.write(actions.release, action_id, error)
 
     async def finish_action(self, action_id: str, status: str, result: dict[str, Any] | None,
                             error: str | None) -> None:
-        await self._write(actions.finish, action_id, status, result, error)
+        await self._db.write(actions.finish, action_id, status, result, error)
 
     async def due_actions(self, include_executing: bool) -> list[str]:
         return actions.due(self._conn, include_executing)
@@ -467,16 +408,16 @@ class Store:
         return actions.every_sealed(self._conn)
 
     async def reseal_action(self, action_id: str, sealed: Sealed, nonce: bytes) -> bool:
-        return await self._apply(actions.reseal, action_id, sealed, nonce)
+        return await self._db.apply(actions.reseal, action_id, sealed, nonce)
 
     async def policies(self, user_id: str) -> dict[str, str]:
         return actions.policies(self._conn, user_id)
 
     async def set_policies(self, user_id: str, changes: dict[str, str]) -> None:
-        await self._write(actions.set_policies, user_id, changes)
+        await self._db.write(actions.set_policies, user_id, changes)
 
     async def record_audit(self, entry: AuditEntry) -> None:
-        await self._apply(actions.audit, entry)
+        await self._db.apply(actions.audit, entry)
 
     async def audit_entries(self, user_id: str, run_id: str | None, action: str | None,
                             limit: int) -> list[AuditEntry]:
@@ -492,38 +433,35 @@ class Store:
 
     async def save_credential(self, row_id: str, user_id: str, provider: str, scopes: list[str],
                               sealed: Sealed) -> None:
-        await self._write(credentials.save, row_id, user_id, provider, scopes, sealed)
+        await self._db.write(credentials.save, row_id, user_id, provider, scopes, sealed)
 
     async def update_credential_tokens(self, row_id: str, sealed: Sealed) -> None:
-        await self._write(credentials.update_tokens, row_id, sealed)
+        await self._db.write(credentials.update_tokens, row_id, sealed)
 
     async def set_credential_status(self, row_id: str, status: str, reason: str | None) -> None:
-        await self._write(credentials.set_status, row_id, status, reason)
+        await self._db.write(credentials.set_status, row_id, status, reason)
 
     async def forget_credential(self, user_id: str, provider: str) -> None:
-        await self._apply(credentials.forget, user_id, provider)
+        await self._db.apply(credentials.forget, user_id, provider)
 
     async def put_oauth_state(self, state: str, user_id: str, provider: str, features: list[str], redirect_uri: str,
                               sealed: Sealed, ttl_s: float) -> None:
         now = time.time()
-        await self._apply(credentials.put_state, state, user_id, provider, features, redirect_uri, sealed, now,
+        await self._db.apply(credentials.put_state, state, user_id, provider, features, redirect_uri, sealed, now,
                           now + ttl_s)
 
     async def take_oauth_state(self, state: str) -> OAuthState | None:
-        return await self._write(credentials.take_state, state)
+        return await self._db.write(credentials.take_state, state)
 
     async def sealed_rows(self, table: SealedTable, key_id: str) -> list[SealedRow]:
         return credentials.not_under(self._conn, table, key_id)
 
     async def reseal_row(self, table: SealedTable, row_id: str, sealed: Sealed, old_key_id: str) -> None:
-        await self._apply(credentials.reseal, table, row_id, sealed, old_key_id)
+        await self._db.apply(credentials.reseal, table, row_id, sealed, old_key_id)
 
     def close(self) -> None:
         """Close the database (writes not yet committed are dropped: await ``flush`` first to keep them)."""
-        self._db.stop()
-        self._reader.submit(self._read_conn.close).result()
-        self._reader.shutdown()
-        self._conn.close()
+        self._db.close()
 
 
 ActorStore = actor_class(Store)  # what Ray runs (see actors.runtime.boot)
