@@ -168,8 +168,9 @@ class Store:
         await self._db.events.wait(run_id, wait_s)
         return EventLog.read(self._conn, run_id, after, limit)
 
-    async def get_run(self, run_id: str) -> RunView | None:
-        return runs.get(self._conn, run_id)
+    async def get_run(self, run_id: str, user_id: str | None = None) -> RunView | None:
+        """``user_id``: only theirs (None for another person's run, as for an unknown one)."""
+        return runs.get(self._conn, run_id, user_id)
 
     async def run_progress(self, run_id: str) -> RunProgress | None:
         return runs.progress(self._conn, run_id)
@@ -199,11 +200,13 @@ class Store:
 
     async def list_conversations(self, q: str | None = None, since: float | None = None, until: float | None = None,
                                  status: str | None = None, agent: str | None = None,
-                                 limit: int = 50) -> list[ConversationSummary]:
-        return conversations.search(self._conn, q, since, until, status, agent, limit)
+                                 limit: int = 50, user_id: str | None = None) -> list[ConversationSummary]:
+        return conversations.search(self._conn, q, since, until, status, agent, limit, user_id)
 
-    async def get_conversation(self, conversation_id: str) -> ConversationView:
-        view = conversations.load(self._conn, conversation_id, runs.of_conversation(self._conn, conversation_id))
+    async def get_conversation(self, conversation_id: str, user_id: str | None = None) -> ConversationView:
+        """``user_id``: only theirs (another person's is NotFound, as an unknown one)."""
+        view = conversations.load(self._conn, conversation_id, runs.of_conversation(self._conn, conversation_id),
+                                  user_id)
         if view is None:
             raise NotFound(f"no conversation '{conversation_id}'")
         return view
@@ -265,11 +268,11 @@ class Store:
 
     async def list_tasks(self, status: str | None = None, run_id: str | None = None, limit: int = 100,
                          agent: str | None = None, q: str | None = None, since: float | None = None,
-                         until: float | None = None) -> list[TaskRecord]:
-        return tasks.listed(self._conn, status, run_id, limit, agent, q, since, until)
+                         until: float | None = None, user_id: str | None = None) -> list[TaskRecord]:
+        return tasks.listed(self._conn, status, run_id, limit, agent, q, since, until, user_id)
 
-    async def get_task(self, task_id: str) -> TaskRecord | None:
-        return tasks.get(self._conn, task_id)
+    async def get_task(self, task_id: str, user_id: str | None = None) -> TaskRecord | None:
+        return tasks.get(self._conn, task_id, user_id)
 
     async def queue_counts(self) -> dict[str, int]:
         return tasks.counts(self._conn)
@@ -280,9 +283,9 @@ class Store:
     async def open_task_count(self) -> int:
         return tasks.open_count(self._conn)
 
-    async def list_drafts(self, run_id: str | None = None, limit: int = 200) -> list[Draft]:
-        """Outbound actions drafted by sub-agents (never sent from here), newest first."""
-        return drafts.of_run(self._conn, run_id, limit)
+    async def list_drafts(self, run_id: str | None = None, limit: int = 200, user_id: str | None = None) -> list[Draft]:
+        """Outbound actions drafted by sub-agents (never sent from here), newest first; ``user_id``: theirs."""
+        return drafts.of_run(self._conn, run_id, limit, user_id)
 
     # --- documents and memory entries ----------------------------------------------------------
 

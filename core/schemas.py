@@ -387,6 +387,11 @@ class EditableSettings(_Model):
     run_deadline_s: float | None = Field(None, gt=0, le=7 * 86400, description="Wall-clock limit of a run.")
     stream_replies: bool | None = Field(None, description="Stream the master's replies token by token.")
     write_summaries: bool | None = Field(None, description="Have the model summarize each finished run.")
+    user_messages_per_minute: int | None = Field(None, ge=1, le=100_000, description="Chat messages per person a minute.")
+    user_runs_per_minute: int | None = Field(None, ge=1, le=100_000, description="Runs a person may start a minute.")
+    user_uploads_per_minute: int | None = Field(None, ge=1, le=100_000, description="Uploads per person a minute.")
+    user_approvals_per_minute: int | None = Field(None, ge=1, le=100_000, description="Approval decisions per person "
+                                                                                       "a minute.")
 
 
 class SettingsView(_Model):

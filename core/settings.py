@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     max_proposals_per_run: int = Field(200, ge=1, description="Actions one run may propose.")
     rate_limit_per_minute: int = Field(600, ge=1, description="API requests one client may make a minute.")
     login_attempts_per_minute: int = Field(10, ge=1, description="Failed logins one client may make a minute.")
+    user_messages_per_minute: int = Field(60, ge=1, description="Chat messages one person may send a minute.")
+    user_runs_per_minute: int = Field(60, ge=1, description="Runs one person may start a minute.")
+    user_uploads_per_minute: int = Field(60, ge=1, description="Documents one person may upload a minute.")
+    user_approvals_per_minute: int = Field(300, ge=1, description="Approval decisions (one each, or one batch) one "
+                                                                  "person may make a minute.")
 
     # Features
     stream_replies: bool = Field(True, description="Stream the master's replies (plan, summary) token by token.")

@@ -1,6 +1,7 @@
 """Operations routes: probes, status, agents, settings, metrics.
 
-The LLM server's URL is shown redacted everywhere here (no credentials, no query).
+The LLM server's URL is shown redacted everywhere here (no credentials, no query). The probes are open;
+settings changes, the connection test and the metrics are an admin's; the rest any signed-in person's.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from integrations.llm.backend import redact_url
 from integrations.llm.endpoints import llm_endpoints, redact_endpoints, wait_reason
 from serve_app.access import RuntimeAccess
 from serve_app.auth import require_reauth
+from serve_app.callers import PUBLIC, Admin, Member
 from serve_app.live_settings import test_connection
 from serve_app.metrics import HttpMetrics
 
@@ -32,17 +34,17 @@ def build_admin_routes(rt: RuntimeAccess, metrics: HttpMetrics) -> APIRouter:
     r = APIRouter()
 
     @r.get("/api", tags=["probes"])
-    async def index(request: Request) -> dict[str, object]:
+    async def index(request: Request, who: Member) -> dict[str, object]:
         """Where things are: the docs, and every API path."""
         paths = sorted(p for p in request.app.openapi()["paths"] if p.startswith("/api/"))
         return {"docs": "/docs", "openapi": "/openapi.json", "metrics": "/metrics", "paths": paths}
 
-    @r.get("/health", tags=["probes"])
+    @r.get("/health", tags=["probes"], dependencies=[PUBLIC])
     async def health() -> dict[str, str]:
         """Liveness: the HTTP app answers."""
         return {"status": "ok"}
 
-    @r.get("/ready", tags=["probes"])
+    @r.get("/ready", tags=["probes"], dependencies=[PUBLIC])
     async def ready() -> JSONResponse:
         """Readiness: the Store and the gateway answer, and the LLM server is reachable; else the reasons."""
         reasons = []
@@ -60,7 +62,7 @@ def build_admin_routes(rt: RuntimeAccess, metrics: HttpMetrics) -> APIRouter:
         return JSONResponse({"ready": not reasons, "reasons": reasons}, status_code=200 if not reasons else 503)
 
     @r.get("/api/status", response_model=SystemStatus, tags=["agents"])
-    async def status() -> SystemStatus:
+    async def status(who: Member) -> SystemStatus:
         app = await rt.app()
         h = await rt.llm()
         others = [await g.health() for g in app.gateways[1:]]  # each gateway holds a share of every endpoint
@@ -84,20 +86,21 @@ def build_admin_routes(rt: RuntimeAccess, metrics: HttpMetrics) -> APIRouter:
             in_flight=in_flight)
 
     @r.get("/api/agents", response_model=AgentsView, tags=["agents"])
-    async def agents() -> AgentsView:
-        """Pools with their actors, sub-agents in flight, queue depth and throughput per type, dead letters."""
+    async def agents(who: Member) -> AgentsView:
+        """Pools with their actors, sub-agents in flight, queue depth and throughput per type, and the caller's
+        dead letters."""
         views = await pools()
-        dead = await rt.store.list_tasks(status="dead", run_id=None, limit=200)
+        dead = await rt.store.list_tasks(status="dead", run_id=None, limit=200, user_id=who.user_id)
         return AgentsView(pools=views, in_flight=sum(p.in_flight for p in views), queued=sum(p.queued for p in views),
                           dead=dead, dashboard_url=rt.dashboard_url)
 
     @r.get("/api/settings", response_model=SettingsView, tags=["settings"])
-    async def get_settings() -> SettingsView:
+    async def get_settings(who: Member) -> SettingsView:
         await rt.app()  # loads what was saved
         return rt.live.view()
 
     @r.patch("/api/settings", response_model=SettingsView, tags=["settings"])
-    async def update_settings(body: EditableSettings, request: Request) -> SettingsView:
+    async def update_settings(body: EditableSettings, request: Request, who: Admin) -> SettingsView:
         """Change some settings: validated, saved, applied now where possible (else named in restart_required).
         Another LLM server (it would read every prompt and drive the tools) needs the login token again."""
         app = await rt.app()
@@ -111,14 +114,14 @@ def build_admin_routes(rt: RuntimeAccess, metrics: HttpMetrics) -> APIRouter:
         return await rt.live.update(app, body, await rt.backend())
 
     @r.post("/api/settings/test-connection", response_model=ConnectionResult, tags=["settings"])
-    async def test_llm(body: ConnectionTest) -> ConnectionResult:
+    async def test_llm(body: ConnectionTest, who: Admin) -> ConnectionResult:
         """Does this LLM server answer, and does it have the model? Only a server on this machine or on a
         host the settings already name is asked (422 for any other, before anything is sent)."""
         await rt.app()  # loads what was saved: the configured hosts
         return await test_connection(body, rt.live.settings)
 
     @r.get("/metrics", tags=["probes"])
-    async def prometheus() -> Response:
+    async def prometheus(who: Admin) -> Response:
         body = metrics.render(await rt.store.queue_counts(), await pools(), await rt.llm())
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 

@@ -35,10 +35,12 @@ from core.settings import Settings
 from serve_app.access import RuntimeAccess
 from serve_app.admin_routes import build_admin_routes
 from serve_app.auth import Guard, Login, allowed_hosts, ensure_login
+from serve_app.callers import PUBLIC
 from serve_app.google_routes import approval_status, build_google_routes
 from serve_app.memory_routes import build_memory_routes
 from serve_app.metrics import HttpMetrics, TimingMiddleware
 from serve_app.routes import build_work_routes
+from serve_app.user_limits import UserLimits
 
 _log = structlog.get_logger("maos.api")
 _STATUS: list[tuple[type[MaosError], int]] = [
@@ -100,6 +102,7 @@ def build_api(settings: Settings, dashboard_url: str | None = None, api_base: st
     login = Login(login_hash if login_hash is not None else ensure_login(settings)[0])
     api.state.login = login
     api.state.default_user_id = settings.user_id  # the caller until the door names one (serve_app.callers)
+    api.state.user_limits = UserLimits(lambda: rt.live.settings)  # per-user rate limits (serve_app.user_limits)
     ui_key = secrets.token_urlsafe(32)  # the UI's own calls to this API; never leaves this process
 
     api.add_middleware(TimingMiddleware, metrics=metrics)
@@ -116,7 +119,7 @@ def build_api(settings: Settings, dashboard_url: str | None = None, api_base: st
 
         mount_ui(api, api_base, dashboard_url, login.verify, ui_key)
     else:
-        @api.get("/", include_in_schema=False)
+        @api.get("/", include_in_schema=False, dependencies=[PUBLIC])
         async def index() -> RedirectResponse:
             return RedirectResponse("/docs")
 

@@ -2,7 +2,8 @@
 these with ``google``), approvals of gated actions, approval policies and the audit log.
 
 Decisions are made here, for the signed-in person, and nowhere else: an approval quotes the
-``args_hash`` of what the person saw, is used once, and only for that person's own actions.
+``args_hash`` of what the person saw, is used once, and only for that person's own actions (another
+person's action is a 404, as an unknown id is). Approval policies are an admin's (:mod:`serve_app.callers`).
 """
 
 from __future__ import annotations
@@ -34,13 +35,12 @@ from core.recipients import pending_groups
 from integrations import registry
 from serve_app.access import RuntimeAccess
 from serve_app.auth import require_reauth
+from serve_app.callers import PUBLIC, Admin, Member
+from serve_app.user_limits import limited
 
 
 def build_google_routes(rt: RuntimeAccess, with_ui: bool) -> APIRouter:
     r = APIRouter(prefix="/api")
-
-    def me() -> str:
-        return rt.live.settings.user_id
 
     # --- integrations ------------------------------------------------------------------------
 
@@ -52,22 +52,22 @@ def build_google_routes(rt: RuntimeAccess, with_ui: bool) -> APIRouter:
         return provider
 
     @r.get("/integrations", response_model=list[IntegrationView], tags=["integrations"])
-    async def integrations() -> list[IntegrationView]:
+    async def integrations(who: Member) -> list[IntegrationView]:
         """Every registered integration and its state (connected, reconnect, not configured …)."""
-        return await rt.workspace.integrations(me())
+        return await rt.workspace.integrations(who.user_id)
 
     @r.get("/integrations/{provider}", response_model=IntegrationView, tags=["integrations"])
-    async def integration(provider: str) -> IntegrationView:
+    async def integration(provider: str, who: Member) -> IntegrationView:
         """Where one integration stands: status, account, features granted, tasks waiting for it."""
-        return await rt.workspace.status(user_id=me(), provider=known(provider))
+        return await rt.workspace.status(user_id=who.user_id, provider=known(provider))
 
     @r.post("/integrations/{provider}/connect", response_model=ConnectStart, tags=["integrations"])
-    async def connect(provider: str, body: ConnectRequest) -> ConnectStart:
+    async def connect(provider: str, body: ConnectRequest, who: Member) -> ConnectStart:
         """Start connecting for these features (Google: read-only ones by default); send the
         browser to ``authorization_url``."""
-        return await rt.workspace.connect_start(user_id=me(), features=body.features, provider=known(provider))
+        return await rt.workspace.connect_start(user_id=who.user_id, features=body.features, provider=known(provider))
 
-    @r.get("/integrations/{provider}/callback", include_in_schema=False)
+    @r.get("/integrations/{provider}/callback", include_in_schema=False, dependencies=[PUBLIC])
     async def callback(provider: str, state: str = "", code: str = "", error: str = "") -> Response:
         label = registry.get(known(provider)).label
         if error or not code or not state:
@@ -80,75 +80,77 @@ def build_google_routes(rt: RuntimeAccess, with_ui: bool) -> APIRouter:
         return _finish_page(with_ui, provider, True, f"{label} is connected.")
 
     @r.post("/integrations/{provider}/disconnect", response_model=IntegrationView, tags=["integrations"])
-    async def disconnect(provider: str) -> IntegrationView:
+    async def disconnect(provider: str, who: Member) -> IntegrationView:
         """Revoke the grant at the provider and forget the tokens."""
-        return await rt.workspace.disconnect(user_id=me(), provider=known(provider))
+        return await rt.workspace.disconnect(user_id=who.user_id, provider=known(provider))
 
     # --- approvals ---------------------------------------------------------------------------
 
     @r.get("/approvals", response_model=list[ActionView], tags=["approvals"])
-    async def approvals(status: ActionStatus | None = None, run_id: str | None = None,
+    async def approvals(who: Member, status: ActionStatus | None = None, run_id: str | None = None,
                         limit: int = Query(200, ge=1, le=1000)) -> list[ActionView]:
         """Proposed actions exactly as they would be carried out, newest first."""
-        return await rt.workspace.list_actions(user_id=me(), status=status, run_id=run_id, limit=limit)
+        return await rt.workspace.list_actions(user_id=who.user_id, status=status, run_id=run_id, limit=limit)
 
     @r.get("/approvals/policy", response_model=PolicyView, tags=["approvals"])
-    async def get_policy() -> PolicyView:
+    async def get_policy(who: Member) -> PolicyView:
         """Per action type: ask (a person approves; the default), allow, or deny."""
-        return PolicyView(policies=await rt.workspace.policies(me()))
+        return PolicyView(policies=await rt.workspace.policies(who.user_id))
 
     @r.put("/approvals/policy", response_model=PolicyView, tags=["approvals"],
            responses={403: {"description": "A type becoming allow needs the login token again (X-Maos-Reauth)."}})
-    async def put_policy(body: PolicyView, request: Request) -> PolicyView:
+    async def put_policy(body: PolicyView, request: Request, who: Admin) -> PolicyView:
         """Set policies. A type that becomes ``allow`` (its actions run with nobody approving) needs
         the login token again."""
-        current = await rt.workspace.policies(me())
+        current = await rt.workspace.policies(who.user_id)
         widened = sorted(t for t, p in body.policies.items() if p == "allow" and current.get(t) != "allow")
         if widened:
             require_reauth(request, request.app.state.login, f"letting {', '.join(widened)} run without approval")
-        return PolicyView(policies=await rt.workspace.set_policies(user_id=me(), changes={k: v for k, v in body.policies.items()}, who=me()))
+        return PolicyView(policies=await rt.workspace.set_policies(user_id=who.user_id, changes={k: v for k, v in body.policies.items()}, who=who.user_id))
 
     @r.get("/approvals/groups", response_model=list[ApprovalGroup], tags=["approvals"])
-    async def approval_groups(limit: int = Query(1000, ge=1, le=1000)) -> list[ApprovalGroup]:
+    async def approval_groups(who: Member, limit: int = Query(1000, ge=1, le=1000)) -> list[ApprovalGroup]:
         """Pending actions by group (run and type), each with every distinct recipient and domain,
         flagged external or new, and its outliers: a group with any cannot be approved all at once."""
-        return pending_groups(await rt.workspace.list_actions(user_id=me(), status="pending", run_id=None, limit=limit))
+        return pending_groups(await rt.workspace.list_actions(user_id=who.user_id, status="pending", run_id=None, limit=limit))
 
     @r.get("/approvals/{action_id}", response_model=ActionView, tags=["approvals"])
-    async def approval(action_id: str) -> ActionView:
-        return await rt.workspace.get_action(user_id=me(), action_id=action_id)
+    async def approval(action_id: str, who: Member) -> ActionView:
+        return await rt.workspace.get_action(user_id=who.user_id, action_id=action_id)
 
     @r.post("/approvals/batch", response_model=BatchResult, tags=["approvals"],
             responses={409: {"description": "An approval that holds outliers (a new outside recipient, a reply "
-                                            "to a Reply-To): nothing is approved; approve those one by one."}})
-    async def batch(body: BatchDecision) -> BatchResult:
+                                            "to a Reply-To): nothing is approved; approve those one by one."}},
+            dependencies=limited("approvals"))
+    async def batch(body: BatchDecision, who: Member) -> BatchResult:
         """Approve or reject many at once (each must quote the args_hash shown). An approval is
         refused as a whole when it holds an outlier (see ``GET /api/approvals/groups``)."""
-        return await rt.workspace.batch(user_id=me(), decision=body.decision, items=body.items, who=me())
+        return await rt.workspace.batch(user_id=who.user_id, decision=body.decision, items=body.items, who=who.user_id)
 
     @r.post("/approvals/{action_id}/approve", response_model=ActionView, tags=["approvals"],
             responses={409: {"description": "Already decided, or the arguments differ from args_hash."},
-                       410: {"description": "Expired."}})
-    async def approve(action_id: str, body: Decision) -> ActionView:
+                       410: {"description": "Expired."}}, dependencies=limited("approvals"))
+    async def approve(action_id: str, body: Decision, who: Member) -> ActionView:
         """Approve this action as shown: it is carried out once."""
-        return await rt.workspace.approve(user_id=me(), action_id=action_id, digest=body.args_hash, approver=me())
+        return await rt.workspace.approve(user_id=who.user_id, action_id=action_id, digest=body.args_hash, approver=who.user_id)
 
-    @r.post("/approvals/{action_id}/edit", response_model=ActionView, tags=["approvals"])
-    async def edit(action_id: str, body: EditDecision) -> ActionView:
+    @r.post("/approvals/{action_id}/edit", response_model=ActionView, tags=["approvals"], dependencies=limited("approvals"))
+    async def edit(action_id: str, body: EditDecision, who: Member) -> ActionView:
         """Edit then approve: the edited action (a new id) is carried out; this one is superseded."""
-        return await rt.workspace.edit(user_id=me(), action_id=action_id, digest=body.args_hash, arguments=body.arguments, approver=me())
+        return await rt.workspace.edit(user_id=who.user_id, action_id=action_id, digest=body.args_hash, arguments=body.arguments, approver=who.user_id)
 
-    @r.post("/approvals/{action_id}/reject", response_model=ActionView, tags=["approvals"])
-    async def reject(action_id: str, body: Rejection) -> ActionView:
-        return await rt.workspace.reject(user_id=me(), action_id=action_id, reason=body.reason, who=me())
+    @r.post("/approvals/{action_id}/reject", response_model=ActionView, tags=["approvals"],
+            dependencies=limited("approvals"))
+    async def reject(action_id: str, body: Rejection, who: Member) -> ActionView:
+        return await rt.workspace.reject(user_id=who.user_id, action_id=action_id, reason=body.reason, who=who.user_id)
 
     # --- audit -------------------------------------------------------------------------------
 
     @r.get("/audit", response_model=list[AuditEntry], tags=["audit"])
-    async def audit(run_id: str | None = None, action: str | None = None,
+    async def audit(who: Member, run_id: str | None = None, action: str | None = None,
                     limit: int = Query(200, ge=1, le=2000)) -> list[AuditEntry]:
         """Sensitive actions: who asked, plan and step, who approved, what was done (ids), when."""
-        return await rt.workspace.audit(user_id=me(), run_id=run_id, action=action, limit=limit)
+        return await rt.workspace.audit(user_id=who.user_id, run_id=run_id, action=action, limit=limit)
 
     return r
 

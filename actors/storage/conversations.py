@@ -75,11 +75,14 @@ def _summary(row: tuple[Any, ...]) -> ConversationSummary:
 
 
 def search(conn: duckdb.DuckDBPyConnection, q: str | None, since: float | None, until: float | None,
-           status: str | None, agent: str | None, limit: int) -> list[ConversationSummary]:
+           status: str | None, agent: str | None, limit: int, user_id: str | None = None) -> list[ConversationSummary]:
     """Newest first. ``q`` matches the title or any message (case-insensitive); ``since``/``until``
-    bound the last activity; ``status`` is the latest run's; ``agent`` any step's type."""
+    bound the last activity; ``status`` is the latest run's; ``agent`` any step's type; ``user_id``: only theirs."""
     where: list[str] = []
     params: list[Any] = []
+    if user_id is not None:
+        where.append("c.user_id = ?")
+        params.append(user_id)
     text_and_dates(where, params, "(c.title ILIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM messages m WHERE "
                     "m.conversation_id = c.id AND m.content ILIKE ? ESCAPE '\\'))", "c.updated_at", q, since, until)
     if agent is not None:
@@ -94,9 +97,12 @@ def search(conn: duckdb.DuckDBPyConnection, q: str | None, since: float | None, 
     return [_summary(r) for r in rows]
 
 
-def load(conn: duckdb.DuckDBPyConnection, conversation_id: str, runs: list[Run]) -> ConversationView | None:
-    """The conversation with its messages and ``runs`` (``actors.storage.runs.of_conversation``)."""
-    row = conn.execute(_SUMMARY + " WHERE c.id = ?", [conversation_id]).fetchone()
+def load(conn: duckdb.DuckDBPyConnection, conversation_id: str, runs: list[Run],
+         user_id: str | None = None) -> ConversationView | None:
+    """The conversation with its messages and ``runs`` (``actors.storage.runs.of_conversation``); with
+    ``user_id``, only if it is theirs."""
+    row = conn.execute(_SUMMARY + " WHERE c.id = ? AND (? IS NULL OR c.user_id = ?)",
+                       [conversation_id, user_id, user_id]).fetchone()
     if row is None:
         return None
     messages = conn.execute(

@@ -38,8 +38,9 @@ def of_user(conn: duckdb.DuckDBPyConnection, user_id: str, channel: DraftChannel
     return [_draft(r) for r in rows]
 
 
-def of_run(conn: duckdb.DuckDBPyConnection, run_id: str | None, limit: int) -> list[Draft]:
-    """Every user's drafts (the operator's view), newest first; all, or one run's."""
-    rows = conn.execute(f"SELECT {_COLUMNS} FROM drafts WHERE ? IS NULL OR task_id LIKE ? "
-                        "ORDER BY created_at DESC LIMIT ?", [run_id, f"{run_id}:%", limit]).fetchall()
+def of_run(conn: duckdb.DuckDBPyConnection, run_id: str | None, limit: int, user_id: str | None = None) -> list[Draft]:
+    """Drafts newest first; all, or one run's; every user's (the operator's view), or with ``user_id`` theirs."""
+    rows = conn.execute(f"SELECT {_COLUMNS} FROM drafts WHERE (? IS NULL OR task_id LIKE ?) "
+                        "AND (? IS NULL OR user_id = ?) ORDER BY created_at DESC LIMIT ?",
+                        [run_id, f"{run_id}:%", user_id, user_id, limit]).fetchall()
     return [_draft(r) for r in rows]

@@ -96,8 +96,11 @@ def finish(conn: duckdb.DuckDBPyConnection, log: EventLog, run_id: str, status: 
     ])
 
 
-def get(conn: duckdb.DuckDBPyConnection, run_id: str) -> RunView | None:
-    row = conn.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", [run_id]).fetchone()
+def get(conn: duckdb.DuckDBPyConnection, run_id: str, user_id: str | None = None) -> RunView | None:
+    """The run with its steps and sources; with ``user_id``, only if it is theirs (None otherwise, as for an
+    unknown id: another person's run does not exist for them)."""
+    row = conn.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ? AND (? IS NULL OR user_id = ?)",
+                       [run_id, user_id, user_id]).fetchone()
     if row is None:
         return None
     return RunView(run=row_to_run(row), tasks=tasks.of_run(conn, run_id), sources=run_sources(conn, run_id))

@@ -14,6 +14,7 @@ from actors.storage.queue_recovery import EXPIRED
 from core.schemas import TaskRecord
 
 _IDLE_RECHECK_S = 5.0
+_OWNED = "run_id IN (SELECT id FROM runs WHERE user_id = ?)"  # a step belongs to whoever asked for its run
 
 
 class IdleClaims:
@@ -54,10 +55,14 @@ def any_expired(conn: duckdb.DuckDBPyConnection, now: float) -> bool:
 
 
 def listed(conn: duckdb.DuckDBPyConnection, status: str | None, run_id: str | None, limit: int, agent: str | None,
-           q: str | None, since: float | None, until: float | None) -> list[TaskRecord]:
-    """Newest change first; ``q`` matches the instruction or result, ``since``/``until`` bound the last change."""
+           q: str | None, since: float | None, until: float | None, user_id: str | None = None) -> list[TaskRecord]:
+    """Newest change first; ``q`` matches the instruction or result, ``since``/``until`` bound the last change;
+    ``user_id``: only the steps of their runs."""
     where: list[str] = []
     params: list[Any] = []
+    if user_id is not None:
+        where.append(_OWNED)
+        params.append(user_id)
     for column, value in (("status", status), ("run_id", run_id), ("agent", agent)):
         if value is not None:
             where.append(f"{column} = ?")
@@ -75,8 +80,10 @@ def of_run(conn: duckdb.DuckDBPyConnection, run_id: str) -> list[TaskRecord]:
     return [queue.row_to_task(t) for t in rows]
 
 
-def get(conn: duckdb.DuckDBPyConnection, task_id: str) -> TaskRecord | None:
-    row = conn.execute(f"SELECT {queue.TASK_COLUMNS} FROM tasks WHERE id = ?", [task_id]).fetchone()
+def get(conn: duckdb.DuckDBPyConnection, task_id: str, user_id: str | None = None) -> TaskRecord | None:
+    """The step; with ``user_id``, only if its run is theirs."""
+    row = conn.execute(f"SELECT {queue.TASK_COLUMNS} FROM tasks WHERE id = ? AND (? IS NULL OR {_OWNED})",
+                       [task_id, user_id, user_id]).fetchone()
     return queue.row_to_task(row) if row else None
 
 

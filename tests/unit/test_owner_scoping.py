@@ -1,0 +1,49 @@
+"""Every record scoped to its owner, in storage (on :memory: through the Store, no Ray): with a
+``user_id`` a lookup finds only that person's runs, conversations, steps and drafts; another
+person's record is the same None / NotFound as an unknown id."""
+
+from __future__ import annotations
+
+import pytest
+
+from actors.storage import drafts
+from actors.storage.queue import RetryPolicy
+from actors.store import Store
+from core.errors import NotFound
+from core.schemas import Plan, PlanStep
+
+
+async def _run(store: Store, user: str, message: str) -> tuple[str, str]:
+    run = await store.create_run(message, user)
+    await store.enqueue_plan(run.id, Plan(goal="g", steps=[PlanStep(id="s1", agent="writing", instruction=message)]),
+                             max_attempts=2)
+    return run.id, run.conversation_id
+
+
+async def test_runs_conversations_steps_and_drafts_are_found_only_by_their_owner() -> None:
+    store = Store(":memory:", retry=RetryPolicy(base_s=0, max_s=0))
+    a_run, a_conv = await _run(store, "alice", "alice's request")
+    b_run, b_conv = await _run(store, "bob", "bob's request")
+    drafts.save(store._conn, "alice", f"{a_run}:s1", "email", "x@example.test", "s", "b", "k1", 1.0)
+
+    # runs
+    assert (await store.get_run(a_run, user_id="alice")) is not None
+    assert await store.get_run(a_run, user_id="bob") is None
+    assert (await store.get_run(a_run)) is not None  # no user: the system's own view (the actors)
+    # conversations
+    assert (await store.get_conversation(a_conv, user_id="alice")).conversation.id == a_conv
+    with pytest.raises(NotFound, match=a_conv):
+        await store.get_conversation(a_conv, user_id="bob")
+    assert [c.id for c in await store.list_conversations(user_id="bob")] == [b_conv]
+    assert {c.id for c in await store.list_conversations()} == {a_conv, b_conv}
+    assert await store.list_conversations(q="alice", user_id="bob") == []
+    # steps
+    assert [t.run_id for t in await store.list_tasks(user_id="bob")] == [b_run]
+    assert await store.list_tasks(run_id=a_run, user_id="bob") == []
+    assert (await store.get_task(f"{a_run}:s1", user_id="alice")) is not None
+    assert await store.get_task(f"{a_run}:s1", user_id="bob") is None
+    # drafts
+    assert [d.task_id for d in await store.list_drafts(user_id="alice")] == [f"{a_run}:s1"]
+    assert await store.list_drafts(user_id="bob") == []
+    assert await store.list_drafts(run_id=a_run, user_id="bob") == []
+    assert len(await store.list_drafts()) == 1
