@@ -19,6 +19,7 @@ from typing import Any
 
 from core.cluster_schemas import ClusterView
 from core.code_version import code_version
+from core.errors import ConfigError
 from core.settings import Settings, ensure_ray_token
 
 DEFAULT_RAY_PORT = 6379
@@ -121,10 +122,12 @@ def _head(settings: Settings, args: argparse.Namespace) -> int:
     options = ["--head", f"--port={args.ray_port}", "--include-dashboard=true", f"--dashboard-host={dashboard_host}",
                f"--dashboard-port={args.dashboard_port}", *_node_options(args, cpus)]
     _say(f"starting a Ray head at {address} (token auth on)…")
-    node = ray_node.start_node(options, settings.data_dir / "logs" / "ray-head.log")
+    try:
+        node = ray_node.start_started_node(options, settings.data_dir / "logs" / "ray-head.log", START_TIMEOUT_S)
+    except KeyboardInterrupt:  # the node, if up, gets SIGTERM as this process exits
+        return 130
     booted: Booted | None = None
     try:
-        node.wait_started(START_TIMEOUT_S)
         version = code_version()
         cluster_info.publish_version(address, version, settings.ray_token_path)
         _say("starting Master Agent OS on it…")
@@ -196,15 +199,15 @@ def _join(settings: Settings, args: argparse.Namespace) -> int:
     cpus = args.num_cpus if args.num_cpus is not None else settings.ray_num_cpus
     options = [f"--address={address}", *_node_options(args, cpus)]
     _say(f"joining the cluster at {address} (maos {mine})…")
-    node = ray_node.start_node(options, settings.data_dir / "logs" / "ray-join.log", detach=args.detach)
+    log = settings.data_dir / "logs" / "ray-join.log"
     try:
-        node.wait_started(START_TIMEOUT_S)
-    except Exception:
-        if "InvalidAuthToken" in node.output():
-            node.stop()
+        node = ray_node.start_started_node(options, log, START_TIMEOUT_S, detach=args.detach)
+    except ConfigError:
+        if "InvalidAuthToken" in log.read_text(errors="replace"):
             return _refuse(f"the head at {address} refused this machine's token ({token})", REFUSED_TOKEN)
-        node.stop()
         raise
+    except KeyboardInterrupt:
+        return 130
     if args.detach:
         _say(f"joined {address}: this machine's Ray node runs in the background until Ray is stopped here")
         return 0

@@ -21,6 +21,8 @@ from core.errors import ConfigError
 
 _log = structlog.get_logger("maos.cluster")
 _STARTED = "Ray runtime started"
+# Ray gives a new node's raylet a fixed 30 s to register with the GCS; a loaded machine can miss it.
+_SLOW_START = "timed out during startup"
 
 
 def ray_executable() -> str:
@@ -102,3 +104,20 @@ def start_node(options: list[str], log_path: Path, detach: bool = False) -> RayN
                                    start_new_session=True, preexec_fn=None if detach else _die_with_parent)
     _log.info("ray_node.started", pid=process.pid, head="--head" in options, detached=detach)
     return RayNode(process, log_path, detach)
+
+
+def start_started_node(options: list[str], log_path: Path, timeout_s: float, detach: bool = False,
+                       attempts: int = 3) -> RayNode:
+    """:func:`start_node`, once Ray says it started: ``ray start`` is run again (up to ``attempts``
+    times) when the raylet missed Ray's fixed start-up window on a busy machine."""
+    for attempt in range(1, attempts + 1):
+        node = start_node(options, log_path, detach)
+        try:
+            node.wait_started(timeout_s)
+            return node
+        except ConfigError:
+            node.stop()
+            if _SLOW_START not in node.output() or attempt == attempts:
+                raise
+            _log.warning("ray_node.slow_start_retry", attempt=attempt)
+    raise AssertionError("unreachable")

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from actors.runtime import ray_node
 from core.cluster_schemas import ClusterView, NodeView
 from core.code_version import code_version, source_digest
+from core.errors import ConfigError
 from core.llm_schemas import LLMEndpointView
 from serve_app.cli_cluster import print_status, ray_address
 
@@ -78,3 +80,35 @@ def test_status_says_what_runs_where_and_which_endpoint_is_down(capsys: pytest.C
     assert out[6:] == ["llm endpoint http://10.0.0.2:11434 · up · 4 of 4 slots busy",
                        "llm endpoint http://10.0.0.3:11434 · DOWN · 0 of 2 slots busy · connection refused",
                        "llm: work waits: 1 of 2 LLM endpoints down; all 4 LLM slots busy"]
+
+
+def _fake_ray(tmp_path: Path, script: str) -> str:
+    fake = tmp_path / "ray"
+    fake.write_text("#!/bin/sh\n" + script)
+    fake.chmod(0o755)
+    return str(fake)
+
+
+def test_a_node_that_missed_rays_start_up_window_is_started_again(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ray gives a raylet a fixed 30 s to register; on a loaded machine ``ray start`` is run again."""
+    count = tmp_path / "count"
+    monkeypatch.setattr(ray_node, "ray_executable", lambda: _fake_ray(tmp_path, (
+        f'echo x >> {count}\n'
+        f'if [ $(wc -l < {count}) -lt 2 ]; then echo "Exception: The current node timed out during startup."; exit 1; fi\n'
+        'echo "Ray runtime started."; exec sleep 60\n')))
+    node = ray_node.start_started_node(["--address=h:1"], tmp_path / "log", timeout_s=30)
+    try:
+        assert node.running() and count.read_text().count("x") == 2
+    finally:
+        node.stop(timeout_s=5)
+    assert not node.running()
+
+
+def test_a_node_that_fails_otherwise_is_not_started_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    count = tmp_path / "count"
+    monkeypatch.setattr(ray_node, "ray_executable", lambda: _fake_ray(tmp_path, (
+        f'echo x >> {count}\necho "RuntimeError: Failed to connect to GCS: InvalidAuthToken"; exit 1\n')))
+    with pytest.raises(ConfigError, match="InvalidAuthToken"):
+        ray_node.start_started_node(["--address=h:1"], tmp_path / "log", timeout_s=30)
+    assert count.read_text().count("x") == 1
