@@ -11,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 
@@ -29,7 +30,7 @@ OPEN = {("GET", "/health"), ("GET", "/ready"), ("GET", "/api/integrations/{provi
 
 
 def _app(tmp_path: Path, ui: bool) -> FastAPI:
-    settings = Settings(data_dir=tmp_path, api_token=TOKEN)  # type: ignore[arg-type]  # pydantic-settings init
+    settings = Settings(data_dir=tmp_path, api_token=SecretStr(TOKEN))
     return build_api(settings, api_base="http://127.0.0.1:8000" if ui else None)
 
 
