@@ -28,8 +28,9 @@ from actors.runtime.apis import StoreApi
 from actors.runtime.boot import actor_class
 from actors.runtime.handles import Handle
 from actors.runtime.typed import typed
+from core.chat_schemas import ChatRequest, ChatResponse, StreamChunk
 from core.errors import LLMError, LLMUnavailable
-from core.schemas import ChatRequest, ChatResponse, StreamChunk, ToolCallFormat
+from core.schemas import ToolCallFormat
 from core.settings import Settings, apply_litellm_environment
 from integrations.llm.backend import Backend, redact_url
 from integrations.llm.endpoints import share_slots, wait_reason

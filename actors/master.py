@@ -34,14 +34,13 @@ from actors.runtime.handles import Handle
 from actors.runtime.typed import fire, typed
 from core.audit import cancel_entries
 from core.budget import Budget
+from core.chat_schemas import ChatMessage, ChatRequest
 from core.errors import ActorGone, LLMError, LLMUnavailable, PlanError
 from core.memory_schemas import MemoryContext, PlanExample
 from core.plan import Decision, decide, decision_schema, parse_plan, plan_schema, validate_plan
 from core.schemas import (
     FINAL_RUN_STATUSES,
     TERMINAL_TASK_STATUSES,
-    ChatMessage,
-    ChatRequest,
     Message,
     Plan,
     Run,

@@ -72,7 +72,7 @@ async def _baseline(base: str, n: int) -> dict[str, float]:
     own work for the calls before it); and this process's memory growth per call in flight."""
     from actors.agents import get, tools_for
     from actors.agents.subagent import subagent_messages
-    from core.schemas import ChatMessage, ChatRequest
+    from core.chat_schemas import ChatMessage, ChatRequest
     from integrations.llm import client
     from integrations.llm.backend import Backend
 
@@ -167,7 +167,7 @@ def _app_pids(app: Any) -> list[int]:
 
 
 async def _ttft(app: Any, base: str, repeats: int = 5) -> dict[str, float]:
-    from core.schemas import ChatMessage, ChatRequest
+    from core.chat_schemas import ChatMessage, ChatRequest
     from integrations.llm import client
 
     req = ChatRequest(messages=[ChatMessage(role="user", content="say hello")], role="planner", priority="interactive")

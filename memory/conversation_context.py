@@ -22,7 +22,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from core.schemas import ChatMessage, ConversationView, Message, RunView
+from core.chat_schemas import ChatMessage
+from core.schemas import ConversationView, Message, RunView
 
 CHARS_PER_TOKEN = 4
 MESSAGE_OVERHEAD_CHARS = 16  # a chat template's role markers and separators, about four tokens a message

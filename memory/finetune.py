@@ -20,9 +20,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
+from core.chat_schemas import ChatMessage
 from core.memory_schemas import LearningView
 from core.plan import Decision
-from core.schemas import ChatMessage, ConversationView, RunView
+from core.schemas import ConversationView, RunView
 from memory.conversation_context import ConversationContext, context_at, earlier_run_with_steps
 
 

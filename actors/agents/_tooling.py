@@ -21,8 +21,8 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from actors.agents.context import ToolContext
+from core.chat_schemas import ToolSpec
 from core.errors import IntegrationUnavailable, ToolError
-from core.schemas import ToolSpec
 
 ToolFunction = Callable[..., Awaitable[object]]
 MAX_OBSERVATION_CHARS = 4000

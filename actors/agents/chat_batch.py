@@ -14,8 +14,8 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Generic, Protocol, TypeVar
 
+from core.chat_schemas import ChatRequest, ChatResponse
 from core.errors import LLMError
-from core.schemas import ChatRequest, ChatResponse
 
 Req = TypeVar("Req")
 Ans = TypeVar("Ans")

@@ -9,8 +9,9 @@ from collections.abc import Sequence
 
 from actors.agents.prompts import render, render_data
 from actors.agents.specs import AgentSpec
+from core.chat_schemas import ChatMessage
 from core.memory_schemas import PlanExample
-from core.schemas import ChatMessage, Plan
+from core.schemas import Plan
 from memory.conversation_context import LAST_RUN_SOURCE, ConversationContext
 
 

@@ -21,8 +21,9 @@ import structlog
 from actors.agents import AgentSpec, Tool, invoke, render_subagent_prompt, tools_for
 from actors.agents.context import ToolContext, ToolMemory, ToolStore, ToolWorkspace
 from actors.agents.prompts import render_data
+from core.chat_schemas import ChatMessage, ChatRequest, ChatResponse
 from core.errors import ActorGone, IntegrationUnavailable, LLMError, LLMUnavailable
-from core.schemas import Assignment, ChatMessage, ChatRequest, ChatResponse, StepOutcome
+from core.schemas import Assignment, StepOutcome
 from core.text import safe_model_text
 
 _log = structlog.get_logger("maos.subagent")

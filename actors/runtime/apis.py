@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         Policy,
     )
     from core.budget import Budget
+    from core.chat_schemas import ChatRequest, ChatResponse, StreamChunk
     from core.crypto import Sealed
     from core.memory_schemas import (
         DocumentInfo,
@@ -41,8 +42,6 @@ if TYPE_CHECKING:
     from core.schemas import (
         AgentPoolView,
         Assignment,
-        ChatRequest,
-        ChatResponse,
         ConversationSummary,
         ConversationView,
         Draft,
@@ -56,7 +55,6 @@ if TYPE_CHECKING:
         RunEvent,
         RunView,
         StepOutcome,
-        StreamChunk,
         TaskRecord,
     )
     from core.settings import Settings

@@ -17,16 +17,9 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import structlog
 
+from core.chat_schemas import ChatMessage, ChatRequest, ModelRole, ToolSpec
 from core.errors import ConfigError
-from core.schemas import (
-    ChatMessage,
-    ChatRequest,
-    ModelRole,
-    Provider,
-    ToolCallFormat,
-    ToolSpec,
-    ToolSupport,
-)
+from core.schemas import Provider, ToolCallFormat, ToolSupport
 from core.settings import Settings
 
 ProbeKind = Literal["ollama", "openai"]

@@ -18,8 +18,8 @@ from typing import Any, NamedTuple
 import litellm
 import structlog
 
+from core.chat_schemas import ChatMessage, ChatRequest, ChatResponse
 from core.errors import LLMError, LLMUnavailable
-from core.schemas import ChatMessage, ChatRequest, ChatResponse
 from integrations.llm.backend import Backend
 from integrations.llm.toolcalls import assistant_reply
 

@@ -22,9 +22,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from core.chat_schemas import Priority
 from core.errors import LLMError, LLMUnavailable
 from core.llm_schemas import LLMEndpoint, LLMEndpointView, format_endpoints, parse_endpoints
-from core.schemas import Priority
 from integrations.llm.backend import redact_url
 
 _RANK: dict[Priority, int] = {"interactive": 0, "background": 1}

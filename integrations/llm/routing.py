@@ -19,9 +19,9 @@ from typing import TypeVar
 
 import structlog
 
+from core.chat_schemas import Priority
 from core.errors import LLMError
 from core.llm_schemas import LLMEndpointView
-from core.schemas import Priority
 from integrations.llm.backend import Backend, probe, redact_url
 from integrations.llm.endpoints import Endpoint, Endpoints, fails_endpoint
 

@@ -27,7 +27,8 @@ import re
 from collections.abc import Collection, Sequence
 from typing import Any, NamedTuple
 
-from core.schemas import ChatMessage, ToolCall, ToolCallFormat, ToolSpec
+from core.chat_schemas import ChatMessage, ToolCall, ToolSpec
+from core.schemas import ToolCallFormat
 
 INVALID_CALL_NAME = "invalid_tool_call"  # the name of a call whose name could not be read either
 _MAX_BODY_CHARS = 20_000  # a call's text past this is not handed to ast (hostile depth, time)

@@ -12,7 +12,8 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
-from core.schemas import ChatRequest, ChatResponse, ToolSupport
+from core.chat_schemas import ChatRequest, ChatResponse
+from core.schemas import ToolSupport
 from integrations.llm.backend import tool_check_pending, tool_probe_request, tool_support
 
 _log = structlog.get_logger("maos.gateway")

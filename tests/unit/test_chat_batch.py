@@ -19,8 +19,8 @@ from actors.gateway import LLMGateway  # noqa: E402
 from actors.runtime.apis import GatewayApi  # noqa: E402
 from actors.runtime.handles import LocalHandle  # noqa: E402
 from actors.runtime.typed import typed  # noqa: E402
+from core.chat_schemas import ChatMessage, ChatRequest, ToolSpec  # noqa: E402
 from core.errors import ActorGone, LLMError  # noqa: E402
-from core.schemas import ChatMessage, ChatRequest, ToolSpec  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from integrations.llm.backend import Backend  # noqa: E402
 from maos_testing.llm.sim_thread import SimConfig, SimHandle, sim_llm_in_thread  # noqa: E402

@@ -14,19 +14,10 @@ from actors.master import MasterAgent
 from actors.runtime.handles import LocalHandle
 from actors.store import Store
 from core.budget import Budget
+from core.chat_schemas import ChatMessage, ChatRequest, ChatResponse
 from core.errors import PlanError
 from core.plan import Decision, decide, decision_schema
-from core.schemas import (
-    ChatMessage,
-    ChatRequest,
-    ChatResponse,
-    Message,
-    Plan,
-    PlanStep,
-    Run,
-    RunView,
-    TaskRecord,
-)
+from core.schemas import Message, Plan, PlanStep, Run, RunView, TaskRecord
 from core.settings import Settings
 from memory.conversation_context import (
     CHARS_PER_TOKEN,

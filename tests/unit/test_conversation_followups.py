@@ -15,11 +15,9 @@ from actors.master import MasterAgent
 from actors.runtime.handles import LocalHandle
 from core.action_schemas import AuditEntry
 from core.audit import cancel_entries
+from core.chat_schemas import ChatMessage, ChatRequest, ChatResponse
 from core.memory_schemas import LearningView
 from core.schemas import (
-    ChatMessage,
-    ChatRequest,
-    ChatResponse,
     ConversationSummary,
     ConversationView,
     Message,

@@ -13,17 +13,8 @@ from actors.runtime.apis import StoreApi
 from actors.runtime.handles import LocalHandle
 from actors.runtime.typed import typed
 from actors.store import Store
-from core.schemas import (
-    Assignment,
-    ChatMessage,
-    ChatRequest,
-    ChatResponse,
-    Plan,
-    PlanStep,
-    StepOutcome,
-    TaskRecord,
-    ToolCall,
-)
+from core.chat_schemas import ChatMessage, ChatRequest, ChatResponse, ToolCall
+from core.schemas import Assignment, Plan, PlanStep, StepOutcome, TaskRecord
 from core.settings import Settings
 from core.storage_schemas import NewLead, Saved
 

@@ -15,7 +15,7 @@ os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # before litellm is importe
 from actors.gateway import LLMGateway  # noqa: E402
 from actors.runtime.handles import LocalHandle  # noqa: E402
 from actors.store import Store  # noqa: E402
-from core.schemas import ChatMessage, ChatRequest  # noqa: E402
+from core.chat_schemas import ChatMessage, ChatRequest  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from integrations.llm.backend import Backend  # noqa: E402
 from maos_testing.llm.sim_thread import SimConfig, SimHandle, sim_llm_in_thread  # noqa: E402

@@ -12,7 +12,7 @@ import pytest
 
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 
-from core.schemas import ChatMessage, ChatRequest, ToolSpec  # noqa: E402
+from core.chat_schemas import ChatMessage, ChatRequest, ToolSpec  # noqa: E402
 from integrations.llm import client  # noqa: E402
 from integrations.llm.backend import Backend  # noqa: E402
 from maos_testing.llm.sim_thread import SimConfig, SimHandle, sim_llm_in_thread  # noqa: E402

@@ -16,9 +16,10 @@ from pydantic import BaseModel, ValidationError
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # before litellm is imported
 
 from actors.gateway import LLMGateway  # noqa: E402
+from core.chat_schemas import ChatMessage, ChatRequest  # noqa: E402
 from core.errors import LLMError, LLMUnavailable  # noqa: E402
 from core.llm_schemas import LLMEndpoint, LLMEndpointView, format_endpoints, parse_endpoints  # noqa: E402
-from core.schemas import ChatMessage, ChatRequest, SystemStatus  # noqa: E402
+from core.schemas import SystemStatus  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from integrations.llm.backend import Backend  # noqa: E402
 from integrations.llm.endpoints import Endpoints, merge_views, share_slots, wait_reason  # noqa: E402

@@ -11,7 +11,8 @@ from typing import Any
 from actors.pool import SubAgentPool, step_end, step_task_name
 from actors.runtime.handles import LocalHandle
 from actors.runtime.named_tasks import LocalTasks, task_name
-from core.schemas import Assignment, ChatMessage, ChatRequest, ChatResponse, StepOutcome, TaskRecord
+from core.chat_schemas import ChatMessage, ChatRequest, ChatResponse
+from core.schemas import Assignment, StepOutcome, TaskRecord
 from core.settings import Settings
 
 

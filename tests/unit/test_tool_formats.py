@@ -16,14 +16,8 @@ from actors import agents  # noqa: E402
 from actors.agents import AgentSpec, ToolContext  # noqa: E402
 from actors.agents import specs as specs_module  # noqa: E402
 from actors.agents.subagent import run_subagent  # noqa: E402
-from core.schemas import (  # noqa: E402
-    Assignment,
-    ChatMessage,
-    ChatRequest,
-    ChatResponse,
-    TaskRecord,
-    ToolSpec,
-)
+from core.chat_schemas import ChatMessage, ChatRequest, ChatResponse, ToolSpec  # noqa: E402
+from core.schemas import Assignment, TaskRecord  # noqa: E402
 from integrations.llm import client  # noqa: E402
 from integrations.llm.backend import Backend  # noqa: E402
 from maos_testing.llm import _sim_formats as formats  # noqa: E402

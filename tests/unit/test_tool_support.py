@@ -19,17 +19,9 @@ os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # before litellm is importe
 from actors.gateway import LLMGateway  # noqa: E402
 from actors.runtime.handles import LocalHandle  # noqa: E402
 from actors.store import Store  # noqa: E402
+from core.chat_schemas import ChatMessage, ChatRequest, ChatResponse, ToolCall, ToolSpec  # noqa: E402
 from core.errors import LLMError  # noqa: E402
-from core.schemas import (  # noqa: E402
-    ChatMessage,
-    ChatRequest,
-    ChatResponse,
-    PoolStatus,
-    SystemStatus,
-    ToolCall,
-    ToolSpec,
-    ToolSupport,
-)
+from core.schemas import PoolStatus, SystemStatus, ToolSupport  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from integrations.llm import toolcheck  # noqa: E402
 from integrations.llm.backend import Backend, tool_probe_request, tool_support  # noqa: E402

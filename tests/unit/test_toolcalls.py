@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from core.schemas import ToolSpec
+from core.chat_schemas import ToolSpec
 from integrations.llm.toolcalls import (
     INVALID_CALL_NAME,
     assistant_reply,

@@ -18,19 +18,9 @@ from actors.runtime.apis import StoreApi
 from actors.runtime.handles import LocalHandle
 from actors.runtime.typed import typed
 from actors.store import Store
+from core.chat_schemas import ChatMessage, ChatRequest, ChatResponse, ToolCall
 from core.memory_schemas import LearningView, PlanExample
-from core.schemas import (
-    Assignment,
-    ChatMessage,
-    ChatRequest,
-    ChatResponse,
-    Plan,
-    PlanStep,
-    Run,
-    RunView,
-    TaskRecord,
-    ToolCall,
-)
+from core.schemas import Assignment, Plan, PlanStep, Run, RunView, TaskRecord
 from core.settings import Settings
 from core.storage_schemas import StoredAction
 from memory.context import SourceRecorder
