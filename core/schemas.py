@@ -324,6 +324,10 @@ class EditableSettings(_Model):
     run_deadline_s: float | None = Field(None, gt=0, le=7 * 86400, description="Wall-clock limit of a run.")
     stream_replies: bool | None = Field(None, description="Stream the master's replies token by token.")
     write_summaries: bool | None = Field(None, description="Have the model summarize each finished run.")
+    answer_directly: bool | None = Field(None, description="Let the master answer a greeting or a question, or ask "
+                                                           "one back, without planning work.")
+    context_token_budget: int | None = Field(None, ge=0, le=32_000, description="Most tokens of the conversation "
+                                             "(recent turns, the last run's results) the master reads; 0: none.")
     user_messages_per_minute: int | None = Field(None, ge=1, le=100_000, description="Chat messages per person a minute.")
     user_runs_per_minute: int | None = Field(None, ge=1, le=100_000, description="Runs a person may start a minute.")
     user_uploads_per_minute: int | None = Field(None, ge=1, le=100_000, description="Uploads per person a minute.")

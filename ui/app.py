@@ -26,8 +26,8 @@ PAGES = {"chat": "Chat", "approvals": "Approvals", "history": "History", "memory
 SECTIONS = {
     "LLM server": ["llm_provider", "llm_base_url", "llm_model", "llm_worker_model", "llm_slots", "llm_endpoints"],
     "Capacity": ["max_in_flight", "per_type_in_flight", "queue_bound", "max_attempts"],
-    "Budgets": ["max_plan_steps", "max_turns", "max_run_tokens", "run_deadline_s"],
-    "Features": ["stream_replies", "write_summaries"],
+    "Budgets": ["max_plan_steps", "max_turns", "max_run_tokens", "run_deadline_s", "context_token_budget"],
+    "Features": ["stream_replies", "write_summaries", "answer_directly"],
 }
 STATUS_EVERY_S = 3.0
 AGENTS_EVERY_S = 2.0
