@@ -9,7 +9,8 @@ from actors import agents
 from actors.agents.planning import plan_messages
 from core.plan import decision_schema, plan_schema
 from core.schemas import Message, Plan, PlanStep, Run, RunView, TaskRecord
-from maos_testing.llm._sim_replies import SimRequest, reply_for
+from maos_testing.llm._sim_replies import reply_for
+from maos_testing.llm._sim_request import SimRequest
 from memory.conversation_context import fit_context
 
 NAMES = agents.names()

@@ -22,7 +22,8 @@ os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # before litellm is importe
 import litellm  # noqa: E402
 
 from core.schemas import Plan  # noqa: E402
-from maos_testing.llm._sim_replies import SimRequest, reply_for  # noqa: E402
+from maos_testing.llm._sim_replies import reply_for  # noqa: E402
+from maos_testing.llm._sim_request import SimRequest  # noqa: E402
 from maos_testing.llm.sim_thread import SimConfig, SimHandle, sim_llm_in_thread  # noqa: E402
 
 AGENTS = ["leads", "email", "calendar", "sops", "texting", "calling", "research", "writing"]

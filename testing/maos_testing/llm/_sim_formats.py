@@ -19,7 +19,7 @@ from importlib import resources
 from string import Template
 from typing import Any
 
-from maos_testing.llm._sim_replies import Reply, SimRequest
+from maos_testing.llm._sim_request import Reply, SimRequest
 
 NATIVE = "native"
 

@@ -7,7 +7,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from maos_testing.llm._sim_replies import Reply, SimRequest, WireProtocol
+from maos_testing.llm._sim_request import Reply, SimRequest, WireProtocol
 
 
 def _text(content: Any) -> str:

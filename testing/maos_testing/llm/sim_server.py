@@ -26,14 +26,8 @@ from aiohttp import web
 from maos_testing.llm import _sim_embed as sim_embed
 from maos_testing.llm import _sim_formats as formats
 from maos_testing.llm import _sim_wire as wire
-from maos_testing.llm._sim_replies import (
-    Reply,
-    SimRequest,
-    WireProtocol,
-    reply_for,
-    task_id_of,
-    word_count,
-)
+from maos_testing.llm._sim_replies import reply_for
+from maos_testing.llm._sim_request import Reply, SimRequest, WireProtocol, task_id_of, word_count
 from maos_testing.llm._sim_state import Overflow, SimConfig, Slots
 
 _T = TypeVar("_T")
