@@ -4,18 +4,11 @@ so nothing here depends on the actors above it. The rows stay sealed in the Stor
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from core.action_schemas import AuditEntry
-    from core.crypto import Sealed
-    from core.storage_schemas import (
-        OAuthState,
-        SealedRow,
-        SealedTable,
-        StoredAction,
-        StoredCredential,
-    )
+from core.action_schemas import AuditEntry
+from core.crypto import Sealed
+from core.storage_schemas import OAuthState, SealedRow, SealedTable, StoredAction, StoredCredential
 
 
 class ActionStore(Protocol):

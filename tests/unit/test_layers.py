@@ -104,6 +104,10 @@ def check_file(path: Path) -> list[Violation]:
 def test_every_product_module_imports_only_downward() -> None:
     files = product_files()
     assert len(files) > 100 and all(ROOT / p / "__init__.py" in files for p in PACKAGES)
+    actors_top = sorted(p.stem for p in (ROOT / "actors").glob("*.py"))  # the actors only, and the packages
+    assert actors_top == ["__init__", "dispatcher", "gateway", "master", "memory", "pool", "store", "workspace"], actors_top
+    assert sorted(p.name for p in (ROOT / "actors").iterdir() if p.is_dir() and (p / "__init__.py").is_file()) == [
+        "agents", "runtime", "storage"]
     assert not any("_fake_" in p.name or p.name.startswith(("sim_", "_sim_")) for p in files)
     violations = [v for path in files for v in check_file(path)]
     for v in violations:
@@ -140,6 +144,9 @@ def test_a_planted_upward_import_in_a_real_file_fails_the_check() -> None:
     ("actors.agents.specs", "from actors.runtime.handles import Handle", "actors"),
     ("actors.agents.tools.google", "from ...store import Store", "actors"),  # relative, resolved
     ("actors.store", "from serve_app import api", "serve_app"),
+    ("integrations.actions.ledger", "from actors.runtime.apis import StoreApi", "actors"),  # the Workspace's helpers
+    ("integrations.actions.providers", "from actors import workspace", "actors"),
+    ("actors.agents.chat_batch", "from actors.runtime.typed import typed", "actors"),  # the batching is agents'
     ("ui.chat", "from actors.runtime.handles import Handle", "actors"),
     ("ui.chat", "from actors.agents import specs", "agents"),
     ("ui.chat", "from serve_app.auth import login", "serve_app"),
@@ -159,6 +166,7 @@ def test_each_kind_of_upward_import_is_refused(module: str, source: str, target:
     ("integrations.llm.client", "import agents\nfrom agents import Runner"),  # a third party named agents
     ("memory.retrieval", "from memory.context import quotas_for\nfrom core.errors import portable"),
     ("integrations.google.drive", "from core.extract import extract\nfrom . import api"),
+    ("integrations.actions.vault", "from .store import ActionStore\nfrom integrations.google.oauth import TokenSet"),
 ])
 def test_downward_and_sideways_within_a_layer_pass(module: str, source: str) -> None:
     assert check_source(source, module) == []
