@@ -422,7 +422,7 @@ class Store:
     async def record_audit(self, entry: AuditEntry) -> None:
         await self._db.apply(actions.audit, entry)
 
-    async def audit_entries(self, user_id: str, run_id: str | None, action: str | None,
+    async def audit_entries(self, user_id: str | None, run_id: str | None, action: str | None,
                             limit: int) -> list[AuditEntry]:
         return actions.audit_entries(self._conn, user_id, run_id, action, limit)
 

@@ -208,7 +208,7 @@ class Workspace:
         await self._audit(user_id, who, "policy.changed", detail={k: v for k, v in changes.items()})
         return await self.policies(user_id)
 
-    async def audit(self, user_id: str, run_id: str | None = None, action: str | None = None,
+    async def audit(self, user_id: str | None, run_id: str | None = None, action: str | None = None,
                     limit: int = 200) -> list[AuditEntry]:
         return await sql.audit_entries(self._store, user_id, run_id, action, limit)
 

@@ -149,8 +149,10 @@ def build_google_routes(rt: RuntimeAccess, with_ui: bool) -> APIRouter:
     @r.get("/audit", response_model=list[AuditEntry], tags=["audit"])
     async def audit(who: Member, run_id: str | None = None, action: str | None = None,
                     limit: int = Query(200, ge=1, le=2000)) -> list[AuditEntry]:
-        """Sensitive actions: who asked, plan and step, who approved, what was done (ids), when."""
-        return await rt.workspace.audit(user_id=who.user_id, run_id=run_id, action=action, limit=limit)
+        """Sensitive actions: who asked, plan and step, who approved, what was done (ids), when. A member sees
+        theirs (and the system's); an admin everyone's."""
+        return await rt.workspace.audit(user_id=None if who.is_admin else who.user_id, run_id=run_id, action=action,
+                                        limit=limit)
 
     return r
 

@@ -197,10 +197,14 @@ def audit(conn: duckdb.DuckDBPyConnection, e: AuditEntry) -> None:
                   e.subject_id, e.approved_by])
 
 
-def audit_entries(conn: duckdb.DuckDBPyConnection, user_id: str, run_id: str | None, action: str | None,
+def audit_entries(conn: duckdb.DuckDBPyConnection, user_id: str | None, run_id: str | None, action: str | None,
                   limit: int) -> list[AuditEntry]:
-    """The user's entries and the system's (no user), newest first."""
-    where, params = ["(user_id = ? OR user_id IS NULL)"], [user_id]
+    """The user's entries and the system's (no user), newest first; ``user_id`` None: everyone's (an admin's view)."""
+    where: list[str] = []
+    params: list[object] = []
+    if user_id is not None:
+        where.append("(user_id = ? OR user_id IS NULL)")
+        params.append(user_id)
     if run_id is not None:
         where.append("run_id = ?")
         params.append(run_id)
@@ -209,6 +213,7 @@ def audit_entries(conn: duckdb.DuckDBPyConnection, user_id: str, run_id: str | N
         params.append(f"%{action}%")
     rows = conn.execute(
         "SELECT id, occurred_at, user_id, actor, action, run_id, task_id, subject_id, approved_by, detail "
-        f"FROM audit_log WHERE {' AND '.join(where)} ORDER BY occurred_at DESC LIMIT ?", [*params, limit]).fetchall()
+        f"FROM audit_log {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY occurred_at DESC LIMIT ?",
+        [*params, limit]).fetchall()
     return [AuditEntry(id=r[0], occurred_at=r[1], user_id=r[2], actor=r[3], action=r[4], run_id=r[5], task_id=r[6],
                        subject_id=r[7], approved_by=r[8], detail=json.loads(r[9] or "{}")) for r in rows]

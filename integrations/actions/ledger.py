@@ -195,7 +195,7 @@ async def audit(store: ActionStore, user_id: str | None, actor: str, what: str, 
         task_id=task_id, subject_id=subject_id, approved_by=approved_by, detail=detail or {}))
 
 
-async def audit_entries(store: ActionStore, user_id: str, run_id: str | None, action: str | None,
+async def audit_entries(store: ActionStore, user_id: str | None, run_id: str | None, action: str | None,
                         limit: int) -> list[AuditEntry]:
     entries: list[AuditEntry] = await store.audit_entries(user_id=user_id, run_id=run_id, action=action, limit=limit)
     return entries
