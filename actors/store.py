@@ -12,13 +12,14 @@ import asyncio
 import time
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import duckdb
 import structlog
 
 from actors.runtime.boot import actor_class
 from actors.storage import (
+    accounts,
     actions,
     conversations,
     credentials,
@@ -37,6 +38,7 @@ from actors.storage.claims import Claimed, TaskClaims
 from actors.storage.database import database_keys
 from actors.storage.engine import Engine
 from actors.storage.events import EventLog
+from core.account_schemas import ApiTokenView, CredentialKind, Role, UserLogin, UserView
 from core.action_schemas import AuditEntry
 from core.budget import Budget
 from core.crypto import Sealed
@@ -425,6 +427,49 @@ class Store:
     async def audit_entries(self, user_id: str | None, run_id: str | None, action: str | None,
                             limit: int) -> list[AuditEntry]:
         return actions.audit_entries(self._conn, user_id, run_id, action, limit)
+
+    # --- accounts (actors.storage.accounts): users, sessions, API tokens, invites ---------------
+
+    async def create_user(self, user_id: str, name: str, role: Role, password_hash: str | None) -> UserView:
+        return await self._db.write(accounts.create_user, user_id, name, role, password_hash)
+
+    async def users(self) -> list[UserView]:
+        return accounts.list_users(self._conn)
+
+    async def change_user(self, user_id: str, role: Role | None, disabled: bool | None,
+                          password_hash: str | None) -> UserView:
+        return await self._db.write(accounts.change_user, user_id, role, disabled, password_hash)
+
+    async def login_record(self, name: str) -> UserLogin | None:
+        return accounts.login_record(self._conn, name)
+
+    async def add_credential(self, kind: CredentialKind, user_id: str, secret_hash: str, name: str,
+                             expires_at: float | None) -> str:
+        return await self._db.write(accounts.add_credential, kind, user_id, secret_hash, name, expires_at)
+
+    async def authenticate(self, kind: Literal["session", "api_token"], secret_hash: str,
+                           idle_s: float) -> UserView | None:
+        """The active user a session or API token (by its hash) belongs to; a session's use is noted
+        (at most once a minute), which keeps it from going idle."""
+        if kind == "api_token":
+            return await self._db.write(accounts.token_user, secret_hash)
+        now = time.time()
+        found = accounts.session_user(self._conn, secret_hash, idle_s, now)
+        if found is None:
+            return None
+        if now - found[1] > 60:
+            await self._db.write(accounts.touch_session, secret_hash)
+        return found[0]
+
+    async def redeem_invite(self, secret_hash: str, password_hash: str) -> UserView:
+        return await self._db.write(accounts.redeem_invite, secret_hash, password_hash)
+
+    async def end_credentials(self, kind: CredentialKind, user_id: str, secret_hash: str | None,
+                              credential_id: str | None) -> int:
+        return await self._db.write(accounts.end_credentials, kind, user_id, secret_hash, credential_id)
+
+    async def api_tokens(self, user_id: str) -> list[ApiTokenView]:
+        return accounts.api_tokens(self._conn, user_id)
 
     # --- credentials (sealed) -------------------------------------------------------------------
 

@@ -33,13 +33,17 @@ from core.errors import (
 )
 from core.settings import Settings
 from serve_app.access import RuntimeAccess
+from serve_app.account_routes import OPEN_PATHS, build_account_routes
 from serve_app.admin_routes import build_admin_routes
 from serve_app.auth import Guard, Login, allowed_hosts, ensure_login
 from serve_app.callers import PUBLIC
 from serve_app.google_routes import approval_status, build_google_routes
+from serve_app.lockout import Lockout
+from serve_app.login_page import CSRF_SCRIPT, build_login_pages
 from serve_app.memory_routes import build_memory_routes
 from serve_app.metrics import HttpMetrics, TimingMiddleware
 from serve_app.routes import build_work_routes
+from serve_app.sessions import Accounts, caller_user
 from serve_app.user_limits import UserLimits
 
 _log = structlog.get_logger("maos.api")
@@ -106,9 +110,13 @@ def build_api(settings: Settings, dashboard_url: str | None = None, api_base: st
     ui_key = secrets.token_urlsafe(32)  # the UI's own calls to this API; never leaves this process
 
     api.add_middleware(TimingMiddleware, metrics=metrics)
+    accounts = Accounts(rt.store, settings.user_id)
     api.add_middleware(Guard, login=login, hosts=allowed_hosts(settings, bind_host), ui_key=ui_key,
                        api_per_minute=settings.rate_limit_per_minute,
-                       logins_per_minute=settings.login_attempts_per_minute)
+                       logins_per_minute=settings.login_attempts_per_minute,
+                       accounts=accounts, admin_id=settings.user_id, open_paths=OPEN_PATHS)
+    api.include_router(build_login_pages())
+    api.include_router(build_account_routes(accounts, login, Lockout(per_address=settings.login_attempts_per_minute)))
     api.include_router(build_work_routes(rt))
     api.include_router(build_memory_routes(rt))
     api.include_router(build_admin_routes(rt, metrics))
@@ -117,7 +125,7 @@ def build_api(settings: Settings, dashboard_url: str | None = None, api_base: st
     if api_base is not None:
         from ui import mount_ui
 
-        mount_ui(api, api_base, dashboard_url, login.verify, ui_key)
+        mount_ui(api, api_base, dashboard_url, caller_user, ui_key, head=CSRF_SCRIPT)
     else:
         @api.get("/", include_in_schema=False, dependencies=[PUBLIC])
         async def index() -> RedirectResponse:

@@ -1,11 +1,18 @@
-"""The HTTP app's door: a login always, a ``Host`` allow-list, same-origin state changes, rate limits.
+"""The HTTP app's door: a login always, a ``Host`` allow-list, same-origin state changes, CSRF, rate limits.
 
-- **Login.** One login token per install: ``MAOS_API_TOKEN`` when set, else one generated at the
-  first start, printed once and kept only as a salted scrypt hash (``<data_dir>/login.sha256``).
-  The API, its docs and the metrics need ``Authorization: Bearer <token>`` (or the ``maos_token``
-  cookie); the web UI asks for it on its login page and calls the API with a key of its own that
-  never leaves this process. Only the probes (``/health``, ``/ready``) and Google's OAuth redirect
-  (guarded by its single-use ``state``) are open.
+- **Who.** Every request the door identifies carries ``scope["maos.caller"]`` (a
+  :class:`serve_app.callers.Caller`): a session cookie (``maos_session``, :mod:`serve_app.sessions`)
+  → its user; a bearer API token (``maos_…``) → its user; the install's login token (bearer, or the
+  ``maos_token`` cookie) → the first admin (``settings.user_id``); the web UI's own calls (a key of
+  this process) → the user whose session they pass along (``X-Maos-Session``), else the admin.
+- **Login token.** One per install: ``MAOS_API_TOKEN`` when set, else one generated at the first
+  start, printed once and kept only as a salted scrypt hash (``<data_dir>/login.sha256``). It stays
+  the admin's bearer token. Only the probes (``/health``, ``/ready``), the login routes and pages
+  (limited by :class:`serve_app.lockout.Lockout`) and Google's OAuth redirect (guarded by its
+  single-use ``state``) are open. An unidentified visit to ``/`` goes to ``/login``.
+- **CSRF.** A state-changing request authenticated by the session cookie must carry
+  ``X-CSRF-Token`` (derived from the session; the UI's page adds it), else 403. Bearer requests
+  need none.
 - **Host.** A request naming a host the app does not serve (DNS rebinding) is refused (400).
 - **Origin.** A state-changing request (POST, PUT, PATCH, DELETE) that a browser marks as coming
   from another site (``Origin``, ``Sec-Fetch-Site``) is refused (403), whatever it carries.
@@ -27,19 +34,23 @@ import re
 import secrets
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from fastapi import Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.datastructures import Headers
 
-from core.errors import ConfigError
+from core.account_schemas import API_TOKEN_PREFIX
+from core.errors import ActorGone, ConfigError
 from core.schemas import REAUTH_HEADER
 from core.settings import Settings
+from serve_app.callers import Caller
+from serve_app.passwords import csrf_matches
+from serve_app.sessions import CSRF_HEADER, SESSION_COOKIE, Accounts
 
 PROTECTED = ("/api", "/metrics", "/docs", "/redoc", "/openapi.json")
 # A provider's OAuth redirect (Google's: /api/integrations/google/callback): guarded by the OAuth state,
@@ -53,7 +64,8 @@ CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; 
        "object-src 'none'")
 SECURITY_HEADERS = [(b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
                     (b"referrer-policy", b"no-referrer"), (b"x-frame-options", b"DENY")]
-AuthKind = Literal["token", "cookie", "ui"]
+AuthKind = Literal["token", "cookie", "ui", "session", "api_token"]
+UI_SESSION_HEADER = "x-maos-session"
 
 
 def is_loopback(host: str) -> bool:
@@ -236,29 +248,36 @@ class Buckets:
 # --- the middleware ----------------------------------------------------------------------------
 
 
-def _refuse(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def _refuse(status: int, detail: str, headers: dict[str, str] | None = None) -> Response:
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
 class Guard:
-    """Pure ASGI middleware in front of everything (API, UI, docs, metrics)."""
+    """Pure ASGI middleware in front of everything (API, UI, docs, metrics). It sets
+    ``scope["maos.caller"]`` (:class:`serve_app.callers.Caller`) on every request it identifies."""
 
     def __init__(self, app: Any, login: Login, hosts: Iterable[str], ui_key: str, api_per_minute: int,
-                 logins_per_minute: int, login_path: str = "/login") -> None:
+                 logins_per_minute: int, accounts: Accounts | None = None, admin_id: str = "local",
+                 open_paths: frozenset[str] = frozenset(), login_path: str = "/login") -> None:
         self.app = app
         self.login = login
         self.hosts = frozenset(hosts)
         self._ui_key = ui_key.encode()
         self.api = Buckets(api_per_minute)
         self.failures = Buckets(logins_per_minute)
-        self.login_path = login_path
+        self.accounts = accounts
+        self.admin_id = admin_id
+        self.open_paths = open_paths  # under /api, open to all: the login routes (limited by their lockout)
+        self.login_path = login_path  # a form login's failures count against the address too
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        refused = self._check(scope)
         send = _with_security_headers(send)
+        refused = self._check(scope)
+        if refused is None:
+            refused = await self._identify(scope)
         if refused is not None:
             await refused(scope, receive, send)
             return
@@ -266,9 +285,11 @@ class Guard:
             send = self._count_failed_login(scope, send)
         await self.app(scope, receive, send)
 
-    def _check(self, scope: dict[str, Any]) -> JSONResponse | None:
-        request = Request(scope)
-        headers = request.headers
+    def _protected(self, path: str) -> bool:
+        return path.startswith(PROTECTED) and not OPEN.fullmatch(path) and path not in self.open_paths
+
+    def _check(self, scope: dict[str, Any]) -> Response | None:
+        headers = Headers(scope=scope)
         if host_name(headers.get("host", "")) not in self.hosts:
             return _refuse(400, "unknown host: this app answers only to the names it is configured for "
                                 "(MAOS_ALLOWED_HOSTS, MAOS_PUBLIC_URL)")
@@ -276,32 +297,68 @@ class Guard:
             why = cross_site(headers, str(scope.get("scheme", "http")))
             if why is not None:
                 return _refuse(403, f"cross-site request refused ({why}): state changes come only from this app's own pages")
-        path: str = scope["path"]
-        client = _client(scope)
-        if path == self.login_path or (path.startswith(PROTECTED) and not OPEN.fullmatch(path)):
-            wait = self.failures.peek(client)
+        if self._protected(scope["path"]) or scope["path"] == self.login_path:
+            wait = self.failures.peek(client_address(scope))
             if wait > 0:
                 return _refuse(429, "too many failed logins from this address; try again later",
                                {"Retry-After": str(max(1, int(wait + 0.999)))})
-        if not path.startswith(PROTECTED) or OPEN.fullmatch(path):
+        return None
+
+    async def _identify(self, scope: dict[str, Any]) -> Response | None:
+        """Who the request is (``scope["maos.caller"]``), or why it is refused."""
+        request = Request(scope)
+        path: str = scope["path"]
+        protected = self._protected(path)
+        try:
+            found = await self._caller(request)
+        except ActorGone:
+            return _refuse(503, "accounts are not reachable yet; try again shortly", {"Retry-After": "5"})
+        if isinstance(found, Response):
+            return found
+        if found is not None:
+            caller, kind = found
+            scope["maos.caller"] = caller
+            scope.setdefault("state", {})["auth"] = kind
+        if not protected:
+            if found is None and scope["method"] == "GET" and path == "/":
+                return RedirectResponse("/login", status_code=302)  # the UI's page needs a login first
             return None
-        token, kind = token_of(headers, request.cookies)
-        if token is not None and kind == "token" and secrets.compare_digest(token.encode(), self._ui_key):
-            scope.setdefault("state", {})["auth"] = "ui"
-            return None  # the web UI's own calls (counted by the UI's login, not here)
-        if not self.login.verify(token):
-            self.failures.take(client)
-            return _refuse(401, "login required: send Authorization: Bearer <login token> (printed at first start, "
-                                "or MAOS_API_TOKEN)", {"WWW-Authenticate": "Bearer"})
-        scope.setdefault("state", {})["auth"] = kind
+        if found is None:
+            if token_of(request.headers, request.cookies)[0] is not None:  # a guessed token (a stale session is not)
+                self.failures.take(client_address(scope))
+            return _refuse(401, "login required: log in, or send Authorization: Bearer <API token or login token "
+                                "(printed at first start, or MAOS_API_TOKEN)>", {"WWW-Authenticate": "Bearer"})
         if path.startswith("/api"):
-            wait = self.api.take(client)
+            wait = self.api.take(client_address(scope))
             if wait > 0:
                 return _refuse(429, "too many requests; slow down", {"Retry-After": str(max(1, int(wait + 0.999)))})
         return None
 
+    async def _caller(self, request: Request) -> tuple[Caller, AuthKind] | Response | None:
+        headers = request.headers
+        admin = Caller(user_id=self.admin_id, role="admin", via="login_token")
+        bearer, kind = token_of(headers, request.cookies)
+        if bearer is not None and kind == "token":
+            if secrets.compare_digest(bearer.encode(), self._ui_key):
+                return await self._ui_caller(headers.get(UI_SESSION_HEADER)), "ui"
+            if bearer.startswith(API_TOKEN_PREFIX):
+                user = await self.accounts.token_user(bearer) if self.accounts is not None else None
+                return (Caller(user_id=user.id, role=user.role, via="token"), "api_token") if user else None
+            return (admin, "token") if self.login.verify(bearer) else None
+        session_id = request.cookies.get(SESSION_COOKIE)
+        if session_id and self.accounts is not None:
+            user = await self.accounts.session_user(session_id)
+            if user is not None:
+                if request.method in STATE_CHANGING and not csrf_matches(session_id, headers.get(CSRF_HEADER)):
+                    return _refuse(403, "CSRF token missing or wrong: a change made with the session cookie must "
+                                        "send X-CSRF-Token (the app's own pages do)")
+                return Caller(user_id=user.id, role=user.role, via="session"), "session"
+        if bearer is not None and self.login.verify(bearer):  # the login token as a cookie (set by hand)
+            return admin, "cookie"
+        return None
+
     def _count_failed_login(self, scope: dict[str, Any], send: Any) -> Any:
-        client = _client(scope)
+        client = client_address(scope)
 
         async def watching(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start" and message["status"] >= 400:
@@ -310,8 +367,17 @@ class Guard:
 
         return watching
 
+    async def _ui_caller(self, session_id: str | None) -> Caller:
+        """The web UI's own call: as the person whose session it passes along (``X-Maos-Session``),
+        else as the install's admin (the UI before it passes its user)."""
+        if session_id and self.accounts is not None:
+            user = await self.accounts.session_user(session_id)
+            if user is not None:
+                return Caller(user_id=user.id, role=user.role, via="session")
+        return Caller(user_id=self.admin_id, role="admin", via="login_token")
 
-def _client(scope: dict[str, Any]) -> str:
+
+def client_address(scope: Mapping[str, Any]) -> str:
     client = scope.get("client")
     return str(client[0]) if client else "unknown"
 

@@ -10,10 +10,12 @@ import structlog
 from ray import serve as ray_serve
 
 from actors.runtime import wiring
+from actors.runtime.typed import blocking
 from core.settings import Settings
 from serve_app.api import build_api
 from serve_app.auth import check_bind, ensure_login
 from serve_app.boot import attach_or_start
+from serve_app.sessions import first_setup_link
 from ui import UI_ENV
 
 _log = structlog.get_logger("maos.serve")
@@ -65,6 +67,10 @@ def serve(settings: Settings, host: str | None, port: int | None) -> int:
             print(f"  Login token (shown once; only its hash is kept): {new_token}", flush=True)
         elif booted.settings.api_token is None:
             print("  Login with the token printed at the first start (lost it? `maos token --new`)", flush=True)
+        setup = blocking(first_setup_link(booted.app.store, booted.settings.user_id), timeout=60)
+        if setup is not None:
+            print(f"  Admin setup (one-time link, 72 h; a new one at each start until used): "
+                  f"http://{host}:{port}{setup}", flush=True)
         print(f"  API        http://{host}:{port}/api  (docs: http://{host}:{port}/docs)", flush=True)
         print(f"  Metrics    http://{host}:{port}/metrics", flush=True)
         print(f"  Ray dashboard  {dashboard or '(not running in this cluster)'}", flush=True)

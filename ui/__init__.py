@@ -7,15 +7,17 @@ from typing import Any
 
 # Set in the Serve replica before gradio is imported: no analytics calls, no Node server-side rendering.
 UI_ENV = {"GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_SSR_MODE": "False"}
-LOGIN_MESSAGE = "Log in with the login token (printed by `make run` at first start, or MAOS_API_TOKEN)."
+LOGIN_MESSAGE = "Log in first: /login (your name and password, or the login token printed by `make run`)."
 
 
-def mount_ui(api: Any, api_base: str, dashboard_url: str | None, verify: Callable[[str], bool], ui_key: str) -> None:
+def mount_ui(api: Any, api_base: str, dashboard_url: str | None, user_of: Callable[[Any], str | None], ui_key: str,
+             head: str = "") -> None:
     """Mount the Blocks app at ``/`` of ``api`` (call after the API routes: ``/`` catches the rest).
 
     gradio is imported here, in the replica that builds the app, never where the builder is pickled.
-    The UI always has a login page (``verify`` checks the password: the login token; the user name
-    is not used yet), and its own API calls carry ``ui_key``, a key of this process.
+    The UI needs a login (serve_app's ``/login`` page; ``user_of`` names the request's user, or None
+    for a stranger), ``head`` goes into its pages' ``<head>`` (the CSRF token on its requests), and
+    its own API calls carry ``ui_key``, a key of this process.
     """
     import gradio as gr
 
@@ -25,5 +27,5 @@ def mount_ui(api: Any, api_base: str, dashboard_url: str | None, verify: Callabl
 
     demo = build_blocks(ApiClient(api_base, ui_key), dashboard_url)
     gr.mount_gradio_app(api, demo, path="/", ssr_mode=False, footer_links=[],
-                        auth=lambda _user, password: verify(password or ""), auth_message=LOGIN_MESSAGE,
+                        auth_dependency=user_of, auth_message=LOGIN_MESSAGE, head=head,
                         theme=gr.themes.Soft(primary_hue="indigo"), css=CSS)
