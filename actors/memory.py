@@ -203,6 +203,8 @@ class Memory:
                 await self._vec("delete", collection, ids=keys)
 
     async def delete_document(self, user_id: str, doc_id: str) -> None:
+        if await self._store.get_document(user_id=user_id, doc_id=doc_id) is None:  # another's: leave its indexing be
+            raise NotFound(f"no document '{doc_id}'")
         task = self._indexing.pop(doc_id, None)
         if task is not None:
             task.cancel()
