@@ -125,7 +125,7 @@ class Workspace:
         digest = args_hash(action, args)
         policy = (await self.policies(user_id))[action]
         status = {"ask": "pending", "allow": "approved", "deny": "rejected"}[policy]
-        key, sealer = proposal_key(idempotency_key, action, args), self.vault.sealer  # caps: integrations.actions.proposals
+        key, sealer = proposal_key(idempotency_key, action, args), self.vault.sealer  # caps: see proposals
         async with self._gate.lock(run_id):
             await self._gate.admit(key=key, digest=digest, action=action, task_id=task_id, run_id=run_id)
             row = await sql.insert_action(self._store, sealer, user_id=user_id, run_id=run_id, task_id=task_id,
@@ -145,12 +145,12 @@ class Workspace:
                            limit: int = 200) -> list[ActionView]:
         if self._vault is None and not await self._store.has_actions():
             return []  # without a key nothing could have been proposed: an empty list, not an error
-        return await self._integrations.reviewed(user_id, await sql.list_actions(self._store, self.vault.sealer, user_id, status,
-                                                                    run_id, limit))
+        views = await sql.list_actions(self._store, self.vault.sealer, user_id, status, run_id, limit)
+        return await self._integrations.reviewed(user_id, views)
 
     async def get_action(self, user_id: str, action_id: str) -> ActionView:
-        return (await self._integrations.reviewed(user_id, [await sql.get_action(self._store, self.vault.sealer, user_id,
-                                                                    action_id)]))[0]
+        view = await sql.get_action(self._store, self.vault.sealer, user_id, action_id)
+        return (await self._integrations.reviewed(user_id, [view]))[0]
 
     async def approve(self, user_id: str, action_id: str, digest: str, approver: str) -> ActionView:
         view = await sql.decide(self._store, self.vault.sealer, user_id, action_id, digest, "approved", approver)
