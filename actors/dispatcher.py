@@ -52,6 +52,7 @@ class Dispatcher:
         self._loop_task: asyncio.Task[None] | None = None
         self._watchers: dict[str, asyncio.Task[None]] = {}  # pool owner -> its watch
         self._down: set[str] = set()  # pools being restarted after a death
+        self._starting: set[str] = set(self._by_owner)  # pools that have not answered yet: nothing is handed to them
         self._stopping: set[str] = set()  # runs over budget, asked to stop
         self.dispatched = 0
 
@@ -90,6 +91,7 @@ class Dispatcher:
         dropped = [o for o in self._by_owner if o not in listed]
         for owner in added:
             self._by_owner[owner] = typed(listed[owner], PoolApi)
+            self._starting.add(owner)
             if self._loop_task is not None:
                 self._watchers[owner] = asyncio.get_running_loop().create_task(self._watch(owner, self._by_owner[owner]))
         for owner in dropped:
@@ -103,6 +105,7 @@ class Dispatcher:
             _log.warning("dispatcher.pools_dropped", pools=len(dropped))
             await self._reclaim(dropped)
             self._down -= set(dropped)
+            self._starting -= set(dropped)
         if added:
             _log.info("dispatcher.pools_added", pools=len(added))
         self._wake.set()
@@ -155,7 +158,7 @@ class Dispatcher:
             if not limits:
                 return float("inf")
             busy = Counter(owner for _, owner in self._in_flight.values())
-            up = {a: sorted((o for o in owners if o not in self._down), key=lambda o: busy[o])
+            up = {a: sorted((o for o in owners if o not in self._down and o not in self._starting), key=lambda o: busy[o])
                   for a, owners in self._owners.items()}  # the least busy first: a claim deals round-robin
             claimed, due = await self._store.claim_or_due(limits=limits, owners=up, lease_s=self._settings.lease_s)
             if not claimed:
@@ -229,6 +232,7 @@ class Dispatcher:
             self._wake.set()
 
     async def _watch(self, owner: str, handle: PoolApi) -> None:
+        await self._answered(owner, handle)
         while True:
             try:
                 await handle.watch()
@@ -249,6 +253,22 @@ class Dispatcher:
             except Exception:
                 _log.exception("pool.watch_failed", owner=owner)
                 await asyncio.sleep(1.0)
+
+    async def _answered(self, owner: str, handle: PoolApi) -> None:
+        """Nothing is handed to a pool before it first answers: one still starting (24 pools start one after
+        another on a three-node cluster) held the steps handed to it past their leases, each expiry an attempt."""
+        delay = 0.1
+        while owner in self._starting:
+            try:
+                await handle.ping()
+                self._starting.discard(owner)
+                self._wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # gone before it ever answered (its node lost): the watcher drops it
+                _log.warning("pool.not_answering", owner=owner, error=str(exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     @staticmethod
     async def _restarted(handle: PoolApi) -> None:
