@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     max_in_flight: int = Field(1000, ge=1, description="Sub-agents running at once, all types.")
     per_type_in_flight: int = Field(400, ge=1, description="Sub-agents running at once per type.")
     queue_bound: int = Field(50_000, ge=1, description="Queued tasks past which new runs are refused.")
-    pool_actors: int = Field(1, ge=1, description="Actors per sub-agent pool.")
+    pool_actors: int = Field(1, ge=1, description="Pool actors of each sub-agent type on each node.")
     gateway_replicas: int = Field(1, ge=1, description="LLM gateway actors (one per core when CPU-bound).")
     db_threads: int = Field(1, ge=1, description="DuckDB threads of the Store: its statements are small, "
                                                  "and one thread ran them 12% faster than two here.")
