@@ -27,16 +27,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
-import os
 import re
 import secrets
 import socket
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -44,11 +40,12 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.datastructures import Headers
 
-from core.account_schemas import API_TOKEN_PREFIX
+from core.account_schemas import API_TOKEN_PREFIX, UI_SESSION_HEADER
 from core.errors import ActorGone, ConfigError
 from core.schemas import REAUTH_HEADER
 from core.settings import Settings
 from serve_app.callers import Caller
+from serve_app.login_token import Login, ensure_login, hash_token, new_login
 from serve_app.passwords import csrf_matches
 from serve_app.sessions import CSRF_HEADER, SESSION_COOKIE, Accounts
 
@@ -62,10 +59,10 @@ CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; 
        "script-src 'self' 'unsafe-inline' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; font-src 'self' data:; "
        "connect-src 'self'; frame-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'self'; "
        "object-src 'none'")
+__all__ = ["Guard", "Login", "ensure_login", "hash_token", "new_login"]  # and the helpers below
 SECURITY_HEADERS = [(b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
                     (b"referrer-policy", b"no-referrer"), (b"x-frame-options", b"DENY")]
 AuthKind = Literal["token", "cookie", "ui", "session", "api_token"]
-UI_SESSION_HEADER = "x-maos-session"
 
 
 def is_loopback(host: str) -> bool:
@@ -85,64 +82,7 @@ def check_bind(settings: Settings, host: str) -> None:
                           "(a long random string) to require a login, or bind to 127.0.0.1")
 
 
-# --- the login token ---------------------------------------------------------------------------
-
-_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
-
-
-def hash_token(token: str, salt: bytes | None = None) -> str:
-    """``scrypt$<salt>$<digest>``: slow to guess even for a short token a person chose."""
-    salt = salt if salt is not None else secrets.token_bytes(16)
-    digest = hashlib.scrypt(token.encode(), salt=salt, dklen=32, **_SCRYPT)
-    return f"scrypt${salt.hex()}${digest.hex()}"
-
-
-@dataclass
-class Login:
-    """Checks a presented token against the stored hash (a token once verified is remembered by its
-    SHA-256, so a client's every request does not pay for scrypt)."""
-
-    stored: str
-    _verified: set[bytes] = field(default_factory=set)
-
-    def verify(self, token: str | None) -> bool:
-        if not token:
-            return False
-        quick = hashlib.sha256(token.encode()).digest()
-        if quick in self._verified:
-            return True
-        try:
-            _, salt, _digest = self.stored.split("$")
-            ok = secrets.compare_digest(hash_token(token, bytes.fromhex(salt)), self.stored)
-        except ValueError:
-            return False
-        if ok:
-            self._verified.add(quick)
-        return ok
-
-
-def ensure_login(settings: Settings) -> tuple[str, str | None]:
-    """The stored hash of the login token, and the token itself when it was generated just now
-    (to print once). ``MAOS_API_TOKEN`` wins over the stored one."""
-    if settings.api_token is not None:
-        return hash_token(settings.api_token.get_secret_value()), None
-    path = settings.login_hash_path
-    if path.exists():
-        return path.read_text().strip(), None
-    return new_login(path)
-
-
-def new_login(path: Path) -> tuple[str, str]:
-    """A fresh login token: its hash written to ``path`` (0600), replacing any earlier one."""
-    token = secrets.token_urlsafe(24)
-    stored = hash_token(token)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".new")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(stored + "\n")
-    os.replace(partial, path)
-    return stored, token
+# --- the login token: serve_app.login_token (re-exported here) -----------------------------------
 
 
 def token_of(headers: Headers, cookies: dict[str, str]) -> tuple[str | None, AuthKind]:
