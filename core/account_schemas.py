@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 Role = Literal["admin", "member"]
 CredentialKind = Literal["session", "api_token", "invite"]
 API_TOKEN_PREFIX = "maos_"  # an API token says what it is (and the door looks up only these)
+SESSION_COOKIE = "maos_session"  # the session id (HttpOnly)
+UI_SESSION_HEADER = "X-Maos-Session"  # the web UI's own calls: the session of the person they act for
 
 
 class _Model(BaseModel):

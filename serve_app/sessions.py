@@ -20,13 +20,12 @@ from typing import Any, Literal
 import structlog
 
 from actors.runtime.apis import StoreApi
-from core.account_schemas import UserView
+from core.account_schemas import SESSION_COOKIE, UserView
 from core.action_schemas import AuditEntry
 from serve_app.callers import SCOPE_KEY, Caller
 from serve_app.passwords import csrf_of, new_secret, secret_hash
 
 _log = structlog.get_logger("maos.accounts")
-SESSION_COOKIE = "maos_session"
 CSRF_COOKIE = "maos_csrf"
 CSRF_HEADER = "x-csrf-token"
 SESSION_TTL_S = 7 * 24 * 3600.0

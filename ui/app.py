@@ -20,6 +20,7 @@ from ui.integrations import provider_sections
 from ui.memory import memory_page
 from ui.pages import ANY, RUN_STATUSES, SETTING_FIELDS, TASK_STATUSES, PageHandlers, Search, table
 from ui.render import plan_html
+from ui.tokens import tokens_section
 
 PAGES = {"chat": "Chat", "approvals": "Approvals", "history": "History", "memory": "Memory", "agents": "Agents",
          "integrations": "Integrations", "settings": "Settings"}
@@ -179,6 +180,7 @@ def build_blocks(client: ApiClient, dashboard_url: str | None) -> gr.Blocks:
                 s_save = gr.Button("Save", elem_id="settings-save", variant="primary", scale=0, min_width=120)
                 s_reload = gr.Button("Reload", elem_id="settings-reload", scale=0, min_width=120)
             s_result = gr.Markdown(elem_id="settings-result")
+            tokens, tokens_list = tokens_section(client)
 
         status_timer = gr.Timer(STATUS_EVERY_S)
         agents_timer = gr.Timer(AGENTS_EVERY_S, active=False)
@@ -218,6 +220,7 @@ def build_blocks(client: ApiClient, dashboard_url: str | None) -> gr.Blocks:
                 switched.then(pages.agents, None, agents_outputs, **QUIET)
             elif key == "settings":
                 switched.then(pages.load_settings, None, settings_outputs, **QUIET)
+                switched.then(tokens.load, None, [tokens_list], **QUIET)
 
         hide_feedback: dict[str, Any] = {"fn": lambda: gr.Column(visible=False), "inputs": None,
                                          "outputs": [feedback.box], "queue": False, "api_visibility": "private"}
