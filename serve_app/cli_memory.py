@@ -99,18 +99,23 @@ def _memory(settings: Settings, args: argparse.Namespace) -> int:
 
 def _export(settings: Settings, args: argparse.Namespace) -> int:
     from actors.agents import all_specs
+    from actors.agents.planning import plan_messages
     from actors.agents.subagent import subagent_messages
-    from actors.master import plan_prompt
     from actors.runtime.typed import blocking
-    from memory.finetune import examples, write_jsonl
+    from memory.finetune import examples, training_contexts, write_jsonl
     from serve_app.cli import _store
 
     store = _store(settings)
     learnings = blocking(store.learnings(settings.user_id), timeout=60)
-    runs = {x.run_id: blocking(store.get_run(x.run_id), timeout=30)
-            for x in learnings if x.usable and x.correction is None}
-    rows = examples(learnings, {k: v for k, v in runs.items() if v is not None},
-                    planner_prompt=plan_prompt(all_specs()), step_messages=subagent_messages)
+    found = {x.run_id: blocking(store.get_run(x.run_id), timeout=30) for x in learnings if x.usable}
+    runs = {k: v for k, v in found.items() if v is not None}
+    # the master's messages as it asks them now: the conversation as it was, the decision's prompt
+    contexts = training_contexts(learnings, runs, lambda c: blocking(store.get_conversation(c), timeout=30),
+                                 lambda r: blocking(store.get_run(r), timeout=30), settings.context_token_budget)
+    decide = settings.answer_directly
+    rows = examples(learnings, runs, contexts=contexts, decide=decide, step_messages=subagent_messages,
+                    master_messages=lambda request, context: plan_messages(all_specs(), request, context=context,
+                                                                           decide=decide))
     counts = write_jsonl(rows, str(args.out))
     print(f"wrote {sum(counts.values())} examples to {args.out}")
     for agent, n in sorted(counts.items()):

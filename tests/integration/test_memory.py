@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from actors.agents import all_specs
+from actors.agents.planning import plan_messages
 from actors.agents.subagent import subagent_messages
-from actors.master import plan_prompt
 from actors.runtime import wiring
 from actors.runtime.typed import blocking
 from core.errors import ConfigError, IngestError
@@ -180,7 +180,9 @@ def test_a_correction_is_the_next_example_and_the_export_has_it_not_the_rejected
     assert blocking(app.memory.settle(second.run.id), timeout=60)  # its learning is written after it ends
     learnings = blocking(app.store.learnings("w1"), timeout=30)
     runs = {x.run_id: blocking(app.store.get_run(x.run_id), timeout=30) for x in learnings}
-    rows = examples(learnings, runs, planner_prompt=plan_prompt(all_specs()), step_messages=subagent_messages)
+    rows = examples(learnings, {k: v for k, v in runs.items() if v is not None}, decide=False,  # the plan alone
+                    master_messages=lambda r, c: plan_messages(all_specs(), r, context=c),
+                    step_messages=subagent_messages)
     planner = [r["messages"][2]["content"] for agent, r in rows if agent == "master"]
     assert corrected.model_dump_json() in planner and rejected not in planner
     assert second.run.plan is not None and second.run.plan.model_dump_json() in planner  # uncorrected, done

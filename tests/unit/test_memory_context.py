@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 import numpy as np
 
 from actors.agents import all_specs
+from actors.agents.planning import plan_messages, plan_prompt
 from actors.agents.subagent import subagent_messages
-from actors.master import plan_messages, plan_prompt
 from actors.store import Store
 from core.memory_schemas import Feedback, LearningView, PlanExample
 from core.schemas import Plan, PlanStep, Run, RunView, TaskRecord
@@ -151,7 +151,8 @@ def test_learnings_feedback_and_the_finetune_export(tmp_path: Path) -> None:
         assert {x.run_id: x.usable for x in learnings} == {
             "r-good": True, "r-fixed": True, "r-bad": False, "r-failed": False}
 
-        rows = examples(learnings, views, planner_prompt=plan_prompt(all_specs()), step_messages=subagent_messages)
+        rows = examples(learnings, views, master_messages=lambda r, c: plan_messages(all_specs(), r, context=c),
+                        step_messages=subagent_messages, decide=False)  # the planner's prompt and a bare plan
         planner = {r["messages"][1]["content"]: r["messages"][2]["content"] for a, r in rows if a == "master"}
         assert planner == {"wombat brief r-good": PLAN.model_dump_json(), "wombat brief r-fixed": BETTER.model_dump_json()}
         steps = [r for a, r in rows if a == "research"]

@@ -11,8 +11,9 @@ import pytest
 from actors import agents
 from actors.agents import AgentSpec, ToolContext
 from actors.agents import specs as specs_module
+from actors.agents.planning import plan_messages
 from actors.agents.subagent import run_subagent, subagent_messages
-from actors.master import MasterAgent, plan_prompt
+from actors.master import MasterAgent
 from actors.memory import StoreReads
 from actors.runtime.apis import StoreApi
 from actors.runtime.handles import LocalHandle
@@ -245,7 +246,8 @@ def test_the_finetune_export_keeps_outside_text_out_of_the_system_message() -> N
         update={"goal": "A wombat brief for the board"})})})
     learning = LearningView(run_id="r1", request="wombat brief r1", plan=PLAN, outcome="done", usable=True,
                             created_at=1, updated_at=1)
-    step = next(r for a, r in examples([learning], {"r1": view}, planner_prompt=plan_prompt(agents.all_specs()),
+    asked = lambda r, c: plan_messages(agents.all_specs(), r, context=c)  # noqa: E731
+    step = next(r for a, r in examples([learning], {"r1": view}, master_messages=asked,
                                        step_messages=subagent_messages) if a == "writing")
     system, user, answer = step["messages"]
     assert "wombat brief for the board" not in system["content"] and "task_id: r1:s2" in system["content"]
