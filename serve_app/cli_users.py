@@ -69,8 +69,8 @@ def _users(settings: Settings, args: argparse.Namespace) -> int:
     accounts = Accounts(store, settings.user_id)
     if args.users_command == "list":
         users = blocking(store.users(), timeout=30)
-        if args.json:
-            print(json.dumps([u.model_dump() for u in users], indent=2))
+        if args.json:  # to the real stdout: cli.main sends the rest of a --json command's output to stderr
+            print(json.dumps([u.model_dump() for u in users], indent=2), file=sys.__stdout__, flush=True)
         for u in users if not args.json else []:
             state = "disabled" if u.disabled else ("active" if u.has_password else "not set up")
             print(f"{u.id:<14} {u.name:<20} {u.role:<7} {state}")
