@@ -54,7 +54,11 @@ def _runs(settings: Any, base: str, n: int, repeats: int) -> list[dict[str, Any]
         refs = [wiring.ray_actor(p).ping.remote() for ps in app.pools.values() for p in ps]
         ray.get(refs, timeout=600)
         _fanout(app, base, 10)  # warm: every pool's first step (imports, first LLM connection) out of the figures
-        return [_fanout(app, base, n) for _ in range(repeats)]
+        runs = []
+        for _ in range(repeats):
+            runs.append(_fanout(app, base, n))
+            print(f"  {n} steps in {runs[-1]['steps_wall_s']:.2f} s", flush=True)
+        return runs
     finally:
         wiring.kill_app(app)
 
