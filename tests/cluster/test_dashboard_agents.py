@@ -14,7 +14,7 @@ from ray.util.state import list_tasks
 
 from actors.runtime import wiring
 from actors.runtime.typed import blocking
-from tests.cluster.conftest import alive_node_ids, dashboard_url, metrics_url, wait_for
+from tests.cluster.conftest import alive_node_ids, dashboard_url, metrics_url, node_id_of, wait_for
 
 STEPS = 12
 FIGURES = {"maos_subagents_in_flight", "maos_steps", "maos_llm_calls", "maos_llm_latency_ms", "maos_llm_tokens",
@@ -43,8 +43,8 @@ def test_rays_state_api_lists_each_sub_agent_at_work_by_name_with_its_node_and_t
     def all_seen_at_work() -> bool:
         for name, rows in _named(ray_cluster, run.id).items():
             for row in rows:
-                if row["state"] == "RUNNING":
-                    seen_running[name] = str(row["node_id"])
+                if row["state"] == "RUNNING":  # a retried step's later attempt is named '... try N'
+                    seen_running[re.sub(r" try \d+$", "", name)] = str(row["node_id"])
         return len(seen_running) == STEPS
 
     wait_for(f"Ray's state API to list the run's {STEPS} sub-agents at work", all_seen_at_work, timeout_s=240)
@@ -80,7 +80,7 @@ def test_rays_state_api_lists_each_sub_agent_at_work_by_name_with_its_node_and_t
 def _metrics_urls(cluster: Cluster) -> list[str]:
     """The head's metrics export, then every other live node's."""
     others = [f"http://127.0.0.1:{n['MetricsExportPort']}/metrics" for n in ray.nodes()
-              if n.get("Alive") and n.get("MetricsExportPort") and n["NodeID"] != cluster.head_node.node_id]
+              if n.get("Alive") and n.get("MetricsExportPort") and n["NodeID"] != node_id_of(cluster.head_node)]
     return [metrics_url(cluster), *others]
 
 
