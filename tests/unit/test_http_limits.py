@@ -24,6 +24,7 @@ from serve_app import live_settings
 from serve_app.api import install_error_handlers
 from serve_app.live_settings import LiveSettings, check_probe_target
 from serve_app.memory_routes import build_memory_routes
+from serve_app.user_limits import UserLimits
 
 
 class _Memory:
@@ -58,6 +59,8 @@ def _client(tmp_path: Path, max_upload_mb: float) -> tuple[httpx.AsyncClient, _R
     rt = _Runtime(Settings(data_dir=tmp_path, max_upload_mb=max_upload_mb))
     api = FastAPI()
     install_error_handlers(api, rt)  # type: ignore[arg-type]  # a stand-in
+    api.state.default_user_id = "local"  # the caller and the per-user limits, as build_api sets them
+    api.state.user_limits = UserLimits(lambda: rt.live.settings)
     api.include_router(build_memory_routes(rt))  # type: ignore[arg-type]
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://127.0.0.1"), rt
 
