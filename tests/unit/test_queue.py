@@ -119,7 +119,7 @@ async def test_a_bad_write_fails_alone_in_its_batch() -> None:
     conn = duckdb.connect(":memory:")
     migrate(conn)
     db = GroupCommit(conn, EventLog(), interval_s=0.01)
-    good = db.submit(lambda c: c.execute("INSERT INTO users VALUES ('u1', 'n', NULL, 0)") and None)
+    good = db.submit(lambda c: c.execute("INSERT INTO users (id, name, email, created_at) VALUES ('u1', 'n', NULL, 0)") and None)
     bad = db.submit(lambda c: c.execute("INSERT INTO no_such_table VALUES (1)"))
     results = await asyncio.gather(good, bad, return_exceptions=True)
     assert results[0] is None and isinstance(results[1], duckdb.Error)
