@@ -34,6 +34,7 @@ from integrations.actions.executor import carry_out
 from integrations.registry import ActionSpec, Host, NoProvider, Record
 from serve_app import cli_google
 from serve_app.google_routes import build_google_routes
+from serve_app.user_limits import UserLimits
 from ui import integration_views as iv
 from ui.client import ApiClient
 from ui.integrations import IntegrationHandlers, provider_sections
@@ -129,6 +130,8 @@ def routes_app(ws: Workspace, user: str = "alice") -> FastAPI:
     rt: Any = SimpleNamespace(live=SimpleNamespace(settings=SimpleNamespace(user_id=user)),
                               workspace=typed(LocalHandle(ws, "workspace"), WorkspaceApi))
     api = FastAPI()
+    api.state.default_user_id = user  # the caller and the per-user limits, as build_api sets them
+    api.state.user_limits = UserLimits(Settings.model_construct)
     api.include_router(build_google_routes(rt, with_ui=False))
     return api
 
