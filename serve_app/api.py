@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
@@ -131,4 +132,32 @@ def build_api(settings: Settings, dashboard_url: str | None = None, api_base: st
         async def index() -> RedirectResponse:
             return RedirectResponse("/docs")
 
+    document_errors(api)
     return api
+
+
+# What every error answer is (see install_error_handlers): FastAPI's default document says a 422's
+# ``detail`` is a list of validation errors; this app's is a sentence, with the fields in ``errors``.
+ERROR_BODY: dict[str, Any] = {
+    "title": "Error", "type": "object", "required": ["detail"],
+    "properties": {
+        "detail": {"type": "string", "description": "What is wrong, naming the field or the thing."},
+        "errors": {"type": "array", "description": "For invalid input: each field and what is wrong with it.",
+                   "items": {"type": "object", "required": ["field", "message"],
+                             "properties": {"field": {"type": "string"}, "message": {"type": "string"}}}},
+    },
+}
+
+
+def document_errors(api: FastAPI) -> None:
+    """The OpenAPI document describes the 422 answer as the app sends it (a client or a fuzzer checks it)."""
+    generate = api.openapi
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema is None:
+            schemas = generate().setdefault("components", {}).setdefault("schemas", {})
+            if "HTTPValidationError" in schemas:
+                schemas["HTTPValidationError"] = ERROR_BODY
+        return api.openapi_schema or generate()
+
+    api.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customise the document
