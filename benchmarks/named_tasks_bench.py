@@ -47,7 +47,7 @@ class _Starter:
 def main() -> None:
     n = int(os.environ.get("BENCH_STEPS", "1000"))
     repeats = int(os.environ.get("BENCH_REPEATS", "5"))
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, namespace="bench-named-tasks")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, namespace="bench-named-tasks")
     try:
         actor: Any = ray.remote(_Starter).options(max_concurrency=100_000).remote()
         ray.get(actor.start.remote(10, True))  # warm: the handle, the first submissions
