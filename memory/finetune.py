@@ -54,7 +54,7 @@ def examples(learnings: Iterable[LearningView], runs: dict[str, RunView], *, mas
             continue
         answer = (Decision(mode="plan", goal=plan.goal, steps=plan.steps) if decide else plan).model_dump_json()
         asked = master_messages(x.request, contexts.get(x.run_id, ConversationContext()))
-        out.append(("master", {"messages": _alternating([*asked, ChatMessage(role="assistant", content=answer)])}))
+        out.append(("master", {"messages": alternating([*asked, ChatMessage(role="assistant", content=answer)])}))
         view = runs.get(x.run_id)
         if x.correction is not None or view is None:
             continue  # the steps carried out a plan the person replaced
@@ -62,7 +62,7 @@ def examples(learnings: Iterable[LearningView], runs: dict[str, RunView], *, mas
         for t in view.tasks:
             if t.status == "done" and t.result:
                 prompt, *users = step_messages(t.agent, task_id=t.id, goal=goal, instruction=t.instruction)
-                out.append((t.agent, {"messages": _alternating(
+                out.append((t.agent, {"messages": alternating(
                     [prompt, *users, ChatMessage(role="assistant", content=t.result)])}))
     return out
 
@@ -94,7 +94,7 @@ def training_contexts(learnings: Iterable[LearningView], runs: Mapping[str, RunV
     return out
 
 
-def _alternating(messages: list[ChatMessage]) -> list[dict[str, str]]:
+def alternating(messages: list[ChatMessage]) -> list[dict[str, str]]:
     """The messages as dicts, each run of one role's messages joined into one."""
     out: list[dict[str, str]] = []
     for m in messages:

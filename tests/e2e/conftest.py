@@ -7,6 +7,7 @@ import asyncio
 import socket
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,21 +107,27 @@ PAGE_KEYS = ("chat", "history", "memory", "agents", "approvals", "integrations",
 expect.set_options(timeout=WAIT_MS)
 
 
-@pytest.fixture
-def page(served: Served) -> Iterator[Page]:
-    """The UI, loaded and ready for input."""
+@contextmanager
+def browser_page() -> Iterator[Page]:
+    """A fresh headless Chromium page, logged in to nothing."""
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
             "--no-sandbox", "--disable-background-networking", "--disable-component-update"])
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1100})
             page.set_default_timeout(WAIT_MS)
-            log_in(page, served.base_url)
-            page.goto(f"{served.base_url}/")
-            expect(page.locator("#chat-input textarea")).to_be_visible(timeout=30_000)
             yield page
         finally:
             browser.close()
+
+
+@pytest.fixture
+def page(served: Served) -> Iterator[Page]:
+    """The UI, loaded and ready for input."""
+    with browser_page() as page:
+        log_in(page, served.base_url)  # it lands on the UI, ready for input (a second goto raced the
+        # login's own navigation to it: net::ERR_ABORTED)
+        yield page
 
 
 def log_in(page: Page, base_url: str) -> None:

@@ -10,23 +10,16 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import WAIT_MS, Served, go
+from tests.e2e.conftest import Served, browser_page, go
 
 
 @pytest.fixture
 def bare_page(served: Served) -> Iterator[Page]:
     """A browser page with no login."""
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
-            "--no-sandbox", "--disable-background-networking", "--disable-component-update"])
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1100})
-            page.set_default_timeout(WAIT_MS)
-            yield page
-        finally:
-            browser.close()
+    with browser_page() as page:
+        yield page
 
 
 def test_a_member_logs_in_with_a_password_and_makes_an_api_token_in_settings(served: Served, bare_page: Page) -> None:

@@ -30,7 +30,7 @@ from core.schemas import (
 )
 from core.settings import Settings
 from memory.conversation_context import ConversationContext, context_at, earlier_run_with_steps
-from memory.finetune import examples, training_contexts
+from memory.finetune import alternating, examples, training_contexts
 
 
 def _run(run_id: str, message: str, at: float, steps: int = 0, summary: str = "") -> RunView:
@@ -185,7 +185,7 @@ async def test_the_finetune_export_asks_as_the_master_does_now_and_answers_with_
                                       contexts=contexts) if a == "master"]
     *prompt, answer = row["messages"]
     assert prompt[0] == {"role": "system", "content": decide_prompt(agents.all_specs())}
-    assert prompt == _joined(live)  # what the master was asked (the request and its data block as one turn)
+    assert prompt == alternating(live)  # what the master was asked (the request and its data block as one turn)
     assert [m["role"] for m in prompt] == ["system", *["user", "assistant"] * 4, "user"]
     assert json.loads(answer["content"]) == {"mode": "plan", "reply": "", "goal": "g", "steps": [STEP]}
 
@@ -204,11 +204,3 @@ def _conversation() -> ConversationView:
         messages=[*TURNS, later], runs=[*(v.run for v in VIEWS.values()), asked])
 
 
-def _joined(messages: list[ChatMessage]) -> list[dict[str, str]]:
-    out: list[dict[str, str]] = []
-    for m in messages:
-        if out and out[-1]["role"] == m.role:
-            out[-1]["content"] += "\n\n" + m.content
-        else:
-            out.append({"role": m.role, "content": m.content})
-    return out
