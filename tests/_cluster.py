@@ -3,8 +3,9 @@ simulated LLM server, and settings for apps on temporary directories."""
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,3 +61,13 @@ def app_settings(data_dir: Path, base_url: str, **overrides: Any) -> Settings:
     )
     values.update(overrides)
     return Settings(**values)
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout_s: float = 120.0) -> None:
+    """Poll ``check`` until it holds, with a deadline."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")

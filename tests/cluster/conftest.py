@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -95,16 +94,6 @@ def alive_node_ids() -> set[str]:
 def node_id_of(node: Any) -> str:
     """The Ray node id of one of the Cluster's nodes (``cluster.head_node``, a worker node)."""
     return str(node.node_id)
-
-
-def wait_for(what: str, check: Callable[[], bool], timeout_s: float = 120.0) -> None:
-    """Poll ``check`` until it holds, with a deadline."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def start_cluster_app(data_dir: Path, base_url: str, **overrides: Any) -> wiring.App:

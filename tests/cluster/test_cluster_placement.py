@@ -18,7 +18,8 @@ from actors.runtime import wiring
 from actors.runtime.placement import node_of_owner, short
 from actors.runtime.typed import blocking
 from core.errors import ActorGone
-from tests.cluster.conftest import NODE_CPUS, alive_node_ids, wait_for
+from tests._cluster import wait_for
+from tests.cluster.conftest import NODE_CPUS, alive_node_ids
 from tests.integration.conftest import ask, wait_run
 
 

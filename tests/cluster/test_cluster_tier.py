@@ -8,7 +8,8 @@ import ray
 from ray.cluster_utils import Cluster
 from ray.util.state import list_nodes
 
-from tests.cluster.conftest import dashboard_url, metrics_url, wait_for
+from tests._cluster import wait_for
+from tests.cluster.conftest import dashboard_url, metrics_url
 
 
 def test_the_tier_runs_a_head_and_two_workers_with_token_auth(ray_cluster: Cluster) -> None:

@@ -14,7 +14,8 @@ from ray.util.state import list_tasks
 
 from actors.runtime import wiring
 from actors.runtime.typed import blocking
-from tests.cluster.conftest import alive_node_ids, dashboard_url, metrics_url, node_id_of, wait_for
+from tests._cluster import wait_for
+from tests.cluster.conftest import alive_node_ids, dashboard_url, metrics_url, node_id_of
 
 STEPS = 12
 FIGURES = {"maos_subagents_in_flight", "maos_steps", "maos_llm_calls", "maos_llm_latency_ms", "maos_llm_tokens",

@@ -4,28 +4,18 @@ back in and takes work again."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 from actors.runtime import wiring
 from actors.runtime.typed import blocking
 from maos_testing.llm.sim_thread import SimConfig, sim_llm_in_thread
+from tests._cluster import wait_for
 from tests.integration.conftest import ask, wait_run
 
 
 def _endpoints(app: wiring.App) -> dict[str, dict[str, Any]]:
     health = blocking(app.gateways[0].health(), timeout=30)
     return {e["url"]: e for e in health["endpoints"]}
-
-
-def _poll(what: str, check: Callable[[], bool], timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"{what}: not within {timeout_s} s")
 
 
 def test_a_stopped_endpoint_costs_no_attempt_and_takes_work_again_once_back(make_app) -> None:
@@ -36,7 +26,7 @@ def test_a_stopped_endpoint_costs_no_attempt_and_takes_work_again_once_back(make
         assert set(eps) == {one.base_url, two.base_url} and all(e["up"] and e["slots"] == 6 for e in eps.values())
 
         run_id = ask(app, "[fanout 24] [slow 0.5] draft a note to each account")
-        _poll("both servers take steps", lambda: one.stats()["requests"] > 2 and two.stats()["requests"] > 2)
+        wait_for("both servers take steps", lambda: one.stats()["requests"] > 2 and two.stats()["requests"] > 2)
         two.stop()  # its requests in flight are cut off; new ones are refused
         at_stop = one.stats()["requests"]
         progress = blocking(app.store.run_progress(run_id), timeout=30)
@@ -54,7 +44,7 @@ def test_a_stopped_endpoint_costs_no_attempt_and_takes_work_again_once_back(make
         assert not down["up"] and down["last_error"]
 
         two.start()  # on the same port
-        _poll("the endpoint is back", lambda: _endpoints(app)[two.base_url]["up"], timeout_s=30)
+        wait_for("the endpoint is back", lambda: _endpoints(app)[two.base_url]["up"], timeout_s=30)
         before = two.stats()["requests"]
         again = wait_run(app, ask(app, "[fanout 12] [slow 0.2] check in with each account"), timeout_s=180)
         assert again.run.status == "done", again.run.error
