@@ -13,10 +13,11 @@ from maos_testing.llm.sim_thread import sim_llm_in_thread
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def maos(args: list[str], env: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    """`maos ARGS` as a subprocess of this checkout."""
+def maos(args: list[str], env: dict[str, str], timeout: float = 240,
+         stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """`maos ARGS` as a subprocess of this checkout (``stdin`` typed into it)."""
     return subprocess.run([sys.executable, "-m", "serve_app.cli", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, input=stdin)
 
 
 def cli_env(data_dir: Path, llm_url: str) -> dict[str, str]:

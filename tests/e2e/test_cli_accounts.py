@@ -6,34 +6,26 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import httpx
 
 from tests.e2e.conftest import Served
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _maos(args: list[str], env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "serve_app.cli", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=240, input=stdin)
+from tests.e2e.test_cli import maos
 
 
 def test_maos_users_add_invite_list_disable_on_the_database_file(tmp_path: Path) -> None:
     env = {**os.environ, "MAOS_DATA_DIR": str(tmp_path / "data")}
     env.pop("RAY_ADDRESS", None)
-    added = _maos(["users", "add", "ada", "--admin", "--password-stdin"], env, stdin="ada's password\n")
+    added = maos(["users", "add", "ada", "--admin", "--password-stdin"], env, stdin="ada's password\n")
     assert added.returncode == 0 and "ada (admin) can log in" in added.stdout, added.stderr[-2000:]
-    assert _maos(["users", "add", "ada"], env).returncode == 2  # taken
-    invited = _maos(["users", "invite", "bob"], env)
+    assert maos(["users", "add", "ada"], env).returncode == 2  # taken
+    invited = maos(["users", "invite", "bob"], env)
     assert invited.returncode == 0 and "/setup#" in invited.stdout and "72 h" in invited.stdout
-    disabled = _maos(["users", "disable", "bob"], env)
+    disabled = maos(["users", "disable", "bob"], env)
     assert disabled.returncode == 0 and "disabled" in disabled.stdout
-    listed = {u["name"]: u for u in json.loads(_maos(["users", "list", "--json"], env).stdout)}
+    listed = {u["name"]: u for u in json.loads(maos(["users", "list", "--json"], env).stdout)}
     assert listed["ada"]["role"] == "admin" and listed["ada"]["has_password"] and listed["ada"]["id"] == "local"
     assert listed["bob"]["role"] == "member" and not listed["bob"]["has_password"] and listed["bob"]["disabled"]
     assert "ada's password" not in (tmp_path / "data" / "maos.duckdb").read_bytes().decode("latin-1")
@@ -48,15 +40,15 @@ def test_maos_login_keeps_a_token_for_the_cli_and_logout_revokes_it(served: Serv
                       timeout=30).status_code == 200
     env = {**os.environ, "MAOS_DATA_DIR": str(tmp_path / "cli")}
     env.pop("RAY_ADDRESS", None)
-    wrong = _maos(["login", "--url", base, "--name", name, "--password-stdin"], env, stdin="nope\n")
+    wrong = maos(["login", "--url", base, "--name", name, "--password-stdin"], env, stdin="nope\n")
     assert wrong.returncode == 2 and "wrong name or password" in wrong.stderr
-    logged = _maos(["login", "--url", base, "--name", name, "--password-stdin"], env, stdin="cli password\n")
+    logged = maos(["login", "--url", base, "--name", name, "--password-stdin"], env, stdin="cli password\n")
     assert logged.returncode == 0, logged.stderr[-2000:]
     saved = tmp_path / "cli" / "cli_token.json"
     assert stat.S_IMODE(saved.stat().st_mode) == 0o600
     token = json.loads(saved.read_text())["token"]
     assert token.startswith("maos_") and token not in logged.stdout
-    who = _maos(["whoami"], env)
+    who = maos(["whoami"], env)
     assert who.returncode == 0 and who.stdout.strip() == f"{name} (member)"
-    assert _maos(["logout"], env).returncode == 0 and not saved.exists()
+    assert maos(["logout"], env).returncode == 0 and not saved.exists()
     assert httpx.get(f"{base}/api/auth/me", headers={"Authorization": f"Bearer {token}"}, timeout=30).status_code == 401

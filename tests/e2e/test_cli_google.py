@@ -13,7 +13,7 @@ import httpx
 
 from core.crypto import new_key_text
 from maos_testing.google.fake_server import FakeGoogle
-from tests.e2e.test_cli import ROOT, _maos
+from tests.e2e.test_cli import ROOT, maos
 
 
 def test_loopback_connect_status_and_key_rotation(tmp_path: Path) -> None:
@@ -43,14 +43,14 @@ def test_loopback_connect_status_and_key_rotation(tmp_path: Path) -> None:
         assert "Google: connected (cli.owner@example.test)" in out
         assert "gmail_read" in out and "calendar_read" in out and "gmail_write" not in out
 
-        status = _maos(["google", "status"], env)
+        status = maos(["google", "status"], env)
         assert status.returncode == 0 and "Google: connected" in status.stdout
 
-        rotated = _maos(["keys", "rotate"], {**env, "ENCRYPTION_KEY": new_key, "ENCRYPTION_OLD_KEYS": old_key})
+        rotated = maos(["keys", "rotate"], {**env, "ENCRYPTION_KEY": new_key, "ENCRYPTION_OLD_KEYS": old_key})
         assert rotated.returncode == 0 and "1 oauth_credentials" in rotated.stdout, rotated.stderr[-2000:]
-        after = _maos(["google", "status"], {**env, "ENCRYPTION_KEY": new_key})  # the old key is no longer needed
+        after = maos(["google", "status"], {**env, "ENCRYPTION_KEY": new_key})  # the old key is no longer needed
         assert after.returncode == 0 and "cli.owner@example.test" in after.stdout, after.stderr[-2000:]
-        stale = _maos(["google", "status"], env)  # and no longer opens anything
+        stale = maos(["google", "status"], env)  # and no longer opens anything
         assert stale.returncode != 0 and "does not open with ENCRYPTION_KEY" in stale.stderr + stale.stdout
         data = b"".join(p.read_bytes() for p in (tmp_path / "data").glob("maos.duckdb*"))
         assert b"googleapis.com/auth" not in data  # the granted scopes, plain columns: the whole file is encrypted

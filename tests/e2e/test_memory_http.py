@@ -14,7 +14,7 @@ from docx import Document
 
 from maos_testing.llm.sim_thread import SimHandle, sim_llm_in_thread
 from tests.e2e.conftest import Served
-from tests.e2e.test_cli import _maos
+from tests.e2e.test_cli import maos
 
 TRAVEL = """# Travel policy
 
@@ -133,23 +133,23 @@ def test_memory_and_finetune_export_from_the_command_line(tmp_path: Path) -> Non
     out = tmp_path / "examples.jsonl"
     with sim_llm_in_thread() as sim:
         env = _env(tmp_path, sim)
-        added = _maos(["memory", "add", str(sop), "--sop"], env)
+        added = maos(["memory", "add", str(sop), "--sop"], env)
         assert added.returncode == 0, added.stderr[-3000:]
         assert "stored" in added.stdout
-        refused = _maos(["memory", "add", str(empty)], env)
+        refused = maos(["memory", "add", str(empty)], env)
         assert refused.returncode == 2 and "empty.txt" in refused.stderr
-        done = _maos(["ask", "--json", "what is the procedure for hotel expenses in London?"], env)
+        done = maos(["ask", "--json", "what is the procedure for hotel expenses in London?"], env)
         assert done.returncode == 0, done.stderr[-3000:]
         sources = json.loads(done.stdout)["sources"]  # the answer names the memories it was given
         assert any(s["collection"] == "sops" and s["heading"] == "Travel policy > Expenses"
                    and s["link"].startswith("/api/documents/") for s in sources), sources
         assert "Sources (" in done.stderr and "[sops] Travel policy › Travel policy > Expenses" in done.stderr
-        exported = _maos(["export", "finetune", "--out", str(out)], env)
+        exported = maos(["export", "finetune", "--out", str(out)], env)
         assert exported.returncode == 0, exported.stderr[-3000:]
         rows = [json.loads(line) for line in out.read_text().splitlines()]
         assert rows and all([m["role"] for m in r["messages"]] == ["system", "user", "assistant"] for r in rows)
         assert "master: 1" in exported.stdout and "sops: " in exported.stdout
-        rebuilt = _maos(["memory", "rebuild"], env)
+        rebuilt = maos(["memory", "rebuild"], env)
         assert rebuilt.returncode == 0 and "sops" in rebuilt.stdout, rebuilt.stderr[-3000:]
 
 
