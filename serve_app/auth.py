@@ -2,9 +2,9 @@
 
 - **Who.** Every request the door identifies carries ``scope["maos.caller"]`` (a
   :class:`serve_app.callers.Caller`): a session cookie (``maos_session``, :mod:`serve_app.sessions`)
-  → its user; a bearer API token (``maos_…``) → its user; the install's login token (bearer, or the
-  ``maos_token`` cookie) → the first admin (``settings.user_id``); the web UI's own calls (a key of
-  this process) → the user whose session they pass along (``X-Maos-Session``), else the admin.
+  → its user; a bearer API token (``maos_…``) → its user; the install's login token (bearer only)
+  → the first admin (``settings.user_id``); the web UI's own calls (a key of this process) → the
+  user whose session they pass along (``X-Maos-Session``), and nobody without one (401).
 - **Login token.** One per install: ``MAOS_API_TOKEN`` when set, else one generated at the first
   start, printed once and kept only as a salted scrypt hash (``<data_dir>/login.sha256``). It stays
   the admin's bearer token. Only the probes (``/health``, ``/ready``), the login routes and pages
@@ -20,8 +20,9 @@
   failed logins (``login_attempts_per_minute``; past it, every login from that address waits).
   Both answer 429 with ``Retry-After``.
 - **Re-authentication.** Routes that widen what the app may do (a policy becoming ``allow``, a new
-  LLM server) need the login token again (:func:`require_reauth`) unless the request itself was
-  authenticated with it.
+  LLM server) need the login token or the signed-in person's password again (``X-Maos-Reauth``,
+  checked here: :func:`require_reauth`) unless the request itself was authenticated with the login
+  token. A wrong one counts as a failed login of the address.
 - Every answer carries a Content-Security-Policy that loads images only from the app itself.
 """
 
@@ -53,7 +54,6 @@ PROTECTED = ("/api", "/metrics", "/docs", "/redoc", "/openapi.json")
 # A provider's OAuth redirect (Google's: /api/integrations/google/callback): guarded by the OAuth state,
 # single-use, per user, expiring.
 OPEN = re.compile(r"/api/integrations/[a-z0-9_-]+/callback")
-COOKIE = "maos_token"
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
        "script-src 'self' 'unsafe-inline' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; font-src 'self' data:; "
@@ -62,7 +62,8 @@ CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; 
 __all__ = ["Guard", "Login", "ensure_login", "hash_token", "new_login"]  # and the helpers below
 SECURITY_HEADERS = [(b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
                     (b"referrer-policy", b"no-referrer"), (b"x-frame-options", b"DENY")]
-AuthKind = Literal["token", "cookie", "ui", "session", "api_token"]
+AuthKind = Literal["token", "ui", "session", "api_token"]
+REAUTHED = "maos.reauthed"  # scope key: the request's X-Maos-Reauth was the caller's own password
 
 
 def is_loopback(host: str) -> bool:
@@ -85,11 +86,11 @@ def check_bind(settings: Settings, host: str) -> None:
 # --- the login token: serve_app.login_token (re-exported here) -----------------------------------
 
 
-def token_of(headers: Headers, cookies: dict[str, str]) -> tuple[str | None, AuthKind]:
+def token_of(headers: Headers) -> str | None:
+    """The bearer token of ``Authorization``, if any (a token is never taken from a cookie: a browser
+    sends cookies along with forged requests; the session cookie has its CSRF token)."""
     header = headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip(), "token"
-    return cookies.get(COOKIE), "cookie"
+    return header[7:].strip() if header.lower().startswith("bearer ") else None
 
 
 # --- hosts and origins -------------------------------------------------------------------------
@@ -264,7 +265,7 @@ class Guard:
                 return RedirectResponse("/login", status_code=302)  # the UI's page needs a login first
             return None
         if found is None:
-            if token_of(request.headers, request.cookies)[0] is not None:  # a guessed token (a stale session is not)
+            if token_of(request.headers) is not None:  # a guessed token (a stale session is not)
                 self.failures.take(client_address(scope))
             return _refuse(401, "login required: log in, or send Authorization: Bearer <API token or login token "
                                 "(printed at first start, or MAOS_API_TOKEN)>", {"WWW-Authenticate": "Bearer"})
@@ -276,26 +277,32 @@ class Guard:
 
     async def _caller(self, request: Request) -> tuple[Caller, AuthKind] | Response | None:
         headers = request.headers
-        admin = Caller(user_id=self.admin_id, role="admin", via="login_token")
-        bearer, kind = token_of(headers, request.cookies)
-        if bearer is not None and kind == "token":
-            if secrets.compare_digest(bearer.encode(), self._ui_key):
-                return await self._ui_caller(headers.get(UI_SESSION_HEADER)), "ui"
-            if bearer.startswith(API_TOKEN_PREFIX):
+        bearer = token_of(headers)
+        if bearer is not None:
+            kind: AuthKind = "ui"
+            if secrets.compare_digest(bearer.encode(), self._ui_key):  # the web UI, for the person on its page
+                session_id = headers.get(UI_SESSION_HEADER)
+            elif bearer.startswith(API_TOKEN_PREFIX):
                 user = await self.accounts.token_user(bearer) if self.accounts is not None else None
                 return (Caller(user_id=user.id, role=user.role, via="token"), "api_token") if user else None
-            return (admin, "token") if self.login.verify(bearer) else None
-        session_id = request.cookies.get(SESSION_COOKIE)
-        if session_id and self.accounts is not None:
-            user = await self.accounts.session_user(session_id)
-            if user is not None:
-                if request.method in STATE_CHANGING and not csrf_matches(session_id, headers.get(CSRF_HEADER)):
-                    return _refuse(403, "CSRF token missing or wrong: a change made with the session cookie must "
-                                        "send X-CSRF-Token (the app's own pages do)")
-                return Caller(user_id=user.id, role=user.role, via="session"), "session"
-        if bearer is not None and self.login.verify(bearer):  # the login token as a cookie (set by hand)
-            return admin, "cookie"
-        return None
+            elif self.login.verify(bearer):
+                return Caller(user_id=self.admin_id, role="admin", via="login_token"), "token"
+            else:
+                return None
+        else:
+            session_id, kind = request.cookies.get(SESSION_COOKIE), "session"
+        user = await self.accounts.session_user(session_id) if session_id and self.accounts is not None else None
+        if user is None or session_id is None:
+            return None
+        if kind == "session" and request.method in STATE_CHANGING and not csrf_matches(session_id, headers.get(CSRF_HEADER)):
+            return _refuse(403, "CSRF token missing or wrong: a change made with the session cookie must "
+                                "send X-CSRF-Token (the app's own pages do)")
+        typed = headers.get(REAUTH_HEADER)
+        if typed and self.accounts is not None:
+            request.scope[REAUTHED] = await self.accounts.password_matches(user.name, typed)
+            if not request.scope[REAUTHED] and not self.login.verify(typed):
+                self.failures.take(client_address(request.scope))
+        return Caller(user_id=user.id, role=user.role, via="session"), kind
 
     def _count_failed_login(self, scope: dict[str, Any], send: Any) -> Any:
         client = client_address(scope)
@@ -306,16 +313,6 @@ class Guard:
             await send(message)
 
         return watching
-
-    async def _ui_caller(self, session_id: str | None) -> Caller:
-        """The web UI's own call: as the person whose session it passes along (``X-Maos-Session``),
-        else as the install's admin (the UI before it passes its user)."""
-        if session_id and self.accounts is not None:
-            user = await self.accounts.session_user(session_id)
-            if user is not None:
-                return Caller(user_id=user.id, role=user.role, via="session")
-        return Caller(user_id=self.admin_id, role="admin", via="login_token")
-
 
 def client_address(scope: Mapping[str, Any]) -> str:
     client = scope.get("client")
@@ -338,11 +335,12 @@ def auth_kind(request: Request) -> AuthKind | None:
 
 
 def require_reauth(request: Request, login: Login, what: str) -> None:
-    """A change that widens what the app may do needs the login token again: in the request's own
-    bearer header, or in ``X-Maos-Reauth`` (the UI's password prompt). Raises ``Reauthenticate``."""
+    """A change that widens what the app may do needs the login token or the signed-in person's
+    password again: the request's own bearer login token, or ``X-Maos-Reauth`` (the UI's password
+    prompt; the door checked a password there, :data:`REAUTHED`). Raises ``Reauthenticate``."""
     from core.errors import Reauthenticate
 
-    if auth_kind(request) == "token":
+    if auth_kind(request) == "token" or request.scope.get(REAUTHED) is True:
         return
     if not login.verify(request.headers.get(REAUTH_HEADER)):
-        raise Reauthenticate(f"{what} needs the login token again: enter it to confirm")
+        raise Reauthenticate(f"{what} needs your password (or the login token) again: enter it to confirm")

@@ -23,7 +23,7 @@ from actors.runtime.apis import StoreApi
 from core.account_schemas import SESSION_COOKIE, UserView
 from core.action_schemas import AuditEntry
 from serve_app.callers import SCOPE_KEY, Caller
-from serve_app.passwords import csrf_of, new_secret, secret_hash
+from serve_app.passwords import csrf_of, new_secret, secret_hash, verify_password_async
 
 _log = structlog.get_logger("maos.accounts")
 CSRF_COOKIE = "maos_csrf"
@@ -59,6 +59,12 @@ class Accounts:
             self._cache.clear()
         self._cache[key] = (user, now)
         return user
+
+    async def password_matches(self, name: str, password: str) -> bool:
+        """Is ``password`` the enabled account ``name``'s own (a person confirming a change)?"""
+        record = await self.store.login_record(name=name)
+        return (record is not None and not record.user.disabled
+                and await verify_password_async(record.password_hash, password))
 
     def forget(self, secret: str | None = None) -> None:
         """Drop cached answers (one secret's, or all: after a user was disabled)."""

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterable
+import ssl
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, Literal, TypeVar
 
 import httpx
@@ -103,12 +104,18 @@ def _detail(resp: httpx.Response) -> str:
 
 
 class ApiClient:
-    """Typed calls to the Master Agent OS HTTP API at ``base_url``."""
+    """Typed calls to the Master Agent OS HTTP API at ``base_url``.
+
+    ``person``: the headers that say whom the current call is for, read at each call (the web UI
+    passes the session of the person whose page made it); without it every call is ``token``'s."""
 
     def __init__(self, base_url: str, token: str | None = None, transport: httpx.AsyncBaseTransport | None = None,
-                 retry_delay_s: float = 0.5, max_reconnects: int = 20) -> None:
+                 retry_delay_s: float = 0.5, max_reconnects: int = 20,
+                 person: Callable[[], dict[str, str]] | None = None, verify: ssl.SSLContext | bool = True) -> None:
         self.base_url = base_url.rstrip("/")
+        self._verify = verify  # over HTTPS: trust in the app's own certificate (core.tls.pinned_context)
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._person = person or dict
         self._transport = transport
         self._http: httpx.AsyncClient | None = None
         self.retry_delay_s = retry_delay_s
@@ -118,7 +125,7 @@ class ApiClient:
     def http(self) -> httpx.AsyncClient:
         if self._http is None:  # made on first use, in the event loop that serves the UI
             self._http = httpx.AsyncClient(base_url=self.base_url, transport=self._transport, headers=self._headers,
-                                           timeout=httpx.Timeout(30.0, connect=5.0))
+                                           timeout=httpx.Timeout(30.0, connect=5.0), verify=self._verify)
         return self._http
 
     async def aclose(self) -> None:
@@ -132,7 +139,7 @@ class ApiClient:
         ``reauth``: the login token a person typed to confirm a change that widens what the app may do.
         A body-less answer (204) is ``None``."""
         query = {k: v for k, v in (params or {}).items() if v is not None}
-        headers = {REAUTH_HEADER: reauth} if reauth else None
+        headers = {**self._person(), **({REAUTH_HEADER: reauth} if reauth else {})}
         try:
             if form:
                 resp = await self.http.request(method, path, params=query, headers=headers, **form)
@@ -178,7 +185,7 @@ class ApiClient:
         last, failures = after, 0
         while True:
             try:
-                headers = {"Accept": "text/event-stream", "Last-Event-ID": str(last)}
+                headers = {**self._person(), "Accept": "text/event-stream", "Last-Event-ID": str(last)}
                 async with self.http.stream("GET", f"/api/runs/{run_id}/events", headers=headers,
                                             timeout=httpx.Timeout(60.0, connect=5.0)) as resp:
                     if resp.status_code >= 400:

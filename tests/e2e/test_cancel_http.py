@@ -6,8 +6,8 @@ import time
 
 import httpx
 
-from tests._cluster import LOGIN_TOKEN
 from tests.e2e.conftest import Served
+from tests.e2e.people import admin_session
 
 
 def test_a_run_is_cancelled_over_http_and_a_stranger_is_refused(served: Served) -> None:
@@ -18,7 +18,9 @@ def test_a_run_is_cancelled_over_http_and_a_stranger_is_refused(served: Served) 
         run_id = accepted["run_id"]
         # no login, or a cross-site post with the login cookie: refused, and the run goes on
         assert httpx.post(f"{base}/api/runs/{run_id}/cancel", timeout=30).status_code == 401
-        forged = httpx.post(f"{base}/api/runs/{run_id}/cancel", cookies={"maos_token": LOGIN_TOKEN}, timeout=30,
+        with admin_session(base) as browser:
+            cookies = dict(browser.cookies)
+        forged = httpx.post(f"{base}/api/runs/{run_id}/cancel", cookies=cookies, timeout=30,
                             headers={"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"})
         assert forged.status_code == 403
         deadline = time.monotonic() + 120

@@ -7,8 +7,8 @@ from __future__ import annotations
 import httpx
 
 from maos_testing.llm.sim_thread import SimHandle
-from tests._cluster import LOGIN_TOKEN
 from tests.e2e.conftest import Served, free_port
+from tests.e2e.people import admin_session
 
 
 def test_status_shows_each_llm_endpoint_and_why_work_waits(served: Served, sim: SimHandle) -> None:
@@ -18,8 +18,8 @@ def test_status_shows_each_llm_endpoint_and_why_work_waits(served: Served, sim: 
     dead, shown = f"http://user:s3cret@127.0.0.1:{port}", f"http://127.0.0.1:{port}"
     listed = f"{sim.base_url}=1000,{dead}=2"
     # from a browser session, another server list needs the login token again
-    moved = httpx.patch(f"{base}/api/settings", json={"llm_endpoints": listed}, cookies={"maos_token": LOGIN_TOKEN},
-                        headers={"Origin": base, "Sec-Fetch-Site": "same-origin"}, timeout=30)
+    with admin_session(base) as browser:
+        moved = browser.patch("/api/settings", json={"llm_endpoints": listed})
     assert moved.status_code == 403
     with served.client() as client:
         one = client.get("/api/status").json()
