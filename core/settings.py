@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.budget import Budget
@@ -134,7 +134,7 @@ class Settings(BaseSettings):
         description="Earlier keys, comma-separated, still read until `maos keys rotate` re-encrypts.")
     approval_ttl_s: float = Field(72 * 3600.0, gt=0, description="How long a proposed action can be approved.")
     public_url: str | None = Field(None, description="Where a browser reaches the app (OAuth redirect); "
-                                                     "default http://<host>:<port>.")
+                                                     "default http(s)://<host>:<port>.")
 
     # Runtime
     ray_address: str | None = Field(
@@ -153,6 +153,10 @@ class Settings(BaseSettings):
                                                "loopback, the bind address, this machine's names and public_url's.")
     dashboard_host: str = Field("127.0.0.1", description="Where a local Ray serves its dashboard (and Jobs API); "
                                                          "loopback unless the cluster commands open it.")
+    tls_cert: Path | None = Field(None, description="Certificate (PEM; its chain after it) to serve HTTPS with, "
+                                                    "together with tls_key; none: plain HTTP. `maos tls self-signed` "
+                                                    "makes a pair for a LAN.")
+    tls_key: Path | None = Field(None, description="Private key (PEM, not encrypted) of tls_cert.")
     user_id: str = Field("local", description="User for CLI requests.")
     log_level: str = Field("INFO", description="Log level.")
     log_format: Literal["auto", "json", "console"] = Field("auto", description="auto: JSON unless a terminal.")
@@ -161,6 +165,28 @@ class Settings(BaseSettings):
     def _endpoints_readable(self) -> Settings:
         parse_endpoints(self.llm_endpoints, self.llm_slots)  # a ValueError names what is wrong
         return self
+
+    @field_validator("tls_cert", "tls_key")
+    @classmethod
+    def _absolute(cls, path: Path | None) -> Path | None:
+        """Absolute: Serve's HTTP proxy, which opens them, runs in another directory."""
+        return path.expanduser().resolve() if path is not None else None
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            given, missing = ("MAOS_TLS_CERT", "MAOS_TLS_KEY") if self.tls_cert is not None else ("MAOS_TLS_KEY",
+                                                                                                  "MAOS_TLS_CERT")
+            raise ValueError(f"{given} is set but {missing} is not: HTTPS needs both (or neither, for plain HTTP)")
+        for name, path in (("MAOS_TLS_CERT", self.tls_cert), ("MAOS_TLS_KEY", self.tls_key)):
+            if path is not None and not (path.is_file() and os.access(path, os.R_OK)):
+                raise ValueError(f"{name}={path} is not a readable file")
+        return self
+
+    @property
+    def url_scheme(self) -> Literal["http", "https"]:
+        """How the app is served: https with tls_cert and tls_key, else http."""
+        return "https" if self.tls_cert is not None else "http"
 
     @property
     def endpoint_list(self) -> list[LLMEndpoint]:
@@ -219,7 +245,7 @@ class Settings(BaseSettings):
         if self.public_url is not None:
             return self.public_url.rstrip("/")
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
-        return f"http://{host}:{self.port}"
+        return f"{self.url_scheme}://{host}:{self.port}"
 
     @property
     def budget(self) -> Budget:

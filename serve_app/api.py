@@ -33,6 +33,7 @@ from core.errors import (
     ToolError,
 )
 from core.settings import Settings
+from core.tls import client_verify
 from serve_app.access import RuntimeAccess
 from serve_app.account_routes import OPEN_PATHS, build_account_routes
 from serve_app.admin_routes import build_admin_routes
@@ -126,7 +127,8 @@ def build_api(settings: Settings, dashboard_url: str | None = None, api_base: st
     if api_base is not None:
         from ui import mount_ui
 
-        mount_ui(api, api_base, dashboard_url, caller_user, ui_key, head=CSRF_SCRIPT)
+        mount_ui(api, api_base, dashboard_url, caller_user, ui_key, head=CSRF_SCRIPT,
+                 verify=client_verify(settings.tls_cert))  # the UI calls this app: HTTPS when it is served so
     else:
         @api.get("/", include_in_schema=False, dependencies=[PUBLIC])
         async def index() -> RedirectResponse:

@@ -59,10 +59,10 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--port", type=int, default=None)
     token = sub.add_parser("token", help="the web login: make a new login token (the old one stops working)")
     token.add_argument("--new", action="store_true", help="make a new token, print it once, keep only its hash")
-    from serve_app import cli_cluster, cli_google, cli_memory, cli_users
+    from serve_app import cli_cluster, cli_google, cli_memory, cli_tls, cli_users
 
     more = {**cli_memory.add_commands(sub), **cli_google.add_commands(sub), **cli_cluster.add_commands(sub),
-            **cli_users.add_commands(sub)}
+            **cli_users.add_commands(sub), **cli_tls.add_commands(sub)}
     dev = sub.add_parser("dev", help="developer tools").add_subparsers(dest="tool", required=True)
     sim = dev.add_parser("sim-llm", help="run the simulated LLM server (a test tool)")
     sim.add_argument("options", nargs="*", help="see `maos dev sim-llm --help`")

@@ -22,6 +22,7 @@ from actors.runtime.apis import StoreApi
 from actors.runtime.typed import blocking
 from core.account_schemas import ApiTokenCreated, UserView
 from core.settings import Settings
+from core.tls import client_verify
 
 
 def add_commands(sub: Any) -> dict[str, Callable[[Settings, argparse.Namespace], int]]:
@@ -129,7 +130,8 @@ def api_client(settings: Settings, timeout: float = 60) -> Any:
     saved = _saved(settings)
     if saved is None:
         raise ConfigError("the CLI is not logged in: run `maos login`")
-    return httpx.Client(base_url=saved["url"], timeout=timeout, headers={"Authorization": f"Bearer {saved['token']}"})
+    return httpx.Client(base_url=saved["url"], timeout=timeout, headers={"Authorization": f"Bearer {saved['token']}"},
+                        verify=client_verify(settings.tls_cert))
 
 
 def _login(settings: Settings, args: argparse.Namespace) -> int:
@@ -138,7 +140,7 @@ def _login(settings: Settings, args: argparse.Namespace) -> int:
     url = (args.url or settings.base_url).rstrip("/")
     name = args.name or input("name: ")
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("password: ")
-    answer = httpx.post(f"{url}/api/auth/token", timeout=60,
+    answer = httpx.post(f"{url}/api/auth/token", timeout=60, verify=client_verify(settings.tls_cert),
                         json={"name": name, "password": password, "token_name": f"cli@{socket.gethostname()}"})
     if answer.status_code != 200:
         print(f"maos login: {answer.json().get('detail', answer.status_code)}", file=sys.stderr)
