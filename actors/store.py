@@ -23,6 +23,7 @@ from actors.storage import (
     actions,
     conversations,
     credentials,
+    delegates,
     documents,
     drafts,
     memory_entries,
@@ -39,7 +40,7 @@ from actors.storage.database import database_keys
 from actors.storage.engine import Engine
 from actors.storage.events import EventLog
 from core.account_schemas import ApiTokenView, CredentialKind, Role, UserLogin, UserView
-from core.action_schemas import AuditEntry
+from core.action_schemas import AuditEntry, Person
 from core.budget import Budget
 from core.crypto import Sealed
 from core.errors import NotFound, portable
@@ -415,11 +416,23 @@ class Store:
     async def reseal_action(self, action_id: str, sealed: Sealed, nonce: bytes) -> bool:
         return await self._db.apply(actions.reseal, action_id, sealed, nonce)
 
-    async def policies(self, user_id: str) -> dict[str, str]:
-        return actions.policies(self._conn, user_id)
+    async def action_owners(self, action_ids: list[str]) -> dict[str, str]:
+        return actions.owners(self._conn, action_ids)
 
-    async def set_policies(self, user_id: str, changes: dict[str, str]) -> None:
-        await self._db.write(actions.set_policies, user_id, changes)
+    async def policies(self) -> dict[str, str]:
+        return actions.policies(self._conn)
+
+    async def set_policies(self, changes: dict[str, str], who: str) -> None:
+        await self._db.write(actions.set_policies, changes, who)
+
+    async def delegates(self, owner_id: str) -> list[Person]:
+        return delegates.named_by(self._conn, owner_id)
+
+    async def delegators(self, delegate_id: str) -> list[Person]:
+        return delegates.naming(self._conn, delegate_id)
+
+    async def set_delegates(self, owner_id: str, names: list[str]) -> tuple[list[Person], list[Person]]:
+        return await self._db.write(delegates.set_delegates, owner_id, names)
 
     async def record_audit(self, entry: AuditEntry) -> None:
         await self._db.apply(actions.audit, entry)

@@ -5,9 +5,14 @@ done by the plain modules of ``integrations.actions``.
 
 - ``google`` runs a Google read or draft operation for a sub-agent, refreshing the access token
   as needed; when refresh fails the integration shows "reconnect" and the step waits.
-- ``propose`` records a gated action (encrypted), then applies the user's policy: ask (a person
-  decides), allow (run now), deny. Nothing a tool or a document says can approve anything: only
-  ``approve``/``edit``/``batch`` do, called by the HTTP API for a signed-in person.
+- ``propose`` records a gated action (encrypted), then applies the install's policy for its type
+  (one for everyone, set by an admin): ask (a person decides), allow (run now), deny. Nothing a tool
+  or a document says can approve anything: only ``approve``/``edit``/``batch`` do, called by the HTTP
+  API for a signed-in person.
+- Who decides: the action's owner, or a delegate the owner named (``set_delegates``); for anyone
+  else the action does not exist (NotFound, as an unknown id). An admin is no delegate unless named.
+  A delegate's decision is recorded with the delegate as the deciding actor and the owner as
+  ``user_id``; a removed delegate is refused from the next request on.
 - Approved actions run once: claimed (approved → executing) under their idempotency key, done
   with the ids of what happened, by the provider registered for its type (``integrations.actions.executor``);
   after a crash, an action left executing is looked up at its provider before it is retried, and
@@ -32,11 +37,12 @@ from core.action_schemas import (
     BatchItem,
     BatchResult,
     ConnectStart,
+    DelegatesView,
     IntegrationView,
     Policy,
 )
 from core.crypto import Sealer
-from core.errors import ApprovalRefused, ConfigError
+from core.errors import ApprovalRefused, ConfigError, NotFound
 from core.settings import Settings
 from integrations.actions import ledger as sql
 from integrations.actions.args import args_hash, check_arguments, scrub
@@ -123,7 +129,7 @@ class Workspace:
                       action: ActionType, arguments: dict[str, Any]) -> ActionView:
         args = await self._ground(user_id, action, check_arguments(action, arguments))
         digest = args_hash(action, args)
-        policy = (await self.policies(user_id))[action]
+        policy = (await self.policies())[action]
         status = {"ask": "pending", "allow": "approved", "deny": "rejected"}[policy]
         key, sealer = proposal_key(idempotency_key, action, args), self.vault.sealer  # caps: see proposals
         async with self._gate.lock(run_id):
@@ -141,52 +147,89 @@ class Workspace:
                 self._kick(row.view.id)
         return row.view
 
+    # ``user_id`` below is the person asking: the owner of the actions, or a delegate the owner named.
+
+    async def _owners(self, user_id: str) -> list[str]:
+        """Whose actions ``user_id`` may see and decide: their own, and of those who named them delegate."""
+        return [user_id, *(p.id for p in await self._store.delegators(delegate_id=user_id))]
+
+    async def _owner_of(self, user_id: str, action_id: str) -> str | None:
+        """The owner of ``action_id`` when ``user_id`` may see and decide it; None otherwise (as for an unknown id)."""
+        owner = (await self._store.action_owners(action_ids=[action_id])).get(action_id)
+        return owner if owner is not None and owner in await self._owners(user_id) else None
+
+    async def _decider_for(self, user_id: str, action_id: str) -> str:
+        """The owner of the action ``user_id`` is deciding; refused as unknown (404) when it is not theirs to decide."""
+        owner = await self._owner_of(user_id, action_id)
+        if owner is None:
+            raise ApprovalRefused(f"no action '{action_id}' awaits your decision", "unknown")
+        return owner
+
     async def list_actions(self, user_id: str, status: str | None = None, run_id: str | None = None,
                            limit: int = 200) -> list[ActionView]:
+        """The caller's actions and those of whoever named them delegate (each view says whose: ``user_id``)."""
         if self._vault is None and not await self._store.has_actions():
             return []  # without a key nothing could have been proposed: an empty list, not an error
-        views = await sql.list_actions(self._store, self.vault.sealer, user_id, status, run_id, limit)
-        return await self._integrations.reviewed(user_id, views)
+        views: list[ActionView] = []
+        for owner in await self._owners(user_id):
+            found = await sql.list_actions(self._store, self.vault.sealer, owner, status, run_id, limit)
+            views += await self._integrations.reviewed(owner, found)
+        return sorted(views, key=lambda v: (-v.created_at, v.id))[:limit]
 
     async def get_action(self, user_id: str, action_id: str) -> ActionView:
-        view = await sql.get_action(self._store, self.vault.sealer, user_id, action_id)
-        return (await self._integrations.reviewed(user_id, [view]))[0]
+        owner = await self._owner_of(user_id, action_id)
+        if owner is None:
+            raise NotFound(f"no action '{action_id}'")
+        view = await sql.get_action(self._store, self.vault.sealer, owner, action_id)
+        return (await self._integrations.reviewed(owner, [view]))[0]
+
+    @staticmethod
+    def _as_delegate(owner: str, who: str) -> dict[str, Any]:
+        return {} if owner == who else {"delegate_of": owner}
 
     async def approve(self, user_id: str, action_id: str, digest: str, approver: str) -> ActionView:
-        view = await sql.decide(self._store, self.vault.sealer, user_id, action_id, digest, "approved", approver)
-        await self._audit(user_id, approver, "approval.approved", run_id=view.run_id, task_id=view.task_id,
-                          subject_id=action_id, approved_by=approver)
+        owner = await self._decider_for(user_id, action_id)
+        view = await sql.decide(self._store, self.vault.sealer, owner, action_id, digest, "approved", approver)
+        await self._audit(owner, approver, "approval.approved", run_id=view.run_id, task_id=view.task_id,
+                          subject_id=action_id, approved_by=approver, detail=self._as_delegate(owner, approver))
         self._kick(action_id)
         return view
 
     async def reject(self, user_id: str, action_id: str, reason: str, who: str) -> ActionView:
-        view = await sql.decide(self._store, self.vault.sealer, user_id, action_id, None, "rejected", who,
+        owner = await self._decider_for(user_id, action_id)
+        view = await sql.decide(self._store, self.vault.sealer, owner, action_id, None, "rejected", who,
                                 error=scrub(reason) if reason else None)
-        await self._audit(user_id, who, "approval.rejected", run_id=view.run_id, task_id=view.task_id,
-                          subject_id=action_id)
+        await self._audit(owner, who, "approval.rejected", run_id=view.run_id, task_id=view.task_id,
+                          subject_id=action_id, detail=self._as_delegate(owner, who))
         return view
 
     async def edit(self, user_id: str, action_id: str, digest: str, arguments: dict[str, Any],
                    approver: str) -> ActionView:
-        """Edit then approve: the edited arguments become a new action, approved; the old one is superseded."""
-        old = await sql.get_action(self._store, self.vault.sealer, user_id, action_id)
+        """Edit then approve: the edited arguments become a new action of the same owner, approved; the
+        old one is superseded."""
+        owner = await self._decider_for(user_id, action_id)
+        old = await sql.get_action(self._store, self.vault.sealer, owner, action_id)
         args = check_arguments(old.action, {**arguments, **({"thread_id": old.arguments["thread_id"]}
                                                             if old.action == "reply_email" else {})})
-        args = await self._ground(user_id, old.action, args, by_person=True)
-        await sql.decide(self._store, self.vault.sealer, user_id, action_id, digest, "superseded", approver)
+        args = await self._ground(owner, old.action, args, by_person=True)
+        await sql.decide(self._store, self.vault.sealer, owner, action_id, digest, "superseded", approver)
         new_digest = args_hash(old.action, args)
-        row = await sql.insert_action(self._store, self.vault.sealer, user_id=user_id, run_id=old.run_id,
+        row = await sql.insert_action(self._store, self.vault.sealer, user_id=owner, run_id=old.run_id,
                                       task_id=old.task_id, key=f"{action_id}:edit:{new_digest[:16]}",
                                       action=old.action, args=args, digest=new_digest, status="approved",
                                       ttl_s=self._settings.approval_ttl_s, decided_by=approver, replaces=action_id)
-        await self._audit(user_id, approver, "approval.edited_and_approved", run_id=old.run_id, task_id=old.task_id,
-                          subject_id=row.view.id, approved_by=approver, detail={"replaces": action_id})
+        await self._audit(owner, approver, "approval.edited_and_approved", run_id=old.run_id, task_id=old.task_id,
+                          subject_id=row.view.id, approved_by=approver,
+                          detail={"replaces": action_id, **self._as_delegate(owner, approver)})
         self._kick(row.view.id)
         return row.view
 
     async def batch(self, user_id: str, decision: str, items: list[BatchItem], who: str) -> BatchResult:
         if decision == "approve":  # never an outlier (new outside recipient, Reply-To): one by one
-            await self._integrations.refuse_outliers(user_id, items)
+            owners = await self._store.action_owners(action_ids=[i.id for i in items])
+            mine = await self._owners(user_id)
+            for owner in dict.fromkeys(o for o in owners.values() if o in mine):
+                await self._integrations.refuse_outliers(owner, [i for i in items if owners.get(i.id) == owner])
         done: list[str] = []
         refused: dict[str, str] = {}
         for item in items:
@@ -200,13 +243,30 @@ class Workspace:
                 refused[item.id] = str(exc)
         return BatchResult(done=done, refused=refused)
 
-    async def policies(self, user_id: str) -> dict[str, Policy]:
-        return await sql.policies(self._store, user_id)
+    async def policies(self) -> dict[str, Policy]:
+        """The install's policy per action type: one for everyone's agents."""
+        return await sql.policies(self._store)
 
-    async def set_policies(self, user_id: str, changes: dict[str, Policy], who: str) -> dict[str, Policy]:
-        await sql.set_policies(self._store, user_id, changes)
-        await self._audit(user_id, who, "policy.changed", detail={k: v for k, v in changes.items()})
-        return await self.policies(user_id)
+    async def set_policies(self, changes: dict[str, Policy], who: str) -> dict[str, Policy]:
+        """An admin's change (the HTTP API checks the role and, to widen to allow, the re-authentication)."""
+        await sql.set_policies(self._store, changes, who)
+        await self._audit(None, who, "policy.changed", detail={k: v for k, v in changes.items()})
+        return await self.policies()
+
+    # --- approval delegates (``actors.storage.delegates``) ----------------------------------
+
+    async def delegates(self, user_id: str) -> DelegatesView:
+        return DelegatesView(delegates=await self._store.delegates(owner_id=user_id),
+                             delegate_for=await self._store.delegators(delegate_id=user_id))
+
+    async def set_delegates(self, user_id: str, delegates: list[str]) -> DelegatesView:
+        """``user_id``'s delegates become ``delegates`` (ids or login names of enabled users, never
+        themselves); audited as ``approval.delegated`` when anything changed."""
+        added, removed = await self._store.set_delegates(owner_id=user_id, names=delegates)
+        if added or removed:
+            await self._audit(user_id, user_id, "approval.delegated",
+                              detail={"added": [p.id for p in added], "removed": [p.id for p in removed]})
+        return await self.delegates(user_id)
 
     async def audit(self, user_id: str | None, run_id: str | None = None, action: str | None = None,
                     limit: int = 200) -> list[AuditEntry]:

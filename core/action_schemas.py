@@ -3,7 +3,7 @@ actors exchange them.
 
 An *action* is anything that leaves the machine: sending mail, replying, creating, changing or
 deleting events, creating Drive files, texting and calling. A sub-agent only ever *proposes* one;
-what happens to it is decided by the user's policy for its type ("ask" by default: a person
+what happens to it is decided by the install's policy for its type ("ask" by default: a person
 approves it), and it is executed exactly once, under its idempotency key.
 """
 
@@ -172,7 +172,30 @@ class ApprovalGroup(_Model):
 
 
 class PolicyView(_Model):
+    """The install's approval policies: one per action type, for everyone's agents (an admin sets them)."""
+
     policies: dict[ActionType, Policy] = Field(description="Policy per action type.")
+
+
+class Person(_Model):
+    id: str = Field(description="User id.")
+    name: str = Field(description="Login name.")
+
+
+class DelegatesChange(_Model):
+    """Who may decide the caller's pending actions besides them: the whole list (an empty one names nobody)."""
+
+    delegates: list[str] = Field(max_length=50, description="User ids or login names of enabled users, "
+                                                            "not the caller.")
+
+
+class DelegatesView(_Model):
+    """Approval delegates, from the caller's side."""
+
+    delegates: list[Person] = Field(description="Who may see, approve, edit and reject the caller's pending "
+                                                "actions (an admin is not one unless named here).")
+    delegate_for: list[Person] = Field(description="Whose pending actions the caller may decide: they named "
+                                                   "the caller.")
 
 
 class AuditEntry(_Model):

@@ -2,8 +2,10 @@
 these with ``google``), approvals of gated actions, approval policies and the audit log.
 
 Decisions are made here, for the signed-in person, and nowhere else: an approval quotes the
-``args_hash`` of what the person saw, is used once, and only for that person's own actions (another
-person's action is a 404, as an unknown id is). Approval policies are an admin's (:mod:`serve_app.callers`).
+``args_hash`` of what the person saw, is used once, and only for that person's own actions or those
+of someone who named them their delegate (anyone else's action is a 404, as an unknown id is; an
+admin is no delegate unless named). Approval policies are the install's, one per action type for
+everyone's agents: everyone reads them, an admin sets them (:mod:`serve_app.callers`).
 """
 
 from __future__ import annotations
@@ -25,12 +27,14 @@ from core.action_schemas import (
     ConnectRequest,
     ConnectStart,
     Decision,
+    DelegatesChange,
+    DelegatesView,
     EditDecision,
     IntegrationView,
     PolicyView,
     Rejection,
 )
-from core.errors import ApprovalRefused
+from core.errors import ApprovalRefused, Conflict, NotFound
 from core.recipients import pending_groups
 from integrations import registry
 from serve_app.access import RuntimeAccess
@@ -89,24 +93,42 @@ def build_google_routes(rt: RuntimeAccess, with_ui: bool) -> APIRouter:
     @r.get("/approvals", response_model=list[ActionView], tags=["approvals"])
     async def approvals(who: Member, status: ActionStatus | None = None, run_id: str | None = None,
                         limit: int = Query(200, ge=1, le=1000)) -> list[ActionView]:
-        """Proposed actions exactly as they would be carried out, newest first."""
+        """Proposed actions exactly as they would be carried out, newest first: yours, and those of
+        whoever named you their delegate (``user_id`` says whose)."""
         return await rt.workspace.list_actions(user_id=who.user_id, status=status, run_id=run_id, limit=limit)
 
     @r.get("/approvals/policy", response_model=PolicyView, tags=["approvals"])
     async def get_policy(who: Member) -> PolicyView:
-        """Per action type: ask (a person approves; the default), allow, or deny."""
-        return PolicyView(policies=await rt.workspace.policies(who.user_id))
+        """The install's policy per action type, for everyone's agents: ask (a person approves; the
+        default), allow, or deny."""
+        return PolicyView(policies=await rt.workspace.policies())
 
     @r.put("/approvals/policy", response_model=PolicyView, tags=["approvals"],
            responses={403: {"description": "A type becoming allow needs the login token again (X-Maos-Reauth)."}})
     async def put_policy(body: PolicyView, request: Request, who: Admin) -> PolicyView:
-        """Set policies. A type that becomes ``allow`` (its actions run with nobody approving) needs
-        the login token again."""
-        current = await rt.workspace.policies(who.user_id)
+        """Set the install's policies (they apply to every member's agents). A type that becomes
+        ``allow`` (its actions run with nobody approving) needs the login token again."""
+        current = await rt.workspace.policies()
         widened = sorted(t for t, p in body.policies.items() if p == "allow" and current.get(t) != "allow")
         if widened:
             require_reauth(request, request.app.state.login, f"letting {', '.join(widened)} run without approval")
-        return PolicyView(policies=await rt.workspace.set_policies(user_id=who.user_id, changes={k: v for k, v in body.policies.items()}, who=who.user_id))
+        return PolicyView(policies=await rt.workspace.set_policies(changes={k: v for k, v in body.policies.items()},
+                                                                   who=who.user_id))
+
+    @r.get("/approvals/delegates", response_model=DelegatesView, tags=["approvals"])
+    async def get_delegates(who: Member) -> DelegatesView:
+        """Whom you let decide your pending actions, and whose you may decide."""
+        return await rt.workspace.delegates(user_id=who.user_id)
+
+    @r.put("/approvals/delegates", response_model=DelegatesView, tags=["approvals"])
+    async def put_delegates(body: DelegatesChange, who: Member) -> DelegatesView:
+        """Name the people (user ids or login names) who may see, approve, edit and reject your pending
+        actions besides you: the whole list; an empty one names nobody. A removal holds at once. A name
+        that is no enabled user, or yourself, is refused (422) and nothing changes."""
+        try:
+            return await rt.workspace.set_delegates(user_id=who.user_id, delegates=body.delegates)
+        except (NotFound, Conflict) as exc:
+            raise HTTPException(422, str(exc)) from exc
 
     @r.get("/approvals/groups", response_model=list[ApprovalGroup], tags=["approvals"])
     async def approval_groups(who: Member, limit: int = Query(1000, ge=1, le=1000)) -> list[ApprovalGroup]:

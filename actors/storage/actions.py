@@ -1,4 +1,4 @@
-"""The ``actions``, ``approval_policies`` and ``audit_log`` tables.
+"""The ``actions``, ``approval_policies`` (the install's, one per action type) and ``audit_log`` tables.
 
 Every state change of an action is one conditional UPDATE … RETURNING, so two callers racing for
 the same action (two approvals, two executors) cannot both win. Arguments stay sealed here: only the
@@ -57,6 +57,13 @@ def get(conn: duckdb.DuckDBPyConnection, user_id: str, action_ids: list[str]) ->
     rows = conn.execute(f"SELECT {_COLUMNS} FROM actions WHERE user_id = ? AND id IN (SELECT unnest(?::VARCHAR[]))",
                         [user_id, action_ids]).fetchall()
     return [_action(r) for r in rows]
+
+
+def owners(conn: duckdb.DuckDBPyConnection, action_ids: list[str]) -> dict[str, str]:
+    """Whose each of ``action_ids`` is (unknown ids are left out): who may decide it is the caller's to check."""
+    rows = conn.execute("SELECT id, user_id FROM actions WHERE id IN (SELECT unnest(?::VARCHAR[]))",
+                        [action_ids]).fetchall()
+    return {str(r[0]): str(r[1]) for r in rows}
 
 
 def let_through(conn: duckdb.DuckDBPyConnection, user_id: str, since: float | None, limit: int) -> list[StoredAction]:
@@ -178,16 +185,16 @@ def reseal(conn: duckdb.DuckDBPyConnection, action_id: str, sealed: Sealed, nonc
 # --- policies and the audit log --------------------------------------------------------------------
 
 
-def policies(conn: duckdb.DuckDBPyConnection, user_id: str) -> dict[str, str]:
-    """The user's saved policies per action type (unsaved ones are 'ask')."""
-    return dict(conn.execute("SELECT action, policy FROM approval_policies WHERE user_id = ?", [user_id]).fetchall())
+def policies(conn: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """The install's saved policy per action type (one for everyone; unsaved types are 'ask')."""
+    return dict(conn.execute("SELECT action, policy FROM approval_policies").fetchall())
 
 
-def set_policies(conn: duckdb.DuckDBPyConnection, user_id: str, changes: dict[str, str], now: float) -> None:
+def set_policies(conn: duckdb.DuckDBPyConnection, changes: dict[str, str], who: str, now: float) -> None:
     for action, policy in changes.items():
-        conn.execute("INSERT INTO approval_policies VALUES (?, ?, ?, ?) ON CONFLICT (user_id, action) "
-                     "DO UPDATE SET policy = excluded.policy, updated_at = excluded.updated_at",
-                     [user_id, action, policy, now])
+        conn.execute("INSERT INTO approval_policies VALUES (?, ?, ?, ?) ON CONFLICT (action) "
+                     "DO UPDATE SET policy = excluded.policy, updated_at = excluded.updated_at, "
+                     "updated_by = excluded.updated_by", [action, policy, now, who])
 
 
 def audit(conn: duckdb.DuckDBPyConnection, e: AuditEntry) -> None:

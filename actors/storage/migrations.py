@@ -6,6 +6,8 @@ import time
 
 import duckdb
 
+from actors.storage import migration_approvers
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (
         1,
@@ -197,6 +199,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    migration_approvers.MIGRATION,  # 10: the install's approval policies, approval delegates
 ]
 
 

@@ -178,13 +178,14 @@ async def due(store: ActionStore, include_executing: bool) -> list[str]:
     return due_ids
 
 
-async def policies(store: ActionStore, user_id: str) -> dict[str, Policy]:
-    saved = await store.policies(user_id)
+async def policies(store: ActionStore) -> dict[str, Policy]:
+    """The install's policy per action type (one for everyone; unsaved: ask)."""
+    saved = await store.policies()
     return {a: cast(Policy, saved.get(a, "ask")) for a in ACTION_TYPES}
 
 
-async def set_policies(store: ActionStore, user_id: str, changes: dict[str, Policy]) -> None:
-    await store.set_policies(user_id=user_id, changes=dict(changes))
+async def set_policies(store: ActionStore, changes: dict[str, Policy], who: str) -> None:
+    await store.set_policies(changes=dict(changes), who=who)
 
 
 async def audit(store: ActionStore, user_id: str | None, actor: str, what: str, *, run_id: str | None = None,

@@ -189,11 +189,11 @@ async def test_approve_all_is_refused_for_a_group_with_an_outlier_and_each_is_ap
 
 
 async def test_an_allow_policy_does_not_make_an_address_known(ws: Workspace, fake: FakeGoogle) -> None:
-    await ws.set_policies("alice", {"send_email": "allow"}, "alice")
+    await ws.set_policies({"send_email": "allow"}, "admin")
     sent = await ws.propose("alice", "p", "p:s1", "p:s1:k", "send_email",
                             {"to": ["eve@evil.test"], "subject": "s", "body": "b"})
     assert sent.status == "approved" and sent.decided_by == "policy"
-    await ws.set_policies("alice", {"send_email": "ask"}, "alice")
+    await ws.set_policies({"send_email": "ask"}, "admin")
     asked = await ws.propose("alice", "p", "p:s2", "p:s2:k", "send_email",
                              {"to": ["eve@evil.test"], "subject": "s", "body": "b"})
     with pytest.raises(ApprovalRefused, match="eve@evil.test"):

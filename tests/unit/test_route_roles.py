@@ -88,6 +88,9 @@ def test_admin_pages_are_an_admins_and_the_probes_open(with_ui: FastAPI) -> None
     assert {k: roles[k] for k in OPEN} == dict.fromkeys(OPEN, "public")
     members = {k for k, role in roles.items() if role == "member"}
     assert ("GET", "/api/runs/{run_id}") in members and ("POST", "/api/runs") in members
+    # approval delegates are each person's own; the install's policies everyone reads, an admin sets
+    assert {("GET", "/api/approvals/delegates"), ("PUT", "/api/approvals/delegates"),
+            ("GET", "/api/approvals/policy")} <= members
 
 
 class _As:

@@ -120,13 +120,14 @@ async def test_every_refusal_names_its_reason(store: Store) -> None:
 
 async def test_policies_allow_deny_and_ask(store: Store) -> None:
     ws = workspace(store)
-    assert set((await ws.policies("alice")).values()) == {"ask"}  # the default, for every action type
-    await ws.set_policies("alice", {"send_text": "deny", "create_drive_file": "allow"}, "alice")
+    assert set((await ws.policies()).values()) == {"ask"}  # the default, for every action type
+    await ws.set_policies({"send_text": "deny", "create_drive_file": "allow"}, "admin")
     denied = await ws.propose("alice", None, None, "k1", "send_text", {"to": "+15550100", "body": "hi"})
     assert denied.status == "rejected" and denied.decided_by == "policy"
     allowed = await ws.propose("alice", None, None, "k2", "create_drive_file", {"title": "Notes", "content": "x"})
     assert allowed.status == "approved" and allowed.decided_by == "policy"
-    assert (await ws.policies("bob"))["send_text"] == "ask"  # one user's policy only
+    bobs = await ws.propose("bob", None, None, "k3", "send_text", {"to": "+15550100", "body": "hi"})
+    assert bobs.status == "rejected" and bobs.decided_by == "policy"  # the install's policy: everyone's agents
 
 
 def test_arguments_are_checked_and_errors_scrubbed() -> None:
