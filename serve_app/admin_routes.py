@@ -2,6 +2,7 @@
 
 The LLM server's URL is shown redacted everywhere here (no credentials, no query). The probes are open;
 settings changes, the connection test and the metrics are an admin's; the rest any signed-in person's.
+A settings change is audited (``settings.changed``: who, and the names of the fields changed).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from core.schemas import (
 )
 from integrations.llm.backend import redact_url
 from integrations.llm.endpoints import llm_endpoints, redact_endpoints, wait_reason
+from serve_app import audit
 from serve_app.access import RuntimeAccess
 from serve_app.auth import require_reauth
 from serve_app.callers import PUBLIC, Admin, Member
@@ -111,7 +113,12 @@ def build_admin_routes(rt: RuntimeAccess, metrics: HttpMetrics) -> APIRouter:
                  if k in asked and asked[k] not in _as_shown(getattr(now, k), now.llm_slots)]
         if moved:
             require_reauth(request, request.app.state.login, "pointing the app at another LLM server")
-        return await rt.live.update(app, body, await rt.backend())
+        view = await rt.live.update(app, body, await rt.backend())
+        changed = sorted({*view.applied, *view.restart_required})
+        if changed:  # the fields' names, never their values (a URL may hold a password)
+            await audit.record(rt.store, "settings.changed", who.user_id, who.user_id, fields=changed,
+                               restart_required=view.restart_required)
+        return view
 
     @r.post("/api/settings/test-connection", response_model=ConnectionResult, tags=["settings"])
     async def test_llm(body: ConnectionTest, who: Admin) -> ConnectionResult:

@@ -9,9 +9,10 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from actors.runtime.apis import MemoryApi
+from actors.runtime.apis import MemoryApi, StoreApi
 from core.errors import IngestError
 from core.settings import Settings
+from serve_app import audit
 
 
 def add_commands(sub: Any) -> dict[str, Callable[[Settings, argparse.Namespace], int]]:
@@ -40,14 +41,14 @@ def running_app(settings: Settings) -> Any:
     return wiring.connect(settings, None)  # type: ignore[arg-type]
 
 
-def _with_memory(settings: Settings, work: Callable[[MemoryApi], Coroutine[Any, Any, Any]]) -> Any:
-    """Run ``work(memory_handle)`` against the running app's Memory actor, else a Memory opened here."""
+def _with_memory(settings: Settings, work: Callable[[MemoryApi, StoreApi], Coroutine[Any, Any, Any]]) -> Any:
+    """Run ``work(memory, store)`` against the running app's Memory and Store actors, else ones opened here."""
     from actors.runtime.handles import LocalHandle
     from actors.runtime.typed import typed
 
     app = running_app(settings)
     if app is not None:
-        return asyncio.run(work(app.memory))
+        return asyncio.run(work(app.memory, app.store))
     from actors.memory import Memory
     from actors.storage.database import database_keys
     from actors.store import Store
@@ -56,7 +57,8 @@ def _with_memory(settings: Settings, work: Callable[[MemoryApi], Coroutine[Any, 
         store = Store(str(settings.db_path), keys=database_keys(settings))
         try:
             memory = Memory(settings, LocalHandle(store, "store"))
-            result = await work(typed(LocalHandle(memory, "memory"), MemoryApi))
+            result = await work(typed(LocalHandle(memory, "memory"), MemoryApi),
+                                typed(LocalHandle(store, "store"), StoreApi))
             await memory.wait_indexed()
             await memory.close()
             await store.flush()
@@ -67,13 +69,20 @@ def _with_memory(settings: Settings, work: Callable[[MemoryApi], Coroutine[Any, 
     return asyncio.run(local())
 
 
+async def _rebuild(memory: MemoryApi, store: StoreApi, user_id: str) -> dict[str, int]:
+    """Recreate the vectors from DuckDB, audited (``memory.rebuilt``, with the points per collection) as the CLI's."""
+    counts = await memory.rebuild()
+    await audit.record(store, "memory.rebuilt", user_id, "cli", points=counts)
+    return counts
+
+
 def _memory(settings: Settings, args: argparse.Namespace) -> int:
     if args.memory_command == "rebuild":
-        counts = _with_memory(settings, lambda m: m.rebuild())
+        counts = _with_memory(settings, lambda m, s: _rebuild(m, s, settings.user_id))
         print("rebuilt: " + ", ".join(f"{n} {c}" for c, n in counts.items()))
         return 0
     if args.memory_command == "stats":
-        stats = _with_memory(settings, lambda m: m.stats(settings.user_id))
+        stats = _with_memory(settings, lambda m, _: m.stats(settings.user_id))
         print(f"embedder {stats.embedder}; vectors at {stats.vector_store}")
         for c, n in stats.collections.items():
             print(f"  {c}: {n}")
@@ -81,7 +90,7 @@ def _memory(settings: Settings, args: argparse.Namespace) -> int:
     code = 0
     tags = [t for t in args.tags.split(",") if t.strip()]
     for path in args.files:
-        async def add(m: Any, path: Path = path) -> Any:
+        async def add(m: Any, _: Any, path: Path = path) -> Any:
             result = await m.ingest(user_id=settings.user_id, filename=path.name, data=path.read_bytes(),
                                   kind="sop" if args.sop else "doc", tags=tags)
             await m.wait_indexed()

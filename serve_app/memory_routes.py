@@ -18,6 +18,7 @@ from core.memory_schemas import (
 )
 from core.plan import validate_plan
 from core.schemas import MemoryCollection, MemorySource, RunView
+from serve_app import audit
 from serve_app.access import RuntimeAccess
 from serve_app.callers import Member
 from serve_app.uploads import MB, openapi_body, read_upload
@@ -61,8 +62,13 @@ def build_memory_routes(rt: RuntimeAccess) -> APIRouter:
 
     @r.delete("/documents/{document_id}", status_code=204, tags=["memory"])
     async def delete_document(document_id: str, who: Member) -> Response:
-        """Delete a document; its vectors and memory entries go with it."""
+        """Delete a document; its vectors and memory entries go with it (audited: ``document.deleted``)."""
+        found = await rt.store.get_document(user_id=who.user_id, doc_id=document_id)
+        if found is None:
+            raise NotFound(f"no document '{document_id}'")
         await rt.memory.delete_document(user_id=who.user_id, doc_id=document_id)
+        await audit.record(rt.store, "document.deleted", who.user_id, who.user_id, subject_id=document_id,
+                           kind=found.document.kind, chunks=found.document.chunks)
         return Response(status_code=204)
 
     # --- search ----------------------------------------------------------------------------
