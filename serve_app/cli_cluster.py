@@ -158,7 +158,7 @@ def _print_head(settings: Settings, host: str, port: int, address: str, dashboar
                 new_token: str | None, booted: Any) -> None:
     token = settings.ray_token_path.resolve()
     b = booted.app.backend
-    _say(f"Master Agent OS cluster head is running: http://{host}:{port}/")
+    _say(f"Master Agent OS cluster head is running: {settings.url_scheme}://{host}:{port}/")
     if new_token is not None:
         _say(f"  Login token (shown once; only its hash is kept): {new_token}")
     _say(f"  Ray head       {address} · token auth on · maos {version}")
