@@ -19,6 +19,7 @@ from ui.feedback import feedback_form
 from ui.integrations import provider_sections
 from ui.memory import memory_page
 from ui.pages import ANY, RUN_STATUSES, SETTING_FIELDS, TASK_STATUSES, PageHandlers, Search, table
+from ui.people import LOG_OUT_JS, people_section, signed_in_html
 from ui.render import plan_html
 from ui.tokens import tokens_section
 
@@ -93,6 +94,8 @@ def build_blocks(client: ApiClient, dashboard_url: str | None) -> gr.Blocks:
             nav = {key: gr.Button(label, elem_id=f"nav-{key}", elem_classes="nav-btn", size="sm",
                                   variant="primary" if key == "chat" else "secondary") for key, label in PAGES.items()}
             llm_badge = gr.HTML(views.sidebar_llm(None, "checking…"), elem_id="sidebar-llm")
+            who = gr.HTML(signed_in_html(None, "…"), elem_id="sidebar-who")
+            log_out = gr.Button("Log out", elem_id="nav-logout", size="sm")
 
         with gr.Column(visible=True, elem_id="page-chat") as chat_page:
             with gr.Row(equal_height=False):
@@ -163,23 +166,25 @@ def build_blocks(client: ApiClient, dashboard_url: str | None) -> gr.Blocks:
 
         with gr.Column(visible=False, elem_id="page-settings") as settings_page:
             gr.Markdown("## Settings")
-            fields: dict[str, gr.components.Component] = {}
-            rest = [n for n in SETTING_FIELDS if not any(n in names for names in SECTIONS.values())]
-            for title, names in [*SECTIONS.items(), *([("Other", rest)] if rest else [])]:
-                gr.Markdown(f"### {title}")
-                with gr.Row():
-                    for name in names:
-                        fields[name] = setting_input(name)
-                if title == "LLM server":
+            with gr.Column(visible=False, elem_id="settings-admin") as admin_settings:  # shown to an admin
+                fields: dict[str, gr.components.Component] = {}
+                rest = [n for n in SETTING_FIELDS if not any(n in names for names in SECTIONS.values())]
+                for title, names in [*SECTIONS.items(), *([("Other", rest)] if rest else [])]:
+                    gr.Markdown(f"### {title}")
                     with gr.Row():
-                        s_test = gr.Button("Test connection", elem_id="settings-test", scale=0, min_width=160)
-                        s_test_result = gr.Markdown(elem_id="settings-test-result")
-            with gr.Row(equal_height=True):
-                s_reauth = gr.Textbox(label="Login token (needed to change the LLM server)", type="password",
-                                      max_lines=1, elem_id="settings-reauth", scale=2)
-                s_save = gr.Button("Save", elem_id="settings-save", variant="primary", scale=0, min_width=120)
-                s_reload = gr.Button("Reload", elem_id="settings-reload", scale=0, min_width=120)
-            s_result = gr.Markdown(elem_id="settings-result")
+                        for name in names:
+                            fields[name] = setting_input(name)
+                    if title == "LLM server":
+                        with gr.Row():
+                            s_test = gr.Button("Test connection", elem_id="settings-test", scale=0, min_width=160)
+                            s_test_result = gr.Markdown(elem_id="settings-test-result")
+                with gr.Row(equal_height=True):
+                    s_reauth = gr.Textbox(label="Your password or the login token (needed to change the LLM server)",
+                                          type="password", max_lines=1, elem_id="settings-reauth", scale=2)
+                    s_save = gr.Button("Save", elem_id="settings-save", variant="primary", scale=0, min_width=120)
+                    s_reload = gr.Button("Reload", elem_id="settings-reload", scale=0, min_width=120)
+                s_result = gr.Markdown(elem_id="settings-result")
+                people = people_section(client)
             tokens, tokens_list = tokens_section(client)
 
         status_timer = gr.Timer(STATUS_EVERY_S)
@@ -203,6 +208,7 @@ def build_blocks(client: ApiClient, dashboard_url: str | None) -> gr.Blocks:
                          [h_go.click, h_q.submit])
         agents_outputs = [a_pools, a_totals, a_dead, a_pick]
         settings_outputs = [*(fields[n] for n in SETTING_FIELDS), saved, s_result]
+        whoami_outputs = [who, admin_settings, approvals.policy_edit]
         opening: dict[Search, list[Any]] = {history: [], memory.documents: [], approvals.audit: []}
         for key, button in nav.items():
             switched = button.click(show(key), None, switch_outputs, queue=False, api_visibility="private")
@@ -219,7 +225,9 @@ def build_blocks(client: ApiClient, dashboard_url: str | None) -> gr.Blocks:
             elif key == "agents":
                 switched.then(pages.agents, None, agents_outputs, **QUIET)
             elif key == "settings":
-                switched.then(pages.load_settings, None, settings_outputs, **QUIET)
+                switched.then(people.handlers.whoami, None, whoami_outputs, **QUIET).then(
+                    pages.load_settings, None, settings_outputs, **QUIET).then(
+                    people.handlers.load, None, [people.listing], **QUIET)
                 switched.then(tokens.load, None, [tokens_list], **QUIET)
 
         hide_feedback: dict[str, Any] = {"fn": lambda: gr.Column(visible=False), "inputs": None,
@@ -260,6 +268,8 @@ def build_blocks(client: ApiClient, dashboard_url: str | None) -> gr.Blocks:
 
         status_timer.tick(pages.status, None, [llm_badge, integrations], **QUIET)
         demo.load(pages.status, None, [llm_badge, integrations], **QUIET)
+        demo.load(people.handlers.whoami, None, whoami_outputs, **QUIET)
+        log_out.click(None, None, None, js=LOG_OUT_JS)
         demo.load(pages.agent_choices, None, [h_agent, t_agent], **QUIET)
 
         s_save.click(pages.save_settings, [*(fields[n] for n in SETTING_FIELDS), saved, s_reauth], [saved, s_result],

@@ -187,6 +187,7 @@ class ApprovalsPage:
     load_policy: tuple[Any, list[Any], list[Any]]  # … to fill the policy form
     audit: Search  # list the audit log: on opening the page, and by its Search button or filter boxes
     badge: tuple[Any, list[Any], list[Any]]  # … to show the count of pending actions in the sidebar
+    policy_edit: Any  # the policy's save row: shown to an admin
 
 
 def approvals_page(client: ApiClient, nav_button: Any) -> ApprovalsPage:
@@ -257,9 +258,9 @@ def approvals_page(client: ApiClient, nav_button: Any) -> ApprovalsPage:
             with gr.Row():
                 choices = [gr.Dropdown(av.POLICY_CHOICES, value="ask", label=av.label(t), elem_id=f"policy-{t}",
                                        min_width=220) for t in ACTION_TYPES]
-            with gr.Row(equal_height=True):
-                p_reauth = gr.Textbox(label="Login token (needed to set allow)", type="password", max_lines=1,
-                                      elem_id="policy-reauth", scale=2)
+            with gr.Row(equal_height=True, visible=False, elem_id="policy-edit") as p_edit:  # an admin's
+                p_reauth = gr.Textbox(label="Your password or the login token (needed to set allow)", type="password",
+                                      max_lines=1, elem_id="policy-reauth", scale=2)
                 p_save = gr.Button("Save", variant="primary", elem_id="policy-save", scale=0, min_width=120)
                 p_result = gr.Markdown(elem_id="policy-result")
         with gr.Tab("Audit log", elem_id="approvals-tab-audit"):
@@ -297,4 +298,4 @@ def approvals_page(client: ApiClient, nav_button: Any) -> ApprovalsPage:
                          (h.load_policy, [], [*choices, policies, p_result]),
                          Search((h.audit, [a_run, a_action], [a_table, a_note]), [a_go.click, a_run.submit,
                                                                                   a_action.submit]),
-                         (h.badge, [], [nav_button]))
+                         (h.badge, [], [nav_button]), p_edit)

@@ -15,6 +15,17 @@ from typing import Any, Literal, TypeVar
 import httpx
 from pydantic import BaseModel, TypeAdapter
 
+from core.account_schemas import (
+    ApiTokenCreate,
+    ApiTokenCreated,
+    ApiTokenView,
+    InviteRequest,
+    InviteView,
+    LoginResult,
+    Role,
+    UserChange,
+    UserView,
+)
 from core.action_schemas import (
     ActionStatus,
     ActionType,
@@ -67,6 +78,8 @@ _SOURCES = TypeAdapter(list[MemorySource])
 _INTEGRATIONS = TypeAdapter(list[IntegrationView])
 _ACTIONS = TypeAdapter(list[ActionView])
 _AUDIT = TypeAdapter(list[AuditEntry])
+_USERS = TypeAdapter(list[UserView])
+_TOKENS = TypeAdapter(list[ApiTokenView])
 
 
 class ApiError(Exception):
@@ -322,3 +335,38 @@ class ApiClient:
     async def audit(self, run_id: str | None = None, action: str | None = None, limit: int = 200) -> list[AuditEntry]:
         params = {"run_id": run_id, "action": action, "limit": limit}
         return _AUDIT.validate_python(await self._call("GET", "/api/audit", params=params))
+
+    # --- the person and their accounts ------------------------------------------------------------
+
+    async def me(self) -> UserView:
+        """Who the calls are for."""
+        return LoginResult.model_validate(await self._call("GET", "/api/auth/me")).user
+
+    async def users(self) -> list[UserView]:
+        """Every account (admin)."""
+        return _USERS.validate_python(await self._call("GET", "/api/users"))
+
+    async def invite_user(self, name: str, role: Role) -> InviteView:
+        """A new account and its one-time link (admin)."""
+        body = InviteRequest(name=name, role=role).model_dump(mode="json")
+        return InviteView.model_validate(await self._call("POST", "/api/users", body))
+
+    async def reinvite_user(self, user_id: str) -> InviteView:
+        return InviteView.model_validate(await self._call("POST", f"/api/users/{user_id}/invite"))
+
+    async def change_user(self, user_id: str, disabled: bool | None = None, role: Role | None = None) -> UserView:
+        body = UserChange(disabled=disabled, role=role).model_dump(mode="json", exclude_none=True)
+        return UserView.model_validate(await self._call("PATCH", f"/api/users/{user_id}", body))
+
+    async def tokens(self) -> list[ApiTokenView]:
+        return _TOKENS.validate_python(await self._call("GET", "/api/tokens"))
+
+    async def create_token(self, name: str) -> ApiTokenCreated:
+        body = ApiTokenCreate(name=name).model_dump(mode="json")
+        return ApiTokenCreated.model_validate(await self._call("POST", "/api/tokens", body))
+
+    async def revoke_token(self, token_id: str) -> None:
+        await self._call("DELETE", f"/api/tokens/{token_id}")
+
+    async def log_out_everywhere(self) -> None:
+        await self._call("POST", "/api/auth/logout", params={"everywhere": True})

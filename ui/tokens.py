@@ -1,20 +1,17 @@
 """The Settings page's API tokens: the signed-in person's own tokens for the CLI and scripts
 (create, shown once; list; revoke) and "log out everywhere". All through the HTTP API, as that
-person: each call passes the page's session along (``X-Maos-Session``), so the door acts for them.
+person (the client passes the page's session along).
 """
 
 from __future__ import annotations
 
 from html import escape
-from typing import Any
 
 import gradio as gr
-from pydantic import TypeAdapter
 
-from core.account_schemas import SESSION_COOKIE, UI_SESSION_HEADER, ApiTokenCreated, ApiTokenView
+from core.account_schemas import ApiTokenView
 from ui.client import ApiClient, ApiError
 
-_TOKENS = TypeAdapter(list[ApiTokenView])
 TO_LOGIN_JS = "() => { window.location.href = '/login'; }"
 
 
@@ -29,40 +26,29 @@ class TokenHandlers:
     def __init__(self, client: ApiClient) -> None:
         self.client = client
 
-    async def _call(self, request: gr.Request | None, method: str, path: str, body: Any = None) -> Any:
-        session = request.cookies.get(SESSION_COOKIE) if request is not None else None
-        if not session:
-            raise ApiError(401, "log in with your name and password to manage your API tokens")
-        resp = await self.client.http.request(method, path, json=body, headers={UI_SESSION_HEADER: session})
-        if resp.status_code >= 400:
-            raise ApiError(resp.status_code, str(resp.json().get("detail", resp.reason_phrase)))
-        return resp.json()
-
-    async def load(self, request: gr.Request) -> str:
+    async def load(self) -> str:
         try:
-            return tokens_html(_TOKENS.validate_python(await self._call(request, "GET", "/api/tokens")))
+            return tokens_html(await self.client.tokens())
         except ApiError as exc:
             return f"<p>{escape(str(exc))}</p>"
 
-    async def create(self, name: str, request: gr.Request) -> tuple[str, str]:
+    async def create(self, name: str) -> tuple[str, str]:
         try:
-            made = ApiTokenCreated.model_validate(await self._call(request, "POST", "/api/tokens",
-                                                                  {"name": (name or "").strip() or "token"}))
+            made = await self.client.create_token((name or "").strip() or "token")
         except ApiError as exc:
-            return await self.load(request), f"Not created: {exc}"
-        return (await self.load(request),
-                f"New token **{made.token.name}** (shown once, copy it now): `{made.secret}`")
+            return await self.load(), f"Not created: {exc}"
+        return await self.load(), f"New token **{made.token.name}** (shown once, copy it now): `{made.secret}`"
 
-    async def revoke(self, token_id: str, request: gr.Request) -> tuple[str, str]:
+    async def revoke(self, token_id: str) -> tuple[str, str]:
         try:
-            await self._call(request, "DELETE", f"/api/tokens/{(token_id or '').strip()}")
+            await self.client.revoke_token((token_id or "").strip())
         except ApiError as exc:
-            return await self.load(request), f"Not revoked: {exc}"
-        return await self.load(request), "Revoked."
+            return await self.load(), f"Not revoked: {exc}"
+        return await self.load(), "Revoked."
 
-    async def log_out_everywhere(self, request: gr.Request) -> str:
+    async def log_out_everywhere(self) -> str:
         try:
-            await self._call(request, "POST", "/api/auth/logout?everywhere=true")
+            await self.client.log_out_everywhere()
         except ApiError as exc:
             return f"Not logged out: {exc}"
         return "Logged out everywhere."

@@ -130,11 +130,12 @@ def page(served: Served) -> Iterator[Page]:
         yield page
 
 
-def log_in(page: Page, base_url: str) -> None:
-    """Through the UI's login form, as a person does (the cookie it sets stays with the page)."""
+def log_in(page: Page, base_url: str, name: str = "owner", password: str = LOGIN_TOKEN) -> None:
+    """Through the UI's login form, as a person does (the cookie it sets stays with the page); the
+    admin with the login token unless a name and password are given."""
     page.goto(f"{base_url}/")
-    page.locator("input[type=password]").fill(LOGIN_TOKEN)
-    page.locator("input[type=text]").first.fill("owner")
+    page.locator("input[type=password]").fill(password)
+    page.locator("input[type=text]").first.fill(name)
     page.get_by_role("button", name="Login").click()
     expect(page.locator("#chat-input textarea")).to_be_visible(timeout=30_000)
 
