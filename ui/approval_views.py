@@ -70,11 +70,12 @@ class ActionGroup:
     action: ActionType
     run_id: str | None
     actions: tuple[ActionView, ...]
+    owner: str | None = None  # the name of whoever named you their delegate, when the actions are theirs
 
     @property
     def header(self) -> str:
         run = f"run {self.run_id[:8]}" if self.run_id else "no run"
-        return f"{len(self.actions)} × {label(self.action)} · {run}"
+        return f"{len(self.actions)} × {label(self.action)} · {run}{f' · for {self.owner}' if self.owner else ''}"
 
     @cached_property
     def summary(self) -> ApprovalGroup:
@@ -100,14 +101,16 @@ def label(action: str) -> str:
     return ACTION_LABELS.get(action, action.replace("_", " "))
 
 
-def group_actions(actions: Sequence[ActionView]) -> list[ActionGroup]:
+def group_actions(actions: Sequence[ActionView], owners: Mapping[str, str] | None = None) -> list[ActionGroup]:
     """Pending actions by group, in the order the listing has them (newest first): a group comes where
-    its newest action does."""
+    its newest action does. ``owners``: id → name of those who named you their delegate (their groups
+    say whose they are)."""
     found: dict[str, list[ActionView]] = {}
     for a in actions:
         if a.status == "pending":
             found.setdefault(a.group, []).append(a)
-    return [ActionGroup(key, items[0].action, items[0].run_id, tuple(items)) for key, items in found.items()]
+    return [ActionGroup(key, items[0].action, items[0].run_id, tuple(items), (owners or {}).get(items[0].user_id))
+            for key, items in found.items()]
 
 
 def _text(value: Any) -> str:
@@ -158,10 +161,13 @@ def arguments_summary(action: str, arguments: Mapping[str, Any], limit: int = 10
     return short(" · ".join(parts[:3]) or label(action), limit)
 
 
-def choice_label(a: ActionView) -> str:
-    """A pending action in the pick list; one to approve on its own (an outlier) is marked ✋."""
+def choice_label(a: ActionView, owners: Mapping[str, str] | None = None) -> str:
+    """A pending action in the pick list; one to approve on its own (an outlier) is marked ✋; another
+    person's (``owners``: those who named you their delegate) says whose."""
     mark = "✋ " if a.review is not None and a.review.outliers else ""
-    return f"{mark}{label(a.action)} · {arguments_summary(a.action, a.arguments, 80)} · {a.id[:8]}"
+    owner = (owners or {}).get(a.user_id)
+    return (f"{mark}{label(a.action)} · {arguments_summary(a.action, a.arguments, 80)} · {a.id[:8]}"
+            f"{f' · for {owner}' if owner else ''}")
 
 
 def fmt_until(deadline: float, now: float) -> str:

@@ -50,7 +50,8 @@ class ApprovalHandlers:
         signature = repr([(a.id, a.args_hash, a.status) for a in everything + pending])
         if signature == seen and not force:
             return skip
-        groups, now = av.group_actions(pending), time.time()
+        owners = await self._owners() if pending else {}
+        groups, now = av.group_actions(pending, owners), time.time()
         slots: list[Any] = []
         for i in range(self.max_groups):
             g = groups[i] if i < len(groups) else None
@@ -60,13 +61,20 @@ class ApprovalHandlers:
                       gr.Button(f"Reject all {n}")]
         ids = {a.id for a in pending}
         still = picked is not None and picked.get("id") in ids
-        choices = [(av.choice_label(a), a.id) for a in pending]
+        choices = [(av.choice_label(a, owners), a.id) for a in pending]
         return [av.pending_note(pending, groups, min(len(groups), self.max_groups)), *slots,
                 [a.model_dump(mode="json") for a in pending], signature,
                 gr.Dropdown(choices=choices, value=picked["id"] if still and picked else None),
                 gr.skip() if still else gr.Column(visible=False), gr.skip() if still else None,
                 table(av.RECENT_HEADERS, av.recent_rows(everything, RECENT)),
                 gr.Button(av.nav_label(len(pending), len(pending) >= PENDING_LIMIT))]
+
+    async def _owners(self) -> dict[str, str]:
+        """Id → name of those who named you their delegate: the pending actions of theirs you see say whose."""
+        try:
+            return {p.id: p.name for p in (await self.client.delegates()).delegate_for}
+        except ApiError:
+            return {}
 
     async def tick(self, seen: str | None, picked: dict[str, Any] | None) -> list[Any]:
         return await self.listing(seen, picked, force=False)

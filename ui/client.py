@@ -37,6 +37,8 @@ from core.action_schemas import (
     ConnectRequest,
     ConnectStart,
     Decision,
+    DelegatesChange,
+    DelegatesView,
     EditDecision,
     IntegrationView,
     Policy,
@@ -331,6 +333,15 @@ class ApiClient:
         needs ``reauth``, the login token again."""
         body = PolicyView(policies=policies).model_dump(mode="json")
         return PolicyView.model_validate(await self._call("PUT", "/api/approvals/policy", body, reauth=reauth))
+
+    async def delegates(self) -> DelegatesView:
+        """Whom you let decide your pending actions, and who let you decide theirs."""
+        return DelegatesView.model_validate(await self._call("GET", "/api/approvals/delegates"))
+
+    async def set_delegates(self, delegates: list[str]) -> DelegatesView:
+        """Your delegates become these people (user ids or login names); an empty list names nobody."""
+        body = DelegatesChange(delegates=delegates).model_dump(mode="json")
+        return DelegatesView.model_validate(await self._call("PUT", "/api/approvals/delegates", body))
 
     async def audit(self, run_id: str | None = None, action: str | None = None, limit: int = 200) -> list[AuditEntry]:
         params = {"run_id": run_id, "action": action, "limit": limit}

@@ -6,23 +6,29 @@ the delegate as actor and the owner as ``user_id``. The HTTP routes' door: a str
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import duckdb
+import httpx
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from actors.storage import accounts, actions, delegates
 from actors.storage.migrations import migrate
 from actors.store import Store
 from actors.workspace import Workspace
 from core.account_schemas import Role
-from core.action_schemas import BatchItem
+from core.action_schemas import ActionView, BatchItem
 from core.errors import ApprovalRefused, Conflict, NotFound
 from core.settings import Settings
 from serve_app.api import build_api
 from tests.unit.test_secrets_and_approvals import workspace
+from ui.approvals import ApprovalHandlers
+from ui.client import ApiClient
 
 TEXT = {"to": "+15550100", "body": "hi"}
 
@@ -194,9 +200,37 @@ async def test_the_installs_policy_applies_to_every_members_agents_and_its_chang
 
 
 def test_a_stranger_is_refused_the_delegates_routes(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, api_token="s3cret-token-value")  # type: ignore[arg-type]
+    settings = Settings(data_dir=tmp_path, api_token=SecretStr("s3cret-token-value"))
     client = TestClient(build_api(settings), base_url="http://127.0.0.1:8000", raise_server_exceptions=False)
     assert client.get("/api/approvals/delegates").status_code == 401
     assert client.put("/api/approvals/delegates", json={"delegates": ["bob"]}).status_code == 401
     wrong = {"Authorization": "Bearer not-the-token"}
     assert client.put("/api/approvals/delegates", json={"delegates": []}, headers=wrong).status_code == 401
+
+
+# --- the Approvals page: another person's actions say whose ---------------------------------------
+
+
+def test_the_approvals_page_says_whose_actions_a_delegate_sees() -> None:
+    def act(n: int, owner: str) -> dict[str, object]:
+        return ActionView(id=f"act-{n:04d}", action="send_text", status="pending", summary="text", arguments=TEXT,
+                          args_hash=f"h{n}", run_id=f"run-{owner}", user_id=owner, group=f"run-{owner}:send_text",
+                          created_at=100.0 - n, expires_at=10**10).model_dump(mode="json")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/approvals/delegates":
+            return httpx.Response(200, json={"delegates": [], "delegate_for": [{"id": "u_ann", "name": "Ann"}]})
+        return httpx.Response(200, json=[act(1, "u_bob"), act(2, "u_ann")])
+
+    async def listing() -> list[object]:
+        client = ApiClient("http://api.test", transport=httpx.MockTransport(handler))
+        try:
+            return await ApprovalHandlers(client, max_groups=2).listing()
+        finally:
+            await client.aclose()
+
+    out = asyncio.run(listing())
+    bobs, anns = str(out[2]), str(out[6])  # each group slot: column, html, approve all, reject all
+    assert "for Ann" in anns and "for " not in bobs.split("</h4>")[0]
+    picks = json.dumps(out[11].constructor_args["choices"])  # type: ignore[attr-defined]  # a gr.Dropdown
+    assert "act-0002 \\u00b7 for Ann" in picks and "act-0001 \\u00b7 for" not in picks

@@ -217,6 +217,9 @@ def test_each_decision_sends_the_args_hash_it_was_shown() -> None:
     ]
 
 
+NO_DELEGATES: dict[str, Any] = {"delegates": [], "delegate_for": []}  # the listing asks whose actions it shows
+
+
 def test_the_page_lists_groups_and_approve_all_decides_exactly_what_was_shown() -> None:
     pending = [action(i) for i in range(40)] + [action(100, "create_event", title="Demo")]
     decided = [action(500, status="done")]
@@ -225,6 +228,8 @@ def test_the_page_lists_groups_and_approve_all_decides_exactly_what_was_shown() 
 
     def handler(request: httpx.Request) -> httpx.Response:
         path = request.url.path
+        if path == "/api/approvals/delegates":
+            return httpx.Response(200, json=NO_DELEGATES)
         if request.method == "GET":
             status = request.url.params.get("status")
             return httpx.Response(200, json=dumped(pending if status == "pending" else pending + decided))
@@ -432,6 +437,8 @@ def test_approve_all_is_disabled_for_a_group_with_an_outlier_and_sends_nothing()
     batches: list[Any] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/approvals/delegates":
+            return httpx.Response(200, json=NO_DELEGATES)
         if request.method == "GET":
             return httpx.Response(200, json=dumped(pending))
         batches.append(json.loads(request.content))
