@@ -72,7 +72,7 @@ def build_account_routes(accounts: Accounts, login: Login, lockout: Lockout) -> 
         if ok and record is not None:
             lockout.succeeded(name)
             return record.user
-        if login.verify(password):  # the login token: the first admin's
+        if login.verify(password) and not await accounts.admin_disabled():  # the login token: the first admin's
             await accounts.ensure_admin()
             admin = next(u for u in await store.users() if u.id == accounts.admin_id)
             lockout.succeeded(name)

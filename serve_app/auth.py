@@ -286,6 +286,8 @@ class Guard:
                 user = await self.accounts.token_user(bearer) if self.accounts is not None else None
                 return (Caller(user_id=user.id, role=user.role, via="token"), "api_token") if user else None
             elif self.login.verify(bearer):
+                if self.accounts is not None and await self.accounts.admin_disabled():
+                    return None
                 return Caller(user_id=self.admin_id, role="admin", via="login_token"), "token"
             else:
                 return None

@@ -11,15 +11,12 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-import structlog
-
 from actors.runtime import wiring
 from actors.runtime.typed import blocking
 from core.settings import Settings, overlay
-from integrations.llm.backend import Backend, reported_backend, resolve
+from integrations.llm.backend import Backend, redact_url, reported_backend, resolve
 from integrations.llm.embedded import EmbeddedServer
 
-_log = structlog.get_logger("maos.boot")
 # Replaced by what the running app's gateway reports, right after connecting.
 _UNKNOWN_BACKEND = Backend(provider="ollama", base_url="", planner_model="", worker_model="", api_key=None)
 
@@ -48,9 +45,7 @@ def resolve_backend(settings: Settings) -> tuple[Backend, EmbeddedServer | None]
         holder.append(server)
         return server.start()
 
-    backend = asyncio.run(resolve(settings, start_embedded))
-    _log.info("llm.backend", provider=backend.provider, base_url=backend.base_url,
-              planner=backend.planner_model, worker=backend.worker_model)
+    backend = asyncio.run(resolve(settings, start_embedded))  # it logs the choice (the URL without credentials)
     return backend, (holder[0] if holder else None)
 
 
@@ -91,4 +86,4 @@ def probe_backend(settings: Settings) -> str:
         backend = asyncio.run(resolve(settings, not_started))
     except Exception as exc:
         return f"llm: cannot resolve a backend: {exc}"
-    return f"llm: {backend.provider} at {backend.base_url} · planner {backend.planner_model} · worker {backend.worker_model}"
+    return f"llm: {backend.provider} at {redact_url(backend.base_url)} · planner {backend.planner_model} · worker {backend.worker_model}"

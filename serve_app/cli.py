@@ -8,6 +8,8 @@ import sys
 import time
 from typing import Any
 
+from pydantic import ValidationError
+
 from actors.runtime.apis import StoreApi
 from actors.runtime.typed import blocking, typed
 from core.audit import cancel_entries
@@ -67,7 +69,12 @@ def main(argv: list[str] | None = None) -> None:
     sim = dev.add_parser("sim-llm", help="run the simulated LLM server (a test tool)")
     sim.add_argument("options", nargs="*", help="see `maos dev sim-llm --help`")
     args = parser.parse_args(argv)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:  # the environment or .env names a bad value: say which, no traceback
+        problems = "; ".join((f"MAOS_{str(e['loc'][0]).upper()}: " if e["loc"] else "") + e["msg"] for e in exc.errors())
+        print(f"maos: the settings are not valid: {problems}", file=sys.stderr)
+        sys.exit(2)
     configure(settings.log_level, settings.log_format)
     if getattr(args, "json", False):  # stdout is for the JSON alone: Ray's own notices go to stderr
         _JSON_OUT.append(sys.stdout)

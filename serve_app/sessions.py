@@ -31,6 +31,7 @@ CSRF_HEADER = "x-csrf-token"
 SESSION_TTL_S = 7 * 24 * 3600.0
 SESSION_IDLE_S = 12 * 3600.0
 INVITE_TTL_S = 72 * 3600.0
+_ADMIN_KEY = "first admin"  # the cache's entry for the first admin's account (not a secret's hash)
 _CACHE_S = 5.0  # a disabled user or an ended session stops working within this (at once in this replica)
 
 
@@ -59,6 +60,16 @@ class Accounts:
             self._cache.clear()
         self._cache[key] = (user, now)
         return user
+
+    async def admin_disabled(self) -> bool:
+        """Was the install's first admin (whom the login token acts as) disabled? Then the login
+        token is refused too, until ``maos users disable NAME --enable`` on this machine."""
+        hit = self._cache.get(_ADMIN_KEY)
+        now = time.monotonic()
+        if hit is None or now - hit[1] >= _CACHE_S:
+            hit = (next((u for u in await self.store.users() if u.id == self.admin_id), None), now)
+            self._cache[_ADMIN_KEY] = hit
+        return hit[0] is not None and hit[0].disabled
 
     async def password_matches(self, name: str, password: str) -> bool:
         """Is ``password`` the enabled account ``name``'s own (a person confirming a change)?"""

@@ -11,9 +11,10 @@ import httpx
 from actors.runtime.typed import blocking
 from core.action_schemas import AuditEntry
 from serve_app.sessions import CSRF_COOKIE, first_setup_link
+from tests._cluster import LOGIN_TOKEN
 from tests.e2e.conftest import Served
-
-PASSWORD = "correct horse battery"
+from tests.e2e.people import PASSWORD, invited, signed_in
+from tests.e2e.test_google_http import wait_for
 
 
 def _accept(base: str, link: str, password: str = PASSWORD) -> httpx.Client:
@@ -149,3 +150,20 @@ def test_a_stranger_is_refused_on_every_account_route(served: Served) -> None:
     assert httpx.get(f"{base}/login", timeout=30).status_code == 200
     home = httpx.get(f"{base}/", timeout=30)
     assert home.status_code == 302 and home.headers["location"] == "/login"
+
+
+def test_the_login_token_stops_with_the_first_admin_disabled(served: Served) -> None:
+    """The login token acts as the first admin: disabled by another admin, it opens nothing, not
+    even the login form; enabled again, it works again."""
+    base, name = served.base_url, f"ops{uuid.uuid4().hex[:6]}"
+    invited(base, name, role="admin")
+    with served.client() as root, signed_in(base, name, PASSWORD) as ops:
+        first = root.get("/api/auth/me").json()["user"]["id"]
+        try:
+            assert ops.patch(f"/api/users/{first}", json={"disabled": True}).status_code == 200
+            wait_for(lambda: root.get("/api/status").status_code == 401, what="the login token refused")
+            by_form = httpx.post(f"{base}/api/auth/login", json={"name": "admin", "password": LOGIN_TOKEN}, timeout=30)
+            assert by_form.status_code == 401
+        finally:
+            assert ops.patch(f"/api/users/{first}", json={"disabled": False}).status_code == 200
+        wait_for(lambda: root.get("/api/status").status_code == 200, what="the login token working again")

@@ -1,6 +1,6 @@
 """Two people in two browsers on one install: each sees only their own chats, approvals and
 documents; a member's Settings has their own tokens and none of the admin's pages, which the admin
-sees (global settings, People, the policy's save)."""
+sees (global settings, People, the policy's save) and uses: People invites and disables."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import httpx
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import WAIT_MS, Served, go, log_in
@@ -89,3 +90,14 @@ def test_two_people_each_see_only_their_own_and_a_member_no_admin_page(served: S
     go(page, "approvals")
     page.get_by_role("tab", name="Policy").click()
     expect(page.locator("#policy-edit")).to_be_visible()
+    # People: invite someone (a one-time link for them), and disable an account
+    go(page, "settings")
+    page.locator("#people-name input").fill(f"cal{tag}")
+    page.locator("#people-invite").click()
+    expect(page.locator("#people-result")).to_contain_text(f"{base}/setup#")
+    expect(page.locator("#people-list")).to_contain_text(f"cal{tag}")
+    page.locator("#people-who input").fill(ben)
+    page.locator("#people-disable").click()
+    expect(page.locator("#people-result")).to_contain_text("disabled")
+    refused = httpx.post(f"{base}/api/auth/login", json={"name": ben, "password": PASSWORD}, timeout=60)
+    assert refused.status_code == 401

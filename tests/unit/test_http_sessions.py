@@ -31,6 +31,9 @@ class FakeAccounts(Accounts):
     async def token_user(self, token: str) -> UserView | None:
         return MEMBER if token == API_TOKEN else None
 
+    async def admin_disabled(self) -> bool:
+        return False
+
 
 def client() -> TestClient:
     app = FastAPI()
@@ -62,8 +65,8 @@ def test_each_way_in_gives_its_caller() -> None:
         "user_id": "u-mia", "role": "member", "via": "session"}
     ui = {"Authorization": "Bearer ui-key"}
     assert caller(c.get("/api/who", headers={**ui, "X-Maos-Session": SESSION}))["user_id"] == "u-mia"
-    assert caller(c.get("/api/who", headers=ui))["user_id"] == "local"  # the UI not passing its user yet
-    for headers in ({"Authorization": "Bearer maos_made-up"}, {"Authorization": "Bearer wrong"}, {}):
+    for headers in ({"Authorization": "Bearer maos_made-up"}, {"Authorization": "Bearer wrong"}, {}, ui,
+                    {**ui, "X-Maos-Session": "made-up"}):  # the UI acts for a person with a session, or for nobody
         assert c.get("/api/who", headers=headers).status_code == 401
     assert c.get("/api/who", cookies={"maos_session": "made-up"}).status_code == 401
 

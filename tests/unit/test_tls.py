@@ -171,3 +171,16 @@ def test_a_lan_bind_without_tls_is_announced_not_refused(tmp_path: Path, capsys:
     assert [(e["event"], e["bind_host"], e["secure_cookies"]) for e in logs] == [("tls.off", "0.0.0.0", False)]
     printed = capsys.readouterr().out
     assert printed.count("WARNING: serving plain HTTP") == 1 and "maos tls self-signed" in printed
+
+
+def test_the_cli_names_a_bad_tls_setting_instead_of_a_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("MAOS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("MAOS_TLS_CERT", str(tmp_path / "missing.pem"))
+    monkeypatch.setenv("MAOS_TLS_KEY", str(tmp_path / "missing.key"))
+    with pytest.raises(SystemExit) as ended:
+        cli.main(["tls", "self-signed"])
+    assert ended.value.code == 2
+    said = capsys.readouterr().err
+    assert said.startswith("maos: the settings are not valid:") and "missing.pem is not a readable file" in said
+    assert "Traceback" not in said
