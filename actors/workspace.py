@@ -165,22 +165,29 @@ class Workspace:
             raise ApprovalRefused(f"no action '{action_id}' awaits your decision", "unknown")
         return owner
 
+    @staticmethod
+    def _shown_to(user_id: str, view: ActionView) -> bool:
+        """A delegate sees the owner's actions that wait for a decision, and those the delegate decided:
+        not the rest of the owner's history."""
+        return view.user_id == user_id or view.status in ("pending", "expired") or view.decided_by == user_id
+
     async def list_actions(self, user_id: str, status: str | None = None, run_id: str | None = None,
                            limit: int = 200) -> list[ActionView]:
-        """The caller's actions and those of whoever named them delegate (each view says whose: ``user_id``)."""
+        """The caller's actions and those of whoever named them delegate that the caller may see (each view
+        says whose: ``user_id``); newest first, ``limit`` of them."""
         if self._vault is None and not await self._store.has_actions():
             return []  # without a key nothing could have been proposed: an empty list, not an error
         views: list[ActionView] = []
         for owner in await self._owners(user_id):
             found = await sql.list_actions(self._store, self.vault.sealer, owner, status, run_id, limit)
-            views += await self._integrations.reviewed(owner, found)
+            views += await self._integrations.reviewed(owner, [v for v in found if self._shown_to(user_id, v)])
         return sorted(views, key=lambda v: (-v.created_at, v.id))[:limit]
 
     async def get_action(self, user_id: str, action_id: str) -> ActionView:
         owner = await self._owner_of(user_id, action_id)
-        if owner is None:
+        view = None if owner is None else await sql.get_action(self._store, self.vault.sealer, owner, action_id)
+        if owner is None or view is None or not self._shown_to(user_id, view):
             raise NotFound(f"no action '{action_id}'")
-        view = await sql.get_action(self._store, self.vault.sealer, owner, action_id)
         return (await self._integrations.reviewed(owner, [view]))[0]
 
     @staticmethod

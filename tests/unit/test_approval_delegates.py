@@ -160,6 +160,13 @@ async def test_a_delegate_sees_and_decides_the_owners_actions_until_removed(stor
     entry = next(e for e in await ws.audit("u_ann", action="approval.approved") if e.subject_id == first.id)
     assert (entry.user_id, entry.actor, entry.approved_by, entry.detail) == ("u_ann", "u_bob", "u_bob",
                                                                              {"delegate_of": "u_ann"})
+    own = await ws.propose("u_ann", "r1", "r1:s5", "r1:s5:k", "send_text", {**TEXT, "body": "own"})
+    await ws.reject("u_ann", own.id, "", "u_ann")
+    assert (await ws.get_action("u_bob", first.id)).decided_by == "u_bob"  # what the delegate decided stays in view
+    with pytest.raises(NotFound):
+        await ws.get_action("u_bob", own.id)  # the owner's own decisions are not the delegate's to read
+    seen = [v.id for v in await ws.list_actions("u_bob")]
+    assert first.id in seen and own.id not in seen and own.id in [v.id for v in await ws.list_actions("u_ann")]
     edited = await ws.edit("u_bob", second.id, second.args_hash, {**TEXT, "body": "edited"}, "u_bob")
     assert edited.user_id == "u_ann" and edited.decided_by == "u_bob" and edited.replaces == second.id
     await _refused_as_unknown(ws, "u_cat", edited.id, edited.args_hash)  # the delegate's, not everyone's
