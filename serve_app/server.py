@@ -20,6 +20,7 @@ from serve_app.sessions import first_setup_link
 from ui import UI_ENV
 
 _log = structlog.get_logger("maos.serve")
+HEAD_RESOURCE = "node:__internal_head__"  # Ray gives the head node this resource, and no other
 
 
 def serve_http(settings: Settings, host: str, port: int, dashboard_url: str | None = None,
@@ -44,9 +45,12 @@ def serve_http(settings: Settings, host: str, port: int, dashboard_url: str | No
     class Api:
         pass
 
-    # Every open SSE stream (run events, the UI's queue) holds one of these: keep it high.
-    deployment = ray_serve.deployment(name="api", ray_actor_options={"num_cpus": 0, "runtime_env": {"env_vars": UI_ENV}},
-                                      max_ongoing_requests=1000)(
+    # Every open SSE stream (run events, the UI's queue) holds one of these: keep it high. On the head
+    # node (Ray's own resource there): its proxy is the address people use, the only one that needs the
+    # TLS files, and the UI's calls to 127.0.0.1 reach it.
+    deployment = ray_serve.deployment(name="api", ray_actor_options={
+        "num_cpus": 0, "resources": {HEAD_RESOURCE: 0.001}, "runtime_env": {"env_vars": UI_ENV}},
+        max_ongoing_requests=1000)(
         ingress(Api)
     )
     ray_serve.run(deployment.bind(), name="maos", route_prefix="/")
