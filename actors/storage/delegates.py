@@ -21,9 +21,11 @@ def named_by(conn: duckdb.DuckDBPyConnection, owner_id: str) -> list[Person]:
 
 
 def naming(conn: duckdb.DuckDBPyConnection, delegate_id: str) -> list[Person]:
-    """Those who named ``delegate_id`` their delegate (whose pending actions they may decide)."""
-    rows = conn.execute("SELECT u.id, u.name FROM approval_delegates d JOIN users u ON u.id = d.owner_id "
-                        "WHERE d.delegate_id = ? ORDER BY lower(u.name), u.id", [delegate_id]).fetchall()
+    """Those who named ``delegate_id`` their delegate (whose pending actions they may decide); an owner
+    with no account row (the install's user before accounts) by id."""
+    rows = conn.execute("SELECT d.owner_id, coalesce(u.name, d.owner_id) FROM approval_delegates d "
+                        "LEFT JOIN users u ON u.id = d.owner_id WHERE d.delegate_id = ? "
+                        "ORDER BY lower(coalesce(u.name, d.owner_id)), d.owner_id", [delegate_id]).fetchall()
     return [Person(id=r[0], name=r[1] or "") for r in rows]
 
 

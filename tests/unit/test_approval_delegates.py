@@ -92,6 +92,8 @@ def test_delegates_by_id_or_name_replaced_as_a_whole_and_looked_up_both_ways(con
     assert added == [] and [p.id for p in removed] == ["u_bob"]
     assert delegates.naming(conn, "u_bob") == [] and [p.id for p in delegates.named_by(conn, "u_ann")] == ["u_cat"]
     assert delegates.set_delegates(conn, "u_ann", [], 5.0)[1][0].id == "u_cat"
+    delegates.set_delegates(conn, "local", ["bob"], 6.0)  # the install's user before accounts: no users row
+    assert [(p.id, p.name) for p in delegates.naming(conn, "u_bob")] == [("local", "local")]
     assert delegates.named_by(conn, "u_ann") == []
 
 
