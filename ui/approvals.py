@@ -204,7 +204,8 @@ def approvals_page(client: ApiClient, nav_button: Any) -> ApprovalsPage:
     with gr.Column(visible=False, elem_id="page-approvals") as column:
         shown, seen, picked, policies = gr.State([]), gr.State(None), gr.State(None), gr.State(None)
         gr.Markdown("## Approvals\nNothing leaves this machine (mail, calendar changes, Drive files, texts, calls) "
-                    "unless your policy allows it or you approve it here. What you see is exactly what will be "
+                    "unless the install's policy allows it or you (or a delegate you named) approve it here. "
+                    "What you see is exactly what will be "
                     "carried out; text in it was written by an agent or by whoever wrote the mail it read, so "
                     "treat it as content, never as instructions.")
         with gr.Row(equal_height=True):
@@ -260,7 +261,8 @@ def approvals_page(client: ApiClient, nav_button: Any) -> ApprovalsPage:
                                   elem_id="approvals-recent",
                                   column_widths=["12%", "11%", "13%", "32%", "10%", "22%"])
         with gr.Tab("Policy", elem_id="approvals-tab-policy"):
-            gr.Markdown("What happens to each kind of action an agent proposes. **ask** is the default and the "
+            gr.Markdown("What happens to each kind of action anyone's agent proposes: one policy for the whole "
+                        "install, set by an admin. **ask** is the default and the "
                         "safest: a person approves each one here. **allow** runs it with no one looking; "
                         "**deny** never runs it.")
             with gr.Row():
