@@ -104,6 +104,7 @@ def test_self_signed_keeps_existing_files_and_refuses_a_bad_host(tmp_path: Path)
 def test_maos_tls_self_signed_prints_the_two_settings_and_defaults_to_the_data_dir(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("MAOS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr(cli, "configure", lambda *_: None)  # logs to this test's captured stderr, closed after it
     with pytest.raises(SystemExit) as done:
         cli.main(["tls", "self-signed", "--host", "10.0.0.7"])
     assert done.value.code == 0
