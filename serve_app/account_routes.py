@@ -63,11 +63,12 @@ def build_account_routes(accounts: Accounts, login: Login, lockout: Lockout) -> 
         is the first admin's); else 401, or 429 without any check while the name or address is locked."""
         address = client_address(request.scope)
         wait = lockout.wait(name, address)
-        if wait > 0:
-            await accounts.audit("login.refused", None, "system", subject_id=name, reason="locked", retry_after_s=int(wait))
+        record = await store.login_record(name=name)
+        if wait > 0:  # the account's own audit shows it (an unknown name's: only an admin's view)
+            await accounts.audit("login.refused", record.user.id if record is not None else None, "system",
+                                 subject_id=name, reason="locked", retry_after_s=int(wait))
             raise HTTPException(429, "too many wrong passwords: try again later",
                                 headers={"Retry-After": str(max(1, int(wait + 0.999)))})
-        record = await store.login_record(name=name)
         ok = record is not None and not record.user.disabled and await verify_password_async(record.password_hash, password)
         if ok and record is not None:
             lockout.succeeded(name)

@@ -206,11 +206,12 @@ def audit(conn: duckdb.DuckDBPyConnection, e: AuditEntry) -> None:
 
 def audit_entries(conn: duckdb.DuckDBPyConnection, user_id: str | None, run_id: str | None, action: str | None,
                   limit: int) -> list[AuditEntry]:
-    """The user's entries and the system's (no user), newest first; ``user_id`` None: everyone's (an admin's view)."""
+    """The user's entries, newest first; ``user_id`` None: everyone's and the install's own (no user:
+    failed logins of unknown names, policy changes), an admin's view."""
     where: list[str] = []
     params: list[object] = []
     if user_id is not None:
-        where.append("(user_id = ? OR user_id IS NULL)")
+        where.append("user_id = ?")
         params.append(user_id)
     if run_id is not None:
         where.append("run_id = ?")

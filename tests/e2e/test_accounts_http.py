@@ -133,6 +133,15 @@ def test_the_sixth_wrong_password_in_a_minute_is_refused_unchecked_and_audited(s
     assert sum(e.action == "login.failed" for e in mine) == 5
     assert any(e.action == "login.refused" and e.detail["reason"] == "locked" for e in mine)
     assert not any(e.action == "login.succeeded" for e in mine)
+    # a name nobody has (what was typed is kept): in the admin's audit, in no member's
+    typed = f"nobody-{uuid.uuid4().hex[:6]}"
+    assert httpx.post(f"{base}/api/auth/login", json={"name": typed, "password": "x"}, timeout=30).status_code == 401
+    mo = f"mo-{uuid.uuid4().hex[:6]}"
+    mo_id = invited(base, mo)
+    with served.client() as root, signed_in(base, mo, PASSWORD) as member:
+        assert any(e["subject_id"] == typed for e in root.get("/api/audit", params={"action": "login.failed"}).json())
+        theirs = member.get("/api/audit", params={"limit": 1000}).json()
+        assert theirs and all(e["user_id"] == mo_id for e in theirs)
 
 
 def test_a_stranger_is_refused_on_every_account_route(served: Served) -> None:
