@@ -19,7 +19,7 @@ from ui.feedback import feedback_form
 from ui.integrations import provider_sections
 from ui.memory import memory_page
 from ui.pages import ANY, RUN_STATUSES, SETTING_FIELDS, TASK_STATUSES, PageHandlers, Search, table
-from ui.people import LOG_OUT_JS, people_section, signed_in_html
+from ui.people import LOG_OUT_JS, delegates_section, people_section, signed_in_html
 from ui.render import plan_html
 from ui.tokens import tokens_section
 
@@ -186,6 +186,7 @@ def build_blocks(client: ApiClient, dashboard_url: str | None) -> gr.Blocks:
                 s_result = gr.Markdown(elem_id="settings-result")
                 people = people_section(client)
             tokens, tokens_list = tokens_section(client)
+            load_delegates, delegates_outputs = delegates_section(client)
 
         status_timer = gr.Timer(STATUS_EVERY_S)
         agents_timer = gr.Timer(AGENTS_EVERY_S, active=False)
@@ -228,7 +229,8 @@ def build_blocks(client: ApiClient, dashboard_url: str | None) -> gr.Blocks:
                 switched.then(people.handlers.whoami, None, whoami_outputs, **QUIET).then(
                     pages.load_settings, None, settings_outputs, **QUIET).then(
                     people.handlers.load, None, [people.listing], **QUIET)
-                switched.then(tokens.load, None, [tokens_list], **QUIET)
+                switched.then(tokens.load, None, [tokens_list], **QUIET).then(
+                    load_delegates, None, delegates_outputs, **QUIET)
 
         hide_feedback: dict[str, Any] = {"fn": lambda: gr.Column(visible=False), "inputs": None,
                                          "outputs": [feedback.box], "queue": False, "api_visibility": "private"}

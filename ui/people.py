@@ -14,6 +14,7 @@ from typing import Any
 import gradio as gr
 
 from core.account_schemas import InviteView, Role, UserView
+from core.action_schemas import DelegatesView
 from ui.client import ApiClient, ApiError
 
 LOG_OUT_JS = ("async () => { await fetch('/api/auth/logout', {method: 'POST'}); "
@@ -47,6 +48,39 @@ def _origin(request: gr.Request | None) -> str:
     the link works where they are."""
     url = getattr(request, "url", None) if request is not None else None
     return f"{url.scheme}://{url.netloc}" if url is not None else ""
+
+
+def delegates_html(view: DelegatesView) -> str:
+    def names(people: list[Any]) -> str:
+        return ", ".join(f"<b>{escape(p.name)}</b>" for p in people) or "nobody"
+
+    return (f"<p id='delegates-mine'>May decide your pending actions besides you: {names(view.delegates)}.</p>"
+            f"<p id='delegates-for'>You may decide the pending actions of: {names(view.delegate_for)}.</p>")
+
+
+class DelegateHandlers:
+    """Your approval delegates: the people who may also approve, edit or reject your agents' actions."""
+
+    def __init__(self, client: ApiClient) -> None:
+        self.client = client
+
+    async def load(self) -> tuple[str, str]:
+        """Outputs: who, and the names in the box (to edit)."""
+        try:
+            view = await self.client.delegates()
+        except ApiError as exc:
+            return f"<p>{escape(str(exc))}</p>", ""
+        return delegates_html(view), ", ".join(p.name for p in view.delegates)
+
+    async def save(self, names: str) -> tuple[str, str, str]:
+        """Outputs: who, the box, the result."""
+        wanted = [n.strip() for n in (names or "").replace("\n", ",").split(",") if n.strip()]
+        try:
+            view = await self.client.set_delegates(wanted)
+        except ApiError as exc:
+            shown, box = await self.load()
+            return shown, box, f"Not saved: {exc}"
+        return delegates_html(view), ", ".join(p.name for p in view.delegates), "Saved."
 
 
 class PeopleHandlers:
@@ -107,6 +141,22 @@ class PeopleHandlers:
 class People:
     handlers: PeopleHandlers
     listing: gr.HTML
+
+
+def delegates_section(client: ApiClient) -> tuple[Any, list[Any]]:
+    """Build "Approval delegates" inside the current Blocks context: everyone's, for their own
+    approvals. Returns the handler that fills it and its outputs (to load when Settings opens)."""
+    h = DelegateHandlers(client)
+    gr.Markdown("### Approval delegates\nPeople who may also approve, edit or reject what your agents propose "
+                "(an admin may not, unless named here).")
+    shown = gr.HTML(elem_id="delegates")
+    with gr.Row(equal_height=True):
+        names = gr.Textbox(label="Login names, separated by commas (empty: nobody)", max_lines=1,
+                           elem_id="delegates-names", scale=3)
+        save = gr.Button("Save delegates", elem_id="delegates-save", scale=0, min_width=150)
+    result = gr.Markdown(elem_id="delegates-result")
+    save.click(h.save, [names], [shown, names, result], api_visibility="private")
+    return h.load, [shown, names]
 
 
 def people_section(client: ApiClient) -> People:

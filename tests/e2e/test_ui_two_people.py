@@ -1,6 +1,7 @@
 """Two people in two browsers on one install: each sees only their own chats, approvals and
 documents; a member's Settings has their own tokens and none of the admin's pages, which the admin
-sees (global settings, People, the policy's save) and uses: People invites and disables."""
+sees (global settings, People, the policy's save) and uses: People invites and disables. A person
+names another their approval delegate in Settings, who then sees that person's pending action."""
 
 from __future__ import annotations
 
@@ -80,6 +81,16 @@ def test_two_people_each_see_only_their_own_and_a_member_no_admin_page(served: S
         expect(pb.locator("#tokens-list")).to_contain_text("No API tokens")
         for admin_only in ("#settings-admin", "#people-list", "#settings-save"):
             expect(pb.locator(admin_only)).to_be_hidden()
+        # Ana names Ben her delegate in her Settings: then Ben's Approvals shows her reply, as hers
+        go(pa, "settings")
+        expect(pa.locator("#delegates-mine")).to_contain_text("nobody")
+        pa.locator("#delegates-names input").fill(ben)
+        pa.locator("#delegates-save").click()
+        expect(pa.locator("#delegates-result")).to_contain_text("Saved")
+        expect(pa.locator("#delegates-mine")).to_contain_text(ben)
+        go(pb, "approvals")
+        expect(pb.locator("#page-approvals")).to_contain_text(f"pat{tag}@example.test")
+        expect(pb.locator("#page-approvals")).to_contain_text(ana)
 
     # the admin's own page (the page fixture: the login token) has them, and People lists both
     expect(page.locator("#signed-in-as")).to_contain_text("(admin)")
