@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from actors.runtime.apis import MemoryApi, StoreApi
-from core.errors import IngestError
+from core.errors import ConfigError, IngestError
 from core.settings import Settings
 from serve_app import audit
 
@@ -27,6 +27,8 @@ def add_commands(sub: Any) -> dict[str, Callable[[Settings, argparse.Namespace],
     export = sub.add_parser("export", help="export data").add_subparsers(dest="export_command", required=True)
     ft = export.add_parser("finetune", help="approved examples as chat-format JSONL (for a LoRA fine-tune)")
     ft.add_argument("--out", required=True, type=Path)
+    ft.add_argument("--user", default=None, help="whose rated runs (login name or id; default: the install's "
+                                                 "first admin): one person's at a time")
     return {"memory": _memory, "export": _export}
 
 
@@ -115,7 +117,13 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
     from serve_app.cli import _store
 
     store = _store(settings)
-    learnings = blocking(store.learnings(settings.user_id), timeout=60)
+    user_id = settings.user_id
+    if args.user is not None:
+        found_user = next((u for u in blocking(store.users(), timeout=30) if args.user in (u.name, u.id)), None)
+        if found_user is None:
+            raise ConfigError(f"no account '{args.user}' (maos users list)")
+        user_id = found_user.id
+    learnings = blocking(store.learnings(user_id), timeout=60)
     found = {x.run_id: blocking(store.get_run(x.run_id), timeout=30) for x in learnings if x.usable}
     runs = {k: v for k, v in found.items() if v is not None}
     # the master's messages as it asks them now: the conversation as it was, the decision's prompt

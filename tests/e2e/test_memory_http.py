@@ -149,6 +149,12 @@ def test_memory_and_finetune_export_from_the_command_line(tmp_path: Path) -> Non
         rows = [json.loads(line) for line in out.read_text().splitlines()]
         assert rows and all([m["role"] for m in r["messages"]] == ["system", "user", "assistant"] for r in rows)
         assert "master: 1" in exported.stdout and "sops: " in exported.stdout
+        # one person's at a time: another account's (none rated), an unknown one refused
+        assert maos(["users", "add", "bea"], env).returncode == 0
+        theirs = maos(["export", "finetune", "--out", str(tmp_path / "bea.jsonl"), "--user", "bea"], env)
+        assert theirs.returncode == 0 and "wrote 0 examples" in theirs.stdout, theirs.stderr[-3000:]
+        nobody = maos(["export", "finetune", "--out", str(tmp_path / "x.jsonl"), "--user", "nobody"], env)
+        assert nobody.returncode == 2 and "no account 'nobody'" in nobody.stderr
         rebuilt = maos(["memory", "rebuild"], env)
         assert rebuilt.returncode == 0 and "sops" in rebuilt.stdout, rebuilt.stderr[-3000:]
 
