@@ -2,18 +2,23 @@
 
 Secrets are never stored: a session id, an API token and an invite token are kept as the SHA-256
 of the random value (``secret_hash``), a password as its Argon2id hash (made by the caller). Plain
-``(conn, …, now)`` functions; the Store runs writes in its group commit.
+``(conn, …, now)`` functions; the Store runs writes in its group commit, and :func:`authenticate`
+on its engine.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import duckdb
 
 from core.account_schemas import ApiTokenView, CredentialKind, Role, UserLogin, UserView
 from core.errors import Conflict, NotFound
+
+if TYPE_CHECKING:
+    from actors.storage.engine import Engine
 
 _USER = "id, name, role, disabled, password_hash IS NOT NULL, created_at"
 
@@ -100,6 +105,22 @@ def session_user(conn: duckdb.DuckDBPyConnection, secret_hash: str, idle_s: floa
 
 def touch_session(conn: duckdb.DuckDBPyConnection, secret_hash: str, now: float) -> None:
     conn.execute("UPDATE sessions SET last_seen_at = ? WHERE token_hash = ?", [now, secret_hash])
+
+
+async def authenticate(db: Engine, kind: Literal["session", "api_token"], secret_hash: str,
+                       idle_s: float) -> UserView | None:
+    """The active user a session or API token (by its hash) belongs to; a use is noted (at most once a
+    minute), which keeps a session from going idle. A session is read on the connection: only a use to
+    note takes a transaction."""
+    if kind == "api_token":
+        return await db.write(token_user, secret_hash)
+    now = time.time()
+    found = session_user(db.conn, secret_hash, idle_s, now)
+    if found is None:
+        return None
+    if now - found[1] > 60:
+        await db.write(touch_session, secret_hash)
+    return found[0]
 
 
 def token_user(conn: duckdb.DuckDBPyConnection, secret_hash: str, now: float) -> UserView | None:

@@ -3,6 +3,7 @@ per-agent figures over the steps. Pure functions of a DuckDB connection."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import duckdb
@@ -14,6 +15,13 @@ _TITLE_CHARS = 80
 
 def create(conn: duckdb.DuckDBPyConnection, conversation_id: str, user_id: str, title: str, now: float) -> None:
     conn.execute("INSERT INTO conversations VALUES (?, ?, ?, ?, ?)", [conversation_id, user_id, title, now, now])
+
+
+def new(conn: duckdb.DuckDBPyConnection, user_id: str, title: str | None, now: float) -> ConversationSummary:
+    """A new, empty conversation of ``user_id``'s (untitled unless ``title``)."""
+    conversation_id = uuid.uuid4().hex[:12]
+    create(conn, conversation_id, user_id, title or "", now)
+    return ConversationSummary(id=conversation_id, title=title or "", created_at=now, updated_at=now)
 
 
 def touch(conn: duckdb.DuckDBPyConnection, conversation_id: str, user_id: str, message: str, now: float) -> None:

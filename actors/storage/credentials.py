@@ -65,6 +65,12 @@ def put_state(conn: duckdb.DuckDBPyConnection, state: str, user_id: str, provide
                   sealed.key_id, now, expires_at])
 
 
+def put_state_for(conn: duckdb.DuckDBPyConnection, state: str, user_id: str, provider: str, features: list[str],
+                  redirect_uri: str, sealed: Sealed, ttl_s: float, now: float) -> None:
+    """:func:`put_state`, good for ``ttl_s`` seconds from ``now``."""
+    put_state(conn, state, user_id, provider, features, redirect_uri, sealed, now, now + ttl_s)
+
+
 def take_state(conn: duckdb.DuckDBPyConnection, state: str, now: float) -> OAuthState | None:
     """The state, marked used; None when unknown, used already or expired."""
     row = conn.execute("UPDATE oauth_states SET used_at = ? WHERE state = ? AND used_at IS NULL AND expires_at > ? "

@@ -15,12 +15,14 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterable
+from typing import Literal, cast
 
 import duckdb
 
 from core.events import TaskEvent
 from core.schemas import RunEvent
 
+_Phase = Literal["plan", "summary"]
 RESULT_EXCERPT = 2000  # characters of a finished step's result carried in its event
 
 
@@ -105,6 +107,16 @@ class EventLog:
         ).fetchall()
         return [RunEvent.model_validate_json(r[0]) for r in rows]
 
+    async def read_or_wait(self, conn: duckdb.DuckDBPyConnection, run_id: str, after: int, wait_s: float,
+                           limit: int) -> list[RunEvent]:
+        """Events of a run after ``after``; with ``wait_s``, when there are none yet, wait that long for
+        the next ones."""
+        events = self.read(conn, run_id, after, limit)
+        if events or wait_s <= 0:
+            return events
+        await self.wait(run_id, wait_s)
+        return self.read(conn, run_id, after, limit)
+
     async def wait(self, run_id: str, timeout_s: float) -> None:
         """Until the next commit that adds events to ``run_id``, or the timeout."""
         waiter = self._waiters.setdefault(run_id, asyncio.Event())
@@ -112,3 +124,11 @@ class EventLog:
             await asyncio.wait_for(waiter.wait(), timeout_s)
         except TimeoutError:
             pass
+
+
+def append_tokens(conn: duckdb.DuckDBPyConnection, log: EventLog, chunks: list[tuple[str, str, str]],
+                  now: float) -> None:
+    """Chunks of the master's replies as the model writes them: (run id, phase, text), in order (the
+    master's phases are ``RunEvent.phase``'s: "plan" or "summary")."""
+    log.append(conn, [RunEvent(kind="token", run_id=run_id, at=now, phase=cast(_Phase, phase), text=text)
+                      for run_id, phase, text in chunks])

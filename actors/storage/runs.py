@@ -11,7 +11,9 @@ import duckdb
 from actors.storage import conversations, queue, tasks
 from actors.storage.events import EventLog
 from actors.storage.memory_entries import run_sources
-from core.schemas import Plan, Run, RunEvent, RunView
+from core.budget import Budget
+from core.errors import NotFound
+from core.schemas import ConversationView, Plan, Run, RunEvent, RunView
 from core.storage_schemas import RunProgress, RunUsage
 
 RUN_COLUMNS = "id, conversation_id, user_id, message, status, plan, summary, error, created_at, updated_at, finished_at"
@@ -35,6 +37,23 @@ def create(conn: duckdb.DuckDBPyConnection, log: EventLog, run: Run) -> None:
     conn.execute(f"INSERT INTO runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, 'planning', NULL, NULL, NULL, ?, ?, NULL)",
                  [run.id, run.conversation_id, run.user_id, run.message, run.created_at, run.created_at])
     log.append(conn, [RunEvent(kind="status", run_id=run.id, at=run.created_at, status="planning")])
+
+
+def new(conn: duckdb.DuckDBPyConnection, log: EventLog, message: str, user_id: str, conversation_id: str | None,
+        budget: Budget | None, now: float) -> Run:
+    """A new run, planning (in a new conversation unless ``conversation_id``); with ``budget``, the limits
+    it stops at (``actors.storage.stopping``)."""
+    conv = conversation_id if conversation_id is not None else uuid.uuid4().hex[:12]
+    run = Run(id=uuid.uuid4().hex[:12], conversation_id=conv, user_id=user_id, message=message, status="planning",
+              created_at=now, updated_at=now)
+    create(conn, log, run)
+    if budget is not None:
+        set_budget(conn, run.id, budget)
+    return run
+
+
+def set_budget(conn: duckdb.DuckDBPyConnection, run_id: str, budget: Budget) -> None:
+    conn.execute("UPDATE runs SET budget = ? WHERE id = ?", [budget.model_dump_json(), run_id])
 
 
 def start(conn: duckdb.DuckDBPyConnection, log: EventLog, run_id: str, plan: Plan, max_attempts: int,
@@ -116,6 +135,15 @@ def of_conversation(conn: duckdb.DuckDBPyConnection, conversation_id: str) -> li
     rows = conn.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE conversation_id = ? ORDER BY created_at",
                         [conversation_id]).fetchall()
     return [row_to_run(r) for r in rows]
+
+
+def conversation(conn: duckdb.DuckDBPyConnection, conversation_id: str, user_id: str | None) -> ConversationView:
+    """The conversation with its messages and runs; with ``user_id``, only if it is theirs (another
+    person's is NotFound, as an unknown one)."""
+    view = conversations.load(conn, conversation_id, of_conversation(conn, conversation_id), user_id)
+    if view is None:
+        raise NotFound(f"no conversation '{conversation_id}'")
+    return view
 
 
 def unfinished_with_no_open_tasks(conn: duckdb.DuckDBPyConnection) -> list[str]:

@@ -3,8 +3,8 @@ so a restarted app finds it done: the steps not yet final become cancelled (``qu
 never claimed again, running ones fenced out), the run's proposals no one has decided are withdrawn,
 and the run ends ``cancelled`` with the reason and a listing of what was done (no LLM call).
 
-Budgets: each run keeps the one it was given (``set_budget``); ``budget_usage`` reads what the
-unfinished runs have spent (tokens from ``agent_runs``' LLM calls, seconds since the run was asked).
+Budgets: each run keeps the one it was given (``runs.new``); ``budget_usage`` reads what the unfinished
+runs have spent (tokens from ``agent_runs``' LLM calls, seconds since the run was asked).
 """
 
 from __future__ import annotations
@@ -13,14 +13,16 @@ from dataclasses import dataclass, field
 from typing import cast
 
 import duckdb
+import structlog
 
 from actors.storage import queue, runs, tasks
 from actors.storage.events import EventLog
 from core.budget import Budget
 from core.errors import NotFound
-from core.schemas import FINAL_RUN_STATUSES, RunStatus, TaskRecord
+from core.schemas import FINAL_RUN_STATUSES, RunCancel, RunStatus, TaskRecord
 
 _SHOWN_STEPS = 50
+_log = structlog.get_logger("maos.store")
 
 
 @dataclass
@@ -52,6 +54,15 @@ def cancel(conn: duckdb.DuckDBPyConnection, log: EventLog, run_id: str, user_id:
                      withdrawn=withdrawn)
 
 
+def answer(run_id: str, t: Cancelled) -> RunCancel:
+    """What the caller of a committed :func:`cancel` hears (logged when this call cancelled the run)."""
+    if t.newly:
+        _log.info("run.cancelled", run_id=run_id, steps=t.cancelled, running=len(t.running),
+                  withdrawn=len(t.withdrawn))
+    return RunCancel(run_id=run_id, status=t.status, cancelled=t.newly, stopped_steps=t.running,
+                     withdrawn=t.withdrawn)
+
+
 def listing(steps: list[TaskRecord], reason: str) -> str:
     """What a stopped run did: why it stopped, how many steps finished, and each finished step's result."""
     done = [t for t in steps if t.status == "done"]
@@ -62,10 +73,6 @@ def listing(steps: list[TaskRecord], reason: str) -> str:
     if len(done) > _SHOWN_STEPS:
         lines.append(f"- … and {len(done) - _SHOWN_STEPS} more")
     return "\n".join(lines)
-
-
-def set_budget(conn: duckdb.DuckDBPyConnection, run_id: str, budget: Budget) -> None:
-    conn.execute("UPDATE runs SET budget = ? WHERE id = ?", [budget.model_dump_json(), run_id])
 
 
 def budget_usage(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, Budget | None, int, float]]:

@@ -1,14 +1,18 @@
 """The operations tools send (:data:`core.storage_schemas.ToolOp`), each run for the user it names.
 
-The Store runs the ones in ``WRITE_OPS`` in its group commit and the others on its reader; either
-way through :func:`answer`, and every function reached from here keeps to ``op.user_id``'s rows.
+The Store runs the ones in ``WRITE_OPS`` in its group commit and the others on its reader (:func:`run`);
+either way through :func:`answer`, and every function reached from here keeps to ``op.user_id``'s rows.
 """
 
 from __future__ import annotations
 
+import asyncio
+from typing import TYPE_CHECKING
+
 import duckdb
 
 from actors.storage import documents, drafts, leads, tool_effects
+from core.errors import portable
 from core.storage_schemas import (
     WRITE_OPS,
     AddLeads,
@@ -27,6 +31,18 @@ from core.storage_schemas import (
     ToolOp,
     UpdateLead,
 )
+
+if TYPE_CHECKING:
+    from actors.storage.engine import Engine
+
+
+async def run(db: Engine, ops: list[ToolOp]) -> list[ToolAnswer | Exception]:
+    """Each operation's answer, or the error it raised (as itself when it can cross processes). The
+    writes share a group commit; the reads run on the reader thread, so a long one (a keyword search
+    over many saved drafts) holds up no step's commit."""
+    done = await asyncio.gather(*((db.write if writes(op) else db.read_aside)(answer, op) for op in ops),
+                                return_exceptions=True)
+    return [portable(r) if isinstance(r, BaseException) else r for r in done]
 
 
 def writes(op: ToolOp) -> bool:
