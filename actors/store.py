@@ -72,7 +72,8 @@ __all__ = ["ActorStore", "Claimed", "Store"]
 
 class Store:
     """DuckDB owner. Plain class; the runtime makes it an actor. Each method is one domain operation,
-    documented on :class:`actors.runtime.apis.StoreApi`; related ones are listed together."""
+    documented on :class:`actors.runtime.apis.StoreApi`, and hands its work to ``actors.storage``;
+    a group of related operations is listed without blank lines between them."""
 
     def __init__(self, db_path: str, commit_interval_s: float = 0.002, retry: queue.RetryPolicy | None = None,
                  keys: Sequence[str] = (), threads: int = 1, keys_of: Settings | None = None) -> None:
