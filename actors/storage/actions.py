@@ -206,12 +206,13 @@ def audit(conn: duckdb.DuckDBPyConnection, e: AuditEntry) -> None:
 
 def audit_entries(conn: duckdb.DuckDBPyConnection, user_id: str | None, run_id: str | None, action: str | None,
                   limit: int) -> list[AuditEntry]:
-    """The user's entries, newest first; ``user_id`` None: everyone's and the install's own (no user:
-    failed logins of unknown names, policy changes), an admin's view."""
+    """The user's entries and the install's policy changes (they hold everyone's agents), newest
+    first; ``user_id`` None: everyone's and all of the install's own (no user, such as failed logins
+    of unknown names, with the name typed), an admin's view."""
     where: list[str] = []
     params: list[object] = []
     if user_id is not None:
-        where.append("user_id = ?")
+        where.append("(user_id = ? OR (user_id IS NULL AND action LIKE 'policy.%'))")
         params.append(user_id)
     if run_id is not None:
         where.append("run_id = ?")

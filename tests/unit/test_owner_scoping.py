@@ -50,12 +50,16 @@ async def test_runs_conversations_steps_and_drafts_are_found_only_by_their_owner
 
 
 async def test_the_audit_shows_a_member_theirs_and_an_admin_everyones_and_the_installs() -> None:
-    """Rows with no user (a failed login of an unknown name, with the name typed) are an admin's to see."""
+    """Rows with no user (a failed login of an unknown name, with the name typed) are an admin's to
+    see, but for the install's policy changes, which hold everyone's agents."""
     from core.action_schemas import AuditEntry
 
     store = Store(":memory:", retry=RetryPolicy(base_s=0, max_s=0))
     for n, user in enumerate(("alice", "bob", None)):
         await store.record_audit(AuditEntry(id=f"e{n}", occurred_at=float(n), user_id=user, actor=user or "system",
                                             action="login.failed", detail={}))
-    assert {e.id for e in await store.audit_entries(user_id="bob", run_id=None, action=None, limit=10)} == {"e1"}
-    assert {e.id for e in await store.audit_entries(user_id=None, run_id=None, action=None, limit=10)} == {"e0", "e1", "e2"}
+    await store.record_audit(AuditEntry(id="e3", occurred_at=3.0, user_id=None, actor="alice", action="policy.changed",
+                                        detail={"send_email": "allow"}))
+    assert {e.id for e in await store.audit_entries(user_id="bob", run_id=None, action=None, limit=10)} == {"e1", "e3"}
+    assert {e.id for e in await store.audit_entries(user_id=None, run_id=None, action=None, limit=10)} == {
+        "e0", "e1", "e2", "e3"}
