@@ -1,8 +1,9 @@
-"""Audit rows the HTTP routes and the CLI write for changes a person makes: settings changed (the
-fields' names, never their values: a URL may hold a password), documents deleted, memory rebuilt.
+"""Audit rows the HTTP routes and the CLI write for what a person does: logins and account changes
+(:meth:`serve_app.sessions.Accounts.audit`), settings changed (the fields' names, never their values:
+a URL may hold a password), documents deleted, memory rebuilt.
 
 Ids, names of fields and counts only; never values, bodies, addresses or secrets. An audit row that
-cannot be written is logged and never fails the request (as :meth:`serve_app.sessions.Accounts.audit`).
+cannot be written is logged and never fails the request.
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ __all__ = ["Guard", "Login", "ensure_login", "hash_token", "new_login"]  # and t
 SECURITY_HEADERS = [(b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
                     (b"referrer-policy", b"no-referrer"), (b"x-frame-options", b"DENY")]
 AuthKind = Literal["token", "ui", "session", "api_token"]
-REAUTHED = "maos.reauthed"  # scope key: the request's X-Maos-Reauth was the caller's own password
+REAUTHED = "maos.reauthed"  # scope key: the request's X-Maos-Reauth was the caller's password or the login token
 
 
 def is_loopback(host: str) -> bool:
@@ -301,8 +301,8 @@ class Guard:
                                 "send X-CSRF-Token (the app's own pages do)")
         typed = headers.get(REAUTH_HEADER)
         if typed and self.accounts is not None:
-            request.scope[REAUTHED] = await self.accounts.password_matches(user.name, typed)
-            if not request.scope[REAUTHED] and not self.login.verify(typed):
+            request.scope[REAUTHED] = await self.accounts.password_matches(user.name, typed) or self.login.verify(typed)
+            if not request.scope[REAUTHED]:
                 self.failures.take(client_address(request.scope))
         return Caller(user_id=user.id, role=user.role, via="session"), kind
 
@@ -339,10 +339,13 @@ def auth_kind(request: Request) -> AuthKind | None:
 def require_reauth(request: Request, login: Login, what: str) -> None:
     """A change that widens what the app may do needs the login token or the signed-in person's
     password again: the request's own bearer login token, or ``X-Maos-Reauth`` (the UI's password
-    prompt; the door checked a password there, :data:`REAUTHED`). Raises ``Reauthenticate``."""
+    prompt; the door checked it for a session, :data:`REAUTHED`; here for an API token's request).
+    Raises ``Reauthenticate``."""
     from core.errors import Reauthenticate
 
-    if auth_kind(request) == "token" or request.scope.get(REAUTHED) is True:
+    checked = request.scope.get(REAUTHED)
+    if auth_kind(request) == "token" or checked is True:
         return
-    if not login.verify(request.headers.get(REAUTH_HEADER)):
-        raise Reauthenticate(f"{what} needs your password (or the login token) again: enter it to confirm")
+    if checked is None and login.verify(request.headers.get(REAUTH_HEADER)):  # not checked at the door
+        return
+    raise Reauthenticate(f"{what} needs your password (or the login token) again: enter it to confirm")

@@ -21,7 +21,7 @@ import structlog
 
 from actors.runtime.apis import StoreApi
 from core.account_schemas import SESSION_COOKIE, UserView
-from core.action_schemas import AuditEntry
+from serve_app import audit
 from serve_app.callers import SCOPE_KEY, Caller
 from serve_app.passwords import csrf_of, new_secret, secret_hash, verify_password_async
 
@@ -120,12 +120,7 @@ class Accounts:
                     **detail: Any) -> None:
         """An audit row (``login.failed``, ``user.invited``, ``token.revoked``…): ids and counts, never
         passwords, tokens or addresses."""
-        entry = AuditEntry(id=uuid.uuid4().hex[:16], occurred_at=time.time(), user_id=user_id, actor=actor,
-                           action=action, subject_id=subject_id, detail=detail)
-        try:
-            await self.store.record_audit(entry=entry)
-        except Exception as exc:  # an audit row lost is logged, never the request's failure
-            _log.warning("audit.failed", action=action, error_type=type(exc).__name__)
+        await audit.record(self.store, action, user_id, actor, subject_id, **detail)
 
 
 async def first_setup_link(store: StoreApi, admin_id: str) -> str | None:

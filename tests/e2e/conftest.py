@@ -4,7 +4,10 @@ in the session's Ray, against the simulated LLM server."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +26,17 @@ from maos_testing.google.fake_server import FakeGoogle
 from maos_testing.llm.sim_thread import SimHandle
 from serve_app.server import serve_http
 from tests._cluster import LOGIN_TOKEN, app_settings
+
+
+def interrupt(proc: subprocess.Popen[str] | subprocess.Popen[bytes], timeout_s: float = 90) -> None:
+    """Ctrl-C to the command's process group (started with ``start_new_session``), as a terminal sends
+    it; killed, and the wait's error raised, if it has not stopped within ``timeout_s``."""
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
 
 
 def free_port() -> int:
@@ -86,6 +100,14 @@ def served(ray_session: None, sim: SimHandle, fake_google: FakeGoogle,
 
     serve.shutdown()
     wiring.kill_app(app)
+
+
+@pytest.fixture
+def bodies(sim: SimHandle) -> Iterator[SimHandle]:
+    """The simulated LLM server, keeping each request's body (``sim.log()``) while the test runs."""
+    sim.update(log_bodies=True)
+    yield sim
+    sim.update(log_bodies=False)
 
 
 @pytest.fixture(autouse=True)

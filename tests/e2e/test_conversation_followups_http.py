@@ -4,36 +4,11 @@ conversation settings (answer directly, context budget) saved over HTTP take eff
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import httpx
-import pytest
 
 from maos_testing.llm.sim_thread import SimHandle
 from tests.e2e.conftest import Served
-from tests.e2e.test_http import read_events
-
-
-@pytest.fixture
-def bodies(sim: SimHandle) -> Iterator[SimHandle]:
-    sim.update(log_bodies=True)
-    yield sim
-    sim.update(log_bodies=False)
-
-
-def _say(client: httpx.Client, conversation_id: str, message: str) -> dict[str, Any]:
-    """Post ``message`` and follow its run to the end: the run with its tasks."""
-    resp = client.post(f"/api/conversations/{conversation_id}/messages", json={"message": message})
-    assert resp.status_code == 202, resp.text
-    accepted = resp.json()
-    list(read_events(client, accepted["events_url"]))
-    view: dict[str, Any] = client.get(f"/api/runs/{accepted['run_id']}").json()
-    return view
-
-
-def _plan_requests(sim: SimHandle) -> list[list[dict[str, Any]]]:
-    return [r["body"]["messages"] for r in sim.log() if r["kind"] == "plan" and r["body"] is not None]
+from tests.e2e.test_conversation_http import plan_requests, say
 
 
 def test_the_second_one_resolves_against_the_last_run_with_steps_after_direct_answers(
@@ -41,17 +16,17 @@ def test_the_second_one_resolves_against_the_last_run_with_steps_after_direct_an
     sim = bodies
     with served.client(60) as client:
         conversation = client.post("/api/conversations", json={}).json()["id"]
-        first = _say(client, conversation, "[fanout 3 writing] write a note for each venue title=alpha|beta|gamma")
+        first = say(client, conversation, "[fanout 3 writing] write a note for each venue title=alpha|beta|gamma")[0]
         assert first["run"]["status"] == "done" and len(first["tasks"]) == 3, first["run"]
         results = {t["step_id"]: " ".join(t["result"].split()) for t in first["tasks"]}
         for chat in ("hello", "thanks", "what can you do?"):
-            answered = _say(client, conversation, chat)
+            answered = say(client, conversation, chat)[0]
             assert answered["tasks"] == [] and answered["run"]["status"] == "done", answered["run"]
         sim.clear()
 
-        second = _say(client, conversation, "make the second one shorter")
+        second = say(client, conversation, "make the second one shorter")[0]
         assert second["run"]["status"] == "done", second["run"]
-        (request,) = _plan_requests(sim)
+        (request,) = plan_requests(sim)
         data = request[-1]["content"]
         assert request[-1]["role"] == "user" and data.startswith("Data from the last run in this conversation")
         assert (f"Run: {first['run']['id']} (the newest run with steps in this conversation; 3 later requests "
@@ -71,16 +46,16 @@ def test_saved_conversation_settings_take_effect(served: Served, bodies: SimHand
                            timeout=30).status_code == 401
         assert client.patch("/api/settings", json={"context_token_budget": -1}).status_code == 422
         conversation = client.post("/api/conversations", json={}).json()["id"]
-        assert _say(client, conversation, "hello")["tasks"] == []  # answered directly
+        assert say(client, conversation, "hello")[0]["tasks"] == []  # answered directly
         try:
             saved = client.patch("/api/settings", json={"answer_directly": False, "context_token_budget": 0})
             assert saved.status_code == 200, saved.text
             assert saved.json()["applied"] == ["answer_directly", "context_token_budget"]
             assert client.get("/api/settings").json()["values"]["context_token_budget"] == 0
             sim.clear()
-            planned = _say(client, conversation, "hello")
+            planned = say(client, conversation, "hello")[0]
             assert planned["run"]["plan"] is not None and planned["tasks"], planned["run"]  # planned, not answered
-            (request,) = _plan_requests(sim)
+            (request,) = plan_requests(sim)
             # No earlier turn (the context budget is 0): the request follows the system prompt; after it at most
             # what memory recalls, never the conversation's last run.
             assert [m["role"] for m in request][:2] == ["system", "user"] and request[1]["content"] == "hello"

@@ -4,25 +4,16 @@ last run is answered with no steps."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 
 from maos_testing.llm.sim_thread import SimHandle
 from tests.e2e.conftest import Served
 from tests.e2e.test_http import read_events
 
 
-@pytest.fixture
-def bodies(sim: SimHandle) -> Iterator[SimHandle]:
-    sim.update(log_bodies=True)
-    yield sim
-    sim.update(log_bodies=False)
-
-
-def _say(client: httpx.Client, conversation_id: str, message: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def say(client: httpx.Client, conversation_id: str, message: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Post ``message`` and follow its run to the end: (the run with its tasks, its events)."""
     resp = client.post(f"/api/conversations/{conversation_id}/messages", json={"message": message})
     assert resp.status_code == 202, resp.text
@@ -31,7 +22,7 @@ def _say(client: httpx.Client, conversation_id: str, message: str) -> tuple[dict
     return client.get(f"/api/runs/{accepted['run_id']}").json(), events
 
 
-def _plan_requests(sim: SimHandle) -> list[list[dict[str, Any]]]:
+def plan_requests(sim: SimHandle) -> list[list[dict[str, Any]]]:
     return [r["body"]["messages"] for r in sim.log() if r["kind"] == "plan" and r["body"] is not None]
 
 
@@ -40,16 +31,16 @@ def test_a_follow_up_reads_the_last_turn_and_its_results_and_the_second_one_reso
     sim = bodies
     with served.client(60) as client:
         conversation = client.post("/api/conversations", json={}).json()["id"]
-        first, _ = _say(client, conversation, "[fanout 3 writing] write a note for each venue title=alpha|beta|gamma")
+        first, _ = say(client, conversation, "[fanout 3 writing] write a note for each venue title=alpha|beta|gamma")
         assert first["run"]["status"] == "done" and len(first["tasks"]) == 3, first["run"]
         results = {t["step_id"]: " ".join(t["result"].split()) for t in first["tasks"]}
         assert len(set(results.values())) == 3 and all(len(r) < 300 for r in results.values()), results
         sim.clear()
 
-        second, _ = _say(client, conversation, "make the second one shorter")
+        second, _ = say(client, conversation, "make the second one shorter")
         assert second["run"]["status"] == "done", second["run"]
 
-        (request, *_) = _plan_requests(sim)
+        (request, *_) = plan_requests(sim)
         roles = [m["role"] for m in request]
         assert roles[:4] == ["system", "user", "assistant", "user"], roles
         assert request[1]["content"] == first["run"]["message"]  # the first turn, as the user's message
@@ -64,7 +55,7 @@ def test_a_follow_up_reads_the_last_turn_and_its_results_and_the_second_one_reso
         assert results["s2"] in step["instruction"]  # "the second one" is what step two produced
         assert results["s1"] not in step["instruction"] and results["s3"] not in step["instruction"]
 
-        done, events = _say(client, conversation, "what did you just do?")
+        done, events = say(client, conversation, "what did you just do?")
         assert done["run"]["status"] == "done" and done["tasks"] == [] and done["run"]["plan"] is None
         assert "make the second one shorter" in done["run"]["summary"]  # answered from the conversation
         assert [e["kind"] for e in events][-2:] == ["summary", "end"] and events[-1]["status"] == "done"
@@ -77,7 +68,7 @@ def test_a_follow_up_reads_the_last_turn_and_its_results_and_the_second_one_reso
 def test_hello_gets_a_reply_and_no_steps(served: Served, sim: SimHandle) -> None:
     with served.client(60) as client:
         conversation = client.post("/api/conversations", json={}).json()["id"]
-        hello, events = _say(client, conversation, "hello")
+        hello, events = say(client, conversation, "hello")
         assert hello["run"]["status"] == "done" and hello["tasks"] == [] and hello["run"]["plan"] is None
         assert hello["run"]["summary"] and hello["run"]["error"] is None
         summary = next(e for e in events if e["kind"] == "summary")

@@ -16,10 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import LOGIN, Served
+from tests.e2e.conftest import Served
+from tests.e2e.people import PASSWORD, invited
 from tests.e2e.test_google_http import REPLY, connect_http, wait_for
 
-PASSWORD = "correct horse battery"
 # Path parameters that name no one's record: the caller's own connection to that integration is meant.
 NOT_RECORDS = {"provider": "a registered integration's name; each person's connection is looked up by the caller"}
 ADMIN_ONLY = {"user_id"}  # accounts: a member is refused (403) whoever it names
@@ -28,14 +28,7 @@ SECRET_WORD = "quokkaledger"
 
 def member(served: Served, name: str) -> httpx.Client:
     """A new member, invited by the admin, signed in with an API token of their own."""
-    with httpx.Client(base_url=served.base_url, timeout=30, headers=LOGIN) as admin:
-        invite = admin.post("/api/users", json={"name": name, "role": "member"})
-        assert invite.status_code == 201, invite.text
-    link = invite.json()["link"]
-    # each its own request, without the session cookie the first sets (a cookie's changes need a CSRF token)
-    accepted = httpx.post(f"{served.base_url}/api/auth/accept", json={"token": link.split("#", 1)[1], "password": PASSWORD},
-                          timeout=30)
-    assert accepted.status_code == 200, accepted.text
+    invited(served.base_url, name)
     made = httpx.post(f"{served.base_url}/api/auth/token", json={"name": name, "password": PASSWORD,
                                                                   "token_name": "isolation"}, timeout=30)
     assert made.status_code == 200, made.text

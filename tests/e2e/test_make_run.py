@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import stat
 import subprocess
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.conftest import free_port
+from tests.e2e.conftest import free_port, interrupt
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,12 +62,7 @@ def test_make_run_comes_up_ready_on_a_fresh_data_directory(tmp_path: Path) -> No
         page = httpx.get(f"{base}/", timeout=30, follow_redirects=True)
         assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            raise
+        interrupt(proc)
     try:  # Ctrl-C stops the whole app: nothing answers on the port any more
         httpx.get(f"{base}/health", timeout=5)
         raise AssertionError("the app still answers after make run was interrupted")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import ssl
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from playwright.sync_api import expect, sync_playwright
 from maos_testing.llm.sim_thread import SimHandle
 from serve_app.sessions import CSRF_COOKIE, SESSION_COOKIE
 from tests._cluster import LOGIN_TOKEN
-from tests.e2e.conftest import WAIT_MS, free_port, log_in
+from tests.e2e.conftest import WAIT_MS, free_port, interrupt, log_in
 from tests.e2e.test_cli import cli_env, maos
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,9 +99,4 @@ def test_the_app_serves_https_with_a_self_signed_certificate(tmp_path: Path, sim
             finally:
                 chromium.close()
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            raise
+        interrupt(proc)

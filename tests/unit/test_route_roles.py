@@ -17,7 +17,8 @@ from starlette.routing import Mount, Route
 
 from core.settings import Settings
 from serve_app.api import build_api
-from serve_app.callers import SCOPE_KEY, Caller, declared_role
+from serve_app.callers import Caller, declared_role
+from tests._callers import AsCaller
 
 TOKEN = "s3cret-token-value"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
@@ -93,22 +94,10 @@ def test_admin_pages_are_an_admins_and_the_probes_open(with_ui: FastAPI) -> None
             ("GET", "/api/approvals/policy")} <= members
 
 
-class _As:
-    """Test wiring, inside the door (which checks the login token first): the request's caller replaced by
-    ``who``, as the door sets it for a person's session or API token."""
-
-    def __init__(self, app: Any, who: Caller) -> None:
-        self.app, self.who = app, who
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        scope[SCOPE_KEY] = self.who
-        await self.app(scope, receive, send)
-
-
 def test_a_member_is_refused_an_admins_routes_and_not_a_members(tmp_path: Path) -> None:
     member = Caller(user_id="bob", role="member", via="token")
     api = _app(tmp_path, ui=False)
-    api.user_middleware.append(Middleware(_As, who=member))  # innermost: after the door
+    api.user_middleware.append(Middleware(AsCaller, who=member))  # innermost: after the door
     client = TestClient(api, base_url="http://127.0.0.1:8000", raise_server_exceptions=False)
     refused = client.patch("/api/settings", json={"max_attempts": 3}, headers=BEARER)
     assert refused.status_code == 403 and "admin role" in refused.json()["detail"]

@@ -5,7 +5,6 @@ counted before a route reaches the runtime."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi import HTTPException
@@ -15,8 +14,9 @@ from starlette.middleware import Middleware
 
 from core.settings import Settings
 from serve_app.api import build_api
-from serve_app.callers import SCOPE_KEY, Caller
+from serve_app.callers import Caller
 from serve_app.user_limits import UserLimits
+from tests._callers import AsCaller
 
 TOKEN = "s3cret-token-value"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
@@ -46,24 +46,13 @@ def test_a_new_figure_in_the_settings_applies_at_the_next_request(tmp_path: Path
     limits.take("messages", "alice", now=0.0)
 
 
-class _As:
-    """Test wiring inside the door: the caller as the door sets it for a person's API token."""
-
-    def __init__(self, app: Any, who: Caller) -> None:
-        self.app, self.who = app, who
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        scope[SCOPE_KEY] = self.who
-        await self.app(scope, receive, send)
-
-
 def test_past_the_limit_a_chat_message_is_429_with_retry_after_per_person(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, api_token=SecretStr(TOKEN), user_messages_per_minute=2)
     apps = {}
     shared = None
     for name in ("alice", "bob"):
         api = build_api(settings)
-        api.user_middleware.append(Middleware(_As, who=Caller(user_id=name, role="member", via="token")))
+        api.user_middleware.append(Middleware(AsCaller, who=Caller(user_id=name, role="member", via="token")))
         shared = shared if shared is not None else api.state.user_limits
         api.state.user_limits = shared  # one replica's limits, reached by both people
         apps[name] = TestClient(api, base_url="http://127.0.0.1:8000", raise_server_exceptions=False)
