@@ -76,10 +76,13 @@ class Store:
     a group of related operations is listed without blank lines between them."""
 
     def __init__(self, db_path: str, commit_interval_s: float = 0.002, retry: queue.RetryPolicy | None = None,
-                 keys: Sequence[str] = (), threads: int = 1, keys_of: Settings | None = None) -> None:
+                 keys: Sequence[str] = (), threads: int = 1, keys_of: Settings | None = None,
+                 busy_wait_s: float = 30.0) -> None:
         """``keys``: the database file's encryption keys (``database_keys``), current first; or
-        ``keys_of``: the settings to derive them from in this process (an actor is given no secret)."""
-        self._db = Engine(db_path, database_keys(keys_of) if keys_of is not None else keys, commit_interval_s, threads)
+        ``keys_of``: the settings to derive them from in this process (an actor is given no secret).
+        ``busy_wait_s``: how long a file another process holds is waited for (``open_database``)."""
+        keys = database_keys(keys_of) if keys_of is not None else keys
+        self._db = Engine(db_path, keys, commit_interval_s, threads, busy_wait_s)
         self._conn = self._db.conn
         self._queue = TaskClaims(self._db, retry)
         self.claims_asked = 0  # by the dispatcher, answered or not

@@ -214,21 +214,29 @@ def run_json(view: RunView) -> dict[str, Any]:
 # --- queue inspection: through the running app, or straight from the DuckDB file ---------------
 
 
-def _store(settings: Settings) -> StoreApi:
-    """The Store (calls awaited with ``blocking``): the running app's actor, else the file opened here."""
-    from actors.runtime import wiring
-
-    address = wiring.app_address(settings)
-    if address is not None:
-        wiring.init_ray(settings, address)
-        app = wiring.connect(settings, None)  # type: ignore[arg-type]
-        if app is not None:
-            return app.store
-    from actors.runtime import LocalHandle
-    from actors.storage.database import database_keys
+def _store(settings: Settings, busy_wait_s: float = 60.0) -> StoreApi:
+    """The Store (calls awaited with ``blocking``): the running app's actor, else the file opened here.
+    While another process holds the file (an app starting, or another command reading it), the app is
+    looked for again each second, for up to ``busy_wait_s``."""
+    from actors.runtime import LocalHandle, wiring
+    from actors.storage.database import DatabaseBusy, database_keys
     from actors.store import Store
 
-    return typed(LocalHandle(Store(str(settings.db_path), keys=database_keys(settings)), "store"), StoreApi)
+    deadline = time.monotonic() + busy_wait_s
+    while True:
+        address = wiring.app_address(settings)
+        if address is not None:
+            wiring.init_ray(settings, address)
+            app = wiring.connect(settings, None)  # type: ignore[arg-type]
+            if app is not None:
+                return app.store
+        try:
+            store = Store(str(settings.db_path), keys=database_keys(settings), busy_wait_s=1.0)
+        except DatabaseBusy:
+            if time.monotonic() >= deadline:
+                raise
+            continue
+        return typed(LocalHandle(store, "store"), StoreApi)
 
 
 def _cancel(settings: Settings, args: argparse.Namespace) -> int:

@@ -15,6 +15,8 @@ then renamed over it, so a crash leaves either the old file or the new one.
 from __future__ import annotations
 
 import os
+import re
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,10 +37,36 @@ def database_keys(settings: Settings) -> list[str]:
     return sealer.derived("duckdb") if sealer else []
 
 
+class DatabaseBusy(ConfigError):
+    """The database file is held by another process: DuckDB lets one process at a time open a file
+    for writing (a command reading the file while no app runs, or an app)."""
+
+
 def open_database(path: str, keys: Sequence[str] = (), read_only: bool = False,
-                  threads: int | None = None) -> duckdb.DuckDBPyConnection:
+                  threads: int | None = None, busy_wait_s: float = 30.0) -> duckdb.DuckDBPyConnection:
     """A connection whose default database is the file at ``path``, encrypted under ``keys[0]``
-    when keys are given (see the module note); plain otherwise. Its configuration is locked."""
+    when keys are given (see the module note); plain otherwise. Its configuration is locked.
+
+    A file another process holds is tried again for up to ``busy_wait_s`` (a command that read it
+    lets go within a second or two); then :class:`DatabaseBusy` names the process that holds it."""
+    deadline = time.monotonic() + busy_wait_s
+    pause = 0.05
+    while True:
+        try:
+            return _open(path, keys, read_only, threads)
+        except duckdb.IOException as exc:
+            if "Could not set lock" not in str(exc):
+                raise
+            if time.monotonic() >= deadline:
+                held = re.search(r"\(PID (\d+)\)", str(exc))
+                by = f" (process {held.group(1)})" if held else ""
+                raise DatabaseBusy(f"the database {path} is in use by another process{by}: an app on this "
+                                   "data directory, or a command reading it") from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
+
+
+def _open(path: str, keys: Sequence[str], read_only: bool, threads: int | None) -> duckdb.DuckDBPyConnection:
     if path == ":memory:" or not keys:
         try:
             return _locked(duckdb.connect(path, read_only=read_only), threads)

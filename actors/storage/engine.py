@@ -26,10 +26,11 @@ T = TypeVar("T")
 class Engine:
     """The database file, opened once (``keys``: its encryption keys, current first)."""
 
-    def __init__(self, db_path: str, keys: Sequence[str], commit_interval_s: float, threads: int = 1) -> None:
+    def __init__(self, db_path: str, keys: Sequence[str], commit_interval_s: float, threads: int = 1,
+                 busy_wait_s: float = 30.0) -> None:
         if db_path != ":memory:":
             Path(db_path).parent.mkdir(parents=True, exist_ok=True)
-        self.conn = open_database(db_path, keys, threads=threads)
+        self.conn = open_database(db_path, keys, threads=threads, busy_wait_s=busy_wait_s)
         migrate(self.conn)
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="store-read")  # tools' reads
         self._read_conn = reader_of(self.conn)  # used only in the reader thread
