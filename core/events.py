@@ -28,6 +28,7 @@ class TaskEvent:
     attempt: int
     at: float
     error: str | None = None  # for failed/dead: why (never a body)
+    node: str | None = None  # for running: the Ray node of the pool it runs in (8 hex digits)
 
 
 TASK_EVENTS = Counter("maos_task_events_total", "Task lifecycle changes", ["event", "agent"])

@@ -63,6 +63,8 @@ class TaskRecord(_Model):
     started_at: float | None = Field(None, description="When the last attempt started.")
     finished_at: float | None = Field(None, description="When it reached a final state.")
     next_attempt_at: float | None = Field(None, description="For failed tasks: when it retries.")
+    node: str | None = Field(None, description="Where the last attempt ran: the Ray node of its pool (the "
+                                              "first 8 hex digits of the node id, as `maos cluster status` shows it).")
 
 
 class Assignment(_Model):
@@ -226,6 +228,8 @@ class RunEvent(_Model):
     step_id: str | None = Field(None, description="For task events: the plan step.")
     agent: str | None = Field(None, description="For task events: the agent type.")
     attempt: int | None = Field(None, description="For task events: the attempt number.")
+    node: str | None = Field(None, description="For a step that starts running: the Ray node it runs on "
+                                              "(the first 8 hex digits of the node id).")
     error: str | None = Field(None, description="Why a step or run failed, or why it waits.")
     sources: list[MemorySource] | None = Field(None, description="For memory events: what was retrieved.")
 

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from collections import Counter
 from typing import Any
 
 from pydantic import ValidationError
@@ -157,16 +158,18 @@ def _follow(app: Any, run_id: str, console: Any, quiet: bool) -> RunView:
                         bars[t.id] = progress.add_task(f"{t.step_id} {t.agent:<9}", total=1, state=t.status)
             if view.run.status == "planning" and view.run.error:
                 console.print(f"[yellow]{escape(view.run.error)}[/yellow]")
+            nodes = Counter(t.node for t in view.tasks if t.node)  # where steps ran, shown once spread
             if many:
-                counts: dict[str, int] = {}
-                for t in view.tasks:
-                    counts[t.status] = counts.get(t.status, 0) + 1
+                counts = Counter(t.status for t in view.tasks)
                 final = sum(counts.get(s, 0) for s in TERMINAL_TASK_STATUSES)
-                progress.update(bars["all"], completed=final, state=" ".join(f"{k}:{v}" for k, v in sorted(counts.items())))
+                spread = f" · on nodes {' '.join(f'{n}:{c}' for n, c in sorted(nodes.items()))}" if len(nodes) > 1 else ""
+                progress.update(bars["all"], completed=final,
+                                state=" ".join(f"{k}:{v}" for k, v in sorted(counts.items())) + spread)
             else:
                 for t in view.tasks:
+                    where = f" · node {t.node}" if len(nodes) > 1 and t.node else ""
                     progress.update(bars[t.id], completed=1 if t.status in TERMINAL_TASK_STATUSES else 0,
-                                    state=_task_state(t))
+                                    state=_task_state(t) + where)
             if view.run.status in FINAL_RUN_STATUSES:
                 break
             time.sleep(0.2)
@@ -202,7 +205,7 @@ def run_json(view: RunView) -> dict[str, Any]:
         "plan": [s.model_dump() for s in view.run.plan.steps] if view.run.plan else [],
         "steps": [
             {"id": t.step_id, "task_id": t.id, "agent": t.agent, "status": t.status, "attempts": t.attempts,
-             "depends_on": t.depends_on, "result": t.result, "error": t.error}
+             "depends_on": t.depends_on, "result": t.result, "error": t.error, "node": t.node}
             for t in view.tasks
         ],
         "summary": view.run.summary,
@@ -214,50 +217,31 @@ def run_json(view: RunView) -> dict[str, Any]:
 # --- queue inspection: through the running app, or straight from the DuckDB file ---------------
 
 
-def _store(settings: Settings, busy_wait_s: float = 60.0) -> StoreApi:
-    """The Store (calls awaited with ``blocking``): the running app's actor, else the file opened here.
-    While another process holds the file (an app starting, or another command reading it), the app is
-    looked for again each second, for up to ``busy_wait_s``."""
-    from actors.runtime import LocalHandle, wiring
-    from actors.storage.database import DatabaseBusy, database_keys
-    from actors.store import Store
+def _store(settings: Settings) -> StoreApi:
+    """The Store (calls awaited with ``blocking``): the running app's actor, else the file opened here."""
+    from actors.runtime import LocalHandle
+    from serve_app.cli_memory import app_or_file
 
-    deadline = time.monotonic() + busy_wait_s
-    while True:
-        address = wiring.app_address(settings)
-        if address is not None:
-            wiring.init_ray(settings, address)
-            app = wiring.connect(settings, None)  # type: ignore[arg-type]
-            if app is not None:
-                return app.store
-        try:
-            store = Store(str(settings.db_path), keys=database_keys(settings), busy_wait_s=1.0)
-        except DatabaseBusy:
-            if time.monotonic() >= deadline:
-                raise
-            continue
-        return typed(LocalHandle(store, "store"), StoreApi)
+    app, store = app_or_file(settings)
+    return app.store if app is not None else typed(LocalHandle(store, "store"), StoreApi)
 
 
 def _cancel(settings: Settings, args: argparse.Namespace) -> int:
     """``maos cancel RUN``: through the running app (its running steps stop at once), else in the database
     file (an app started later never runs its steps). Asking again changes nothing."""
-    from actors.runtime import wiring
+    from actors.runtime import LocalHandle
+    from serve_app.cli_memory import app_or_file
 
     reason = f"cancelled by {settings.user_id}"
-    out: RunCancel | None = None
-    address = wiring.app_address(settings)
-    if address is not None:
-        wiring.init_ray(settings, address)
-        app = wiring.connect(settings, None)  # type: ignore[arg-type]
-        if app is not None:
-            out = blocking(app.master.cancel(run_id=args.run_id, user_id=settings.user_id, reason=reason), timeout=30)
-    if out is None:  # no app: the database file here (audited as the app's cancel is)
-        store = _store(settings)
+    app, local = app_or_file(settings)
+    if app is not None:
+        out: RunCancel = blocking(app.master.cancel(run_id=args.run_id, user_id=settings.user_id, reason=reason),
+                                  timeout=30)
+    else:  # no app: the database file here (audited as the app's cancel is)
+        store = typed(LocalHandle(local, "store"), StoreApi)
         out = blocking(store.cancel_run(run_id=args.run_id, user_id=settings.user_id, reason=reason), timeout=30)
         for entry in cancel_entries(out, settings.user_id, settings.user_id, reason, time.time()):
             blocking(store.record_audit(entry=entry), timeout=30)
-    assert out is not None
     if args.json:
         _print_json(out.model_dump())
     elif out.cancelled:

@@ -45,17 +45,14 @@ def add_commands(sub: Any) -> dict[str, Callable[[Settings, argparse.Namespace],
 def _with_workspace(settings: Settings, work: Callable[[WorkspaceApi], Coroutine[Any, Any, Any]]) -> Any:
     from actors.runtime.handles import LocalHandle
     from actors.runtime.typed import typed
-    from serve_app.cli_memory import running_app
+    from serve_app.cli_memory import app_or_file
 
-    app = running_app(settings)
+    app, store = app_or_file(settings)
     if app is not None:
         return asyncio.run(work(app.workspace))
-    from actors.storage.database import database_keys
-    from actors.store import Store
     from actors.workspace import Workspace
 
     async def local() -> Any:
-        store = Store(str(settings.db_path), keys=database_keys(settings))
         try:
             result = await work(typed(LocalHandle(Workspace(settings, LocalHandle(store, "store"), sweep=False), "workspace"),
                                       WorkspaceApi))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -43,20 +44,36 @@ def running_app(settings: Settings) -> Any:
     return wiring.connect(settings, None)  # type: ignore[arg-type]
 
 
+def app_or_file(settings: Settings, busy_wait_s: float = 60.0) -> tuple[Any, Any]:
+    """``(app, None)`` with the app running on this data directory, else ``(None, store)`` with the
+    database file opened here (a Store, to close). While another process holds the file (an app
+    starting, another command reading it), the app is looked for again each second, up to ``busy_wait_s``."""
+    from actors.storage.database import DatabaseBusy, database_keys
+    from actors.store import Store
+
+    deadline = time.monotonic() + busy_wait_s
+    while True:
+        app = running_app(settings)
+        if app is not None:
+            return app, None
+        try:
+            return None, Store(str(settings.db_path), keys=database_keys(settings), busy_wait_s=1.0)
+        except DatabaseBusy:
+            if time.monotonic() >= deadline:
+                raise
+
+
 def _with_memory(settings: Settings, work: Callable[[MemoryApi, StoreApi], Coroutine[Any, Any, Any]]) -> Any:
     """Run ``work(memory, store)`` against the running app's Memory and Store actors, else ones opened here."""
     from actors.runtime.handles import LocalHandle
     from actors.runtime.typed import typed
 
-    app = running_app(settings)
+    app, store = app_or_file(settings)
     if app is not None:
         return asyncio.run(work(app.memory, app.store))
     from actors.memory import Memory
-    from actors.storage.database import database_keys
-    from actors.store import Store
 
     async def local() -> Any:
-        store = Store(str(settings.db_path), keys=database_keys(settings))
         try:
             memory = Memory(settings, LocalHandle(store, "store"))
             result = await work(typed(LocalHandle(memory, "memory"), MemoryApi),

@@ -226,9 +226,8 @@ def build_blocks(client: ApiClient, dashboard_url: str | None) -> gr.Blocks:
             elif key == "agents":
                 switched.then(pages.agents, None, agents_outputs, **QUIET)
             elif key == "settings":
-                switched.then(people.handlers.whoami, None, whoami_outputs, **QUIET).then(
-                    pages.load_settings, None, settings_outputs, **QUIET).then(
-                    people.handlers.load, None, [people.listing], **QUIET)
+                switched.then(people.handlers.settings_opened, None, [*whoami_outputs, people.listing], **QUIET).then(
+                    pages.load_settings, None, settings_outputs, **QUIET)
                 switched.then(tokens.load, None, [tokens_list], **QUIET).then(
                     load_delegates, None, delegates_outputs, **QUIET)
 

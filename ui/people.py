@@ -90,12 +90,23 @@ class PeopleHandlers:
     async def whoami(self) -> tuple[str, Any, Any]:
         """Outputs: the sidebar's line, the admin-only settings (shown to an admin), the policy's save
         row (an admin's)."""
+        line, admin = await self._whoami()
+        return line, gr.Column(visible=admin), gr.Row(visible=admin)
+
+    async def settings_opened(self) -> tuple[str, Any, Any, Any]:
+        """As :meth:`whoami`, then the People list: an admin's, read when Settings opens (a member's
+        page asks for none)."""
+        line, admin = await self._whoami()
+        listing = await self.load() if admin else gr.update()
+        return line, gr.Column(visible=admin), gr.Row(visible=admin), listing
+
+    async def _whoami(self) -> tuple[str, bool]:
+        """The sidebar's line, and whether the person is an admin."""
         try:
             me = await self.client.me()
         except ApiError as exc:
-            return signed_in_html(None, str(exc)), gr.Column(visible=False), gr.Row(visible=False)
-        admin = me.role == "admin"
-        return signed_in_html(me), gr.Column(visible=admin), gr.Row(visible=admin)
+            return signed_in_html(None, str(exc)), False
+        return signed_in_html(me), me.role == "admin"
 
     async def load(self) -> str:
         try:

@@ -32,6 +32,7 @@ class StepProgress:
     finished_at: float | None = None
     output: str | None = None
     error: str | None = None
+    node: str | None = None  # the Ray node its last attempt ran on
 
     def seconds(self, now: float) -> float | None:
         if self.started_at is None:
@@ -119,6 +120,7 @@ class RunProgress:
             step.attempts = max(step.attempts, event.attempt)
         if step.status == "running":
             step.started_at, step.finished_at = event.at, None
+            step.node = event.node or step.node
         elif step.status in ("done", "dead", "blocked", "failed", "cancelled"):
             step.finished_at = event.at
         if step.status == "done":
@@ -133,6 +135,12 @@ class RunProgress:
             step.status, step.attempts = t.status, t.attempts
             step.started_at, step.finished_at = t.started_at, t.finished_at
             step.output, step.error = t.result, t.error
+            step.node = t.node or step.node
+
+    @property
+    def spread(self) -> bool:
+        """Whether its steps ran on more than one machine (then each step says where it ran)."""
+        return len({s.node for s in self.steps.values() if s.node}) > 1
 
     @property
     def active(self) -> bool:

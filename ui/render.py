@@ -95,10 +95,11 @@ def _bubble(p: RunProgress) -> str:
     return f"◐ Working: {done} of {total} steps done.{waiting}"
 
 
-def _step_html(s: StepProgress, now: float) -> str:
+def _step_html(s: StepProgress, now: float, spread: bool) -> str:
     word = STATUS_WORDS.get(s.status, s.status)
     took = fmt_seconds(s.seconds(now))
-    meta = " · ".join(x for x in (word, took, f"attempt {s.attempts}" if s.attempts else "") if x)
+    where = f"node {s.node}" if spread and s.node else ""
+    meta = " · ".join(x for x in (word, took, f"attempt {s.attempts}" if s.attempts else "", where) if x)
     body = ""
     if s.output:
         body += f'<div class="step-label">Output</div><pre class="step-out">{escape(s.output)}</pre>'
@@ -106,7 +107,8 @@ def _step_html(s: StepProgress, now: float) -> str:
         body += f'<div class="step-label">Error</div><pre class="step-err">{escape(s.error)}</pre>'
     if not body:
         body = '<div class="step-none">No output yet.</div>'
-    return (f'<details class="step" data-step="{escape(s.step_id)}" data-status="{escape(s.status)}">'
+    return (f'<details class="step" data-step="{escape(s.step_id)}" data-status="{escape(s.status)}" '
+            f'data-node="{escape(s.node or "")}">'
             f'<summary><span class="sym">{SYMBOLS.get(s.status, "·")}</span>'
             f'<span class="agent">{escape(s.agent)}</span>'
             f'<span class="instr" title="{escape(s.instruction)}">{escape(short(s.instruction, 90))}</span>'
@@ -137,7 +139,7 @@ def plan_html(p: RunProgress | None, now: float | None = None) -> str:
         return (f'<div class="plan" id="plan-checklist" data-state="{state}">{head}'
                 f'<div class="plan-empty">{escape(_no_steps(p))}</div></div>')
     goal = f'<div class="plan-goal">{escape(p.goal)}</div>' if p.goal else ""
-    steps = "".join(_step_html(s, now) for s in p.steps.values())
+    steps = "".join(_step_html(s, now, p.spread) for s in p.steps.values())
     return f'<div class="plan" id="plan-checklist" data-state="{state}">{head}{goal}{steps}</div>'
 
 

@@ -78,6 +78,8 @@ class EventLog:
                 body["text"] = results.get(e.task_id, "")[:RESULT_EXCERPT]
             if e.error is not None:
                 body["error"] = e.error
+            if e.node is not None:
+                body["node"] = e.node
             self._rows.append((e.run_id, seq, "task", e.at, json.dumps(body)))
             self._touched.add(e.run_id)
 

@@ -200,6 +200,11 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         """,
     ),
     migration_approvers.MIGRATION,  # 10: the install's approval policies, approval delegates
+    (
+        11,
+        "tasks: the Ray node a step's last attempt ran on (its pool's; the first 8 hex digits of the node id)",
+        "ALTER TABLE tasks ADD COLUMN node TEXT;",
+    ),
 ]
 
 

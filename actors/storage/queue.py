@@ -29,25 +29,26 @@ from core.schemas import Plan, StepOutcome, TaskEventKind, TaskRecord
 
 TASK_COLUMNS = (
     "id, run_id, step_id, agent, instruction, depends_on, status, attempts, max_attempts, error, "
-    "result, idempotency_key, created_at, updated_at, ready_at, started_at, finished_at, next_attempt_at"
+    "result, idempotency_key, created_at, updated_at, ready_at, started_at, finished_at, next_attempt_at, node"
 )
 _TERMINAL_SQL = "('done', 'dead', 'blocked', 'cancelled')"
 
 
 def row_to_task(row: Sequence[Any]) -> TaskRecord:
     (tid, run_id, step_id, agent, instruction, depends_on, status, attempts, max_attempts, error,
-     result, key, created, updated, ready_at, started, finished, next_at) = row
+     result, key, created, updated, ready_at, started, finished, next_at, node) = row
     return TaskRecord(
         id=tid, run_id=run_id, step_id=step_id, agent=agent, instruction=instruction,
         depends_on=json.loads(depends_on), status=status, attempts=attempts, max_attempts=max_attempts,
         error=error, result=result, idempotency_key=key, created_at=created, updated_at=updated,
-        ready_at=ready_at, started_at=started, finished_at=finished, next_attempt_at=next_at,
+        ready_at=ready_at, started_at=started, finished_at=finished, next_attempt_at=next_at, node=node,
     )
 
 
-def task_event(task: tuple[str, str, str, int], kind: TaskEventKind, now: float, error: str | None = None) -> TaskEvent:
+def task_event(task: tuple[str, str, str, int], kind: TaskEventKind, now: float, error: str | None = None,
+               node: str | None = None) -> TaskEvent:
     task_id, run_id, agent, attempt = task
-    return TaskEvent(kind, run_id, task_id, agent, attempt, now, error)
+    return TaskEvent(kind, run_id, task_id, agent, attempt, now, error, node)
 
 
 def retry_delay(attempt: int, base_s: float, max_s: float, rng: random.Random) -> float:
@@ -141,9 +142,11 @@ def claim(
         ids.append(tid)
         leased_to.append(pool[turn[agent] % len(pool)])
         turn[agent] += 1
+    # A pool's owner id is <type>/<node>/<i>/<epoch> (actors.runtime.placement): its node is where the step runs.
     claimed = conn.execute(
         f"UPDATE tasks SET status = 'running', attempts = attempts + 1, lease_owner = v.owner, "
-        f"lease_expires_at = $1, started_at = $2, updated_at = $3, next_attempt_at = NULL "
+        f"lease_expires_at = $1, started_at = $2, updated_at = $3, next_attempt_at = NULL, "
+        f"node = CASE WHEN len(string_split(v.owner, '/')) = 4 THEN string_split(v.owner, '/')[2] END "
         f"FROM (SELECT unnest($4) AS id, unnest($5) AS owner) v WHERE tasks.id = v.id "
         f"RETURNING {', '.join('tasks.' + c.strip() for c in TASK_COLUMNS.split(','))}, tasks.lease_owner",
         [now + lease_s, now, now, ids, leased_to],
@@ -152,7 +155,8 @@ def claim(
     for row in claimed:
         task = row_to_task(row[:-1])
         out.claimed.append((task, row[-1]))
-        out.events.append(task_event((task.id, task.run_id, task.agent, task.attempts), "running", now))
+        out.events.append(task_event((task.id, task.run_id, task.agent, task.attempts), "running", now,
+                                     node=task.node))
     return out
 
 

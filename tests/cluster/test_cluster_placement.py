@@ -81,6 +81,9 @@ def test_a_300_step_plan_runs_with_pools_on_all_three_nodes(ray_cluster: Cluster
     by_node = _completed_by_node(app)
     assert set(by_node) == nodes and all(by_node[n] > 0 for n in nodes), by_node  # steps ran on every node
     assert sum(by_node.values()) >= 300
+    # The run itself says where each step ran (the run view, as the chat and `maos ask` show it)
+    ran_on = Counter(t.node for t in view.tasks)
+    assert set(ran_on) == nodes and sum(ran_on.values()) == 300, ran_on
 
 
 def test_a_worker_node_lost_mid_run_loses_nothing_and_duplicates_no_effect(

@@ -209,3 +209,21 @@ async def test_reports_arriving_together_commit_as_one_completion_and_each_calle
         assert view is not None and all(t.status == "done" and t.result == f"r-{t.id}" for t in view.tasks)
         done = [e.task_id for e in await store.run_events(run_id) if e.kind == "task" and e.status == "done"]
         assert sorted(done) == sorted(t.id for t in view.tasks)  # one event each
+
+
+async def test_a_step_records_the_node_its_pool_ran_it_on_in_its_record_and_event() -> None:
+    """A pool's owner id names its node (<type>/<node>/<i>/<epoch>): a claimed step keeps it, past its
+    end and into its next attempt's claim; an owner id of another form names none."""
+    store = Store(":memory:", retry=RetryPolicy(base_s=0, max_s=0))
+    run_id = await _started(store)
+    owners = {"leads": ["leads/3f2a1b9c/0/ep1"], "writing": ["w-0"]}
+    claimed = {t.step_id: t for t, _, _ in await store.claim({"leads": 1, "writing": 1}, owners, 30)}
+    assert claimed["a"].node == "3f2a1b9c" and claimed["d"].node is None
+    await store.complete([StepOutcome(task_id=claimed["a"].id, attempt=1, ok=True, result="r")])
+    await store.flush()
+    view = await store.get_run(run_id)
+    assert view is not None
+    a = next(t for t in view.tasks if t.step_id == "a")
+    assert a.status == "done" and a.node == "3f2a1b9c"
+    running = [e for e in await store.run_events(run_id) if e.kind == "task" and e.status == "running"]
+    assert {(e.step_id, e.node) for e in running} == {("a", "3f2a1b9c"), ("d", None)}

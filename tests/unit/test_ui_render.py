@@ -78,6 +78,18 @@ def test_events_fold_into_a_live_checklist_and_a_streaming_reply() -> None:
     assert 'data-state="ended"' in html and "attempt 2" in html and html.count('data-status="done"') == 2
 
 
+def test_each_step_says_which_node_ran_it_once_a_run_spreads_over_machines() -> None:
+    p = RunProgress("r1")
+    for e in [ev(1, "plan", plan=PLAN), ev(2, "task", status="running", step_id="s1", agent="leads", attempt=1,
+                                           node="3f2a1b9c")]:
+        p.apply(e)
+    html = plan_html(p, now=120.0)
+    assert 'data-node="3f2a1b9c"' in html and "node 3f2a1b9c" not in html  # one machine: not said
+    p.apply(ev(3, "task", status="running", step_id="s2", agent="email", attempt=1, node="9b1c0d2e"))
+    html = plan_html(p, now=120.0)
+    assert "node 3f2a1b9c" in html and "node 9b1c0d2e" in html
+
+
 def test_a_failed_run_says_why_and_an_empty_plan_says_what_comes() -> None:
     p = RunProgress("r1")
     p.apply(ev(1, "status", status="planning"))
