@@ -18,6 +18,7 @@ import dataclasses
 import json
 import os
 import re
+import socket
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -288,7 +289,8 @@ def _kill_quietly(h: RayHandle) -> None:
 
 
 def app_address(settings: Settings) -> str | None:
-    """The Ray address of a running app on this data directory, if its process is alive."""
+    """The Ray address of a running app on this data directory, if its process is alive and its Ray
+    answers (an app stopping may have shut its Ray down already: joining it would wait a minute)."""
     path = _app_file(settings)
     if not path.exists():
         return None
@@ -297,7 +299,13 @@ def app_address(settings: Settings) -> str | None:
         os.kill(int(info["pid"]), 0)
     except (OSError, ValueError, KeyError):
         return None
-    return str(info["ray_address"])
+    address = str(info["ray_address"])
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=2.0).close()
+    except (OSError, ValueError):
+        return None
+    return address
 
 
 def connect(settings: Settings, backend: Backend) -> App | None:
