@@ -36,6 +36,11 @@ def add_commands(sub: Any) -> dict[str, Callable[[Settings, argparse.Namespace],
     rj = a.add_parser("reject", help="reject one action")
     rj.add_argument("action_id")
     rj.add_argument("--reason", default="")
+    dg = a.add_parser("delegates", help="who may also decide your pending actions, and for whom you may (shown "
+                                        "with no option)")
+    change = dg.add_mutually_exclusive_group()
+    change.add_argument("--set", metavar="NAMES", help="login names, separated by commas: the whole list")
+    change.add_argument("--none", action="store_true", help="name nobody")
     k = sub.add_parser("keys", help="encryption keys").add_subparsers(dest="keys_command", required=True)
     k.add_parser("new", help="print a new random key (for ENCRYPTION_KEY)")
     k.add_parser("rotate", help="re-encrypt everything under ENCRYPTION_KEY (old keys in ENCRYPTION_OLD_KEYS)")
@@ -113,6 +118,8 @@ def _approvals(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"{v.id}  {v.summary}")
             print(f"{len(views)} pending")
             return 0
+        if args.approvals_command == "delegates":
+            return _delegates(settings, args)
         if args.approvals_command == "approve":
             async def approve(w: Any) -> Any:
                 shown = await w.get_action(user_id=user, action_id=args.action_id)
@@ -126,6 +133,20 @@ def _approvals(settings: Settings, args: argparse.Namespace) -> int:
         print(f"maos: {exc}")
         return 1
     print(f"{view.id}: {view.status}")
+    return 0
+
+
+def _delegates(settings: Settings, args: argparse.Namespace) -> int:
+    """``maos approvals delegates [--set NAMES | --none]``, for this data directory's user (as HTTP's
+    ``/api/approvals/delegates`` is for the caller): a name that is no enabled user changes nothing."""
+    user = settings.user_id
+    if args.set is None and not args.none:
+        view = _with_workspace(settings, lambda w: w.delegates(user_id=user))
+    else:
+        names = [] if args.none else [n.strip() for n in args.set.split(",") if n.strip()]
+        view = _with_workspace(settings, lambda w: w.set_delegates(user_id=user, delegates=names))
+    print(f"your approval delegates: {', '.join(p.name for p in view.delegates) or 'nobody'}")
+    print(f"you may decide for: {', '.join(p.name for p in view.delegate_for) or 'nobody'}")
     return 0
 
 

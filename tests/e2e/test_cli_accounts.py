@@ -23,6 +23,14 @@ def test_maos_users_add_invite_list_disable_on_the_database_file(tmp_path: Path)
     assert maos(["users", "add", "ada"], env).returncode == 2  # taken
     invited = maos(["users", "invite", "bob"], env)
     assert invited.returncode == 0 and "/setup#" in invited.stdout and "72 h" in invited.stdout
+    # ada names bob her approval delegate; a name that is no one changes nothing; then nobody again
+    named = maos(["approvals", "delegates", "--set", "bob"], env)
+    assert named.returncode == 0 and "your approval delegates: bob" in named.stdout, named.stderr[-2000:]
+    unknown = maos(["approvals", "delegates", "--set", "bob,nobody-such"], env)
+    assert unknown.returncode == 1 and "nobody-such" in unknown.stdout
+    assert "your approval delegates: bob\n" in maos(["approvals", "delegates"], env).stdout
+    cleared = maos(["approvals", "delegates", "--none"], env)
+    assert cleared.returncode == 0 and "your approval delegates: nobody" in cleared.stdout
     disabled = maos(["users", "disable", "bob"], env)
     assert disabled.returncode == 0 and "disabled" in disabled.stdout
     listed = {u["name"]: u for u in json.loads(maos(["users", "list", "--json"], env).stdout)}

@@ -70,6 +70,7 @@ SAYS: dict[str, tuple[int, str]] = {
     ".venv/bin/maos google status": (0, "Google: not_configured"),
     ".venv/bin/maos approvals list": (0, "0 pending"),
     ".venv/bin/maos approvals approve ACTION_ID": (1, "no action 'ACTION_ID'"),
+    ".venv/bin/maos approvals delegates": (0, "your approval delegates: nobody"),
     ".venv/bin/maos token --new": (0, "new login token (shown once)"),
     ".venv/bin/maos tls self-signed --host 192.168.1.20 --host maos.lan": (0, "MAOS_TLS_CERT="),
 }
