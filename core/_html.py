@@ -1,4 +1,5 @@
-"""HTML to plain text with markdown headings and list items (stdlib html.parser only)."""
+"""HTML to plain text with markdown headings and list items (stdlib html.parser only); what a reader
+does not see (scripts, styles, hidden elements) is left out."""
 
 from __future__ import annotations
 
@@ -13,6 +14,16 @@ _BLOCK = {
     "address", "details", "summary", "tbody", "thead",
 }  # fmt: skip
 _HEADINGS = {f"h{n}": n for n in range(1, 7)}
+_ZERO = r"0+(?:\.0+)?(?:px|pt|em|rem|%)?\s*(?:!important\s*)?(?:;|$)"
+_HIDDEN_STYLE = re.compile(rf"display\s*:\s*none|visibility\s*:\s*hidden|(?:font-size|max-height|opacity)\s*:\s*{_ZERO}",
+                           re.I)
+
+
+def hidden(attrs: list[tuple[str, str | None]]) -> bool:
+    """Whether an element is hidden from a person reading the page (the ``hidden`` attribute, or a style
+    that hides it). Its text is dropped: a page, a document or a mail cannot hide words to the model in it."""
+    style = next((v for k, v in attrs if k == "style" and v), "")
+    return any(k == "hidden" for k, _ in attrs) or _HIDDEN_STYLE.search(style) is not None
 
 
 class _TextParser(HTMLParser):
@@ -37,7 +48,7 @@ class _TextParser(HTMLParser):
         if self._skip_depth:
             self._skip_depth += tag == self._skip_tag
             return
-        if tag in _SKIP:
+        if tag in _SKIP or hidden(attrs):
             self._skip_tag, self._skip_depth = tag, 1
             return
         if tag in _HEADINGS:

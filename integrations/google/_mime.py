@@ -11,6 +11,7 @@ from email.utils import parsedate_to_datetime
 from html.parser import HTMLParser
 from typing import Any
 
+from core._html import hidden
 from core.errors import GoogleApiError
 
 _SKIP = frozenset({"script", "style", "head", "title", "noscript", "template", "svg", "iframe", "object"})
@@ -19,7 +20,6 @@ _BLOCK = frozenset({
     "p", "div", "section", "article", "header", "footer", "table", "tr", "ul", "ol", "blockquote", "pre",
     "h1", "h2", "h3", "h4", "h5", "h6", "hr", "dl", "dt", "dd", "center", "form",
 })
-_HIDDEN = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0|max-height\s*:\s*0", re.I)
 
 
 def b64url_decode(data: str) -> bytes:
@@ -66,8 +66,7 @@ class _Text(HTMLParser):
             if tag in ("br", "hr") and not self._skip:
                 self.out.append("\n")
             return
-        style = next((v for k, v in attrs if k == "style" and v), "")
-        if self._skip or tag in _SKIP or _HIDDEN.search(style) or any(k == "hidden" for k, _ in attrs):
+        if self._skip or tag in _SKIP or hidden(attrs):
             self._skip.append(tag)
             return
         if tag == "li":

@@ -98,6 +98,9 @@ def test_html_to_text_drops_scripts_styles_and_hidden_text() -> None:
     text = _mime.html_to_text(html)
     assert text == "Invoice 42\n\nDear Ann,\nyour total is €10.\n\n- one\n- two\n\na b"
     assert "Ignore" not in text and "alert" not in text and "color" not in text
+    small = _mime.html_to_text('<p style="font-size: 0.9em">Small print</p><p style="font-size:0px;">Zero</p>'
+                               '<p style="opacity: 0">Clear</p><p style="max-height:0; overflow:hidden">Shut</p>')
+    assert small == "Small print"  # small text is read; text at size 0, transparent or folded away is not
 
 
 def test_strip_quoted_replies() -> None:
