@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import TYPE_CHECKING
 
-from core._html import html_to_text
 from core.errors import IngestError
+from core.html_text import html_to_text
 
 if TYPE_CHECKING:
     from core.settings import Settings
