@@ -165,6 +165,9 @@ class Store:
                           in_flight: dict[str, int]) -> list[AgentPoolView]:
         return conversations.agent_stats(self._conn, descriptions, actors, in_flight, time.time())
 
+    async def running_by_node(self) -> dict[str, int]:
+        return tasks.running_by_node(self._conn)
+
     async def settings_overrides(self) -> dict[str, Any]:
         return settings.overrides(self._conn)
     async def save_settings_overrides(self, values: dict[str, Any]) -> None:

@@ -295,9 +295,21 @@ class AgentPoolView(_Model):
     dead: int = Field(description="Dead letters of this type.")
 
 
+class MachineView(_Model):
+    """One machine (Ray node) of the install, and the steps running on it."""
+
+    node: str = Field(description="The Ray node id's first 8 hex digits (as a step's `node` and `maos cluster "
+                                  "status` give it).")
+    address: str = Field(description="Its IP address as Ray knows it.")
+    head: bool = Field(description="Whether it is the head (the data, the Store and the gateways are there).")
+    alive: bool = Field(description="Whether Ray counts it alive.")
+    steps_running: int = Field(description="Steps running on it now, everyone's.")
+
+
 class AgentsView(_Model):
     kind: Literal["agents"] = "agents"
     pools: list[AgentPoolView] = Field(description="One per agent type.")
+    machines: list[MachineView] = Field(default_factory=list, description="The machines (Ray nodes), head first.")
     in_flight: int = Field(description="Sub-agents running now, all types.")
     queued: int = Field(description="Tasks waiting, all types.")
     dead: list[TaskRecord] = Field(description="Dead letters, newest first.")

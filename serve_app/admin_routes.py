@@ -89,12 +89,13 @@ def build_admin_routes(rt: RuntimeAccess, metrics: HttpMetrics) -> APIRouter:
 
     @r.get("/api/agents", response_model=AgentsView, tags=["agents"])
     async def agents(who: Member) -> AgentsView:
-        """Pools with their actors, sub-agents in flight, queue depth and throughput per type, and the caller's
-        dead letters."""
+        """Pools with their actors, sub-agents in flight, queue depth and throughput per type, the machines with
+        the steps running on each, and the caller's dead letters."""
         views = await pools()
         dead = await rt.store.list_tasks(status="dead", run_id=None, limit=200, user_id=who.user_id)
-        return AgentsView(pools=views, in_flight=sum(p.in_flight for p in views), queued=sum(p.queued for p in views),
-                          dead=dead, dashboard_url=rt.dashboard_url)
+        machines = wiring.machines(await rt.store.running_by_node())
+        return AgentsView(pools=views, machines=machines, in_flight=sum(p.in_flight for p in views),
+                          queued=sum(p.queued for p in views), dead=dead, dashboard_url=rt.dashboard_url)
 
     @r.get("/api/settings", response_model=SettingsView, tags=["settings"])
     async def get_settings(who: Member) -> SettingsView:

@@ -147,6 +147,9 @@ def build_blocks(client: ApiClient, dashboard_url: str | None) -> gr.Blocks:
             a_totals = gr.Markdown(elem_id="agents-totals")
             a_pools = gr.Dataframe(table(views.POOL_HEADERS, []), interactive=False, elem_id="agents-pools",
                                    column_widths=["20%", "16%", "16%", "16%", "16%", "16%"])
+            gr.Markdown("### Machines")
+            a_machines = gr.Dataframe(table(views.MACHINE_HEADERS, []), interactive=False, elem_id="agents-machines",
+                                      column_widths=["30%", "20%", "25%", "25%"])
             gr.Markdown("### Dead letters")
             a_dead = gr.Dataframe(table(views.DEAD_HEADERS, []), interactive=False, wrap=True, elem_id="agents-dead",
                                   column_widths=["18%", "10%", "9%", "45%", "18%"])
@@ -207,7 +210,7 @@ def build_blocks(client: ApiClient, dashboard_url: str | None) -> gr.Blocks:
 
         history = Search((pages.search, [h_q, h_status, h_agent, h_when], [h_table, found_ids, h_note]),
                          [h_go.click, h_q.submit])
-        agents_outputs = [a_pools, a_totals, a_dead, a_pick]
+        agents_outputs = [a_pools, a_totals, a_machines, a_dead, a_pick]
         settings_outputs = [*(fields[n] for n in SETTING_FIELDS), saved, s_result]
         whoami_outputs = [who, admin_settings, approvals.policy_edit]
         opening: dict[Search, list[Any]] = {history: [], memory.documents: [], approvals.audit: []}

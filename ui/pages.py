@@ -100,14 +100,16 @@ class PageHandlers:
 
     # --- agents --------------------------------------------------------------------------------
 
-    async def agents(self) -> tuple[Table, str, Table, Any]:
+    async def agents(self) -> tuple[Table, str, Table, Table, Any]:
         try:
             view = await self.client.agents()
         except ApiError as exc:
-            return table(views.POOL_HEADERS, []), f"✖ {exc}", table(views.DEAD_HEADERS, []), gr.Dropdown()
+            return (table(views.POOL_HEADERS, []), f"✖ {exc}", table(views.MACHINE_HEADERS, []),
+                    table(views.DEAD_HEADERS, []), gr.Dropdown())
         dead = [t.id for t in view.dead]
         return (table(views.POOL_HEADERS, views.pool_rows(view)), views.agents_totals(view),
-                table(views.DEAD_HEADERS, views.dead_rows(view)), gr.Dropdown(choices=dead))
+                table(views.MACHINE_HEADERS, views.machine_rows(view)), table(views.DEAD_HEADERS, views.dead_rows(view)),
+                gr.Dropdown(choices=dead))
 
     async def retry(self, task_id: str | None) -> str:
         if not task_id:

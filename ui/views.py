@@ -22,6 +22,7 @@ CONVERSATION_HEADERS = ["Title", "Status", "Runs", "Agents", "Last activity"]
 TASK_HEADERS = ["Task", "Agent", "Status", "Attempts", "Took", "Instruction", "Output or error"]
 POOL_HEADERS = ["Agent type", "Actors", "In flight", "Queued", "Done last minute", "Dead"]
 DEAD_HEADERS = ["Task", "Agent", "Attempts", "Error", "Updated"]
+MACHINE_HEADERS = ["Machine", "Node", "Role · state", "Steps running"]
 DATE_RANGES = {"Any time": None, "Today": 86_400.0, "Last 7 days": 7 * 86_400.0, "Last 30 days": 30 * 86_400.0}
 
 
@@ -44,6 +45,11 @@ def task_rows(items: Sequence[TaskRecord]) -> list[list[Any]]:
 
 def pool_rows(view: AgentsView) -> list[list[Any]]:
     return [[p.agent, len(p.actors), p.in_flight, p.queued, p.done_last_minute, p.dead] for p in view.pools]
+
+
+def machine_rows(view: AgentsView) -> list[list[Any]]:
+    return [[m.address, m.node, f"{'head' if m.head else 'worker'} · {'alive' if m.alive else 'lost'}", m.steps_running]
+            for m in view.machines]
 
 
 def dead_rows(view: AgentsView) -> list[list[Any]]:

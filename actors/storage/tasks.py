@@ -101,6 +101,12 @@ def open_count(conn: duckdb.DuckDBPyConnection) -> int:
     return int(row[0]) if row else 0
 
 
+def running_by_node(conn: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Steps running now on each Ray node (by the node's first 8 hex digits, as ``tasks.node`` has it)."""
+    return dict(conn.execute("SELECT node, count(*) FROM tasks WHERE status = 'running' AND node IS NOT NULL "
+                             "GROUP BY node").fetchall())
+
+
 def waiting_count(conn: duckdb.DuckDBPyConnection, user_id: str, provider: str) -> int:
     """The user's steps waiting for ``provider`` to be reconnected."""
     row = conn.execute("SELECT count(*) FROM tasks WHERE status = 'waiting' AND waiting_on = ? "

@@ -84,6 +84,10 @@ def test_a_300_step_plan_runs_with_pools_on_all_three_nodes(ray_cluster: Cluster
     # The run itself says where each step ran (the run view, as the chat and `maos ask` show it)
     ran_on = Counter(t.node for t in view.tasks)
     assert set(ran_on) == nodes and sum(ran_on.values()) == 300, ran_on
+    # The Agents page's machines: the three, the head first, nothing running once the run is done
+    machines = wiring.machines(blocking(app.store.running_by_node(), timeout=30))
+    assert [m.node for m in machines if m.alive][0] == head and machines[0].head
+    assert {m.node for m in machines if m.alive} == nodes and all(m.steps_running == 0 for m in machines)
 
 
 def test_a_worker_node_lost_mid_run_loses_nothing_and_duplicates_no_effect(

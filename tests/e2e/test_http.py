@@ -198,6 +198,9 @@ def test_history_agents_probes_and_metrics(served: Served, sim: SimHandle) -> No
         assert {p["agent"] for p in agents["pools"]} >= {"leads", "email", "calendar", "writing", "research"}
         assert all(p["actors"] and p["description"] for p in agents["pools"])
         assert sum(p["done_last_minute"] for p in agents["pools"]) >= 3
+        (machine,) = agents["machines"]  # this machine: the head, alive
+        assert machine["head"] and machine["alive"] and len(machine["node"]) == 8 and machine["steps_running"] >= 0
+        assert {t["node"] for t in tasks} == {machine["node"]}  # where the run's steps ran
 
         assert client.get("/health").json() == {"status": "ok"}
         assert client.get("/ready").json() == {"ready": True, "reasons": []}

@@ -69,6 +69,7 @@ def test_chat_history_agents_settings_in_a_real_browser(served: Served, artifact
         go(page, "agents")
         expect(page.locator("#agents-pools")).to_contain_text("leads")
         expect(page.locator("#agents-totals")).to_contain_text("in flight")
+        expect(page.locator("#agents-machines")).to_contain_text("head · alive")
         go(page, "integrations")
         expect(page.locator("#integrations-llm")).to_contain_text(llm["llm_base_url"])
         expect(page.locator("#google-status")).to_contain_text(re.compile("Not connected|Connected as"))

@@ -219,7 +219,9 @@ async def test_a_step_records_the_node_its_pool_ran_it_on_in_its_record_and_even
     owners = {"leads": ["leads/3f2a1b9c/0/ep1"], "writing": ["w-0"]}
     claimed = {t.step_id: t for t, _, _ in await store.claim({"leads": 1, "writing": 1}, owners, 30)}
     assert claimed["a"].node == "3f2a1b9c" and claimed["d"].node is None
+    assert await store.running_by_node() == {"3f2a1b9c": 1}  # steps running there now
     await store.complete([StepOutcome(task_id=claimed["a"].id, attempt=1, ok=True, result="r")])
+    assert await store.running_by_node() == {}
     await store.flush()
     view = await store.get_run(run_id)
     assert view is not None
