@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from actors.agents import all_specs
-from actors.runtime import wiring
+from actors.runtime import cluster_info, wiring
 from core.schemas import (
     AgentPoolView,
     AgentsView,
@@ -93,7 +93,7 @@ def build_admin_routes(rt: RuntimeAccess, metrics: HttpMetrics) -> APIRouter:
         the steps running on each, and the caller's dead letters."""
         views = await pools()
         dead = await rt.store.list_tasks(status="dead", run_id=None, limit=200, user_id=who.user_id)
-        machines = wiring.machines(await rt.store.running_by_node())
+        machines = cluster_info.machines(await rt.store.running_by_node())
         return AgentsView(pools=views, machines=machines, in_flight=sum(p.in_flight for p in views),
                           queued=sum(p.queued for p in views), dead=dead, dashboard_url=rt.dashboard_url)
 

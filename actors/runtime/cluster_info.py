@@ -1,6 +1,7 @@
-"""Ray's view of a cluster, for ``maos cluster``: the code version the head publishes in Ray's
-key-value store (GCS) and a joining machine's check of it before it starts a Ray node; the nodes
-with the app's actors on each; the gateways' health. The Ray calls of the cluster commands."""
+"""Ray's view of a cluster, for ``maos cluster`` and the Agents page: the code version the head
+publishes in Ray's key-value store (GCS) and a joining machine's check of it before it starts a Ray
+node; the nodes with the app's actors on each; the gateways' health. The Ray calls of the cluster
+commands."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ import ray
 import structlog
 
 from actors.runtime.apis import GatewayApi
+from actors.runtime.placement import short
 from actors.runtime.ray_handles import RayHandle
 from actors.runtime.typed import blocking, typed
 from actors.runtime.wiring import use_token_auth
 from core.cluster_schemas import NodeView
 from core.errors import ConfigError
+from core.schemas import MachineView
 
 _log = structlog.get_logger("maos.cluster")
 _KV_NAMESPACE = b"maos"
@@ -82,15 +85,29 @@ def nodes(namespace: str) -> tuple[list[NodeView], str | None]:
     ``namespace``); and why actors are not listed, when they cannot be."""
     placed, note = _actors_by_node(namespace)
     found = []
-    for n in ray.nodes():
-        res = n.get("Resources", {})
-        node_id = str(n["NodeID"])
-        found.append(NodeView(node_id=node_id, address=str(n.get("NodeManagerAddress", "")), alive=bool(n.get("Alive")),
-                              head="node:__internal_head__" in res, cpus=float(res.get("CPU", 0.0)),
-                              gpus=float(res.get("GPU", 0.0)), memory_gb=round(float(res.get("memory", 0.0)) / 1e9, 1),
-                              actors=sorted(placed.get(node_id, []))))
-    found.sort(key=lambda v: (not v.head, not v.alive, v.address, v.node_id))
+    for n in _ray_nodes():
+        res = n["Resources"]
+        found.append(NodeView(node_id=n["id"], address=n["address"], alive=n["alive"], head=n["head"],
+                              cpus=float(res.get("CPU", 0.0)), gpus=float(res.get("GPU", 0.0)),
+                              memory_gb=round(float(res.get("memory", 0.0)) / 1e9, 1),
+                              actors=sorted(placed.get(n["id"], []))))
     return found, note
+
+
+def machines(running: dict[str, int]) -> list[MachineView]:
+    """Every node Ray knows as the Agents page lists it, with ``running`` (steps by node, 8 hex digits).
+    Only Ray's node table: no state API call (the page asks every few seconds)."""
+    return [MachineView(node=short(n["id"]), address=n["address"], head=n["head"], alive=n["alive"],
+                        steps_running=running.get(short(n["id"]), 0)) for n in _ray_nodes()]
+
+
+def _ray_nodes() -> list[dict[str, Any]]:
+    """Ray's node table, head first, then alive ones, by address: each with its id, address, alive, head
+    and Resources."""
+    found = [{"id": str(n["NodeID"]), "address": str(n.get("NodeManagerAddress", "")), "alive": bool(n.get("Alive")),
+              "head": "node:__internal_head__" in n.get("Resources", {}), "Resources": n.get("Resources", {})}
+             for n in ray.nodes()]
+    return sorted(found, key=lambda n: (not n["head"], not n["alive"], n["address"], n["id"]))
 
 
 def _actors_by_node(namespace: str) -> tuple[dict[str, list[str]], str | None]:

@@ -54,7 +54,6 @@ from actors.runtime.placement import (
     on_node,
     options,
     pool_slots,
-    short,
     up,
 )
 from actors.runtime.ray_handles import LazyHandle, RayHandle
@@ -63,7 +62,6 @@ from actors.storage.queue import RetryPolicy
 from actors.store import ActorStore
 from actors.workspace import ActorWorkspace
 from core.errors import ConfigError
-from core.schemas import MachineView
 from core.settings import Settings, apply_ray_environment, ensure_ray_token
 from integrations.llm.backend import Backend
 
@@ -120,15 +118,6 @@ def dashboard_url() -> str | None:
 
 def cluster_nodes() -> int:
     return sum(1 for n in ray.nodes() if n.get("Alive"))
-
-
-def machines(running: dict[str, int]) -> list[MachineView]:
-    """The cluster's nodes, head first then alive ones, with ``running`` (steps by node, 8 hex digits)."""
-    found = [MachineView(node=short(str(n["NodeID"])), address=str(n.get("NodeManagerAddress", "")),
-                         head="node:__internal_head__" in n.get("Resources", {}), alive=bool(n.get("Alive")),
-                         steps_running=running.get(short(str(n["NodeID"])), 0))
-             for n in ray.nodes()]
-    return sorted(found, key=lambda m: (not m.head, not m.alive, m.address, m.node))
 
 
 def shutdown_ray() -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import ray
 from ray.cluster_utils import Cluster
 
-from actors.runtime import wiring
+from actors.runtime import cluster_info, wiring
 from actors.runtime.placement import node_of_owner, short
 from actors.runtime.typed import blocking
 from core.errors import ActorGone
@@ -85,7 +85,7 @@ def test_a_300_step_plan_runs_with_pools_on_all_three_nodes(ray_cluster: Cluster
     ran_on = Counter(t.node for t in view.tasks)
     assert set(ran_on) == nodes and sum(ran_on.values()) == 300, ran_on
     # The Agents page's machines: the three, the head first, nothing running once the run is done
-    machines = wiring.machines(blocking(app.store.running_by_node(), timeout=30))
+    machines = cluster_info.machines(blocking(app.store.running_by_node(), timeout=30))
     assert [m.node for m in machines if m.alive][0] == head and machines[0].head
     assert {m.node for m in machines if m.alive} == nodes and all(m.steps_running == 0 for m in machines)
 
