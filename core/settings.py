@@ -303,7 +303,7 @@ def apply_ray_environment(token_path: Path) -> None:
     """Before starting or joining Ray: no usage stats, and Ray's token authentication on, with the
     token read from ``token_path`` (made 0600 by ``ensure_ray_token``). Every Ray process started
     from here (GCS, raylet, dashboard, workers) inherits this, and refuses a client without the token.
-    ``RAY_AUTH_MODE=disabled`` in the environment is overridden: the app never runs Ray open."""
+    An auth mode of ``disabled`` set in the environment is overridden: the app never runs Ray open."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     # Serve's HTTP proxy, started inside Ray, caps request bodies (it would queue an endless one).
     os.environ.setdefault("RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH", "serve_app.proxy_limits.middlewares")

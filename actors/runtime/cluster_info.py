@@ -86,7 +86,7 @@ def nodes(namespace: str) -> tuple[list[NodeView], str | None]:
     placed, note = _actors_by_node(namespace)
     found = []
     for n in _ray_nodes():
-        res = n["Resources"]
+        res = n["resources"]
         found.append(NodeView(node_id=n["id"], address=n["address"], alive=n["alive"], head=n["head"],
                               cpus=float(res.get("CPU", 0.0)), gpus=float(res.get("GPU", 0.0)),
                               memory_gb=round(float(res.get("memory", 0.0)) / 1e9, 1),
@@ -103,9 +103,9 @@ def machines(running: dict[str, int]) -> list[MachineView]:
 
 def _ray_nodes() -> list[dict[str, Any]]:
     """Ray's node table, head first, then alive ones, by address: each with its id, address, alive, head
-    and Resources."""
+    and resources."""
     found = [{"id": str(n["NodeID"]), "address": str(n.get("NodeManagerAddress", "")), "alive": bool(n.get("Alive")),
-              "head": "node:__internal_head__" in n.get("Resources", {}), "Resources": n.get("Resources", {})}
+              "head": "node:__internal_head__" in n.get("Resources", {}), "resources": n.get("Resources", {})}
              for n in ray.nodes()]
     return sorted(found, key=lambda n: (not n["head"], not n["alive"], n["address"], n["id"]))
 
